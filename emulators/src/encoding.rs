@@ -1,0 +1,111 @@
+//! Tiny encoders the fakes need for wire-realistic identifiers.
+//!
+//! Base64url gives the AAD tokens a JWT shape and Key Vault's `$skiptoken` an opaque look;
+//! random hex gives Key Vault versions and Databricks token ids their real lengths. They are
+//! a few lines each, so the crate does not take a dependency for them.
+
+const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Base64url without padding (RFC 4648 §5), as used in JWTs.
+pub(crate) fn b64url_encode(input: &[u8]) -> String {
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(B64URL[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Inverse of [`b64url_encode`]; `None` on any character outside the alphabet.
+pub(crate) fn b64url_decode(input: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len() * 3 / 4);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in input.bytes() {
+        let v = B64URL.iter().position(|&x| x == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// `n` random lowercase hex characters (n ≤ 64), from UUID v4 randomness.
+pub(crate) fn random_hex(n: usize) -> String {
+    let mut s = String::with_capacity(64);
+    while s.len() < n {
+        s.push_str(&uuid::Uuid::new_v4().simple().to_string());
+    }
+    s.truncate(n);
+    s
+}
+
+/// `n` random bytes.
+pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(n + 16);
+    while v.len() < n {
+        v.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    }
+    v.truncate(n);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64url_round_trips_every_length() {
+        for len in 0..10 {
+            let data: Vec<u8> = (0..len).map(|i| (i * 37 + 200) as u8).collect();
+            let enc = b64url_encode(&data);
+            assert!(!enc.contains('='));
+            assert_eq!(b64url_decode(&enc).unwrap(), data);
+        }
+        assert_eq!(b64url_encode(b"{\"a\":1}"), "eyJhIjoxfQ");
+        assert!(b64url_decode("a+b").is_none());
+    }
+
+    #[test]
+    fn random_hex_has_requested_length() {
+        let h = random_hex(64);
+        assert_eq!(h.len(), 64);
+        assert!(h.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(random_hex(32), random_hex(32));
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SSZ` for Unix seconds, the timestamp style of AAD error bodies.
+pub(crate) fn utc_timestamp(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn utc_timestamp_formats_known_instants() {
+        assert_eq!(super::utc_timestamp(0), "1970-01-01 00:00:00Z");
+        assert_eq!(super::utc_timestamp(1_700_000_000), "2023-11-14 22:13:20Z");
+        assert_eq!(super::utc_timestamp(951_782_400), "2000-02-29 00:00:00Z");
+    }
+}

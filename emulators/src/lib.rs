@@ -1,0 +1,407 @@
+//! Local fakes of the services pat-rotator talks to, for its tests, demo and benchmarks.
+//!
+//! Everything runs on loopback (`127.0.0.1`, port 0) and behaves like the real service as far
+//! as a client can tell: same routes, same JSON shapes, same errors and quirks, real auth
+//! decisions. The map:
+//!
+//! - [`identity`] — [`FakeIdentity`], the App Service / Functions managed-identity endpoint
+//!   (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`), plain HTTP. Also serves `/_emulator/state`
+//!   (see `state`).
+//! - [`aad`] — [`FakeAad`], Entra ID's token endpoint for service principals, HTTPS
+//!   (`AZURE_AUTHORITY_HOST`).
+//! - [`keyvault`] — [`FakeKeyVault`], the Key Vault secrets data plane, HTTPS: challenge,
+//!   RBAC, versions, paging, soft delete, throttling.
+//! - [`workspace`] — [`FakeWorkspace`], an Azure Databricks workspace's token API, plain
+//!   HTTP: Entra ID and PAT auth, membership and management-header mode, quota, lifetime cap,
+//!   rate limit.
+//! - [`directory`] — [`Directory`], shared by all of them: the principals, and every bearer
+//!   token the identity and AAD fakes issued, so the others can validate what they receive.
+//! - [`faults`] — [`Faults`]/[`Fault`]: per-fake latency, injected failures (status, delay,
+//!   hang, "performed but the answer was lost") and the call log.
+//! - [`tls`] — the CA and loopback certificate the HTTPS fakes present.
+//! - `ratelimit`, `encoding`, `state` — small internals (throttling algorithms, identifier
+//!   encodings, the overview document).
+//!
+//! [`Emulators::start`] builds all of them at once, runs their servers on one background
+//! thread (an actix system; actix adds one worker thread per server) and gives the
+//! environment a pat-rotator process needs ([`Emulators::env`]). Dropping it stops
+//! everything. It is synchronous, so it works from a plain `#[test]` as well as from
+//! `#[tokio::test]`.
+//!
+//! Invariant: no fake ever prints or logs a secret (PAT values, bearer tokens, the identity
+//! header). Tests get them only through accessors such as [`FakeWorkspace::issued_values`].
+
+// Handlers return `Result<_, HttpResponse>` where the error *is* the finished HTTP answer
+// (401, 429, ...). It is built at most once per request, so its size does not matter, and
+// boxing it would only add noise.
+#![allow(clippy::result_large_err, reason = "the Err variant is a complete HTTP answer, once per request")]
+
+pub mod aad;
+pub mod directory;
+mod encoding;
+pub mod faults;
+pub mod identity;
+pub mod keyvault;
+mod ratelimit;
+mod state;
+pub mod tls;
+pub mod workspace;
+
+use std::io;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+
+pub use aad::{AadOptions, FakeAad};
+pub use directory::{Directory, IssuedToken, Principal, PrincipalKind};
+pub use faults::{Call, Fault, Faults};
+pub use identity::{FakeIdentity, IdentityOptions};
+pub use keyvault::{FakeKeyVault, KeyVaultOptions, KvThrottle, Role, StoredVersion};
+pub use workspace::{FakeWorkspace, TokenInfo, WorkspaceOptions, WsRateLimit};
+
+/// What to start, and how the fakes behave initially (most settings can be changed later
+/// through the fakes' handles).
+#[derive(Clone, Debug)]
+pub struct EmulatorOptions {
+    /// Number of Databricks workspaces (index 0..n).
+    pub workspaces: usize,
+    /// Number of key vaults (index 0..m).
+    pub vaults: usize,
+    /// Latency added to every request of every fake (for benchmarks).
+    pub latency: Duration,
+    /// Tenant of every principal.
+    pub tenant_id: String,
+    /// Where to write `ca.pem`; `None` = a fresh temporary directory removed on drop.
+    /// A given directory is created if needed and left in place.
+    pub dir: Option<PathBuf>,
+    /// Managed-identity fake.
+    pub identity: IdentityOptions,
+    /// AAD fake.
+    pub aad: AadOptions,
+    /// Every Key Vault fake.
+    pub keyvault: KeyVaultOptions,
+    /// Every workspace fake.
+    pub workspace: WorkspaceOptions,
+}
+
+impl Default for EmulatorOptions {
+    fn default() -> Self {
+        EmulatorOptions {
+            workspaces: 1,
+            vaults: 1,
+            latency: Duration::ZERO,
+            tenant_id: directory::DEFAULT_TENANT_ID.to_string(),
+            dir: None,
+            identity: IdentityOptions::default(),
+            aad: AadOptions::default(),
+            keyvault: KeyVaultOptions::default(),
+            workspace: WorkspaceOptions::default(),
+        }
+    }
+}
+
+/// All fakes, running. Drop to stop them.
+pub struct Emulators {
+    identity: FakeIdentity,
+    aad: FakeAad,
+    workspaces: Vec<FakeWorkspace>,
+    vaults: Vec<FakeKeyVault>,
+    directory: Arc<Directory>,
+    ca_pem: String,
+    ca_pem_path: PathBuf,
+    dir: PathBuf,
+    owns_dir: bool,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// One server to run: its listener, optional TLS, and the fake behind it.
+enum Server {
+    Identity(TcpListener, FakeIdentity),
+    Aad(TcpListener, rustls::ServerConfig, FakeAad),
+    Vault(TcpListener, rustls::ServerConfig, FakeKeyVault),
+    Workspace(TcpListener, FakeWorkspace),
+}
+
+fn loopback_listener() -> io::Result<(TcpListener, u16)> {
+    let l = TcpListener::bind(("127.0.0.1", 0))?;
+    let port = l.local_addr()?.port();
+    Ok((l, port))
+}
+
+impl Emulators {
+    /// Starts every fake.
+    ///
+    /// # Panics
+    /// When a listener cannot be bound or the CA cannot be written (see [`Emulators::try_start`]).
+    pub fn start(opts: EmulatorOptions) -> Emulators {
+        Self::try_start(opts).unwrap_or_else(|e| panic!("starting the emulators failed: {e}"))
+    }
+
+    /// Starts every fake, reporting failures instead of panicking.
+    pub fn try_start(opts: EmulatorOptions) -> io::Result<Emulators> {
+        let pki = tls::generate().map_err(io::Error::other)?;
+        let (dir, owns_dir) = match &opts.dir {
+            Some(d) => (d.clone(), false),
+            None => (std::env::temp_dir().join(format!("pat-rotator-emulators-{}", encoding::random_hex(12))), true),
+        };
+        std::fs::create_dir_all(&dir)?;
+        let ca_pem_path = dir.join("ca.pem");
+        std::fs::write(&ca_pem_path, &pki.ca_pem)?;
+
+        let directory = Directory::new(&opts.tenant_id);
+        let mut servers = Vec::new();
+
+        let (l, port) = loopback_listener()?;
+        let identity = FakeIdentity::new(format!("http://127.0.0.1:{port}"), directory.clone(), &opts.identity, opts.latency);
+        servers.push(Server::Identity(l, identity.clone()));
+
+        let (l, port) = loopback_listener()?;
+        let aad = FakeAad::new(format!("https://127.0.0.1:{port}"), directory.clone(), &opts.aad, opts.latency);
+        servers.push(Server::Aad(l, pki.server_config.clone(), aad.clone()));
+
+        let mut vaults = Vec::new();
+        for i in 0..opts.vaults {
+            let (l, port) = loopback_listener()?;
+            let kv = FakeKeyVault::new(
+                format!("https://127.0.0.1:{port}"),
+                format!("kv{i}"),
+                directory.clone(),
+                &opts.keyvault,
+                opts.latency,
+            );
+            servers.push(Server::Vault(l, pki.server_config.clone(), kv.clone()));
+            vaults.push(kv);
+        }
+
+        let mut workspaces = Vec::new();
+        for i in 0..opts.workspaces {
+            let (l, port) = loopback_listener()?;
+            let resource_id =
+                opts.workspace.resource_ids.get(i).cloned().unwrap_or_else(|| workspace::default_resource_id(i));
+            let ws = FakeWorkspace::new(
+                format!("http://127.0.0.1:{port}"),
+                resource_id,
+                identity.principal().to_string(),
+                directory.clone(),
+                &opts.workspace,
+                opts.latency,
+            );
+            servers.push(Server::Workspace(l, ws.clone()));
+            workspaces.push(ws);
+        }
+
+        {
+            let (principal, ws, kv) = (identity.principal().to_string(), workspaces.clone(), vaults.clone());
+            identity.set_state_source(Box::new(move || state::snapshot(&principal, &ws, &kv)));
+        }
+
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("pat-rotator-emulators".into())
+            .spawn(move || run_servers(servers, ready_tx, stop_rx))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(io::Error::other("the emulator thread died while starting")),
+        }
+
+        Ok(Emulators {
+            identity,
+            aad,
+            workspaces,
+            vaults,
+            directory,
+            ca_pem: pki.ca_pem,
+            ca_pem_path,
+            dir,
+            owns_dir,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The managed-identity fake.
+    pub fn identity(&self) -> &FakeIdentity {
+        &self.identity
+    }
+
+    /// The AAD fake.
+    pub fn aad(&self) -> &FakeAad {
+        &self.aad
+    }
+
+    /// All workspace fakes, by index.
+    pub fn workspaces(&self) -> &[FakeWorkspace] {
+        &self.workspaces
+    }
+
+    /// All Key Vault fakes, by index.
+    pub fn vaults(&self) -> &[FakeKeyVault] {
+        &self.vaults
+    }
+
+    /// Workspace `i`. Panics when out of range.
+    pub fn workspace(&self, i: usize) -> &FakeWorkspace {
+        &self.workspaces[i]
+    }
+
+    /// Vault `i`. Panics when out of range.
+    pub fn vault(&self, i: usize) -> &FakeKeyVault {
+        &self.vaults[i]
+    }
+
+    /// The shared directory of principals and issued tokens.
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.directory
+    }
+
+    /// Tenant id.
+    pub fn tenant_id(&self) -> &str {
+        self.directory.tenant_id()
+    }
+
+    /// PEM of the CA the HTTPS fakes chain to.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Path of `ca.pem` (the value of `SSL_CERT_FILE`).
+    pub fn ca_pem_path(&self) -> &Path {
+        &self.ca_pem_path
+    }
+
+    /// Directory holding `ca.pem`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Sets the added latency of every fake.
+    pub fn set_latency(&self, latency: Duration) {
+        for f in self.all_faults() {
+            f.set_latency(latency);
+        }
+    }
+
+    /// Every fake's [`Faults`]: identity, AAD, vaults, workspaces.
+    pub fn all_faults(&self) -> Vec<&Faults> {
+        let mut v = vec![self.identity.faults(), self.aad.faults()];
+        v.extend(self.vaults.iter().map(FakeKeyVault::faults));
+        v.extend(self.workspaces.iter().map(FakeWorkspace::faults));
+        v
+    }
+
+    /// Environment for a pat-rotator process: `IDENTITY_ENDPOINT`, `IDENTITY_HEADER`,
+    /// `SSL_CERT_FILE`, `AZURE_AUTHORITY_HOST`, `AZURE_TENANT_ID`.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("IDENTITY_ENDPOINT".into(), self.identity.endpoint()),
+            ("IDENTITY_HEADER".into(), self.identity.header_value().to_string()),
+            ("SSL_CERT_FILE".into(), self.ca_pem_path.display().to_string()),
+            ("AZURE_AUTHORITY_HOST".into(), self.aad.url().to_string()),
+            ("AZURE_TENANT_ID".into(), self.tenant_id().to_string()),
+        ]
+    }
+
+    /// [`Self::env`] plus what a demo needs to address the fakes: `REQUESTS_CA_BUNDLE`
+    /// (Python clients), `DATABRICKS_HOST_<i>`, `DATABRICKS_WORKSPACE_RESOURCE_ID_<i>`,
+    /// `KEY_VAULT_URL_<j>` and `EMULATOR_STATE_URL`.
+    pub fn env_file_vars(&self) -> Vec<(String, String)> {
+        let mut v = self.env();
+        v.push(("REQUESTS_CA_BUNDLE".into(), self.ca_pem_path.display().to_string()));
+        for (i, ws) in self.workspaces.iter().enumerate() {
+            v.push((format!("DATABRICKS_HOST_{i}"), ws.url().to_string()));
+            v.push((format!("DATABRICKS_WORKSPACE_RESOURCE_ID_{i}"), ws.resource_id().to_string()));
+        }
+        for (j, kv) in self.vaults.iter().enumerate() {
+            v.push((format!("KEY_VAULT_URL_{j}"), kv.url().to_string()));
+        }
+        v.push(("EMULATOR_STATE_URL".into(), self.identity.state_url()));
+        v
+    }
+
+    /// Everything about the running fakes as one JSON document (`emulators.json`). Contains
+    /// the identity header (inside `env`), so treat it like `env.sh`.
+    pub fn info_json(&self) -> serde_json::Value {
+        let env: serde_json::Map<String, serde_json::Value> =
+            self.env_file_vars().into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+        serde_json::json!({
+            "env": env,
+            "ca_pem": self.ca_pem_path.display().to_string(),
+            "tenant_id": self.tenant_id(),
+            "identity": {
+                "endpoint": self.identity.endpoint(),
+                "object_id": self.identity.system_principal().object_id,
+                "client_id": self.identity.system_principal().client_id,
+            },
+            "aad": {"authority_host": self.aad.url(), "token_endpoint": self.aad.token_endpoint()},
+            "workspaces": self.workspaces.iter().map(|w| serde_json::json!({"url": w.url(), "resource_id": w.resource_id()})).collect::<Vec<_>>(),
+            "vaults": self.vaults.iter().map(|k| serde_json::json!({"url": k.url(), "name": k.name()})).collect::<Vec<_>>(),
+            "state_url": self.identity.state_url(),
+        })
+    }
+}
+
+impl Drop for Emulators {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Settings every fake's server shares: one worker (handlers are async; benchmarks with
+/// added latency still overlap), no signal handling (the host process owns signals), no
+/// graceful-shutdown wait, and keep-alive long enough that pooled client connections are
+/// not closed under a client's feet between test steps.
+macro_rules! server {
+    ($fake:expr, $handler:path) => {{
+        let fake = $fake;
+        HttpServer::new(move || App::new().app_data(web::Data::new(fake.clone())).default_service(web::to($handler)))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(0)
+            .keep_alive(Duration::from_secs(120))
+    }};
+}
+
+/// Body of the background thread: run every server until told to stop.
+fn run_servers(servers: Vec<Server>, ready: mpsc::Sender<io::Result<()>>, stop: tokio::sync::oneshot::Receiver<()>) {
+    actix_web::rt::System::new().block_on(async move {
+        let mut handles = Vec::new();
+        for s in servers {
+            let running = match s {
+                Server::Identity(l, f) => server!(f, identity::handle).listen(l).map(|s| s.run()),
+                Server::Aad(l, tls, f) => server!(f, aad::handle).listen_rustls_0_23(l, tls).map(|s| s.run()),
+                Server::Vault(l, tls, f) => server!(f, keyvault::handle).listen_rustls_0_23(l, tls).map(|s| s.run()),
+                Server::Workspace(l, f) => server!(f, workspace::handle).listen(l).map(|s| s.run()),
+            };
+            match running {
+                Ok(srv) => {
+                    handles.push(srv.handle());
+                    actix_web::rt::spawn(srv);
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
+            }
+        }
+        let _ = ready.send(Ok(()));
+        let _ = stop.await;
+        for h in handles {
+            h.stop(false).await;
+        }
+    });
+}

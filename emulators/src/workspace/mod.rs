@@ -1,0 +1,339 @@
+//! `FakeWorkspace`: an Azure Databricks workspace's token API with real auth semantics.
+//!
+//! Served over plain HTTP at `http://127.0.0.1:PORT` (the program allows `http://` for
+//! loopback workspace URLs only). Who may call and how is decided in `http.rs`: Entra ID
+//! tokens from the shared [`crate::Directory`] (audience Azure Databricks, not
+//! expiring within 30 s), or live PATs of this workspace; non-members only through the Azure
+//! management-token headers. The PATs themselves live in `tokens.rs`.
+//!
+//! Op names for faults and the call log: `create`, `list`, `delete`, `conf`, `other`
+//! (everything else, including `/.well-known/databricks-config` and SCIM `Me`).
+
+mod http;
+mod tokens;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+pub use tokens::TokenInfo;
+
+pub(crate) use http::handle;
+
+use crate::directory::{unix_millis, Directory};
+use crate::faults::Faults;
+use crate::ratelimit::TokenBucket;
+use tokens::Tokens;
+
+/// Token-bucket rate limit of a workspace.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WsRateLimit {
+    /// Requests allowed at once.
+    pub burst: u32,
+    /// Refill rate, requests per second.
+    pub per_second: f64,
+}
+
+/// Options of every workspace fake.
+#[derive(Clone, Debug)]
+pub struct WorkspaceOptions {
+    /// The identity fake's system-assigned principal starts as a workspace member.
+    pub identity_is_member: bool,
+    /// ... and as a workspace admin (may read workspace-conf). Ignored when
+    /// `identity_is_member` is false, so that one switch starts a workspace with no members.
+    pub identity_is_admin: bool,
+    /// `maxTokenLifetimeDays`; 0 = no limit.
+    pub max_token_lifetime_days: u32,
+    /// Live tokens one principal may hold.
+    pub token_quota: usize,
+    /// Rate limit; `None` (default) = off.
+    pub rate_limit: Option<WsRateLimit>,
+    /// A non-member admitted through the management-token headers becomes a member and admin
+    /// (as Microsoft's docs describe; unconfirmed). With `false` every request of such a
+    /// principal needs the headers.
+    pub auto_provision: bool,
+    /// ARM resource ids by workspace index; missing entries get
+    /// `/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Databricks/workspaces/ws<N>`.
+    pub resource_ids: Vec<String>,
+}
+
+impl Default for WorkspaceOptions {
+    fn default() -> Self {
+        WorkspaceOptions {
+            identity_is_member: true,
+            identity_is_admin: true,
+            max_token_lifetime_days: 0,
+            token_quota: 600,
+            rate_limit: None,
+            auto_provision: true,
+            resource_ids: Vec::new(),
+        }
+    }
+}
+
+/// Handle to one fake workspace. Cheap to clone; all clones share the workspace.
+#[derive(Clone)]
+pub struct FakeWorkspace {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    resource_id: String,
+    identity_principal: String,
+    directory: Arc<Directory>,
+    faults: Faults,
+    state: Mutex<State>,
+}
+
+struct State {
+    tokens: Tokens,
+    members: HashSet<String>,
+    admins: HashSet<String>,
+    contributors: HashSet<String>,
+    no_token_permission: HashSet<String>,
+    max_lifetime_days: u32,
+    quota: usize,
+    auto_provision: bool,
+    rate_limit: Option<WsRateLimit>,
+    bucket: Option<TokenBucket>,
+    throttled: u64,
+}
+
+impl State {
+    /// A principal that exists in the workspace: a member, or a Contributor on the resource
+    /// (who can always get in through the management headers).
+    fn is_user(&self, principal: &str) -> bool {
+        self.members.contains(principal) || self.contributors.contains(principal)
+    }
+
+    fn may_use_tokens(&self, principal: &str) -> bool {
+        self.admins.contains(principal) || !self.no_token_permission.contains(principal)
+    }
+}
+
+/// Default ARM id of workspace `index`.
+pub(crate) fn default_resource_id(index: usize) -> String {
+    format!("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Databricks/workspaces/ws{index}")
+}
+
+impl FakeWorkspace {
+    pub(crate) fn new(
+        url: String,
+        resource_id: String,
+        identity_principal: String,
+        directory: Arc<Directory>,
+        opts: &WorkspaceOptions,
+        latency: Duration,
+    ) -> Self {
+        let mut members = HashSet::new();
+        let mut admins = HashSet::new();
+        if opts.identity_is_member {
+            members.insert(identity_principal.clone());
+            if opts.identity_is_admin {
+                admins.insert(identity_principal.clone());
+            }
+        }
+        let state = State {
+            tokens: Tokens::default(),
+            members,
+            admins,
+            contributors: HashSet::new(),
+            no_token_permission: HashSet::new(),
+            max_lifetime_days: opts.max_token_lifetime_days,
+            quota: opts.token_quota,
+            auto_provision: opts.auto_provision,
+            rate_limit: opts.rate_limit,
+            bucket: opts.rate_limit.map(|r| TokenBucket::new(r.burst, r.per_second)),
+            throttled: 0,
+        };
+        FakeWorkspace {
+            inner: Arc::new(Inner {
+                url,
+                resource_id,
+                identity_principal,
+                directory,
+                faults: Faults::with_latency(latency),
+                state: Mutex::new(state),
+            }),
+        }
+    }
+
+    /// Workspace URL, `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// ARM resource id expected in `X-Databricks-Azure-Workspace-Resource-Id`.
+    pub fn resource_id(&self) -> &str {
+        &self.inner.resource_id
+    }
+
+    /// Object id of the identity fake's system-assigned principal (the usual caller).
+    pub fn principal(&self) -> &str {
+        &self.inner.identity_principal
+    }
+
+    /// Fault injection and call log of this workspace.
+    pub fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+
+    /// Makes a principal a workspace member.
+    pub fn add_member(&self, principal: &str) {
+        self.state().members.insert(principal.to_string());
+    }
+
+    /// Removes a principal from the workspace (and from the admins); its PATs stop working.
+    pub fn remove_member(&self, principal: &str) {
+        let mut st = self.state();
+        st.members.remove(principal);
+        st.admins.remove(principal);
+    }
+
+    /// True when the principal is a member.
+    pub fn is_member(&self, principal: &str) -> bool {
+        self.state().members.contains(principal)
+    }
+
+    /// Makes a principal a member and workspace admin.
+    pub fn add_admin(&self, principal: &str) {
+        let mut st = self.state();
+        st.members.insert(principal.to_string());
+        st.admins.insert(principal.to_string());
+    }
+
+    /// Gives a principal Contributor on the workspace's Azure resource (management-header mode).
+    pub fn grant_contributor(&self, principal: &str) {
+        self.state().contributors.insert(principal.to_string());
+    }
+
+    /// Grants or withdraws the permission to use tokens (admins always have it).
+    pub fn set_token_permission(&self, principal: &str, allowed: bool) {
+        let mut st = self.state();
+        if allowed {
+            st.no_token_permission.remove(principal);
+        } else {
+            st.no_token_permission.insert(principal.to_string());
+        }
+    }
+
+    /// Sets `maxTokenLifetimeDays` (0 = no limit); existing tokens are unaffected.
+    pub fn set_max_lifetime_days(&self, days: u32) {
+        self.state().max_lifetime_days = days;
+    }
+
+    /// Current `maxTokenLifetimeDays`.
+    pub fn max_lifetime_days(&self) -> u32 {
+        self.state().max_lifetime_days
+    }
+
+    /// Sets the per-principal live token quota.
+    pub fn set_token_quota(&self, quota: usize) {
+        self.state().quota = quota;
+    }
+
+    /// Replaces the rate limit (`None` = off), starting with a full bucket.
+    pub fn set_rate_limit(&self, limit: Option<WsRateLimit>) {
+        let mut st = self.state();
+        st.rate_limit = limit;
+        st.bucket = limit.map(|r| TokenBucket::new(r.burst, r.per_second));
+    }
+
+    /// Requests answered 429 by the rate limit so far.
+    pub fn throttled_count(&self) -> u64 {
+        self.state().throttled
+    }
+
+    /// Creates a token directly (no HTTP, no quota or lifetime checks).
+    /// `lifetime: None` = never expires. Returns `(token_id, value)`.
+    pub fn seed_token(&self, principal: &str, comment: &str, created_at: SystemTime, lifetime: Option<Duration>) -> (String, String) {
+        let (id, value, _) = self.state().tokens.create(principal, comment, Vec::new(), created_at, lifetime);
+        (id, value)
+    }
+
+    /// Live tokens of a principal, oldest first.
+    pub fn tokens(&self, principal: &str) -> Vec<TokenInfo> {
+        self.state().tokens.live_for(principal, SystemTime::now())
+    }
+
+    /// Every token ever issued here, including revoked and expired ones.
+    pub fn all_tokens(&self) -> Vec<TokenInfo> {
+        self.state().tokens.all()
+    }
+
+    /// One token by id (live or not).
+    pub fn token(&self, token_id: &str) -> Option<TokenInfo> {
+        self.state().tokens.get(token_id)
+    }
+
+    /// True when the token exists, is not revoked and not expired.
+    pub fn is_live(&self, token_id: &str) -> bool {
+        self.token(token_id).is_some_and(|t| t.is_live(SystemTime::now()))
+    }
+
+    /// Revokes a token out of band (like an admin in the UI). False if unknown or already revoked.
+    pub fn revoke(&self, token_id: &str) -> bool {
+        self.state().tokens.revoke(token_id)
+    }
+
+    /// Databricks' inactivity revocation: revokes every live token whose last use (or
+    /// creation, if never used) is before `cutoff`. Returns the revoked ids.
+    pub fn revoke_unused_since(&self, cutoff: SystemTime) -> Vec<String> {
+        self.state().tokens.revoke_unused_since(cutoff, SystemTime::now())
+    }
+
+    /// Moves every token's creation, expiry and last use `by` into the past, as if the
+    /// tokens had been created that much earlier.
+    pub fn age_tokens(&self, by: Duration) {
+        let mut st = self.state();
+        for id in st.tokens.ids() {
+            st.tokens.age(&id, by);
+        }
+    }
+
+    /// Like [`Self::age_tokens`] for one token. False if unknown.
+    pub fn age_token(&self, token_id: &str, by: Duration) -> bool {
+        self.state().tokens.age(token_id, by)
+    }
+
+    /// Every PAT value ever issued here (for redaction tests).
+    pub fn issued_values(&self) -> Vec<String> {
+        self.state().tokens.issued_values()
+    }
+
+    /// Whether this value would authenticate now: a live token whose owner is still a
+    /// workspace user (member, or Contributor on the resource). No side effects.
+    pub fn authenticate_pat(&self, value: &str) -> bool {
+        let st = self.state();
+        st.tokens.by_value(value).is_some_and(|t| t.is_live(SystemTime::now()) && st.is_user(&t.principal))
+    }
+
+    /// Summary for the `/_emulator/state` endpoint: live tokens without values.
+    pub(crate) fn snapshot(&self) -> serde_json::Value {
+        let now = SystemTime::now();
+        let st = self.state();
+        let tokens: Vec<_> = st
+            .tokens
+            .all()
+            .into_iter()
+            .filter(|t| t.is_live(now))
+            .map(|t| {
+                serde_json::json!({
+                    "token_id": t.token_id, "principal": t.principal, "comment": t.comment,
+                    "creation_time": unix_millis(t.created),
+                    "expiry_time": t.expiry.map(unix_millis).unwrap_or(-1),
+                    "last_used": t.last_used.map(unix_millis),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "url": self.inner.url, "resource_id": self.inner.resource_id,
+            "max_token_lifetime_days": st.max_lifetime_days, "live_tokens": tokens, "throttled": st.throttled,
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

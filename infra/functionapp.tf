@@ -1,0 +1,99 @@
+# The Function App: Linux, Flex Consumption (FC1), custom handler runtime, with a
+# system-assigned managed identity. Why Flex Consumption: see infra/README.md
+# ("Hosting plan"); in short, Linux Consumption (Y1) is being retired
+# (30 September 2028, no new features) and Elastic Premium bills always-on instances
+# and keeps its content share on Azure Files with an account key.
+
+resource "azurerm_service_plan" "this" {
+  name                = local.names.plan
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  os_type             = "Linux"
+  sku_name            = "FC1"
+  tags                = local.tags
+
+  #checkov:skip=CKV_AZURE_212:Flex Consumption (FC1) has no fixed worker count to set; it scales per function from zero.
+  #checkov:skip=CKV_AZURE_225:Zone redundancy is not needed for a daily rotation job (a missed run is caught up by the next one, 30 days before expiry by default).
+}
+
+locals {
+  # Application settings. Everything pat-rotator reads (contract §2) is either here or
+  # deliberately left unset (see infra/tests/test_structure.py for the list and the
+  # reasons). No setting holds a secret: storage and Application Insights use the
+  # managed identity; the PATs live only in Key Vault.
+  #
+  # FUNCTIONS_WORKER_RUNTIME is NOT an app setting on Flex Consumption: the runtime is
+  # declared by runtime_name = "custom" below (functionAppConfig.runtime), and Flex
+  # rejects/ignores the legacy setting (Flex Consumption plan deprecations).
+  app_settings = {
+    PAT_TARGETS         = module.targets.pat_targets_json
+    ROTATION_SCHEDULE   = var.rotation_schedule
+    PAT_CREDENTIAL      = "managed_identity"
+    PAT_MAX_CONCURRENCY = tostring(var.max_concurrency)
+    RUST_LOG            = var.rust_log
+
+    # Identity-based host storage (no connection string, no key).
+    AzureWebJobsStorage__accountName = azurerm_storage_account.host.name
+    AzureWebJobsStorage__credential  = "managedidentity"
+
+    # Application Insights ingestion with the managed identity (local auth is off).
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "Authorization=AAD"
+  }
+}
+
+resource "azurerm_function_app_flex_consumption" "this" {
+  name                = local.names.function_app
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  service_plan_id     = azurerm_service_plan.this.id
+
+  runtime_name    = "custom"
+  runtime_version = "1.0"
+
+  # Deployment package container, reached with the system-assigned identity.
+  storage_container_type      = "blobContainer"
+  storage_container_endpoint  = "${azurerm_storage_account.host.primary_blob_endpoint}${azurerm_storage_container.deployment.name}"
+  storage_authentication_type = "SystemAssignedIdentity"
+
+  instance_memory_in_mb  = var.instance_memory_in_mb
+  maximum_instance_count = var.maximum_instance_count
+
+  https_only                                     = true
+  public_network_access_enabled                  = true
+  webdeploy_publish_basic_authentication_enabled = false
+  client_certificate_enabled                     = false
+
+  identity {
+    type = "SystemAssigned"
+  }
+
+  site_config {
+    minimum_tls_version                    = "1.2"
+    scm_minimum_tls_version                = "1.2"
+    http2_enabled                          = true
+    remote_debugging_enabled               = false
+    application_insights_connection_string = azurerm_application_insights.this.connection_string
+  }
+
+  app_settings = local.app_settings
+
+  tags = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = length(local.sp_workspace_keys) <= 1
+      error_message = "At most one Databricks workspace can use access_mode = \"workspace_service_principal\" (one databricks provider is configured); found: ${jsonencode(local.sp_workspace_keys)}. Use \"azure_contributor\" for the others."
+    }
+    precondition {
+      condition     = !var.provision_on_apply || var.deploy_package
+      error_message = "provision_on_apply = true needs deploy_package = true: ProvisionPat can only be called once the code is deployed. Set provision_on_apply = false when your pipeline deploys the package, and provision with the CLI (see README)."
+    }
+  }
+
+  # Deliberate choices (checkov 3.3 has no checks for this resource type yet):
+  # - public network access stays on: ProvisionPat is called by Terraform on apply and
+  #   by Data Factory; every call needs a function key, and the RotatePat timer has no
+  #   endpoint at all. Narrow it with access restrictions or private endpoints.
+  # - no App Service authentication / client certificates: callers authenticate with
+  #   the function key (authLevel "function") over TLS 1.2+.
+}

@@ -1,0 +1,107 @@
+data "azurerm_client_config" "current" {}
+
+# ---------------------------------------------------------------------------
+# Resource group (new or existing)
+# ---------------------------------------------------------------------------
+
+resource "azurerm_resource_group" "this" {
+  count    = var.create_resource_group ? 1 : 0
+  name     = var.resource_group_name
+  location = var.location
+  tags     = local.tags
+}
+
+data "azurerm_resource_group" "existing" {
+  count = var.create_resource_group ? 0 : 1
+  name  = var.resource_group_name
+}
+
+locals {
+  resource_group_name = var.create_resource_group ? azurerm_resource_group.this[0].name : data.azurerm_resource_group.existing[0].name
+
+  # Deterministic suffix: the same inputs give the same names on every machine.
+  suffix = coalesce(var.name_suffix, substr(sha256("${data.azurerm_client_config.current.subscription_id}/${lower(var.resource_group_name)}/${var.name_prefix}"), 0, 6))
+
+  names = {
+    storage      = "${var.name_prefix}st${local.suffix}"   # 3-24, [a-z0-9]
+    key_vault    = "${var.name_prefix}-kv-${local.suffix}" # 3-24
+    function_app = "${var.name_prefix}-func-${local.suffix}"
+    plan         = "${var.name_prefix}-plan-${local.suffix}"
+    insights     = "${var.name_prefix}-appi-${local.suffix}"
+    logs         = "${var.name_prefix}-log-${local.suffix}"
+    workspace    = "${var.name_prefix}-dbw-${local.suffix}"
+  }
+
+  tags = merge(var.tags, { "managed-by" = "terraform", "application" = "pat-rotator" })
+
+  package_path = coalesce(var.package_path, abspath("${path.module}/../dist/pat-rotator.zip"))
+}
+
+# ---------------------------------------------------------------------------
+# Databricks workspaces: optionally a new one, plus existing ones by resource id
+# ---------------------------------------------------------------------------
+
+resource "azurerm_databricks_workspace" "new" {
+  count = var.new_databricks_workspace == null ? 0 : 1
+
+  name                              = coalesce(var.new_databricks_workspace.name, local.names.workspace)
+  resource_group_name               = local.resource_group_name
+  location                          = var.location
+  sku                               = var.new_databricks_workspace.sku
+  managed_resource_group_name       = coalesce(var.new_databricks_workspace.managed_resource_group_name, "${local.resource_group_name}-dbw-managed")
+  infrastructure_encryption_enabled = var.new_databricks_workspace.sku == "premium"
+  tags                              = local.tags
+
+  #checkov:skip=CKV_AZURE_158:The workspace must be reachable from the Flex Consumption Function App and from users without a private-link network; restrict it with Private Link / IP access lists in your own network setup.
+  #checkov:skip=CKV2_AZURE_48:Customer-managed keys for managed disks need a key vault key and disk encryption set this sample does not create; the workspace uses platform-managed encryption (plus infrastructure encryption on Premium).
+}
+
+data "azurerm_databricks_workspace" "existing" {
+  for_each = { for k, w in var.existing_databricks_workspaces : k => w if w.workspace_url == null }
+
+  # /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Databricks/workspaces/{name}
+  name                = element(split("/", each.value.resource_id), 8)
+  resource_group_name = element(split("/", each.value.resource_id), 4)
+}
+
+locals {
+  workspaces = merge(
+    {
+      for w in azurerm_databricks_workspace.new : "new" => {
+        workspace_url = "https://${w.workspace_url}"
+        resource_id   = w.id
+        access_mode   = var.new_databricks_workspace.access_mode
+      }
+    },
+    {
+      for k, w in var.existing_databricks_workspaces : k => {
+        workspace_url = w.workspace_url != null ? w.workspace_url : "https://${data.azurerm_databricks_workspace.existing[k].workspace_url}"
+        resource_id   = w.resource_id
+        access_mode   = w.access_mode
+      }
+    },
+  )
+
+  # Access-mode keys are known at plan time (they come from variables only).
+  workspace_modes = merge(
+    var.new_databricks_workspace == null ? {} : { new = var.new_databricks_workspace.access_mode },
+    { for k, w in var.existing_databricks_workspaces : k => w.access_mode },
+  )
+  contributor_workspace_keys = toset([for k, m in local.workspace_modes : k if m == "azure_contributor"])
+  sp_workspace_keys          = [for k, m in local.workspace_modes : k if m == "workspace_service_principal"]
+
+  sp_workspace_url         = length(local.sp_workspace_keys) == 1 ? local.workspaces[local.sp_workspace_keys[0]].workspace_url : null
+  sp_workspace_resource_id = length(local.sp_workspace_keys) == 1 ? local.workspaces[local.sp_workspace_keys[0]].resource_id : null
+}
+
+# ---------------------------------------------------------------------------
+# PAT_TARGETS: generated from var.targets (validated in the module, contract §2)
+# ---------------------------------------------------------------------------
+
+module "targets" {
+  source = "./modules/targets"
+
+  targets       = var.targets
+  workspaces    = local.workspaces
+  key_vault_url = azurerm_key_vault.this.vault_uri
+}

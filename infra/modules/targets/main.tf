@@ -1,0 +1,37 @@
+# Turns the `targets` input into the PAT_TARGETS document the Function App reads
+# (contract §2). Pure data: no providers, so it can be planned and tested offline
+# (`terraform test` in this folder).
+
+terraform {
+  required_version = ">= 1.9.0, < 2.0.0"
+}
+
+locals {
+  # Normalise workspace URLs: bare host -> https://host, no trailing slash.
+  workspace_urls = {
+    for k, w in var.workspaces :
+    k => trimsuffix(startswith(w.workspace_url, "https://") ? w.workspace_url : "https://${w.workspace_url}", "/")
+  }
+
+  # One object per target with exactly the target fields of contract §2. Optional
+  # fields are left out rather than sent as null: workspace_resource_id only for
+  # workspaces in "azure_contributor" mode (it switches on the management-token
+  # headers), scopes only when configured. The presence of a field depends only on
+  # plan-time inputs, so the structure is known at plan time even when values (a new
+  # vault's URL, a new workspace's id) are not.
+  pat_targets = [
+    for t in var.targets : merge(
+      {
+        name               = t.name
+        workspace_url      = local.workspace_urls[t.workspace]
+        key_vault_url      = trimsuffix(var.key_vault_url, "/")
+        secret_name        = t.secret_name
+        lifetime_days      = t.lifetime_days
+        renew_before_days  = t.renew_before_days
+        revoke_grace_hours = t.revoke_grace_hours
+      },
+      { for k, v in { workspace_resource_id = var.workspaces[t.workspace].resource_id } : k => v if var.workspaces[t.workspace].access_mode == "azure_contributor" },
+      { for k, v in { scopes = t.scopes } : k => v if t.scopes != null },
+    )
+  ]
+}

@@ -1,0 +1,277 @@
+# Offline tests of the PAT_TARGETS generation and of the contract §2 validation
+# rules: `terraform test` in infra/modules/targets (no provider is needed).
+
+variables {
+  key_vault_url = "https://kv-example.vault.azure.net/"
+  workspaces = {
+    analytics = {
+      workspace_url = "adb-1111111111111111.11.azuredatabricks.net"
+      resource_id   = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-dbx/providers/Microsoft.Databricks/workspaces/analytics"
+      access_mode   = "azure_contributor"
+    }
+    ml = {
+      workspace_url = "https://adb-2222222222222222.2.azuredatabricks.net/"
+      resource_id   = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-dbx/providers/Microsoft.Databricks/workspaces/ml"
+      access_mode   = "workspace_service_principal"
+    }
+  }
+  targets = [
+    { name = "analytics-prod", workspace = "analytics", secret_name = "databricks-pat" },
+    { name = "ml", workspace = "ml", secret_name = "ml-pat", lifetime_days = 30, renew_before_days = 10, revoke_grace_hours = 0, scopes = ["sql", "jobs"] },
+  ]
+}
+
+run "valid_targets_render_exactly_the_contract_fields" {
+  command = plan
+
+  assert {
+    condition = output.pat_targets_json == jsonencode([
+      {
+        name                  = "analytics-prod"
+        workspace_url         = "https://adb-1111111111111111.11.azuredatabricks.net"
+        workspace_resource_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-dbx/providers/Microsoft.Databricks/workspaces/analytics"
+        key_vault_url         = "https://kv-example.vault.azure.net"
+        secret_name           = "databricks-pat"
+        lifetime_days         = 90
+        renew_before_days     = 30
+        revoke_grace_hours    = 24
+      },
+      {
+        name               = "ml"
+        workspace_url      = "https://adb-2222222222222222.2.azuredatabricks.net"
+        key_vault_url      = "https://kv-example.vault.azure.net"
+        secret_name        = "ml-pat"
+        lifetime_days      = 30
+        renew_before_days  = 10
+        revoke_grace_hours = 0
+        scopes             = ["sql", "jobs"]
+      },
+    ])
+    error_message = "unexpected PAT_TARGETS: ${output.pat_targets_json}"
+  }
+
+  assert {
+    condition     = output.secret_ids["ml"] == "https://kv-example.vault.azure.net/secrets/ml-pat"
+    error_message = "unexpected secret id ${output.secret_ids["ml"]}"
+  }
+}
+
+run "settings_hash_changes_only_for_the_changed_target" {
+  command = plan
+
+  variables {
+    targets = [
+      { name = "analytics-prod", workspace = "analytics", secret_name = "databricks-pat" },
+      { name = "ml", workspace = "ml", secret_name = "ml-pat", lifetime_days = 60, renew_before_days = 10, revoke_grace_hours = 0, scopes = ["sql", "jobs"] },
+    ]
+  }
+
+  assert {
+    condition     = output.settings_hash["analytics-prod"] == run.valid_targets_render_exactly_the_contract_fields.settings_hash["analytics-prod"]
+    error_message = "an unchanged target's hash changed"
+  }
+
+  assert {
+    condition     = output.settings_hash["ml"] != run.valid_targets_render_exactly_the_contract_fields.settings_hash["ml"]
+    error_message = "a changed target's hash did not change"
+  }
+}
+
+run "rejects_no_targets" {
+  command = plan
+  variables { targets = [] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_bad_target_name" {
+  command = plan
+  variables { targets = [{ name = "Analytics_Prod", workspace = "analytics", secret_name = "pat" }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_too_long_target_name" {
+  command = plan
+  variables { targets = [{ name = "a${join("", [for i in range(63) : "b"])}", workspace = "analytics", secret_name = "pat" }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_duplicate_target_names" {
+  command = plan
+  variables {
+    targets = [
+      { name = "a", workspace = "analytics", secret_name = "pat-a" },
+      { name = "a", workspace = "ml", secret_name = "pat-b" },
+    ]
+  }
+  expect_failures = [var.targets]
+}
+
+run "rejects_bad_secret_name" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "analytics", secret_name = "my_secret" }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_shared_secret_name" {
+  command = plan
+  variables {
+    targets = [
+      { name = "a", workspace = "analytics", secret_name = "pat" },
+      { name = "b", workspace = "ml", secret_name = "PAT" },
+    ]
+  }
+  expect_failures = [var.targets]
+}
+
+run "rejects_lifetime_zero" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "analytics", secret_name = "pat", lifetime_days = 0 }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_lifetime_over_730" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "analytics", secret_name = "pat", lifetime_days = 731 }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_fractional_lifetime" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "analytics", secret_name = "pat", lifetime_days = 1.5 }] }
+  expect_failures = [var.targets]
+}
+
+run "accepts_lifetime_bounds" {
+  command = plan
+  variables {
+    targets = [
+      { name = "a", workspace = "analytics", secret_name = "pat-a", lifetime_days = 730, renew_before_days = 729 },
+      { name = "b", workspace = "analytics", secret_name = "pat-b", lifetime_days = 2, renew_before_days = 1, revoke_grace_hours = 720 },
+    ]
+  }
+  assert {
+    condition     = length(output.pat_targets) == 2
+    error_message = "boundary values must be accepted"
+  }
+}
+
+run "rejects_renew_before_not_below_lifetime" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "analytics", secret_name = "pat", lifetime_days = 30, renew_before_days = 30 }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_renew_before_zero" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "analytics", secret_name = "pat", renew_before_days = 0 }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_renew_before_default_with_short_lifetime" {
+  # renew_before_days defaults to 30, which must still be below lifetime_days.
+  command = plan
+  variables { targets = [{ name = "a", workspace = "analytics", secret_name = "pat", lifetime_days = 30 }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_grace_over_720" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "analytics", secret_name = "pat", revoke_grace_hours = 721 }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_negative_grace" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "analytics", secret_name = "pat", revoke_grace_hours = -1 }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_empty_scopes" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "analytics", secret_name = "pat", scopes = [] }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_scope_with_comma" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "analytics", secret_name = "pat", scopes = ["sql,jobs"] }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_unknown_workspace" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "nope", secret_name = "pat" }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_unknown_access_mode" {
+  command = plan
+  variables {
+    workspaces = {
+      analytics = {
+        workspace_url = "adb-1.1.azuredatabricks.net"
+        resource_id   = "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Databricks/workspaces/analytics"
+        access_mode   = "pat"
+      }
+    }
+    targets = [{ name = "a", workspace = "analytics", secret_name = "pat" }]
+  }
+  expect_failures = [var.workspaces]
+}
+
+run "rejects_plain_http_workspace_url" {
+  command = plan
+  variables {
+    workspaces = {
+      analytics = {
+        workspace_url = "http://adb-1.1.azuredatabricks.net"
+        resource_id   = "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Databricks/workspaces/analytics"
+        access_mode   = "azure_contributor"
+      }
+    }
+    targets = [{ name = "a", workspace = "analytics", secret_name = "pat" }]
+  }
+  expect_failures = [var.workspaces]
+}
+
+run "rejects_non_databricks_resource_id" {
+  command = plan
+  variables {
+    workspaces = {
+      analytics = {
+        workspace_url = "adb-1.1.azuredatabricks.net"
+        resource_id   = "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/x"
+        access_mode   = "azure_contributor"
+      }
+    }
+    targets = [{ name = "a", workspace = "analytics", secret_name = "pat" }]
+  }
+  expect_failures = [var.workspaces]
+}
+
+run "rejects_http_key_vault_url" {
+  command = plan
+  variables { key_vault_url = "http://kv.vault.azure.net" }
+  expect_failures = [var.key_vault_url]
+}
+
+run "structure_is_known_at_plan_time_with_unknown_values" {
+  command = plan
+
+  module {
+    source = "./tests/fixtures/unknown_values"
+  }
+
+  assert {
+    condition     = jsonencode(output.target_names) == jsonencode(["one", "two"])
+    error_message = "target names must be known at plan time"
+  }
+
+  assert {
+    condition = jsonencode(output.fields) == jsonencode({
+      one = ["key_vault_url", "lifetime_days", "name", "renew_before_days", "revoke_grace_hours", "secret_name", "workspace_resource_id", "workspace_url"]
+      two = ["key_vault_url", "lifetime_days", "name", "renew_before_days", "revoke_grace_hours", "scopes", "secret_name", "workspace_resource_id", "workspace_url"]
+    })
+    error_message = "unexpected fields: ${jsonencode(output.fields)}"
+  }
+}

@@ -1,0 +1,125 @@
+# Inputs of the targets module. The validation rules mirror the configuration
+# rules of the contract (shared/spec/contract.md §2), so a bad target is a plan-time
+# error naming the target and the field instead of a runtime `config_invalid`.
+
+variable "targets" {
+  description = <<-EOT
+    The PATs to keep rotated, one object per target:
+      name               - target name, ^[a-z0-9][a-z0-9-]{0,62}$, unique
+      workspace          - key of the workspace this PAT is for (see `workspaces`)
+      secret_name        - Key Vault secret that holds the PAT, ^[0-9a-zA-Z-]{1,127}$, unique
+      lifetime_days      - token lifetime, integer 1..730 (default 90)
+      renew_before_days  - rotate this many days before expiry, integer, 0 < x < lifetime_days (default 30)
+      revoke_grace_hours - keep the previous token this long after a rotation, integer 0..720 (default 24)
+      scopes             - optional list of token scopes passed to token create
+  EOT
+  type = list(object({
+    name               = string
+    workspace          = string
+    secret_name        = string
+    lifetime_days      = optional(number, 90)
+    renew_before_days  = optional(number, 30)
+    revoke_grace_hours = optional(number, 24)
+    scopes             = optional(list(string))
+  }))
+  nullable = false
+
+  validation {
+    condition     = length(var.targets) > 0
+    error_message = "targets: configure at least one target."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.targets : can(regex("^[a-z0-9][a-z0-9-]{0,62}$", t.name))])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d].name: %q is not a valid target name (^[a-z0-9][a-z0-9-]{0,62}$)", i, t.name) if !can(regex("^[a-z0-9][a-z0-9-]{0,62}$", t.name))])
+  }
+
+  validation {
+    condition     = length(distinct([for t in var.targets : t.name])) == length(var.targets)
+    error_message = "targets[*].name: target names must be unique; duplicated: ${jsonencode(distinct([for i, t in var.targets : t.name if index([for u in var.targets : u.name], t.name) != i]))}."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.targets : can(regex("^[0-9a-zA-Z-]{1,127}$", t.secret_name))])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d].secret_name: %q is not a valid Key Vault secret name (^[0-9a-zA-Z-]{1,127}$)", i, t.secret_name) if !can(regex("^[0-9a-zA-Z-]{1,127}$", t.secret_name))])
+  }
+
+  validation {
+    # All targets share the vault created by this configuration, and Key Vault secret
+    # names are case-insensitive: two targets must never write the same secret.
+    condition     = length(distinct([for t in var.targets : lower(t.secret_name)])) == length(var.targets)
+    error_message = "targets[*].secret_name: secret names must be unique (case-insensitive) because all targets share one vault; duplicated: ${jsonencode(distinct([for i, t in var.targets : t.secret_name if index([for u in var.targets : lower(u.secret_name)], lower(t.secret_name)) != i]))}."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.targets : t.lifetime_days != null && floor(t.lifetime_days) == t.lifetime_days && t.lifetime_days >= 1 && t.lifetime_days <= 730])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d].lifetime_days: %s is not an integer in 1..730", i, jsonencode(t.lifetime_days)) if !(t.lifetime_days != null && floor(coalesce(t.lifetime_days, 0.5)) == coalesce(t.lifetime_days, 0.5) && coalesce(t.lifetime_days, 0) >= 1 && coalesce(t.lifetime_days, 0) <= 730)])
+  }
+
+  validation {
+    condition     = alltrue([for t in var.targets : t.renew_before_days != null && floor(t.renew_before_days) == t.renew_before_days && t.renew_before_days > 0 && t.renew_before_days < coalesce(t.lifetime_days, 90)])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d].renew_before_days: %s must be an integer with 0 < renew_before_days < lifetime_days (%s)", i, jsonencode(t.renew_before_days), jsonencode(t.lifetime_days)) if !(t.renew_before_days != null && floor(coalesce(t.renew_before_days, 0.5)) == coalesce(t.renew_before_days, 0.5) && coalesce(t.renew_before_days, 0) > 0 && coalesce(t.renew_before_days, 0) < coalesce(t.lifetime_days, 90))])
+  }
+
+  validation {
+    condition     = alltrue([for t in var.targets : t.revoke_grace_hours != null && floor(t.revoke_grace_hours) == t.revoke_grace_hours && t.revoke_grace_hours >= 0 && t.revoke_grace_hours <= 720])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d].revoke_grace_hours: %s is not an integer in 0..720", i, jsonencode(t.revoke_grace_hours)) if !(t.revoke_grace_hours != null && floor(coalesce(t.revoke_grace_hours, 0.5)) == coalesce(t.revoke_grace_hours, 0.5) && coalesce(t.revoke_grace_hours, -1) >= 0 && coalesce(t.revoke_grace_hours, 721) <= 720)])
+  }
+
+  validation {
+    condition     = alltrue([for t in var.targets : t.scopes == null || (length(coalesce(t.scopes, [])) > 0 && alltrue([for s in coalesce(t.scopes, []) : can(regex("^[^\\s,]+$", s))]))])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d].scopes: %s must be omitted or a non-empty list of scope names without spaces or commas", i, jsonencode(t.scopes)) if !(t.scopes == null || (length(coalesce(t.scopes, [])) > 0 && alltrue([for s in coalesce(t.scopes, []) : can(regex("^[^\\s,]+$", s))])))])
+  }
+
+  validation {
+    condition     = alltrue([for t in var.targets : contains(keys(var.workspaces), t.workspace)])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d].workspace: %q is not a configured workspace (known: %s)", i, t.workspace, jsonencode(sort(keys(var.workspaces)))) if !contains(keys(var.workspaces), t.workspace)])
+  }
+}
+
+variable "workspaces" {
+  description = <<-EOT
+    The Databricks workspaces the targets may name, by key:
+      workspace_url - https:// URL of the workspace (bare hosts are given https://)
+      resource_id   - ARM id of the Microsoft.Databricks/workspaces resource
+      access_mode   - "azure_contributor": the identity holds Contributor on the workspace
+                      resource and pat-rotator sends the management-token headers
+                      (the target gets workspace_resource_id);
+                      "workspace_service_principal": the identity is a workspace service
+                      principal with token CAN_USE (no workspace_resource_id).
+  EOT
+  type = map(object({
+    workspace_url = string
+    resource_id   = string
+    access_mode   = string
+  }))
+  nullable = false
+
+  validation {
+    condition     = alltrue([for k, w in var.workspaces : contains(["azure_contributor", "workspace_service_principal"], w.access_mode)])
+    error_message = join("; ", [for k, w in var.workspaces : format("workspaces[%q].access_mode: %q must be \"azure_contributor\" or \"workspace_service_principal\"", k, w.access_mode) if !contains(["azure_contributor", "workspace_service_principal"], w.access_mode)])
+  }
+
+  validation {
+    condition     = alltrue([for k, w in var.workspaces : can(regex("(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\\.Databricks/workspaces/[^/]+$", w.resource_id))])
+    error_message = join("; ", [for k, w in var.workspaces : format("workspaces[%q].resource_id: %q is not the ARM id of a Microsoft.Databricks/workspaces resource", k, w.resource_id) if !can(regex("(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\\.Databricks/workspaces/[^/]+$", w.resource_id))])
+  }
+
+  validation {
+    # Contract §2: https:// URL or a bare host (meaning https). Plain http is only for
+    # loopback emulators and never valid for a deployed Function App.
+    condition     = alltrue([for k, w in var.workspaces : can(regex("^(https://)?[A-Za-z0-9.-]+(:[0-9]+)?/?$", w.workspace_url))])
+    error_message = join("; ", [for k, w in var.workspaces : format("workspaces[%q].workspace_url: %q must be an https:// URL or a bare host name", k, w.workspace_url) if !can(regex("^(https://)?[A-Za-z0-9.-]+(:[0-9]+)?/?$", w.workspace_url))])
+  }
+}
+
+variable "key_vault_url" {
+  description = "https:// URL of the Key Vault that holds every target's secret."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^https://[A-Za-z0-9.-]+/?$", var.key_vault_url))
+    error_message = "key_vault_url: ${jsonencode(var.key_vault_url)} must be an https:// URL."
+  }
+}

@@ -1,0 +1,65 @@
+output "resource_group_name" {
+  description = "Resource group of the deployment."
+  value       = local.resource_group_name
+}
+
+output "function_app_name" {
+  description = "Name of the Function App."
+  value       = azurerm_function_app_flex_consumption.this.name
+}
+
+output "function_app_url" {
+  description = "Base URL of the Function App."
+  value       = "https://${azurerm_function_app_flex_consumption.this.default_hostname}"
+}
+
+output "provision_pat_url" {
+  description = "URL of the ProvisionPat function (POST {\"target\":\"<name>\"} with the function key in x-functions-key)."
+  value       = "https://${azurerm_function_app_flex_consumption.this.default_hostname}/api/ProvisionPat"
+}
+
+output "identity_principal_id" {
+  description = "Object (principal) id of the Function App's system-assigned managed identity."
+  value       = azurerm_function_app_flex_consumption.this.identity[0].principal_id
+}
+
+output "key_vault_id" {
+  description = "ARM id of the Key Vault that holds the PATs."
+  value       = azurerm_key_vault.this.id
+}
+
+output "key_vault_url" {
+  description = "URL of the Key Vault that holds the PATs."
+  value       = azurerm_key_vault.this.vault_uri
+}
+
+output "secret_ids" {
+  description = "Per target, the versionless id of the Key Vault secret that holds its PAT (no secret value)."
+  value       = module.targets.secret_ids
+}
+
+output "secret_names" {
+  description = "Per target, the Key Vault secret name that holds its PAT."
+  value       = { for t in module.targets.pat_targets : t.name => t.secret_name }
+}
+
+output "pat_targets_json" {
+  description = "The PAT_TARGETS setting (no secret), e.g. for `PAT_TARGETS=... pat-rotator rotate --target NAME`."
+  value       = module.targets.pat_targets_json
+}
+
+output "databricks_workspace_urls" {
+  description = "URL of every configured workspace, by key (\"new\" for the created one)."
+  value       = { for k, w in local.workspaces : k => w.workspace_url }
+}
+
+output "provisioned_targets" {
+  description = "Targets whose secret was provisioned by this apply's ProvisionPat step. Reference this output (or depends_on the module) from resources that read the secrets."
+  value       = { for k, v in terraform_data.provision : k => v.id }
+}
+
+output "function_key" {
+  description = "The Function App's default host key (authorises ProvisionPat). A secret: `terraform output -raw function_key` only where you must."
+  value       = try(data.azurerm_function_app_host_keys.this[0].default_function_key, null)
+  sensitive   = true
+}

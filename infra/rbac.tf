@@ -1,0 +1,48 @@
+# Role assignments of the Function App's system-assigned identity. Each is scoped to
+# the single resource it is needed for (least privilege). Azure RBAC changes take a few
+# minutes to propagate; the provisioning step (deploy.tf) retries for that.
+
+locals {
+  function_principal_id = azurerm_function_app_flex_consumption.this.identity[0].principal_id
+}
+
+# Write new PAT versions (and read the current one) in the vault: data plane only.
+resource "azurerm_role_assignment" "key_vault_secrets_officer" {
+  scope                = azurerm_key_vault.this.id
+  role_definition_name = "Key Vault Secrets Officer"
+  principal_id         = local.function_principal_id
+  principal_type       = "ServicePrincipal"
+  description          = "pat-rotator: read and write the PAT secrets in this vault"
+}
+
+# Identity-based AzureWebJobsStorage (timer locks, host keys) and the Flex Consumption
+# deployment container, both in this dedicated account.
+resource "azurerm_role_assignment" "storage_blob_data_owner" {
+  scope                = azurerm_storage_account.host.id
+  role_definition_name = "Storage Blob Data Owner"
+  principal_id         = local.function_principal_id
+  principal_type       = "ServicePrincipal"
+  description          = "pat-rotator: Functions host storage and deployment package"
+}
+
+# Telemetry with Entra ID authentication (local auth is disabled on the component).
+resource "azurerm_role_assignment" "monitoring_metrics_publisher" {
+  scope                = azurerm_application_insights.this.id
+  role_definition_name = "Monitoring Metrics Publisher"
+  principal_id         = local.function_principal_id
+  principal_type       = "ServicePrincipal"
+  description          = "pat-rotator: send telemetry to Application Insights"
+}
+
+# Management-header access mode: Contributor on the workspace resource lets the identity
+# call the workspace with X-Databricks-Azure-SP-Management-Token /
+# X-Databricks-Azure-Workspace-Resource-Id (those targets carry workspace_resource_id).
+resource "azurerm_role_assignment" "workspace_contributor" {
+  for_each = local.contributor_workspace_keys
+
+  scope                = local.workspaces[each.key].resource_id
+  role_definition_name = "Contributor"
+  principal_id         = local.function_principal_id
+  principal_type       = "ServicePrincipal"
+  description          = "pat-rotator: manage its own PATs in this workspace (management-token headers)"
+}

@@ -1,0 +1,291 @@
+# ---------------------------------------------------------------------------
+# Where
+# ---------------------------------------------------------------------------
+
+variable "subscription_id" {
+  description = "Azure subscription to deploy into. null = take ARM_SUBSCRIPTION_ID from the environment."
+  type        = string
+  default     = null
+}
+
+variable "location" {
+  description = "Azure region, e.g. \"westeurope\". It must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations)."
+  type        = string
+  nullable    = false
+}
+
+variable "name_prefix" {
+  description = "Short prefix for every resource name: 3-12 lowercase letters/digits, starting with a letter."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{2,11}$", var.name_prefix))
+    error_message = "name_prefix: ${jsonencode(var.name_prefix)} must be 3-12 lowercase letters or digits and start with a letter (it becomes part of storage account and Key Vault names)."
+  }
+}
+
+variable "name_suffix" {
+  description = "Suffix that makes the global names (storage account, Key Vault, Function App) unique: 4-6 lowercase letters/digits. null = derived from the subscription, resource group and prefix. Set a new one to redeploy next to a soft-deleted vault."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.name_suffix == null || can(regex("^[a-z0-9]{4,6}$", coalesce(var.name_suffix, "0000")))
+    error_message = "name_suffix: ${jsonencode(var.name_suffix)} must be 4-6 lowercase letters or digits."
+  }
+}
+
+variable "resource_group_name" {
+  description = "Resource group for everything this configuration creates."
+  type        = string
+  nullable    = false
+}
+
+variable "create_resource_group" {
+  description = "true: create resource_group_name. false: it already exists and is used as is."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}
+
+# ---------------------------------------------------------------------------
+# Function App
+# ---------------------------------------------------------------------------
+
+variable "rotation_schedule" {
+  description = "NCRONTAB schedule of the RotatePat timer ({second} {minute} {hour} {day} {month} {day-of-week}, UTC on Flex Consumption)."
+  type        = string
+  default     = "0 0 3 * * *"
+  nullable    = false
+
+  validation {
+    condition     = contains([5, 6], length(split(" ", trimspace(replace(var.rotation_schedule, "/\\s+/", " ")))))
+    error_message = "rotation_schedule: ${jsonencode(var.rotation_schedule)} is not a 6-field (or 5-field) NCRONTAB expression such as \"0 0 3 * * *\"."
+  }
+}
+
+variable "rust_log" {
+  description = "RUST_LOG filter of the handler (contract §2)."
+  type        = string
+  default     = "info"
+  nullable    = false
+}
+
+variable "max_concurrency" {
+  description = "PAT_MAX_CONCURRENCY: targets rotated at once (contract §2)."
+  type        = number
+  default     = 8
+  nullable    = false
+
+  validation {
+    condition     = floor(var.max_concurrency) == var.max_concurrency && var.max_concurrency >= 1 && var.max_concurrency <= 64
+    error_message = "max_concurrency: must be an integer in 1..64."
+  }
+}
+
+variable "instance_memory_in_mb" {
+  description = "Flex Consumption instance memory (MB). 2048 is the platform default; the handler is a small native binary, so 512 is enough where that size is offered."
+  type        = number
+  default     = 2048
+  nullable    = false
+
+  validation {
+    condition     = contains([512, 2048, 4096], var.instance_memory_in_mb)
+    error_message = "instance_memory_in_mb: must be 512, 2048 or 4096 (Flex Consumption instance sizes)."
+  }
+}
+
+variable "maximum_instance_count" {
+  description = "Flex Consumption scale-out limit. A rotator needs very little; the timer runs on one instance anyway."
+  type        = number
+  default     = 4
+  nullable    = false
+
+  validation {
+    condition     = floor(var.maximum_instance_count) == var.maximum_instance_count && var.maximum_instance_count >= 1 && var.maximum_instance_count <= 1000
+    error_message = "maximum_instance_count: must be an integer in 1..1000."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the Log Analytics workspace behind Application Insights."
+  type        = number
+  default     = 90
+  nullable    = false
+
+  validation {
+    condition     = var.log_retention_days >= 30 && var.log_retention_days <= 730
+    error_message = "log_retention_days: must be between 30 and 730."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Key Vault
+# ---------------------------------------------------------------------------
+
+variable "key_vault_soft_delete_retention_days" {
+  description = "Soft-delete retention of the vault (purge protection is always on)."
+  type        = number
+  default     = 90
+  nullable    = false
+
+  validation {
+    condition     = var.key_vault_soft_delete_retention_days >= 7 && var.key_vault_soft_delete_retention_days <= 90
+    error_message = "key_vault_soft_delete_retention_days: must be between 7 and 90."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Databricks workspaces
+# ---------------------------------------------------------------------------
+
+variable "new_databricks_workspace" {
+  description = <<-EOT
+    Create a Databricks workspace in the resource group (null = do not create one).
+    Targets refer to it as workspace = "new".
+      name                        - workspace name (default "<prefix>-dbw-<suffix>")
+      sku                         - "premium" (token management needs Premium) or "trial"
+      managed_resource_group_name - default "<resource group>-dbw-managed"
+      access_mode                 - "azure_contributor" (default) or "workspace_service_principal"
+  EOT
+  type = object({
+    name                        = optional(string)
+    sku                         = optional(string, "premium")
+    managed_resource_group_name = optional(string)
+    access_mode                 = optional(string, "azure_contributor")
+  })
+  default = null
+
+  validation {
+    condition     = var.new_databricks_workspace == null || contains(["premium", "trial"], try(var.new_databricks_workspace.sku, "premium"))
+    error_message = "new_databricks_workspace.sku: must be \"premium\" or \"trial\"; personal access token management needs the Premium tier."
+  }
+}
+
+variable "existing_databricks_workspaces" {
+  description = <<-EOT
+    Existing Databricks workspaces, by a key that targets use in `workspace`:
+      resource_id   - ARM id of the Microsoft.Databricks/workspaces resource (required)
+      workspace_url - https://adb-....azuredatabricks.net; null = read from the resource
+                      (which must then be in the provider's subscription)
+      access_mode   - "azure_contributor": grant the Function App identity Contributor on
+                      the workspace resource (management-token headers), or
+                      "workspace_service_principal": add the identity to the workspace as a
+                      service principal with token CAN_USE (databricks provider).
+    The key "new" is reserved for new_databricks_workspace.
+  EOT
+  type = map(object({
+    resource_id   = string
+    workspace_url = optional(string)
+    access_mode   = string
+  }))
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = !contains(keys(var.existing_databricks_workspaces), "new")
+    error_message = "existing_databricks_workspaces: the key \"new\" is reserved for new_databricks_workspace."
+  }
+}
+
+variable "databricks_token_usage_extra_acl" {
+  description = <<-EOT
+    Only with a workspace in "workspace_service_principal" mode and manage_databricks_token_permissions = true:
+    further entries of that workspace's token-usage ACL. databricks_permissions for
+    authorization = "tokens" is AUTHORITATIVE: principals not listed here (or in the
+    pat-rotator group) lose token access and their tokens are revoked. List everyone
+    who must keep CAN_USE, e.g. { group_name = "users", permission_level = "CAN_USE" }.
+  EOT
+  type = list(object({
+    group_name             = optional(string)
+    user_name              = optional(string)
+    service_principal_name = optional(string)
+    permission_level       = string
+  }))
+  default  = []
+  nullable = false
+
+  validation {
+    condition     = alltrue([for e in var.databricks_token_usage_extra_acl : contains(["CAN_USE", "CAN_MANAGE"], e.permission_level) && length(compact([e.group_name, e.user_name, e.service_principal_name])) == 1])
+    error_message = "databricks_token_usage_extra_acl: each entry names exactly one of group_name, user_name, service_principal_name, with permission_level CAN_USE or CAN_MANAGE."
+  }
+}
+
+variable "manage_databricks_token_permissions" {
+  description = "With a workspace in \"workspace_service_principal\" mode: manage its token-usage ACL here (authoritative, see databricks_token_usage_extra_acl). false = add the group \"pat-rotator\" to your existing token ACL yourself."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+# ---------------------------------------------------------------------------
+# Targets (PAT_TARGETS)
+# ---------------------------------------------------------------------------
+
+variable "targets" {
+  description = <<-EOT
+    The PATs to keep in Key Vault, one object per target (see modules/targets for the
+    validation rules, which mirror contract §2):
+      name               - ^[a-z0-9][a-z0-9-]{0,62}$, unique
+      workspace          - "new" or a key of existing_databricks_workspaces
+      secret_name        - Key Vault secret name, ^[0-9a-zA-Z-]{1,127}$, unique
+      lifetime_days      - 1..730 (default 90)
+      renew_before_days  - 0 < x < lifetime_days (default 30)
+      revoke_grace_hours - 0..720 (default 24)
+      scopes             - optional list of token scopes
+  EOT
+  type = list(object({
+    name               = string
+    workspace          = string
+    secret_name        = string
+    lifetime_days      = optional(number, 90)
+    renew_before_days  = optional(number, 30)
+    revoke_grace_hours = optional(number, 24)
+    scopes             = optional(list(string))
+  }))
+  nullable = false
+}
+
+# ---------------------------------------------------------------------------
+# Deployment and first provisioning
+# ---------------------------------------------------------------------------
+
+variable "package_path" {
+  description = "The zip built by scripts/package.sh. null = <repo>/dist/pat-rotator.zip."
+  type        = string
+  default     = null
+}
+
+variable "deploy_package" {
+  description = "Deploy the package to the Function App during apply (runs infra/scripts/deploy-package.sh, which needs the Azure CLI logged in). false = your pipeline deploys the code (see README)."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "provision_on_apply" {
+  description = "After deployment, call ProvisionPat once per target so that every secret holds a working PAT when apply returns. Needs deploy_package = true."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "provision_timeout_seconds" {
+  description = "Upper bound on how long apply waits, per target, for ProvisionPat to succeed (role assignments and the deployment take minutes to propagate)."
+  type        = number
+  default     = 1200
+  nullable    = false
+
+  validation {
+    condition     = var.provision_timeout_seconds >= 60 && var.provision_timeout_seconds <= 7200
+    error_message = "provision_timeout_seconds: must be between 60 and 7200."
+  }
+}

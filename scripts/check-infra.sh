@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Offline checks of infra/ (no Terraform provider can be downloaded, no Azure):
+#
+#   1. terraform fmt -check -recursive infra      (only when a terraform binary exists)
+#   2. pytest infra/tests                           (python-hcl2 parse of every .tf, structural
+#                                                    tests, provision.sh against a local HTTP
+#                                                    server, package.sh gate, and -- when a
+#                                                    terraform binary exists -- the targets
+#                                                    module's own `terraform test` suite)
+#   3. checkov --framework terraform --skip-download -d infra
+#                                                    (zero failures; every skip carries a reason)
+#
+# python-hcl2 (+pytest) and checkov live in separate repo-local virtualenvs, .venv-hcl2
+# and .venv-checkov, because checkov pulls bc-python-hcl2, which replaces python-hcl2
+# under the same import name. They are created on first use with pinned versions and
+# reused afterwards. Runs every step, then exits non-zero if any failed.
+set -uo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+readonly HCL2_PINS="python-hcl2==8.1.4 pytest==9.2.0"
+readonly CHECKOV_PINS="checkov==3.3.30"
+PYTHON="${PYTHON:-python3}"
+
+failures=()
+step() { printf '\n== %s\n' "$*"; }
+
+# ensure_venv DIR "PINS": (re)create DIR with exactly these pins unless already there.
+ensure_venv() {
+  local dir="$1" pins="$2" stamp="$1/.pins"
+  if [[ -x "$dir/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$pins" ]]; then
+    return 0
+  fi
+  echo "creating $dir with $pins"
+  rm -rf "$dir"
+  "$PYTHON" -m venv "$dir" || return 1
+  # shellcheck disable=SC2086 # one requirement per word
+  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check $pins || return 1
+  echo "$pins" >"$stamp"
+}
+
+# --- 1. formatting -------------------------------------------------------------------
+step "terraform fmt"
+if command -v terraform >/dev/null; then
+  if TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive -diff infra; then
+    echo "terraform fmt: ok ($(TF_CLI_CONFIG_FILE=/dev/null terraform version | head -n 1))"
+  else
+    failures+=("terraform fmt")
+  fi
+else
+  echo "terraform fmt: skipped (no terraform binary on PATH)"
+fi
+
+# --- 2. parse + structural tests -----------------------------------------------------
+step "pytest infra/tests (python-hcl2)"
+if ensure_venv .venv-hcl2 "$HCL2_PINS"; then
+  .venv-hcl2/bin/python -m pytest infra/tests -p no:cacheprovider -q -rs
+  rc=$?
+  if [[ "$rc" -eq 5 ]]; then
+    echo "pytest collected no tests: that is a failure"
+    failures+=("pytest (no tests)")
+  elif [[ "$rc" -ne 0 ]]; then
+    failures+=("pytest")
+  fi
+else
+  failures+=("pytest (could not create .venv-hcl2)")
+fi
+
+# --- 3. checkov ------------------------------------------------------------------------
+step "checkov (terraform, offline)"
+if ensure_venv .venv-checkov "$CHECKOV_PINS"; then
+  report="$(mktemp -d)"
+  # --soft-fail: the verdict is taken from the JSON report below (failures, parsing
+  # errors, nothing scanned), not from checkov's own exit code.
+  BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov --directory infra --framework terraform --skip-download \
+    --download-external-modules false --soft-fail --output json >"$report/checkov.json" 2>"$report/checkov.err"
+  if .venv-checkov/bin/python - "$report/checkov.json" <<'PY'; then
+import json, sys
+try:
+    data = json.load(open(sys.argv[1]))
+except Exception as exc:  # no report: checkov crashed
+    print(f"checkov produced no JSON report: {exc}")
+    sys.exit(1)
+reports = data if isinstance(data, list) else [data]
+if not reports or "results" not in reports[0]:
+    print(f"checkov report has no results: {str(data)[:500]}")
+    sys.exit(1)
+ok = True
+for report in reports:
+    res, summary = report["results"], report["summary"]
+    for c in res.get("failed_checks", []):
+        print(f"FAILED  {c['check_id']} {c['check_name']}\n        {c['resource']} ({c['file_path']}:{c['file_line_range'][0]})")
+    for c in res.get("skipped_checks", []):
+        reason = (c.get("check_result") or {}).get("suppress_comment", "")
+        print(f"skipped {c['check_id']} {c['resource']}: {reason}")
+        if len(reason.strip()) < 30:
+            print(f"FAILED  skip of {c['check_id']} on {c['resource']} has no written reason")
+            ok = False
+    if res.get("parsing_errors") or summary.get("parsing_errors"):
+        print(f"FAILED  parsing errors: {res.get('parsing_errors') or summary.get('parsing_errors')}")
+        ok = False
+    if summary.get("resource_count", 0) == 0:
+        print("FAILED  checkov scanned no resource")
+        ok = False
+    if summary["failed"]:
+        ok = False
+    print(f"checkov: {summary['passed']} passed, {summary['failed']} failed, {summary['skipped']} skipped "
+          f"({summary.get('resource_count')} resources, checkov {summary.get('checkov_version')})")
+sys.exit(0 if ok else 1)
+PY
+    :
+  else
+    sed -n '1,20p' "$report/checkov.err" >&2
+    failures+=("checkov")
+  fi
+  rm -rf "$report"
+else
+  failures+=("checkov (could not create .venv-checkov)")
+fi
+
+# --- verdict -------------------------------------------------------------------------
+echo
+if [[ "${#failures[@]}" -gt 0 ]]; then
+  echo "check-infra: FAILED: ${failures[*]}"
+  exit 1
+fi
+echo "check-infra: all checks passed"

@@ -1,0 +1,261 @@
+//! Entra ID tokens: which credential (`PAT_CREDENTIAL`), and one cached token per scope.
+//!
+//! [`TokenSource`] sits between the SDK credential and everything that needs a token (the
+//! Databricks client directly, the Key Vault SDK client through [`TokenSource::as_credential`]):
+//! - one token per scope, reused until 5 minutes before expiry;
+//! - one fetch at a time per scope, so a burst of targets causes one identity call, and a
+//!   prefetch started early is shared by whoever asks next;
+//! - a token that expires within [`MIN_USABLE`] is not accepted (Databricks refuses Entra tokens
+//!   within 30 s of expiry), it is fetched again;
+//! - transient failures are retried by the one retry policy; what is left becomes
+//!   `identity_unavailable` with the SDK's message.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use azure_core::http::{ClientOptions, RetryOptions, Transport};
+use azure_core::time::OffsetDateTime;
+use azure_identity::{
+    AzureCliCredential, AzureCliCredentialOptions, ClientAssertionCredentialOptions, ClientSecretCredential,
+    ClientSecretCredentialOptions, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
+    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+};
+
+use crate::config::{CredentialKind, Settings};
+use crate::error::{Code, Error, Result};
+use crate::secret::Redacted;
+use crate::transport::retry::RetryPolicy;
+
+/// Azure Databricks' first-party application, the same in every cloud.
+pub const DATABRICKS_SCOPE: &str = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default";
+
+/// Reuse a cached token until this long before it expires.
+const REFRESH_BEFORE: Duration = Duration::from_secs(300);
+/// A freshly issued token must live at least this long to be used at all.
+pub const MIN_USABLE: Duration = Duration::from_secs(60);
+
+/// The management audience used in the `X-Databricks-Azure-SP-Management-Token` header, chosen
+/// by the workspace's cloud (what the Databricks SDKs do).
+pub fn management_scope(workspace_url: &str) -> &'static str {
+    if workspace_url.ends_with(".databricks.azure.us") {
+        "https://management.core.usgovcloudapi.net//.default"
+    } else if workspace_url.ends_with(".databricks.azure.cn") {
+        "https://management.core.chinacloudapi.cn//.default"
+    } else {
+        "https://management.core.windows.net//.default"
+    }
+}
+
+/// The scope Key Vault's challenge will ask for, when it can be known in advance (used only to
+/// fetch the token early; the challenge remains authoritative).
+pub fn vault_scope(vault_url: &str) -> Option<&'static str> {
+    let host = url::Url::parse(vault_url).ok()?.host_str()?.to_ascii_lowercase();
+    if host.ends_with(".vault.azure.net") || crate::config::url_is_loopback(vault_url) {
+        Some("https://vault.azure.net/.default")
+    } else if host.ends_with(".vault.usgovcloudapi.net") {
+        Some("https://vault.usgovcloudapi.net/.default")
+    } else if host.ends_with(".vault.azure.cn") {
+        Some("https://vault.azure.cn/.default")
+    } else {
+        None
+    }
+}
+
+/// SDK client options: our HTTP client as transport, no SDK-level retries (ours apply).
+pub fn sdk_client_options(http: &reqwest::Client) -> ClientOptions {
+    ClientOptions {
+        transport: Some(Transport::new(Arc::new(http.clone()))),
+        retry: RetryOptions::none(),
+        ..Default::default()
+    }
+}
+
+/// Builds the SDK credential that `PAT_CREDENTIAL` selects. Construction does no I/O.
+pub fn build_credential(settings: &Settings, http: &reqwest::Client) -> Result<Arc<dyn TokenCredential>> {
+    let fail = |e: azure_core::Error| {
+        Error::new(Code::IdentityUnavailable, format!("{} credential: {}", settings.credential.as_str(), super::chain(&e)))
+    };
+    let cred: Arc<dyn TokenCredential> = match settings.credential {
+        CredentialKind::ManagedIdentity => {
+            // Without IDENTITY_HEADER the SDK silently falls back to IMDS at 169.254.169.254.
+            if std::env::var_os("IDENTITY_ENDPOINT").is_some() && std::env::var_os("IDENTITY_HEADER").is_none() {
+                return Err(Error::new(
+                    Code::ConfigInvalid,
+                    "IDENTITY_HEADER: is required when IDENTITY_ENDPOINT is set",
+                ));
+            }
+            ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+                user_assigned_id: settings.client_id.clone().map(UserAssignedId::ClientId),
+                client_options: sdk_client_options(http),
+                ..Default::default()
+            }))
+            .map_err(fail)?
+        }
+        CredentialKind::AzureCli => AzureCliCredential::new(Some(AzureCliCredentialOptions {
+            tenant_id: settings.tenant_id.clone(),
+            ..Default::default()
+        }))
+        .map_err(fail)?,
+        CredentialKind::ClientSecret => {
+            let secret = std::env::var("AZURE_CLIENT_SECRET").unwrap_or_default();
+            ClientSecretCredential::new(
+                settings.tenant_id.as_deref().unwrap_or_default(),
+                settings.client_id.clone().unwrap_or_default(),
+                azure_core::credentials::Secret::new(secret),
+                Some(ClientSecretCredentialOptions { client_options: sdk_client_options(http) }),
+            )
+            .map_err(fail)?
+        }
+        CredentialKind::WorkloadIdentity => WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+            credential_options: ClientAssertionCredentialOptions {
+                client_options: sdk_client_options(http),
+                ..Default::default()
+            },
+            ..Default::default()
+        }))
+        .map_err(fail)?,
+    };
+    Ok(cred)
+}
+
+/// Cached, de-duplicated, retried access to Entra ID tokens. See the module docs.
+pub struct TokenSource {
+    credential: Arc<dyn TokenCredential>,
+    kind: &'static str,
+    retry: RetryPolicy,
+    cache: Mutex<HashMap<String, AccessToken>>,
+    /// One fetch at a time per scope.
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSource").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+impl TokenSource {
+    pub fn new(credential: Arc<dyn TokenCredential>, kind: CredentialKind, retry: RetryPolicy) -> Arc<TokenSource> {
+        Arc::new(TokenSource {
+            credential,
+            kind: kind.as_str(),
+            retry,
+            cache: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A bearer token for `scope`.
+    pub async fn get(&self, scope: &str) -> Result<Redacted> {
+        self.access_token(scope).await.map(|t| Redacted::new(t.token.secret()))
+    }
+
+    /// Fetches the token for `scope` now, so that it is cached when it is needed; errors are
+    /// left for the real request to report.
+    pub async fn prefetch(&self, scope: &str) {
+        let _ = self.access_token(scope).await;
+    }
+
+    async fn access_token(&self, scope: &str) -> Result<AccessToken> {
+        if let Some(t) = self.cached(scope) {
+            return Ok(t);
+        }
+        let gate = self
+            .fetching
+            .lock()
+            .expect("token source lock")
+            .entry(scope.to_string())
+            .or_default()
+            .clone();
+        let _guard = gate.lock().await;
+        // Someone else may have fetched it while we waited.
+        if let Some(t) = self.cached(scope) {
+            return Ok(t);
+        }
+        let token = self
+            .retry
+            .run(&format!("getting an Entra ID token for {}", audience(scope)), || self.fetch(scope))
+            .await?;
+        self.cache.lock().expect("token cache lock").insert(scope.to_string(), token.clone());
+        Ok(token)
+    }
+
+    fn cached(&self, scope: &str) -> Option<AccessToken> {
+        let cache = self.cache.lock().expect("token cache lock");
+        let t = cache.get(scope)?;
+        let left = t.expires_on - OffsetDateTime::now_utc();
+        (left > REFRESH_BEFORE).then(|| t.clone())
+    }
+
+    async fn fetch(&self, scope: &str) -> Result<AccessToken> {
+        let t = self.credential.get_token(&[scope], None).await.map_err(|e| self.classify(scope, &e))?;
+        let left = t.expires_on - OffsetDateTime::now_utc();
+        if left < MIN_USABLE {
+            return Err(Error::new(
+                Code::IdentityUnavailable,
+                format!(
+                    "the {} credential returned a token for {} that expires in {} s; Databricks refuses tokens that close to expiry",
+                    self.kind,
+                    audience(scope),
+                    left.whole_seconds()
+                ),
+            )
+            .transient());
+        }
+        Ok(t)
+    }
+
+    fn classify(&self, scope: &str, e: &azure_core::Error) -> Error {
+        let transient = is_transient(e);
+        let err = Error::new(
+            Code::IdentityUnavailable,
+            format!("the {} credential could not get a token for {}: {}", self.kind, audience(scope), super::chain(e)),
+        );
+        if transient { err.transient() } else { err }
+    }
+
+    /// This source as an SDK credential, for the Key Vault client.
+    pub fn as_credential(self: &Arc<Self>) -> Arc<dyn TokenCredential> {
+        Arc::new(SourceCredential(self.clone()))
+    }
+}
+
+fn audience(scope: &str) -> &str {
+    scope.strip_suffix("/.default").unwrap_or(scope)
+}
+
+/// Transient: throttling, server errors, connection trouble, a garbled answer.
+fn is_transient(e: &azure_core::Error) -> bool {
+    use azure_core::error::ErrorKind;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(ae) = err.downcast_ref::<azure_core::Error>() {
+            match ae.kind() {
+                ErrorKind::HttpResponse { status, .. } => {
+                    let s = u16::from(*status);
+                    return s == 429 || s == 408 || s >= 500 || s == 404 || s == 410;
+                }
+                ErrorKind::Connection | ErrorKind::Io | ErrorKind::DataConversion => return true,
+                _ => {}
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
+#[derive(Debug)]
+struct SourceCredential(Arc<TokenSource>);
+
+#[async_trait]
+impl TokenCredential for SourceCredential {
+    async fn get_token(&self, scopes: &[&str], _options: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
+        let scope = scopes.first().copied().unwrap_or_default();
+        self.0.access_token(scope).await.map_err(|e| {
+            azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, format!("{}", e.message))
+        })
+    }
+}

@@ -1,0 +1,179 @@
+//! Key Vault secrets through the official `azure_security_keyvault_secrets` client.
+//!
+//! This is where Key Vault's answers become stable error codes: 404 means "no secret",
+//! 403 `ForbiddenByRbac` is `keyvault_forbidden` with the role to grant, 409
+//! `ObjectIsDeletedButRecoverable` is `keyvault_secret_deleted`, 429/503 are `throttled`.
+//! The value read from a vault is dropped on arrival: the domain decides on tags alone.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
+use azure_core::error::ErrorKind;
+use azure_core::http::RequestContent;
+use azure_security_keyvault_secrets::models::{SecretAttributes, SetSecretParameters};
+use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use serde::Deserialize;
+use tracing::debug;
+
+use super::credential::sdk_client_options;
+use crate::error::{Code, Error, Result, excerpt};
+use crate::rotation::model::{SecretWrite, StoredSecret};
+use crate::rotation::ports::SecretStore;
+use crate::secret::Redacted;
+use crate::transport::pacing::RateLimiter;
+use crate::transport::retry::{RetryPolicy, parse_retry_after};
+
+/// One vault.
+pub struct KeyVaultStore {
+    client: SecretClient,
+    vault_url: String,
+    retry: RetryPolicy,
+    writes: Arc<RateLimiter>,
+    reads: Arc<RateLimiter>,
+}
+
+impl KeyVaultStore {
+    /// `vault_url` is validated configuration (`https://…`). For a loopback host (a local
+    /// emulator) the challenge-resource check is relaxed; nothing else changes.
+    pub fn new(
+        vault_url: &str,
+        credential: Arc<dyn TokenCredential>,
+        http: &reqwest::Client,
+        retry: RetryPolicy,
+        writes: Arc<RateLimiter>,
+        reads: Arc<RateLimiter>,
+    ) -> Result<KeyVaultStore> {
+        let options = SecretClientOptions {
+            client_options: sdk_client_options(http),
+            verify_challenge_resource: Some(!crate::config::url_is_loopback(vault_url)),
+            ..Default::default()
+        };
+        let client = SecretClient::new(vault_url, credential, Some(options))
+            .map_err(|e| Error::new(Code::KeyvaultError, format!("Key Vault client for {vault_url}: {}", super::chain(&e))))?;
+        Ok(KeyVaultStore { client, vault_url: vault_url.to_string(), retry, writes, reads })
+    }
+
+    fn error(&self, op: &str, name: &str, e: &azure_core::Error) -> Error {
+        let what = format!("Key Vault {op} of secret \"{name}\" in {}", self.vault_url);
+        match e.kind() {
+            ErrorKind::HttpResponse { status, error_code, raw_response } => {
+                let status = u16::from(*status);
+                let body = raw_response.as_ref().map(|r| String::from_utf8_lossy(r.body()).to_string()).unwrap_or_default();
+                let parsed: Option<KvErrorBody> = serde_json::from_str(&body).ok();
+                let code = parsed.as_ref().and_then(|b| b.error.code.clone()).or_else(|| error_code.clone());
+                let inner = parsed.as_ref().and_then(|b| b.error.innererror.as_ref()).and_then(|i| i.code.clone());
+                let message = parsed
+                    .as_ref()
+                    .and_then(|b| b.error.message.clone())
+                    .map(|m| excerpt(&m))
+                    .unwrap_or_else(|| excerpt(&body));
+                let retry_after = raw_response
+                    .as_ref()
+                    .and_then(|r| r.headers().get_optional_str(&azure_core::http::headers::RETRY_AFTER))
+                    .and_then(|v| parse_retry_after(Some(v)));
+                let codes = match (&code, &inner) {
+                    (Some(c), Some(i)) => format!("{c}/{i}"),
+                    (Some(c), None) => c.clone(),
+                    (None, Some(i)) => i.clone(),
+                    (None, None) => String::new(),
+                };
+                let detail = format!("{what}: {status} {codes}: {message}");
+                let upstream = inner.clone().or(code.clone());
+                let err = match (status, inner.as_deref()) {
+                    (401, _) => Error::new(
+                        Code::KeyvaultForbidden,
+                        format!("{detail} (the vault did not accept the identity's token: wrong tenant or audience?)"),
+                    ),
+                    (403, Some("ForbiddenByRbac")) => Error::new(
+                        Code::KeyvaultForbidden,
+                        format!("{detail} (grant the identity the Key Vault Secrets Officer role on the vault; new role assignments take minutes to apply)"),
+                    ),
+                    (403, _) => Error::new(Code::KeyvaultForbidden, detail),
+                    (409, Some("ObjectIsDeletedButRecoverable")) => Error::new(
+                        Code::KeyvaultSecretDeleted,
+                        format!("{detail} (recover it with `az keyvault secret recover` or purge it, then run again)"),
+                    ),
+                    (409, Some("ObjectIsBeingDeleted")) => Error::new(Code::KeyvaultError, detail).transient(),
+                    (429, _) | (503, _) => Error::new(Code::Throttled, detail).transient().with_retry_after(retry_after),
+                    (408, _) | (500..=599, _) => Error::new(Code::UpstreamUnavailable, detail).transient(),
+                    _ => Error::new(Code::KeyvaultError, detail),
+                };
+                err.with_status(status).with_upstream_code(upstream)
+            }
+            ErrorKind::Connection | ErrorKind::Io => {
+                Error::new(Code::UpstreamUnavailable, format!("{what}: {}", super::chain(e))).transient()
+            }
+            ErrorKind::Credential => Error::new(Code::IdentityUnavailable, format!("{what}: {}", super::chain(e))),
+            _ => Error::new(Code::KeyvaultError, format!("{what}: {}", super::chain(e))),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct KvErrorBody {
+    error: KvError,
+}
+
+#[derive(Deserialize)]
+struct KvError {
+    code: Option<String>,
+    message: Option<String>,
+    innererror: Option<Box<KvError>>,
+}
+
+fn stored(s: azure_security_keyvault_secrets::models::Secret) -> StoredSecret {
+    // The value is wrapped and dropped here: nothing downstream needs it.
+    let _value = s.value.map(Redacted::new);
+    StoredSecret {
+        id: s.id.unwrap_or_default(),
+        tags: s.tags.unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
+        content_type: s.content_type,
+    }
+}
+
+#[async_trait]
+impl SecretStore for KeyVaultStore {
+    async fn read_latest(&self, name: &str) -> Result<Option<StoredSecret>> {
+        let r = self
+            .retry
+            .run("reading the secret", || async {
+                self.reads.acquire().await;
+                match self.client.get_secret(name, None).await {
+                    Ok(resp) => {
+                        let secret = resp.into_model().map_err(|e| self.error("read", name, &e))?;
+                        Ok(Some(stored(secret)))
+                    }
+                    Err(e) if matches!(e.kind(), ErrorKind::HttpResponse { status, .. } if u16::from(*status) == 404) => Ok(None),
+                    Err(e) => Err(self.error("read", name, &e)),
+                }
+            })
+            .await?;
+        debug!(vault = %self.vault_url, secret = name, found = r.is_some(), "read secret");
+        Ok(r)
+    }
+
+    async fn write(&self, w: &SecretWrite) -> Result<StoredSecret> {
+        self.retry
+            .run("writing the secret", || async {
+                let params = SetSecretParameters {
+                    value: Some(w.value.expose().to_string()),
+                    content_type: Some(w.content_type.clone()),
+                    tags: Some(w.tags.clone().into_iter().collect::<HashMap<_, _>>()),
+                    secret_attributes: Some(SecretAttributes {
+                        enabled: Some(true),
+                        expires: w.expires,
+                        ..Default::default()
+                    }),
+                };
+                let body: RequestContent<SetSecretParameters> =
+                    params.try_into().map_err(|e: azure_core::Error| self.error("write", &w.name, &e))?;
+                self.writes.acquire().await;
+                let resp = self.client.set_secret(&w.name, body, None).await.map_err(|e| self.error("write", &w.name, &e))?;
+                let secret = resp.into_model().map_err(|e| self.error("write", &w.name, &e))?;
+                Ok(stored(secret))
+            })
+            .await
+    }
+}

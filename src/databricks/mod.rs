@@ -1,0 +1,239 @@
+//! The Azure Databricks Token API (`/api/2.0/token/*`) on the process's HTTP client.
+//!
+//! - [`wire`]: the JSON shapes, lenient where Databricks is (`{}` for an empty list, ids and
+//!   times as strings or numbers, unknown fields ignored).
+//! - [`errors`]: what a Databricks answer means, as a stable error code.
+//! - [`DatabricksWorkspace`]: the [`Workspace`](crate::rotation::ports::Workspace) port.
+//!
+//! Authentication: an Entra ID token for the Databricks application; when the target names a
+//! workspace resource id, also the management token and the resource id headers, which let an
+//! identity that is not (yet) a workspace member act through its Azure role on the workspace.
+
+pub mod errors;
+pub mod wire;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tracing::debug;
+
+use crate::azure::credential::{DATABRICKS_SCOPE, TokenSource, management_scope};
+use crate::error::{Code, Error, Result};
+use crate::rotation::model::{CreateToken, NewToken, TokenInfo};
+use crate::rotation::ports::{CreateError, Workspace};
+use crate::secret::Redacted;
+use crate::transport::pacing::RateLimiter;
+use crate::transport::retry::RetryPolicy;
+
+const SP_MANAGEMENT_HEADER: &str = "X-Databricks-Azure-SP-Management-Token";
+const RESOURCE_ID_HEADER: &str = "X-Databricks-Azure-Workspace-Resource-Id";
+
+/// One workspace, as seen by the calling identity.
+pub struct DatabricksWorkspace {
+    http: reqwest::Client,
+    base: String,
+    resource_id: Option<String>,
+    tokens: Arc<TokenSource>,
+    retry: RetryPolicy,
+    pacer: Option<Arc<RateLimiter>>,
+}
+
+/// Who a request authenticates as.
+enum Auth<'a> {
+    /// The identity (Entra ID token, plus the management headers when configured).
+    Identity,
+    /// A PAT (to verify it).
+    Pat(&'a Redacted),
+}
+
+/// A raw answer: status, `Retry-After`, body.
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<String>,
+    body: bytes::Bytes,
+}
+
+impl DatabricksWorkspace {
+    pub fn new(
+        http: reqwest::Client,
+        workspace_url: &str,
+        resource_id: Option<String>,
+        tokens: Arc<TokenSource>,
+        retry: RetryPolicy,
+        pacer: Option<Arc<RateLimiter>>,
+    ) -> DatabricksWorkspace {
+        DatabricksWorkspace { http, base: workspace_url.trim_end_matches('/').to_string(), resource_id, tokens, retry, pacer }
+    }
+
+    /// The scopes a request of this workspace needs, for prefetching.
+    pub fn scopes(&self) -> Vec<&'static str> {
+        let mut v = vec![DATABRICKS_SCOPE];
+        if self.resource_id.is_some() {
+            v.push(management_scope(&self.base));
+        }
+        v
+    }
+
+    /// One HTTP exchange, no retry. `Err` only for transport trouble; any HTTP status is an
+    /// `Answer`.
+    async fn exchange(&self, method: Method, path: &str, body: Option<serde_json::Value>, auth: Auth<'_>) -> Result<Answer> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.http.request(method, &url).timeout(self.retry.attempt_timeout());
+        match auth {
+            Auth::Identity => {
+                let (bearer, mgmt) = match &self.resource_id {
+                    None => (self.tokens.get(DATABRICKS_SCOPE).await?, None),
+                    Some(_) => {
+                        let (b, m) = futures::join!(
+                            self.tokens.get(DATABRICKS_SCOPE),
+                            self.tokens.get(management_scope(&self.base))
+                        );
+                        (b?, Some(m?))
+                    }
+                };
+                req = req.bearer_auth(bearer.expose());
+                if let (Some(m), Some(rid)) = (mgmt, &self.resource_id) {
+                    req = req.header(SP_MANAGEMENT_HEADER, m.expose()).header(RESOURCE_ID_HEADER, rid);
+                }
+            }
+            Auth::Pat(pat) => req = req.bearer_auth(pat.expose()),
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        if let Some(p) = &self.pacer {
+            p.acquire().await;
+        }
+        let resp = req.send().await.map_err(|e| errors::transport(&self.base, path, &e))?;
+        let status = resp.status();
+        let retry_after = resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body = resp.bytes().await.map_err(|e| errors::transport(&self.base, path, &e))?;
+        debug!(workspace = %self.base, path, status = status.as_u16(), "databricks call");
+        Ok(Answer { status, retry_after, body })
+    }
+
+    /// An idempotent call, retried; returns the body of a 2xx answer.
+    async fn call(&self, op: &'static str, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<bytes::Bytes> {
+        self.retry
+            .run(op, || async {
+                let a = self.exchange(method.clone(), path, body.clone(), Auth::Identity).await?;
+                if a.status.is_success() {
+                    Ok(a.body)
+                } else {
+                    Err(errors::from_answer(op, &self.base, a.status, a.retry_after.as_deref(), &a.body, self.resource_id.is_some()))
+                }
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl Workspace for DatabricksWorkspace {
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+        let body = self.call("listing tokens", Method::GET, "/api/2.0/token/list", None).await?;
+        wire::parse_list(&body).map_err(|e| Error::new(Code::DatabricksError, format!("listing tokens in {}: {e}", self.base)))
+    }
+
+    async fn create_token(&self, req: &CreateToken) -> std::result::Result<NewToken, CreateError> {
+        let mut body = json!({ "comment": req.comment, "lifetime_seconds": req.lifetime_seconds });
+        if let Some(scopes) = &req.scopes {
+            body["scopes"] = json!(scopes);
+        }
+        // Retried only where the workspace cannot have acted: a refused connection, or 429.
+        let mut attempt = 1;
+        loop {
+            let answer = self
+                .retry
+                .once("creating a token", self.exchange(Method::POST, "/api/2.0/token/create", Some(body.clone()), Auth::Identity))
+                .await;
+            let err = match answer {
+                Ok(a) if a.status.is_success() => {
+                    return wire::parse_create(&a.body).map_err(|e| {
+                        CreateError::Ambiguous(Error::new(
+                            Code::DatabricksError,
+                            format!("creating a token in {}: unreadable answer ({e})", self.base),
+                        ))
+                    });
+                }
+                Ok(a) => {
+                    let e = errors::from_answer(
+                        "creating a token",
+                        &self.base,
+                        a.status,
+                        a.retry_after.as_deref(),
+                        &a.body,
+                        self.resource_id.is_some(),
+                    );
+                    if a.status == StatusCode::TOO_MANY_REQUESTS {
+                        e // not processed: safe to retry
+                    } else if a.status.is_server_error() {
+                        return Err(CreateError::Ambiguous(e));
+                    } else {
+                        return Err(CreateError::Refused(e));
+                    }
+                }
+                Err(e) if errors::never_sent(&e) => e,
+                Err(e) if e.code == Code::IdentityUnavailable => return Err(CreateError::Refused(e)),
+                Err(e) => return Err(CreateError::Ambiguous(e)),
+            };
+            if attempt >= self.retry.attempts {
+                return Err(CreateError::Refused(err));
+            }
+            let wait = err.retry_after.unwrap_or(self.retry.base_delay * 2u32.pow(attempt - 1)).min(self.retry.max_delay);
+            if crate::transport::retry::deadline().is_some_and(|d| tokio::time::Instant::now() + wait >= d) {
+                return Err(CreateError::Refused(err));
+            }
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    async fn delete_token(&self, token_id: &str) -> Result<()> {
+        let r = self
+            .retry
+            .run("revoking a token", || async {
+                let a = self
+                    .exchange(Method::POST, "/api/2.0/token/delete", Some(json!({ "token_id": token_id })), Auth::Identity)
+                    .await?;
+                if a.status.is_success() || errors::is_already_gone(a.status, &a.body) {
+                    Ok(())
+                } else {
+                    Err(errors::from_answer("revoking a token", &self.base, a.status, a.retry_after.as_deref(), &a.body, self.resource_id.is_some()))
+                }
+            })
+            .await;
+        r
+    }
+
+    async fn verify_token(&self, token: &Redacted) -> Result<()> {
+        self.retry
+            .run("verifying the new token", || async {
+                let a = self.exchange(Method::GET, "/api/2.0/token/list", None, Auth::Pat(token)).await?;
+                if a.status.is_success() {
+                    Ok(())
+                } else {
+                    let mut e = errors::from_answer("verifying the new token", &self.base, a.status, a.retry_after.as_deref(), &a.body, false);
+                    e.message = crate::secret::scrub(&e.message, &[token]);
+                    Err(e)
+                }
+            })
+            .await
+    }
+
+    async fn max_lifetime_days(&self) -> Option<u32> {
+        let body = self
+            .call("reading workspace-conf", Method::GET, "/api/2.0/workspace-conf?keys=maxTokenLifetimeDays", None)
+            .await
+            .ok()?;
+        wire::parse_max_lifetime(&body)
+    }
+}
+
+impl DatabricksWorkspace {
+    /// The pacer this client uses, so clients of the same workspace can share it.
+    pub fn pacer(&self) -> Option<Arc<RateLimiter>> {
+        self.pacer.clone()
+    }
+}

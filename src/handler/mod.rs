@@ -1,0 +1,144 @@
+//! The Azure Functions custom handler: an HTTP server that the Functions host talks to.
+//!
+//! Routes (paths are matched case-insensitively, as the Functions host routes):
+//! - `GET /` — readiness and health ping; answered at once, no I/O.
+//! - `POST /RotatePat` — the timer function, host JSON protocol ([`host`]).
+//! - `POST /api/ProvisionPat` — the HTTP function, forwarded as the caller sent it
+//!   (`enableForwardingHttpRequest`), see [`provision`].
+//! - `POST /ProvisionPat` — the same function in the host's JSON envelope, for hosts that
+//!   do not forward (the body is taken from `Data.req.Body`, the answer goes to `Outputs.res`).
+//!
+//! This layer only translates: host JSON or an HTTP request in, a call of the [`Engine`] out,
+//! and the result back in the host's shape. It never logs a request's query string (the
+//! function key travels there) or its headers.
+
+pub mod host;
+pub mod provision;
+
+use std::sync::{Arc, OnceLock};
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use futures::StreamExt;
+use serde_json::json;
+
+use crate::config::{Config, ConfigError};
+use crate::engine::Engine;
+
+/// Shared by all workers.
+pub struct State {
+    config: Result<Config, ConfigError>,
+    engine: OnceLock<Arc<Engine>>,
+}
+
+impl State {
+    pub fn new(config: Result<Config, ConfigError>) -> Arc<State> {
+        Arc::new(State { config, engine: OnceLock::new() })
+    }
+
+    /// The engine, built on first use (its HTTP client loads the system's CA store, which
+    /// would otherwise delay the first `GET /`), or the configuration error.
+    pub fn engine(&self) -> Result<Arc<Engine>, &ConfigError> {
+        match &self.config {
+            Err(e) => Err(e),
+            Ok(c) => Ok(self.engine.get_or_init(|| Arc::new(Engine::new(c.clone()))).clone()),
+        }
+    }
+}
+
+/// Runs the server on `127.0.0.1:port` until SIGTERM/SIGINT.
+pub async fn serve(port: u16, state: Arc<State>) -> std::io::Result<()> {
+    let data = web::Data::from(state.clone());
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(dispatch)))
+        .workers(2)
+        .disable_signals()
+        .bind(("127.0.0.1", port))?
+        .run();
+    tracing::info!(port, "pat-rotator custom handler listening on 127.0.0.1");
+    // Warm the engine (HTTP client, CA store) off the request path, once the socket is open.
+    if state.config.is_ok() {
+        let s = state.clone();
+        actix_web::rt::task::spawn_blocking(move || {
+            let _ = s.engine();
+        });
+    }
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        handle.stop(true).await;
+    });
+    server.await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn dispatch(req: HttpRequest, body: web::Payload, state: web::Data<State>) -> HttpResponse {
+    let path = req.path().trim_end_matches('/').to_ascii_lowercase();
+    let method = req.method().clone();
+    match (path.as_str(), &method) {
+        ("", &Method::GET) | ("", &Method::HEAD) => HttpResponse::Ok().content_type("text/plain").body("pat-rotator ok"),
+        ("/rotatepat", &Method::POST) => host::rotate_pat(read_body(body, host::MAX_HOST_BODY).await, &state).await,
+        ("/api/provisionpat", &Method::POST) => {
+            let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let declared = req
+                .headers()
+                .get("content-length")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
+            let body = if declared.is_some_and(|n| n > provision::MAX_BODY) {
+                Err(BodyError::TooLarge)
+            } else {
+                read_body(body, provision::MAX_BODY).await
+            };
+            let answer = provision::handle(content_type.as_deref(), body, &state).await;
+            answer.into_http()
+        }
+        ("/provisionpat", &Method::POST) => host::provision_pat(read_body(body, host::MAX_HOST_BODY).await, &state).await,
+        ("" | "/rotatepat" | "/api/provisionpat" | "/provisionpat", _) => error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            &format!("method {method} is not allowed here"),
+        ),
+        _ => error_response(StatusCode::NOT_FOUND, "not_found", "no such function"),
+    }
+}
+
+#[derive(Debug)]
+pub enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+/// Reads at most `limit` bytes of the body.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+pub fn error_response(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .json(json!({ "error": { "code": code, "message": message } }))
+}
