@@ -75,6 +75,8 @@ pub struct Pacing {
     pub kv_reads_per_10s: u32,
     /// Requests per second per Databricks workspace (0 = unpaced).
     pub workspace_rps: u32,
+    /// The window the two Key Vault budgets apply to (Key Vault's: 10 s).
+    pub kv_window: Duration,
 }
 
 /// Service-wide settings.
@@ -503,6 +505,7 @@ fn parse_settings(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<String>)
         kv_writes_per_10s: num("PAT_KV_WRITES_PER_10S", 300, 1..=100_000) as u32,
         kv_reads_per_10s: num("PAT_KV_READS_PER_10S", 4_000, 1..=1_000_000) as u32,
         workspace_rps: num("PAT_WORKSPACE_RPS", 30, 0..=100_000) as u32,
+        kv_window: Duration::from_millis(num("PAT_KV_WINDOW_MS", 10_000, 100..=600_000)),
     };
     if errs.len() != before {
         return None;

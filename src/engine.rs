@@ -128,8 +128,8 @@ impl Engine {
             .entry(key.clone())
             .or_insert_with(|| {
                 (
-                    Arc::new(RateLimiter::new(p.kv_writes_per_10s, Duration::from_secs(10))),
-                    Arc::new(RateLimiter::new(p.kv_reads_per_10s, Duration::from_secs(10))),
+                    Arc::new(RateLimiter::new(p.kv_writes_per_10s, p.kv_window)),
+                    Arc::new(RateLimiter::new(p.kv_reads_per_10s, p.kv_window)),
                 )
             })
             .clone();
