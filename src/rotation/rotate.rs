@@ -4,16 +4,18 @@
 //!
 //! 1. list tokens ‖ read the secret — no effects;
 //! 2. decide ([`rules::decide`]);
-//! 3. revoke stale tokens that are revocable whatever this run does (old orphans, a previous
-//!    token past its grace) — only when there are any;
+//! 3. nothing is revoked yet: a rotation whose write fails must leave every token that worked
+//!    before working (the one exception: a full token quota, step 4);
 //! 4. create a token with a fresh comment `pat-rotator/<target>/<rotation-id>`; after an
 //!    ambiguous failure list the tokens and delete the one carrying this attempt's comment
-//!    (its value is lost, so it cannot be adopted into the vault), then try once more;
+//!    (its value is lost, so it cannot be adopted into the vault), then try again (bounded);
+//!    on `QUOTA_EXCEEDED` revoke what is revocable of this target's tokens and try once more;
 //! 5. verify the new token against the workspace; if it fails, delete it;
 //! 6. write the secret; if the write fails, read the secret back: if our version landed the
 //!    run succeeded, if the old version is still there delete the new token (compensation), if
 //!    the read fails too keep the token (it may be recorded) and leave it to the orphan sweep;
-//! 7. revoke what the new holders make revocable (the superseded token when grace is 0).
+//! 7. revoke what the new holders make revocable: old orphans, a previous token past its
+//!    grace, and the superseded token when grace is 0.
 
 use std::collections::BTreeMap;
 
@@ -47,6 +49,14 @@ pub struct Ports<'a> {
 
 /// How many tokens are revoked at once during a sweep.
 const REVOKE_PARALLELISM: usize = 4;
+/// Creates attempted in one run when each outcome was unknown (and cleaned up).
+const MAX_AMBIGUOUS_CREATES: u32 = 3;
+/// Pause before creating again after an ambiguous create, times the attempt number.
+const AMBIGUOUS_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
+fn past_deadline() -> bool {
+    crate::transport::retry::deadline().is_some_and(|d| tokio::time::Instant::now() >= d)
+}
 
 pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
     let t = req.target;
@@ -107,7 +117,10 @@ pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
         };
     }
 
-    let mut revoked = revoke_all(ports.workspace, &t.name, &stale, "stale").await;
+    // Nothing is revoked before the new version is written: if the write fails (a
+    // soft-deleted name, a missing role), every token that worked before still works. A full
+    // quota is handled where the workspace reports it, in `create_verified`.
+    let mut revoked = Vec::new();
 
     let new = match create_verified(t, ports, &prefix, grace).await {
         Ok((new, swept)) => {
@@ -189,7 +202,7 @@ async fn create_verified(
     let ws = ports.workspace;
     let mut swept = Vec::new();
     let mut quota_retry_used = false;
-    let mut ambiguous_retry_used = false;
+    let mut ambiguous = 0;
     let new = loop {
         let rotation_id = uuid::Uuid::new_v4().simple().to_string();
         let req = CreateToken {
@@ -249,10 +262,13 @@ async fn create_verified(
             Err(CreateError::Ambiguous(e)) => {
                 warn!(target_name = %t.name, error = %e, "token create outcome unknown; looking for the token by its comment");
                 let cleaned = clean_up_attempt(ws, &t.name, &req.comment).await;
-                if ambiguous_retry_used || !cleaned {
+                ambiguous += 1;
+                // Trying again is safe only once the workspace is known to hold no token of
+                // this attempt; and it is bounded, like every retry.
+                if !cleaned || ambiguous >= MAX_AMBIGUOUS_CREATES || past_deadline() {
                     return Err(e.context("creating the token (any token this attempt created is deleted, or swept as an orphan within an hour)"));
                 }
-                ambiguous_retry_used = true;
+                tokio::time::sleep(e.retry_after.unwrap_or(AMBIGUOUS_PAUSE * ambiguous)).await;
             }
         }
     };

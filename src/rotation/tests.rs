@@ -45,7 +45,8 @@ struct MemWorkspace {
     tokens: Mutex<Vec<MemToken>>,
     create_faults: Mutex<VecDeque<CreateFault>>,
     verify_fails: Mutex<bool>,
-    list_fails_after_ambiguous: Mutex<bool>,
+    /// Lists that succeed before every further list fails (`None`: never fails).
+    lists_before_failing: Mutex<Option<u32>>,
     deletes: Mutex<Vec<String>>,
     creates: Mutex<u32>,
     quota: usize,
@@ -77,8 +78,11 @@ impl MemWorkspace {
 #[async_trait]
 impl Workspace for MemWorkspace {
     async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
-        if *self.list_fails_after_ambiguous.lock().unwrap() {
-            return Err(Error::new(Code::UpstreamUnavailable, "list down"));
+        if let Some(n) = self.lists_before_failing.lock().unwrap().as_mut() {
+            if *n == 0 {
+                return Err(Error::new(Code::UpstreamUnavailable, "list down"));
+            }
+            *n -= 1;
         }
         Ok(self.tokens.lock().unwrap().iter().map(|t| t.info.clone()).collect())
     }
@@ -353,13 +357,33 @@ async fn lost_create_response_is_cleaned_up_and_retried() {
 }
 
 #[tokio::test]
-async fn lost_create_response_twice_fails_without_leaking() {
+async fn lost_create_responses_are_retried_a_bounded_number_of_times_without_leaking() {
     let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
     ws.create_faults.lock().unwrap().extend([CreateFault::LostResponse, CreateFault::LostResponse]);
     let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.action, Action::Created, "third create succeeds: {o:?}");
+    assert_eq!(ws.ids(), vec!["new3"]);
+
+    let (ws, kv) = (MemWorkspace::default(), MemStore::default());
+    ws.create_faults.lock().unwrap().extend((0..5).map(|_| CreateFault::LostResponse));
+    let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Failed);
-    assert!(ws.ids().is_empty(), "both tokens deleted: {:?}", ws.ids());
+    assert_eq!(*ws.creates.lock().unwrap(), 3);
+    assert!(ws.ids().is_empty(), "every lost token deleted: {:?}", ws.ids());
     assert!(kv.latest().is_none());
+}
+
+#[tokio::test]
+async fn lost_create_response_without_a_list_is_not_retried() {
+    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    ws.create_faults.lock().unwrap().push_back(CreateFault::LostResponse);
+    // The first list (step 1) works; the one after the ambiguous create fails.
+    *ws.lists_before_failing.lock().unwrap() = Some(1);
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.action, Action::Failed);
+    assert_eq!(*ws.creates.lock().unwrap(), 1, "no second create while the first may exist");
+    assert_eq!(ws.ids().len(), 1, "left for the orphan sweep (it carries the target's prefix)");
+    assert!(ws.tokens.lock().unwrap()[0].info.comment.as_deref().unwrap().starts_with("pat-rotator/t/"));
 }
 
 #[tokio::test]
@@ -461,4 +485,18 @@ async fn outcome_debug_never_shows_a_value() {
     let o = run(&t, &ws, &kv, false, false).await;
     let text = format!("{o:?} {}", serde_json::to_string(&o).unwrap());
     assert!(!text.contains("dapi-secret-1"), "{text}");
+}
+
+#[tokio::test]
+async fn a_failed_write_revokes_nothing_even_when_the_secret_is_missing() {
+    // A soft-deleted secret reads as missing, so every old token of ours looks like an orphan;
+    // the write then fails (409). Revoking before the write would have left nothing working.
+    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(0));
+    ws.seed("was-current", "pat-rotator/t/a", Duration::days(10), Duration::days(80));
+    ws.seed("old-orphan", "pat-rotator/t/b", Duration::hours(3), Duration::days(80));
+    *kv.write_fault.lock().unwrap() = Some((false, false));
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.action, Action::Failed);
+    assert!(o.revoked_token_ids.is_empty());
+    assert_eq!(ws.ids(), vec!["old-orphan", "was-current"]);
 }

@@ -18,7 +18,7 @@ use pat_rotator_emulators::{EmulatorOptions, Emulators};
 use serde_json::{Value, json};
 
 #[allow(unused_imports)]
-pub use pat_rotator_emulators::{Fault, keyvault::Role};
+pub use pat_rotator_emulators::{Fault, identity, keyvault::Role};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_pat-rotator");
 pub const CLIENT_SECRET: &str = "test-client-secret-Zq8v";
