@@ -438,7 +438,7 @@ fn parse_settings(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<String>)
     let before = errs.len();
     let credential = match get("PAT_CREDENTIAL").as_deref().unwrap_or("auto") {
         "auto" => {
-            if get("IDENTITY_ENDPOINT").is_some() || get("MSI_ENDPOINT").is_some() {
+            if get("IDENTITY_ENDPOINT").is_some() {
                 CredentialKind::ManagedIdentity
             } else if get("AZURE_CLIENT_SECRET").is_some() {
                 CredentialKind::ClientSecret
@@ -459,6 +459,10 @@ fn parse_settings(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<String>)
             CredentialKind::AzureCli
         }
     };
+    if credential == CredentialKind::ManagedIdentity && get("IDENTITY_ENDPOINT").is_some() && get("IDENTITY_HEADER").is_none() {
+        // The SDK would otherwise fall back to the VM metadata endpoint (169.254.169.254).
+        errs.push("IDENTITY_HEADER: is required when IDENTITY_ENDPOINT is set".into());
+    }
     let client_id = get("AZURE_CLIENT_ID");
     let tenant_id = get("AZURE_TENANT_ID");
     match credential {

@@ -97,7 +97,9 @@ pub fn parse(content_type: Option<&str>, body: Result<Vec<u8>, BodyError>) -> Re
     if !value.is_object() {
         return Err(bad("the body must be a JSON object: {\"target\": \"<name>\", \"force\": false, \"dry_run\": false}".into()));
     }
-    serde_json::from_value(value).map_err(|e| bad(format!("invalid request body: {}", truncate(&e.to_string(), 300))))
+    // Parsed again, strictly, from the bytes: this also rejects duplicate keys, which a
+    // `Value` would silently collapse.
+    serde_json::from_slice(&body).map_err(|e| bad(format!("invalid request body: {}", truncate(&e.to_string(), 300))))
 }
 
 /// Handles a ProvisionPat request end to end.

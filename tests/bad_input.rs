@@ -1,0 +1,195 @@
+//! Bad input changes nothing: every invalid configuration field is exit 2 with a message that
+//! names it, and every malformed ProvisionPat request in the corpus gets its 4xx with zero
+//! upstream calls.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn check(w: &World, env: &[(&str, &str)], needle: &str) {
+    let o = w.cli(&["check-config"], env);
+    assert_eq!(o.code, 2, "{env:?} should be invalid; stdout: {}", o.stdout);
+    assert!(o.stderr.contains(needle), "{env:?}: expected {needle:?} in: {}", o.stderr);
+    // rotate refuses the same configuration before any I/O.
+    let r = w.cli(&["rotate"], env);
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn every_invalid_target_field_is_named() {
+    let w = World::new();
+    let base = w.target("t", 0, 0);
+    let with = |k: &str, v: Value| {
+        let mut t = base.clone();
+        if v.is_null() {
+            t.as_object_mut().unwrap().remove(k);
+        } else {
+            t[k] = v;
+        }
+        json!([t]).to_string()
+    };
+    let long_secret = "a".repeat(128);
+    let cases: Vec<(String, &str)> = vec![
+        (with("name", json!("Bad_Name")), "targets[0].name: \"Bad_Name\""),
+        (with("name", json!("-lead")), "targets[0].name"),
+        (with("name", json!("a".repeat(64))), "targets[0].name"),
+        (with("name", Value::Null), "targets[0].name: is required"),
+        (with("name", json!(5)), "targets[0].name: must be a string"),
+        (with("workspace_url", json!("http://adb-1.2.azuredatabricks.net")), "targets[0].workspace_url"),
+        (with("workspace_url", json!("ftp://x")), "targets[0].workspace_url"),
+        (with("workspace_url", json!("https://adb/path")), "targets[0].workspace_url"),
+        (with("workspace_url", Value::Null), "targets[0].workspace_url: is required"),
+        (with("workspace_resource_id", json!("/subscriptions/1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/s")), "targets[0].workspace_resource_id"),
+        (with("key_vault_url", json!("http://127.0.0.1:9")), "targets[0].key_vault_url"),
+        (with("key_vault_url", json!("not a url at all")), "targets[0].key_vault_url"),
+        (with("key_vault_url", Value::Null), "targets[0].key_vault_url: is required"),
+        (with("secret_name", json!("my_secret")), "targets[0].secret_name: \"my_secret\" is not a valid Key Vault secret name"),
+        (with("secret_name", json!(long_secret)), "targets[0].secret_name"),
+        (with("secret_name", Value::Null), "targets[0].secret_name: is required"),
+        (with("lifetime_days", json!(0)), "targets[0].lifetime_days: 0 is out of range"),
+        (with("lifetime_days", json!(731)), "targets[0].lifetime_days: 731"),
+        (with("lifetime_days", json!(1.5)), "targets[0].lifetime_days"),
+        (with("lifetime_days", json!("ninety")), "targets[0].lifetime_days"),
+        (with("renew_before_days", json!(0)), "targets[0].renew_before_days"),
+        (with("renew_before_days", json!(90)), "targets[0].renew_before_days: 90 must be greater than 0 and less than lifetime_days (90)"),
+        (with("renew_before_days", json!(-1)), "targets[0].renew_before_days"),
+        (with("revoke_grace_hours", json!(-1)), "targets[0].revoke_grace_hours"),
+        (with("revoke_grace_hours", json!(721)), "targets[0].revoke_grace_hours: 721"),
+        (with("scopes", json!(5)), "targets[0].scopes"),
+        (with("scopes", json!(["sql", "bad scope"])), "targets[0].scopes: \"bad scope\""),
+        (with("scopes", json!([1])), "targets[0].scopes"),
+        (with("lifetime", json!(30)), "targets[0]: unknown field \"lifetime\""),
+        (json!([base.clone(), base.clone()]).to_string(), "targets[1].name: \"t\" is used by more than one target"),
+        ("{not json".into(), "PAT_TARGETS: not valid JSON"),
+        ("{}".into(), "PAT_TARGETS: must be a JSON array"),
+        ("[]".into(), "PAT_TARGETS: the array is empty"),
+        ("[1]".into(), "targets[0]: must be a JSON object"),
+    ];
+    for (targets, needle) in &cases {
+        check(&w, &[("PAT_TARGETS", targets)], needle);
+    }
+    assert_eq!(w.upstream_calls(), 0);
+}
+
+#[test]
+fn every_invalid_flat_and_service_setting_is_named() {
+    let w = World::new();
+    let ws = w.emu.workspace(0).url().to_string();
+    let kv = w.emu.vault(0).url().to_string();
+    let ok: Vec<(&str, &str)> = vec![("DATABRICKS_HOST", &ws), ("KEY_VAULT_URL", &kv)];
+    let plus = |extra: &[(&'static str, &'static str)]| {
+        let mut v = ok.clone();
+        v.extend_from_slice(extra);
+        v
+    };
+    assert_eq!(w.cli(&["check-config"], &ok).code, 0);
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![("KEY_VAULT_URL", &kv)], "DATABRICKS_HOST: is required"),
+        (vec![("DATABRICKS_HOST", &ws)], "KEY_VAULT_URL: is required"),
+        (vec![], "no targets configured"),
+        (vec![("DATABRICKS_HOST", &ws), ("KEY_VAULT_NAME", "1bad")], "KEY_VAULT_NAME: \"1bad\""),
+        (plus(&[("PAT_SECRET_NAME", "my_secret")]), "PAT_SECRET_NAME: \"my_secret\""),
+        (plus(&[("PAT_LIFETIME_DAYS", "x")]), "PAT_LIFETIME_DAYS: \"x\" is not an integer"),
+        (plus(&[("PAT_LIFETIME_DAYS", "1000")]), "PAT_LIFETIME_DAYS: 1000"),
+        (plus(&[("PAT_RENEW_BEFORE_DAYS", "95")]), "PAT_RENEW_BEFORE_DAYS: 95"),
+        (plus(&[("PAT_REVOKE_GRACE_HOURS", "999")]), "PAT_REVOKE_GRACE_HOURS: 999"),
+        (plus(&[("PAT_SCOPES", "sql,bad\u{7}scope")]), "PAT_SCOPES"),
+        (plus(&[("DATABRICKS_WORKSPACE_RESOURCE_ID", "/nope")]), "DATABRICKS_WORKSPACE_RESOURCE_ID"),
+        (plus(&[("PAT_CREDENTIAL", "magic")]), "PAT_CREDENTIAL: \"magic\""),
+        (plus(&[("PAT_CREDENTIAL", "client_secret"), ("AZURE_TENANT_ID", "t")]), "AZURE_CLIENT_ID: is required when PAT_CREDENTIAL is client_secret"),
+        (plus(&[("PAT_CREDENTIAL", "workload_identity"), ("AZURE_CLIENT_ID", "c"), ("AZURE_TENANT_ID", "t")]), "AZURE_FEDERATED_TOKEN_FILE: is required"),
+        (plus(&[("PAT_MAX_CONCURRENCY", "0")]), "PAT_MAX_CONCURRENCY"),
+        (plus(&[("PAT_CALL_TIMEOUT_SECONDS", "-3")]), "PAT_CALL_TIMEOUT_SECONDS"),
+        (plus(&[("AZURE_AUTHORITY_HOST", "http://login.example")]), "AZURE_AUTHORITY_HOST"),
+    ];
+    for (env, needle) in &cases {
+        let mut env = env.clone();
+        // Clear the defaults the world would otherwise provide.
+        for k in ["DATABRICKS_HOST", "KEY_VAULT_URL"] {
+            if !env.iter().any(|(key, _)| *key == k) {
+                env.push((k, ""));
+            }
+        }
+        check(&w, &env, needle);
+    }
+    assert_eq!(w.upstream_calls(), 0);
+}
+
+#[test]
+fn provision_corpus_gets_clear_4xx_and_no_upstream_call() {
+    let mut w = World::new();
+    let t = w.target("t", 0, 0);
+    w.targets(&[t]);
+    let h = w.serve(&[]);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/provision");
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let mut checked = 0;
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let want: u16 = name[..3].parse().expect("corpus file names start with the expected status");
+        let body = std::fs::read(&path).unwrap();
+        // Success cases only as a dry run: the corpus is about parsing.
+        if want == 200 {
+            let mut v: Value = serde_json::from_slice(&body).unwrap();
+            v["dry_run"] = json!(true);
+            let r = h.provision(v);
+            assert_eq!(r.status, 200, "{name}: {}", r.text);
+            continue;
+        }
+        let r = h.provision_raw(Some("application/json; charset=utf-8"), body);
+        assert_eq!(r.status, want, "{name}: {}", r.text);
+        let v = r.json();
+        let code = v["error"]["code"].as_str().unwrap_or_default();
+        assert_eq!(code, if want == 404 { "unknown_target" } else { "invalid_request" }, "{name}");
+        assert!(!v["error"]["message"].as_str().unwrap_or_default().is_empty(), "{name}: a message says what is wrong");
+        assert!(r.text.len() < 1024, "{name}: the error does not echo a large body back");
+        checked += 1;
+    }
+    assert!(checked >= 30, "corpus too small: {checked}");
+    // Transport-level oddities.
+    assert_eq!(h.provision_raw(Some("text/plain"), br#"{"target":"t"}"#.to_vec()).status, 415);
+    assert_eq!(h.provision_raw(Some("multipart/form-data; boundary=x"), b"--x--".to_vec()).status, 415);
+    assert_eq!(h.provision_raw(Some("application/json"), vec![b' '; 64 * 1024 + 1]).status, 413);
+    assert_eq!(h.post_raw("/api/ProvisionPat/../RotatePat", "application/json", "{}".into()).status, 404);
+    assert_eq!(h.post_raw("/api/ProvisionPat/extra", "application/json", "{}".into()).status, 404);
+    assert_eq!(h.get("/RotatePat").status, 405);
+    let upstream_before_dry_runs = w.upstream_calls();
+    let _ = upstream_before_dry_runs;
+    // Only the dry runs of the 200 cases reached upstream (reads), never a write.
+    assert_eq!(kv_writes(&w, 0), 0);
+    assert_eq!(ws_count(&w, 0, "create") + ws_count(&w, 0, "delete"), 0);
+}
+
+#[test]
+fn bad_requests_alone_make_zero_upstream_calls() {
+    let mut w = World::new();
+    let t = w.target("t", 0, 0);
+    w.targets(&[t]);
+    let h = w.serve(&[]);
+    for body in [&b"{"[..], b"", br#"{"target":"nope"}"#, br#"{"target":"t","x":1}"#, br#"{"target":1}"#] {
+        assert!(h.provision_raw(Some("application/json"), body.to_vec()).status >= 400);
+    }
+    assert_eq!(w.upstream_calls(), 0);
+}
+
+#[test]
+fn timer_corpus_never_fails_the_invocation_for_its_shape() {
+    let mut w = World::new();
+    let t = w.target("t", 0, 0);
+    w.targets(&[t]);
+    let h = w.serve(&[]);
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/timer");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        let body = std::fs::read_to_string(&path).unwrap();
+        let r = h.post_raw("/RotatePat", "application/json; charset=utf-8", body);
+        assert_eq!(r.status, 200, "{}: {}", path.display(), r.text);
+        assert!(r.json()["Logs"].as_array().is_some());
+        n += 1;
+    }
+    assert!(n >= 10);
+    w.assert_secret_works(0, 0, "t-pat");
+}
