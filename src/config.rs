@@ -774,7 +774,7 @@ mod tests {
             v.extend_from_slice(extra);
             cfg(&v).unwrap().settings.credential
         };
-        assert_eq!(pick(&[("IDENTITY_ENDPOINT", "http://127.0.0.1/x")]), CredentialKind::ManagedIdentity);
+        assert_eq!(pick(&[("IDENTITY_ENDPOINT", "http://127.0.0.1/x"), ("IDENTITY_HEADER", "h")]), CredentialKind::ManagedIdentity);
         assert_eq!(
             pick(&[("AZURE_CLIENT_SECRET", "s"), ("AZURE_CLIENT_ID", "c"), ("AZURE_TENANT_ID", "t")]),
             CredentialKind::ClientSecret

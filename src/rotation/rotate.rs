@@ -81,19 +81,22 @@ pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
         .and_then(|v| v.token_id.as_ref())
         .and_then(|id| tokens.iter().find(|tok| &tok.id == id));
 
+    // The outcome that describes the secret as it is (unchanged, or planned in a dry run).
+    let as_is = |action, reason| Outcome {
+        target: t.name.clone(),
+        action,
+        reason: Some(reason),
+        secret_id: view.as_ref().map(|v| v.id.clone()),
+        token_id: current_token.map(|tok| tok.id.clone()),
+        expires_at: current_token.and_then(|tok| tok.expires_at).map(rfc3339),
+        revoked_token_ids: Vec::new(),
+        error: None,
+        failure: None,
+    };
+
     let reason = match decision {
         Decision::Keep => {
-            let mut out = Outcome {
-                target: t.name.clone(),
-                action: super::Action::Unchanged,
-                reason: Some(Reason::Fresh),
-                secret_id: view.as_ref().map(|v| v.id.clone()),
-                token_id: current_token.map(|tok| tok.id.clone()),
-                expires_at: current_token.and_then(|tok| tok.expires_at).map(rfc3339),
-                revoked_token_ids: Vec::new(),
-                error: None,
-                failure: None,
-            };
+            let mut out = as_is(super::Action::Unchanged, Reason::Fresh);
             if !req.dry_run {
                 out.revoked_token_ids = revoke_all(ports.workspace, &t.name, &stale, "stale").await;
             }
@@ -104,17 +107,7 @@ pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
 
     if req.dry_run {
         info!(target_name = %t.name, reason = reason.as_str(), would_revoke = stale.len(), "dry run: rotation planned");
-        return Outcome {
-            target: t.name.clone(),
-            action: super::Action::Planned,
-            reason: Some(reason),
-            secret_id: view.as_ref().map(|v| v.id.clone()),
-            token_id: current_token.map(|tok| tok.id.clone()),
-            expires_at: current_token.and_then(|tok| tok.expires_at).map(rfc3339),
-            revoked_token_ids: Vec::new(),
-            error: None,
-            failure: None,
-        };
+        return as_is(super::Action::Planned, reason);
     }
 
     // Nothing is revoked before the new version is written: if the write fails (a
