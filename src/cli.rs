@@ -13,7 +13,11 @@ use crate::engine::{Engine, RunOptions, StatusRow};
 use crate::rotation::model::{Outcome, short_id};
 
 #[derive(Debug, Parser)]
-#[command(name = "pat-rotator", version, about = "Keeps Azure Databricks PATs provisioned and rotated in Azure Key Vault")]
+#[command(
+    name = "pat-rotator",
+    version,
+    about = "Keeps Azure Databricks PATs provisioned and rotated in Azure Key Vault"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -77,10 +81,7 @@ fn config_or_exit(json: bool) -> Result<Config, ExitCode> {
 
 fn report_config_error(e: &ConfigError, json: bool) {
     if json {
-        println!(
-            "{}",
-            json!({ "error": { "code": "config_invalid", "message": e.to_string() }, "problems": e.0 })
-        );
+        println!("{}", json!({ "error": { "code": "config_invalid", "message": e.to_string() }, "problems": e.0 }));
     }
     eprintln!("configuration invalid:");
     for p in &e.0 {
@@ -89,11 +90,7 @@ fn report_config_error(e: &ConfigError, json: bool) {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 
 pub fn rotate(targets: &[String], force: bool, dry_run: bool, json: bool) -> ExitCode {
@@ -170,10 +167,7 @@ pub fn check_config(json: bool) -> ExitCode {
                 ]
             })
             .collect();
-        print!(
-            "{}",
-            table(&["TARGET", "WORKSPACE", "ACCESS", "SECRET", "LIFETIME/RENEW/GRACE"], &rows)
-        );
+        print!("{}", table(&["TARGET", "WORKSPACE", "ACCESS", "SECRET", "LIFETIME/RENEW/GRACE"], &rows));
         println!(
             "{} target(s); credential {}; concurrency {}",
             config.targets.len(),

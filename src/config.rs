@@ -32,10 +32,7 @@ pub struct Target {
 impl Target {
     /// `scheme://host` of the workspace, without port, as written into the `databricks-host` tag.
     pub fn workspace_host(&self) -> String {
-        Url::parse(&self.workspace_url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_default()
+        Url::parse(&self.workspace_url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default()
     }
 
     /// Every token this program creates for the target has a comment starting with this.
@@ -187,10 +184,7 @@ fn parse_targets_json(json: &str, errs: &mut Vec<String>) -> Vec<Target> {
         };
         for key in obj.keys() {
             if !TARGET_FIELDS.contains(&key.as_str()) {
-                errs.push(format!(
-                    "{at}: unknown field \"{key}\" (known fields: {})",
-                    TARGET_FIELDS.join(", ")
-                ));
+                errs.push(format!("{at}: unknown field \"{key}\" (known fields: {})", TARGET_FIELDS.join(", ")));
             }
         }
         let before = errs.len();
@@ -208,16 +202,8 @@ fn parse_targets_json(json: &str, errs: &mut Vec<String>) -> Vec<Target> {
                 key_vault_url: json_string(field("key_vault_url"), &format!("{at}.key_vault_url"), errs),
                 secret_name: json_string(field("secret_name"), &format!("{at}.secret_name"), errs),
                 lifetime_days: json_int(field("lifetime_days"), &format!("{at}.lifetime_days"), errs),
-                renew_before_days: json_int(
-                    field("renew_before_days"),
-                    &format!("{at}.renew_before_days"),
-                    errs,
-                ),
-                revoke_grace_hours: json_int(
-                    field("revoke_grace_hours"),
-                    &format!("{at}.revoke_grace_hours"),
-                    errs,
-                ),
+                renew_before_days: json_int(field("renew_before_days"), &format!("{at}.renew_before_days"), errs),
+                revoke_grace_hours: json_int(field("revoke_grace_hours"), &format!("{at}.revoke_grace_hours"), errs),
                 scopes: json_scopes(field("scopes"), &format!("{at}.scopes"), errs),
             },
             &|f| format!("{at}.{f}"),
@@ -254,9 +240,8 @@ fn parse_flat_target(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<Strin
             }
         })
     };
-    let scopes = get("PAT_SCOPES").map(|s| {
-        s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect::<Vec<_>>()
-    });
+    let scopes = get("PAT_SCOPES")
+        .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect::<Vec<_>>());
     let raw = RawTarget {
         name: Some("default".into()),
         workspace_url: get("DATABRICKS_HOST"),
@@ -459,7 +444,10 @@ fn parse_settings(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<String>)
             CredentialKind::AzureCli
         }
     };
-    if credential == CredentialKind::ManagedIdentity && get("IDENTITY_ENDPOINT").is_some() && get("IDENTITY_HEADER").is_none() {
+    if credential == CredentialKind::ManagedIdentity
+        && get("IDENTITY_ENDPOINT").is_some()
+        && get("IDENTITY_HEADER").is_none()
+    {
         // The SDK would otherwise fall back to the VM metadata endpoint (169.254.169.254).
         errs.push("IDENTITY_HEADER: is required when IDENTITY_ENDPOINT is set".into());
     }
@@ -482,10 +470,10 @@ fn parse_settings(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<String>)
         }
         _ => {}
     }
-    if let Some(h) = get("AZURE_AUTHORITY_HOST") {
-        if !h.starts_with("https://") || Url::parse(&h).is_err() {
-            errs.push(format!("AZURE_AUTHORITY_HOST: \"{h}\" must be an https:// URL"));
-        }
+    if let Some(h) = get("AZURE_AUTHORITY_HOST")
+        && (!h.starts_with("https://") || Url::parse(&h).is_err())
+    {
+        errs.push(format!("AZURE_AUTHORITY_HOST: \"{h}\" must be an https:// URL"));
     }
     let mut num = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| -> u64 {
         match get(k) {
@@ -580,9 +568,7 @@ fn json_scopes(v: Option<&Value>, at: &str, errs: &mut Vec<String>) -> Option<Ve
             }
             Some(out)
         }
-        Some(Value::String(s)) => {
-            Some(s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
-        }
+        Some(Value::String(s)) => Some(s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()),
         Some(other) => {
             errs.push(format!("{at}: must be an array of strings, got {}", kind(other)));
             None
@@ -722,7 +708,9 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.0,
-            vec!["targets[2].secret_name: \"my_secret\" is not a valid Key Vault secret name (1-127 letters, digits and hyphens)"]
+            vec![
+                "targets[2].secret_name: \"my_secret\" is not a valid Key Vault secret name (1-127 letters, digits and hyphens)"
+            ]
         );
     }
 
@@ -744,13 +732,19 @@ mod tests {
             ("PAT_LIFETIME_DAYS", "14"),
         ])
         .unwrap_err();
-        assert!(e.0[0].starts_with("PAT_RENEW_BEFORE_DAYS: 30 must be greater than 0 and less than lifetime_days (14)"), "{e}");
+        assert!(
+            e.0[0].starts_with("PAT_RENEW_BEFORE_DAYS: 30 must be greater than 0 and less than lifetime_days (14)"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_fields_and_wrong_types() {
-        let e = cfg(&[("PAT_TARGETS", r#"[{"name":"a","workspace_url":1,"key_vault_url":"https://v","secret_name":"s","lifetime":3}]"#)])
-            .unwrap_err();
+        let e = cfg(&[(
+            "PAT_TARGETS",
+            r#"[{"name":"a","workspace_url":1,"key_vault_url":"https://v","secret_name":"s","lifetime":3}]"#,
+        )])
+        .unwrap_err();
         assert!(e.0.iter().any(|m| m.contains("unknown field \"lifetime\"")), "{e}");
         assert!(e.0.iter().any(|m| m.contains("targets[0].workspace_url: must be a string, got a number")), "{e}");
     }
@@ -774,7 +768,10 @@ mod tests {
             v.extend_from_slice(extra);
             cfg(&v).unwrap().settings.credential
         };
-        assert_eq!(pick(&[("IDENTITY_ENDPOINT", "http://127.0.0.1/x"), ("IDENTITY_HEADER", "h")]), CredentialKind::ManagedIdentity);
+        assert_eq!(
+            pick(&[("IDENTITY_ENDPOINT", "http://127.0.0.1/x"), ("IDENTITY_HEADER", "h")]),
+            CredentialKind::ManagedIdentity
+        );
         assert_eq!(
             pick(&[("AZURE_CLIENT_SECRET", "s"), ("AZURE_CLIENT_ID", "c"), ("AZURE_TENANT_ID", "t")]),
             CredentialKind::ClientSecret
@@ -791,6 +788,8 @@ mod tests {
         assert!(valid_workspace_resource_id(
             "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Databricks/workspaces/ws"
         ));
-        assert!(!valid_workspace_resource_id("/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/x"));
+        assert!(!valid_workspace_resource_id(
+            "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/x"
+        ));
     }
 }

@@ -38,14 +38,19 @@ pub struct RunOptions {
 /// retry layer already stops retrying at the deadline).
 const BACKSTOP: Duration = Duration::from_secs(20);
 
+/// A workspace client per URL and resource id (the id changes the headers it sends).
+type WorkspaceKey = (String, Option<String>);
+/// Per vault: the write budget and the budget of everything else.
+type VaultPacers = (Arc<RateLimiter>, Arc<RateLimiter>);
+
 pub struct Engine {
     config: Arc<Config>,
     http: reqwest::Client,
     retry: RetryPolicy,
     tokens: OnceLock<std::result::Result<Arc<TokenSource>, Error>>,
-    workspaces: Mutex<HashMap<(String, Option<String>), Arc<DatabricksWorkspace>>>,
+    workspaces: Mutex<HashMap<WorkspaceKey, Arc<DatabricksWorkspace>>>,
     vaults: Mutex<HashMap<String, Arc<KeyVaultStore>>>,
-    vault_pacers: Mutex<HashMap<String, (Arc<RateLimiter>, Arc<RateLimiter>)>>,
+    vault_pacers: Mutex<HashMap<String, VaultPacers>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -156,9 +161,9 @@ impl Engine {
         names
             .iter()
             .map(|n| {
-                self.config.target(n).ok_or_else(|| {
-                    Error::new(Code::UnknownTarget, format!("\"{n}\" is not a configured target"))
-                })
+                self.config
+                    .target(n)
+                    .ok_or_else(|| Error::new(Code::UnknownTarget, format!("\"{n}\" is not a configured target")))
             })
             .collect()
     }
@@ -182,7 +187,10 @@ impl Engine {
                     return Outcome::failed(
                         &t.name,
                         None,
-                        Error::new(Code::Timeout, "another rotation of this target was still running when the time budget ran out"),
+                        Error::new(
+                            Code::Timeout,
+                            "another rotation of this target was still running when the time budget ran out",
+                        ),
                     );
                 }
             };
@@ -190,14 +198,22 @@ impl Engine {
                 (Ok(w), Ok(v)) => (w, v),
                 (Err(e), _) | (_, Err(e)) => return Outcome::failed(&t.name, None, e),
             };
-            let ports = Ports { workspace: ws.as_ref() as &dyn Workspace, store: store.as_ref() as &dyn SecretStore, clock: &SystemClock };
+            let ports = Ports {
+                workspace: ws.as_ref() as &dyn Workspace,
+                store: store.as_ref() as &dyn SecretStore,
+                clock: &SystemClock,
+            };
             let req = Request { target: t, force: opts.force, dry_run: opts.dry_run };
             let (_, outcome) = futures::join!(self.prefetch(t, &ws), rotate::rotate(req, &ports));
             outcome
         };
         let outcome = match tokio::time::timeout_at(deadline + BACKSTOP, retry::within(deadline, work)).await {
             Ok(o) => o,
-            Err(_) => Outcome::failed(&t.name, None, Error::new(Code::Timeout, "the target's work did not finish within the time budget")),
+            Err(_) => Outcome::failed(
+                &t.name,
+                None,
+                Error::new(Code::Timeout, "the target's work did not finish within the time budget"),
+            ),
         };
         match &outcome.error {
             None => tracing::info!("{}", outcome.log_line()),
@@ -280,10 +296,10 @@ impl Engine {
                     }
                 }
             }
-        } else if let Err(e) = &tokens {
-            if row.error.is_none() {
-                row.error = Some(ErrorBody::from(e));
-            }
+        } else if let Err(e) = &tokens
+            && row.error.is_none()
+        {
+            row.error = Some(ErrorBody::from(e));
         }
         row
     }

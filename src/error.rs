@@ -75,14 +75,7 @@ pub struct Error {
 
 impl Error {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        Error {
-            code,
-            message: message.into(),
-            retry_after: None,
-            transient: false,
-            status: None,
-            upstream_code: None,
-        }
+        Error { code, message: message.into(), retry_after: None, transient: false, status: None, upstream_code: None }
     }
 
     pub fn transient(mut self) -> Self {

@@ -63,7 +63,8 @@ fn one_process_serialises_rotations_of_the_same_target() {
     for _round in 0..3 {
         let (w, seeded) = setup();
         let h = w.serve(&[]);
-        let replies = h.concurrently(vec![json!({"target":"t","force":true}), json!({"target":"t","force":true})], true);
+        let replies =
+            h.concurrently(vec![json!({"target":"t","force":true}), json!({"target":"t","force":true})], true);
         for r in &replies {
             assert_eq!(r.status, 200, "{}", r.text);
         }

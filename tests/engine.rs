@@ -81,7 +81,10 @@ fn reprovisions_after_out_of_band_revocation() {
     assert!(!w.emu.workspace(0).authenticate_pat(&old_value), "a revoked token is refused");
     let (code, r) = w.rotate(&[], &[]);
     assert_eq!(code, 0);
-    assert_eq!((r[0]["action"].as_str(), r[0]["reason"].as_str()), (Some("reprovisioned"), Some("revoked_in_workspace")));
+    assert_eq!(
+        (r[0]["action"].as_str(), r[0]["reason"].as_str()),
+        (Some("reprovisioned"), Some("revoked_in_workspace"))
+    );
     let second = w.assert_secret_works(0, 0, "bi-pat");
     assert_ne!(first, second);
     assert!(!w.emu.vault(0).latest("bi-pat").unwrap().tags.contains_key("previous-token-id"));
@@ -151,7 +154,11 @@ fn failed_vault_write_deletes_the_new_token_and_leaves_the_old_secret_and_token(
     assert_eq!(r[0]["reason"], "expiring");
     assert_eq!(r[0]["error"]["code"], "upstream_unavailable");
     assert!(r[0]["error"]["message"].as_str().unwrap().contains("was deleted"), "{}", r[0]["error"]);
-    assert_eq!(w.live_tokens(0), vec![old.clone()], "the new token was deleted; the old one is intact even with grace 0");
+    assert_eq!(
+        w.live_tokens(0),
+        vec![old.clone()],
+        "the new token was deleted; the old one is intact even with grace 0"
+    );
     assert_eq!(w.emu.vault(0).versions("comp-pat"), before, "secret untouched");
     assert_eq!(w.assert_secret_works(0, 0, "comp-pat"), old);
 }
@@ -178,7 +185,12 @@ fn orphan_sweep_old_revoked_young_kept_foreign_untouched() {
 #[test]
 fn management_header_mode_for_an_identity_that_is_not_a_member() {
     let opts = EmulatorOptions {
-        workspace: WorkspaceOptions { identity_is_member: false, identity_is_admin: false, auto_provision: false, ..Default::default() },
+        workspace: WorkspaceOptions {
+            identity_is_member: false,
+            identity_is_admin: false,
+            auto_provision: false,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let mut w = World::with(opts);
@@ -187,7 +199,7 @@ fn management_header_mode_for_an_identity_that_is_not_a_member() {
 
     // Without the resource id the identity is a stranger to the workspace.
     let t = w.target("mgmt", 0, 0);
-    w.targets(&[t.clone()]);
+    w.targets(std::slice::from_ref(&t));
     let (code, r) = w.rotate(&[], &[]);
     assert_eq!(code, 1);
     assert_eq!(r[0]["error"]["code"], "databricks_unauthorized");
@@ -246,7 +258,12 @@ fn provision_pat_bad_requests_get_4xx_and_cause_no_upstream_call() {
         (Some("application/json"), b"{not json".to_vec(), 400, "invalid_request"),
         (Some("application/json"), br#"{"target": 5}"#.to_vec(), 400, "invalid_request"),
         (Some("application/json"), br#"{"target":"adf","force":"yes"}"#.to_vec(), 400, "invalid_request"),
-        (Some("application/json"), br#"{"target":"adf","key_vault_url":"https://evil"}"#.to_vec(), 400, "invalid_request"),
+        (
+            Some("application/json"),
+            br#"{"target":"adf","key_vault_url":"https://evil"}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
         (Some("application/json"), br#"{"force":true}"#.to_vec(), 400, "invalid_request"),
         (Some("application/json"), b"".to_vec(), 400, "invalid_request"),
         (Some("application/json"), b"[\"adf\"]".to_vec(), 400, "invalid_request"),
@@ -286,7 +303,10 @@ fn provision_pat_force_dry_run_and_the_host_envelope() {
     let created = r.json();
     assert_eq!(created["action"], "created");
     let keys: Vec<&String> = created.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["target", "action", "reason", "secret_id", "token_id", "expires_at", "revoked_token_ids", "error"]);
+    assert_eq!(
+        keys,
+        ["target", "action", "reason", "secret_id", "token_id", "expires_at", "revoked_token_ids", "error"]
+    );
     let r = h.provision(json!({"target": "adf", "force": false}));
     assert_eq!(r.json()["action"], "unchanged");
     let r = h.provision(json!({"target": "adf", "force": true}));
@@ -347,7 +367,11 @@ fn configuration_errors() {
     w.targets(&[t2, t]);
     let o = w.cli(&["check-config"], &[]);
     assert_eq!(o.code, 2);
-    assert!(o.stderr.contains("targets[1].secret_name: \"my_secret\" is not a valid Key Vault secret name"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("targets[1].secret_name: \"my_secret\" is not a valid Key Vault secret name"),
+        "{}",
+        o.stderr
+    );
     let o = w.cli(&["rotate"], &[]);
     assert_eq!(o.code, 2);
     let o = w.cli(&["rotate", "--json"], &[]);
@@ -368,7 +392,10 @@ fn configuration_errors() {
 
     // Usage errors are exit 2 too.
     assert_eq!(w.cli(&["rotate", "--bogus"], &[]).code, 2);
-    let o = w.cli(&["check-config"], &[("PAT_TARGETS", ""), ("DATABRICKS_HOST", "adb-1.1.azuredatabricks.net"), ("KEY_VAULT_NAME", "v")]);
+    let o = w.cli(
+        &["check-config"],
+        &[("PAT_TARGETS", ""), ("DATABRICKS_HOST", "adb-1.1.azuredatabricks.net"), ("KEY_VAULT_NAME", "v")],
+    );
     assert_eq!(o.code, 2);
     assert!(o.stderr.contains("KEY_VAULT_NAME"), "{}", o.stderr);
 }
@@ -378,7 +405,10 @@ fn flat_single_target_settings_and_status() {
     let mut w = World::new();
     let ws = w.emu.workspace(0).url().to_string();
     let kv = w.emu.vault(0).url().to_string();
-    w.set("DATABRICKS_HOST", &ws).set("KEY_VAULT_URL", &kv).set("PAT_LIFETIME_DAYS", "30").set("PAT_RENEW_BEFORE_DAYS", "10");
+    w.set("DATABRICKS_HOST", &ws)
+        .set("KEY_VAULT_URL", &kv)
+        .set("PAT_LIFETIME_DAYS", "30")
+        .set("PAT_RENEW_BEFORE_DAYS", "10");
     let o = w.cli(&["check-config"], &[]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stdout.contains("default"));

@@ -29,7 +29,10 @@ struct Snapshot {
 }
 
 fn snapshot(w: &World) -> Snapshot {
-    Snapshot { versions: w.emu.vault(0).versions("t-pat").into_iter().map(|v| v.version).collect(), live: w.live_tokens(0) }
+    Snapshot {
+        versions: w.emu.vault(0).versions("t-pat").into_iter().map(|v| v.version).collect(),
+        live: w.live_tokens(0),
+    }
 }
 
 /// A fresh world with a working, managed secret (seeded 70 days ago, so it is due).
@@ -64,7 +67,11 @@ fn identity_500_is_retried() {
 fn identity_down_changes_nothing() {
     let (w, old) = due_world(&[]);
     let before = snapshot(&w);
-    w.emu.identity().faults().inject("token", Fault::status(500).json(json!({"statusCode":500,"message":"boom"})), usize::MAX);
+    w.emu.identity().faults().inject(
+        "token",
+        Fault::status(500).json(json!({"statusCode":500,"message":"boom"})),
+        usize::MAX,
+    );
     let (code, r) = w.rotate(&[], &[]);
     assert_eq!(code, 1);
     assert_eq!(code_of(&r), "identity_unavailable");
@@ -87,7 +94,11 @@ fn identity_timeout_is_retried_within_the_call_timeout() {
 #[test]
 fn identity_malformed_json_is_retried() {
     let w = world(&[]);
-    w.emu.identity().faults().inject("token", Fault::status(200).header("Content-Type", "application/json").body("{\"access_token\": tru"), 1);
+    w.emu.identity().faults().inject(
+        "token",
+        Fault::status(200).header("Content-Type", "application/json").body("{\"access_token\": tru"),
+        1,
+    );
     let (code, r) = w.rotate(&[], &[]);
     assert_eq!(code, 0, "{r:?}");
     w.assert_secret_works(0, 0, "t-pat");
@@ -107,7 +118,10 @@ fn identity_token_expiring_in_10_seconds_is_never_used() {
     let (code, r) = w.rotate(&[], &[]);
     assert_eq!(code, 0, "{r:?}");
     w.assert_secret_works(0, 0, "t-pat");
-    assert!(w.emu.workspace(0).faults().calls().iter().all(|c| c.status != 401), "the short-lived token reached the workspace");
+    assert!(
+        w.emu.workspace(0).faults().calls().iter().all(|c| c.status != 401),
+        "the short-lived token reached the workspace"
+    );
     let kv401 = w.emu.vault(0).faults().calls().iter().filter(|c| c.status == 401).count();
     assert_eq!(kv401, 1, "only the SDK's first, bodiless challenge request gets 401");
 
@@ -128,7 +142,9 @@ fn databricks_429_retry_after_is_honoured() {
     let w = world(&[]);
     w.emu.workspace(0).faults().inject(
         "list",
-        Fault::status(429).header("Retry-After", "1").json(json!({"error_code":"REQUEST_LIMIT_EXCEEDED","message":"Too many requests"})),
+        Fault::status(429)
+            .header("Retry-After", "1")
+            .json(json!({"error_code":"REQUEST_LIMIT_EXCEEDED","message":"Too many requests"})),
         1,
     );
     let (code, r) = w.rotate(&[], &[]);
@@ -144,7 +160,11 @@ fn databricks_503_bursts_on_every_call_are_ridden_out() {
     let w = world(&[]);
     let ws = w.emu.workspace(0).faults();
     ws.inject("list", Fault::empty(503), 3);
-    ws.inject("create", Fault::status(503).json(json!({"error_code":"TEMPORARILY_UNAVAILABLE","message":"try later"})), 2);
+    ws.inject(
+        "create",
+        Fault::status(503).json(json!({"error_code":"TEMPORARILY_UNAVAILABLE","message":"try later"})),
+        2,
+    );
     let (code, r) = w.rotate(&[], &[]);
     assert_eq!(code, 0, "{r:?}");
     let id = w.assert_secret_works(0, 0, "t-pat");
@@ -223,7 +243,10 @@ fn lifetime_above_the_workspace_cap_names_the_cap() {
 
 #[test]
 fn create_whose_response_is_lost_leaks_nothing() {
-    for fault in [Fault::after_effect(502).json(json!({"error_code":"INTERNAL_ERROR","message":"upstream reset"})), Fault::after_effect_hang()] {
+    for fault in [
+        Fault::after_effect(502).json(json!({"error_code":"INTERNAL_ERROR","message":"upstream reset"})),
+        Fault::after_effect_hang(),
+    ] {
         let (w, old) = due_world(&[]);
         w.emu.workspace(0).faults().inject("create", fault, 1);
         let (code, r) = w.rotate(&[], &[("PAT_CALL_TIMEOUT_SECONDS", "1")]);
@@ -241,7 +264,10 @@ fn create_whose_response_is_lost_leaks_nothing() {
 #[test]
 fn unauthorized_and_forbidden_have_clear_codes() {
     // Not a member and no management headers: 401.
-    let opts = EmulatorOptions { workspace: WorkspaceOptions { identity_is_member: false, auto_provision: false, ..Default::default() }, ..Default::default() };
+    let opts = EmulatorOptions {
+        workspace: WorkspaceOptions { identity_is_member: false, auto_provision: false, ..Default::default() },
+        ..Default::default()
+    };
     let mut w = World::with(opts);
     let t = w.target("t", 0, 0);
     w.targets(&[t]);
@@ -251,7 +277,10 @@ fn unauthorized_and_forbidden_have_clear_codes() {
     assert!(w.emu.vault(0).latest("t-pat").is_none());
 
     // A member (not an admin: admins always may) without the token permission: 403.
-    let opts = EmulatorOptions { workspace: WorkspaceOptions { identity_is_admin: false, ..Default::default() }, ..Default::default() };
+    let opts = EmulatorOptions {
+        workspace: WorkspaceOptions { identity_is_admin: false, ..Default::default() },
+        ..Default::default()
+    };
     let mut w = World::with(opts);
     let t = w.target("t", 0, 0);
     w.targets(&[t]);
@@ -271,7 +300,9 @@ fn deleting_an_already_gone_token_counts_as_done() {
     w.seed_managed(0, 0, "t", 2 * DAY, 90 * DAY, Some(&prev));
     w.emu.workspace(0).faults().inject(
         "delete",
-        Fault::status(404).json(json!({"error_code":"RESOURCE_DOES_NOT_EXIST","message":format!("Token with id {prev} does not exist.")})),
+        Fault::status(404).json(
+            json!({"error_code":"RESOURCE_DOES_NOT_EXIST","message":format!("Token with id {prev} does not exist.")}),
+        ),
         1,
     );
     let (code, r) = w.rotate(&[], &[]);
@@ -283,13 +314,21 @@ fn deleting_an_already_gone_token_counts_as_done() {
 #[test]
 fn html_and_empty_error_bodies() {
     let w = world(&[]);
-    w.emu.workspace(0).faults().inject("list", Fault::html(502, "<html><body><h1>502</h1><pre>Bad Gateway: upstream connect error</pre></body></html>"), 2);
+    w.emu.workspace(0).faults().inject(
+        "list",
+        Fault::html(502, "<html><body><h1>502</h1><pre>Bad Gateway: upstream connect error</pre></body></html>"),
+        2,
+    );
     let (code, r) = w.rotate(&[], &[]);
     assert_eq!(code, 0, "{r:?}");
     w.assert_secret_works(0, 0, "t-pat");
 
     let (w, old) = due_world(&[]);
-    w.emu.workspace(0).faults().inject("list", Fault::html(502, "<html><body><pre>Bad Gateway: upstream connect error</pre></body></html>"), usize::MAX);
+    w.emu.workspace(0).faults().inject(
+        "list",
+        Fault::html(502, "<html><body><pre>Bad Gateway: upstream connect error</pre></body></html>"),
+        usize::MAX,
+    );
     let (code, r) = w.rotate(&[], &[]);
     assert_eq!((code, code_of(&r)), (1, "upstream_unavailable"));
     let msg = r[0]["error"]["message"].as_str().unwrap();
@@ -373,7 +412,11 @@ fn keyvault_429_then_success() {
 fn keyvault_500_on_every_write_is_compensated() {
     let (w, old) = due_world(&[]);
     let before = snapshot(&w);
-    w.emu.vault(0).faults().inject("set", Fault::status(500).json(json!({"error":{"code":"InternalServerError","message":"oops"}})), usize::MAX);
+    w.emu.vault(0).faults().inject(
+        "set",
+        Fault::status(500).json(json!({"error":{"code":"InternalServerError","message":"oops"}})),
+        usize::MAX,
+    );
     let (code, r) = w.rotate(&[], &[]);
     assert_eq!((code, code_of(&r)), (1, "upstream_unavailable"));
     assert_eq!(snapshot(&w), before, "new token deleted; old secret and token intact");
@@ -450,14 +493,22 @@ fn sigkill_between_create_and_write_keeps_the_old_token_and_sweeps_the_orphan_la
 fn a_hanging_upstream_cannot_outlast_the_invocation_budget() {
     let (w, old) = due_world(&[]);
     w.emu.workspace(0).faults().inject("*", Fault::hang(), usize::MAX);
-    let env = [("PAT_CALL_TIMEOUT_SECONDS", "1"), ("PAT_HTTP_BUDGET_SECONDS", "5"), ("PAT_TIMER_BUDGET_SECONDS", "5"), ("PAT_RETRY_ATTEMPTS", "20")];
+    let env = [
+        ("PAT_CALL_TIMEOUT_SECONDS", "1"),
+        ("PAT_HTTP_BUDGET_SECONDS", "5"),
+        ("PAT_TIMER_BUDGET_SECONDS", "5"),
+        ("PAT_RETRY_ATTEMPTS", "20"),
+    ];
     let h = w.serve(&env);
     let start = Instant::now();
     let r = h.provision(json!({"target": "t", "force": true}));
     let took = start.elapsed();
     assert_eq!(r.status, 504, "{}", r.text);
     assert_eq!(r.json()["error"]["code"], "timeout");
-    assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(8), "ProvisionPat took {took:?} with a 5 s budget");
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(8),
+        "ProvisionPat took {took:?} with a 5 s budget"
+    );
 
     let start = Instant::now();
     let r = h.invoke_timer(true);

@@ -25,14 +25,16 @@ fn any_json() -> impl Strategy<Value = Value> {
     leaf().prop_recursive(4, 32, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map("[a-zA-Z_]{0,8}", inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map("[a-zA-Z_]{0,8}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
 /// Objects whose keys are mostly the request's own, with values of any type.
 fn request_like() -> impl Strategy<Value = Value> {
-    let key = prop_oneof![Just("target".to_string()), Just("force".to_string()), Just("dry_run".to_string()), "[a-z_]{1,8}"];
+    let key =
+        prop_oneof![Just("target".to_string()), Just("force".to_string()), Just("dry_run".to_string()), "[a-z_]{1,8}"];
     prop::collection::btree_map(key, any_json(), 0..5).prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>()))
 }
 

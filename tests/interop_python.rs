@@ -46,11 +46,15 @@ fn read_with_python(w: &World, py: &str, secret: &str) -> Value {
 }
 
 fn sha256_hex(s: &str) -> String {
-    let out = Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().and_then(|mut c| {
-        use std::io::Write;
-        c.stdin.take().unwrap().write_all(s.as_bytes())?;
-        c.wait_with_output()
-    });
+    let out = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(s.as_bytes())?;
+            c.wait_with_output()
+        });
     String::from_utf8_lossy(&out.unwrap().stdout).split_whitespace().next().unwrap().to_string()
 }
 

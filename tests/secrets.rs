@@ -57,7 +57,14 @@ fn client_secret_credential() {
     let w = world();
     let object_id = w.emu.aad().add_service_principal("ci-app", CLIENT_SECRET);
     w.emu.workspace(0).add_member(&object_id);
-    let env = [TRACE, ("PAT_CREDENTIAL", "auto"), ("IDENTITY_ENDPOINT", ""), ("IDENTITY_HEADER", ""), ("AZURE_CLIENT_ID", "ci-app"), ("AZURE_CLIENT_SECRET", CLIENT_SECRET)];
+    let env = [
+        TRACE,
+        ("PAT_CREDENTIAL", "auto"),
+        ("IDENTITY_ENDPOINT", ""),
+        ("IDENTITY_HEADER", ""),
+        ("AZURE_CLIENT_ID", "ci-app"),
+        ("AZURE_CLIENT_SECRET", CLIENT_SECRET),
+    ];
     let o = w.cli(&["check-config", "--json"], &env);
     assert_eq!(o.json()["settings"]["credential"], "client_secret", "auto picks the client secret");
     exercise(&w, &env);
@@ -66,7 +73,15 @@ fn client_secret_credential() {
     assert_eq!(ws.tokens(&object_id).len(), 1);
     assert!(ws.tokens(ws.principal()).is_empty());
     // A wrong secret is identity_unavailable and says so without echoing it.
-    let (code, r) = w.rotate(&["--force"], &[TRACE, ("IDENTITY_ENDPOINT", ""), ("AZURE_CLIENT_ID", "ci-app"), ("AZURE_CLIENT_SECRET", "wrong-secret-value-123")]);
+    let (code, r) = w.rotate(
+        &["--force"],
+        &[
+            TRACE,
+            ("IDENTITY_ENDPOINT", ""),
+            ("AZURE_CLIENT_ID", "ci-app"),
+            ("AZURE_CLIENT_SECRET", "wrong-secret-value-123"),
+        ],
+    );
     assert_eq!(code, 1);
     assert_eq!(r[0]["error"]["code"], "identity_unavailable");
     assert!(!r[0]["error"]["message"].as_str().unwrap().contains("wrong-secret-value-123"));
@@ -124,7 +139,13 @@ fn workload_identity_credential() {
     let file = w.emu.dir().join("federated-token");
     std::fs::write(&file, CLIENT_SECRET).unwrap();
     let file = file.display().to_string();
-    let env = [TRACE, ("IDENTITY_ENDPOINT", ""), ("IDENTITY_HEADER", ""), ("AZURE_CLIENT_ID", "wi-app"), ("AZURE_FEDERATED_TOKEN_FILE", file.as_str())];
+    let env = [
+        TRACE,
+        ("IDENTITY_ENDPOINT", ""),
+        ("IDENTITY_HEADER", ""),
+        ("AZURE_CLIENT_ID", "wi-app"),
+        ("AZURE_FEDERATED_TOKEN_FILE", file.as_str()),
+    ];
     let o = w.cli(&["check-config", "--json"], &env);
     assert_eq!(o.json()["settings"]["credential"], "workload_identity");
     exercise(&w, &env);

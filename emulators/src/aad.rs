@@ -23,10 +23,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
-use serde_json::{json, Value};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use serde_json::{Value, json};
 
-use crate::directory::{unix_secs, Directory, Principal, PrincipalKind};
+use crate::directory::{Directory, Principal, PrincipalKind, unix_secs};
 use crate::encoding::utc_timestamp;
 use crate::faults::{Faults, Outcome};
 
@@ -109,7 +109,11 @@ impl FakeAad {
     pub fn add_service_principal(&self, client_id: &str, secret: &str) -> String {
         let existing = self.state().clients.get(&client_id.to_ascii_lowercase()).map(|(_, p)| p.object_id.clone());
         let object_id = existing.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let p = Principal { object_id: object_id.clone(), client_id: client_id.to_string(), kind: PrincipalKind::ServicePrincipal };
+        let p = Principal {
+            object_id: object_id.clone(),
+            client_id: client_id.to_string(),
+            kind: PrincipalKind::ServicePrincipal,
+        };
         self.inner.directory.add_principal(p.clone());
         self.state().clients.insert(client_id.to_ascii_lowercase(), (secret.to_string(), p));
         object_id
@@ -132,8 +136,14 @@ impl FakeAad {
     fn openid_configuration(&self, tenant: &str, flavor: Flavor) -> Value {
         let base = format!("{}/{tenant}", self.url());
         let (token, authorize, issuer) = match flavor {
-            Flavor::V2 => (format!("{base}/oauth2/v2.0/token"), format!("{base}/oauth2/v2.0/authorize"), format!("{base}/v2.0")),
-            Flavor::V1 => (format!("{base}/oauth2/token"), format!("{base}/oauth2/authorize"), format!("https://sts.windows.net/{tenant}/")),
+            Flavor::V2 => {
+                (format!("{base}/oauth2/v2.0/token"), format!("{base}/oauth2/v2.0/authorize"), format!("{base}/v2.0"))
+            }
+            Flavor::V1 => (
+                format!("{base}/oauth2/token"),
+                format!("{base}/oauth2/authorize"),
+                format!("https://sts.windows.net/{tenant}/"),
+            ),
         };
         json!({
             "token_endpoint": token,
@@ -186,7 +196,12 @@ impl FakeAad {
             }
             ("POST", [tenant, "oauth2", "v2.0", "token"]) => self.token(tenant, payload, Flavor::V2).await,
             ("POST", [tenant, "oauth2", "token"]) => self.token(tenant, payload, Flavor::V1).await,
-            _ => Outcome::anonymous(aad_error(404, "invalid_request", 90_027, &format!("The endpoint {path} is not served by this emulator."))),
+            _ => Outcome::anonymous(aad_error(
+                404,
+                "invalid_request",
+                90_027,
+                &format!("The endpoint {path} is not served by this emulator."),
+            )),
         }
     }
 
@@ -197,7 +212,9 @@ impl FakeAad {
                 400,
                 "invalid_request",
                 90_002,
-                &format!("AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
+                &format!(
+                    "AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+                ),
             );
         }
         let body = match payload.to_bytes_limited(MAX_BODY).await {
@@ -206,19 +223,24 @@ impl FakeAad {
         };
         let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
         let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
-        let missing =
-            |p: &str| format!("AADSTS900144: The request body must contain the following parameter: '{p}'.");
+        let missing = |p: &str| format!("AADSTS900144: The request body must contain the following parameter: '{p}'.");
 
-        let Some(grant) = get("grant_type") else { return fail(400, "invalid_request", 900_144, &missing("grant_type")) };
+        let Some(grant) = get("grant_type") else {
+            return fail(400, "invalid_request", 900_144, &missing("grant_type"));
+        };
         if grant != "client_credentials" {
             return fail(
                 400,
                 "unsupported_grant_type",
                 70_003,
-                &format!("AADSTS70003: The app requested an unsupported grant type '{grant}'. This emulator serves client_credentials only."),
+                &format!(
+                    "AADSTS70003: The app requested an unsupported grant type '{grant}'. This emulator serves client_credentials only."
+                ),
             );
         }
-        let Some(client_id) = get("client_id") else { return fail(400, "invalid_request", 900_144, &missing("client_id")) };
+        let Some(client_id) = get("client_id") else {
+            return fail(400, "invalid_request", 900_144, &missing("client_id"));
+        };
         let audience = match flavor {
             Flavor::V2 => {
                 let Some(scope) = get("scope") else { return fail(400, "invalid_request", 900_144, &missing("scope")) };
@@ -230,7 +252,9 @@ impl FakeAad {
                             400,
                             "invalid_scope",
                             1_002_012,
-                            &format!("AADSTS1002012: The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+                            &format!(
+                                "AADSTS1002012: The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                            ),
                         );
                     }
                 }
@@ -259,7 +283,9 @@ impl FakeAad {
                     401,
                     "invalid_client",
                     7_000_215,
-                    &format!("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."),
+                    &format!(
+                        "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                    ),
                 );
             }
             (None, Some(JWT_BEARER), Some(assertion)) if assertion == credential => {}
@@ -286,7 +312,9 @@ impl FakeAad {
         self.state().issued.push(value.clone());
         let secs = lifetime.as_secs();
         let body = match flavor {
-            Flavor::V2 => json!({"token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": value}),
+            Flavor::V2 => {
+                json!({"token_type": "Bearer", "expires_in": secs, "ext_expires_in": secs, "access_token": value})
+            }
             Flavor::V1 => json!({
                 "token_type": "Bearer",
                 "expires_in": secs.to_string(),

@@ -107,11 +107,7 @@ impl Directory {
 
     /// The principal with this client id (case-insensitive, as GUIDs are).
     pub fn principal_by_client_id(&self, client_id: &str) -> Option<Principal> {
-        self.lock()
-            .principals
-            .values()
-            .find(|p| p.client_id.eq_ignore_ascii_case(client_id))
-            .cloned()
+        self.lock().principals.values().find(|p| p.client_id.eq_ignore_ascii_case(client_id)).cloned()
     }
 
     /// True when the object id belongs to a registered principal.
@@ -207,7 +203,8 @@ mod tests {
     #[test]
     fn issued_tokens_are_jwt_shaped_and_looked_up() {
         let dir = Directory::new(DEFAULT_TENANT_ID);
-        let p = Principal { object_id: "oid-1".into(), client_id: "cid-1".into(), kind: PrincipalKind::ServicePrincipal };
+        let p =
+            Principal { object_id: "oid-1".into(), client_id: "cid-1".into(), kind: PrincipalKind::ServicePrincipal };
         dir.add_principal(p.clone());
         let (v, rec) = dir.issue(KEY_VAULT_RESOURCE, &p, Duration::from_secs(60));
         let parts: Vec<&str> = v.split('.').collect();

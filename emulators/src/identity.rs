@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
-use serde_json::{json, Value};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use serde_json::{Value, json};
 
-use crate::directory::{unix_secs, Directory, Principal, PrincipalKind};
+use crate::directory::{Directory, Principal, PrincipalKind, unix_secs};
 use crate::encoding::random_hex;
 use crate::faults::{Faults, Outcome};
 
@@ -83,7 +83,11 @@ impl FakeIdentity {
                 directory,
                 system,
                 faults: Faults::with_latency(latency),
-                state: Mutex::new(State { lifetime: opts.token_lifetime, user_assigned: Vec::new(), issued: Vec::new() }),
+                state: Mutex::new(State {
+                    lifetime: opts.token_lifetime,
+                    user_assigned: Vec::new(),
+                    issued: Vec::new(),
+                }),
                 state_source: OnceLock::new(),
             }),
         }
@@ -131,7 +135,11 @@ impl FakeIdentity {
 
     /// Attaches a user-assigned identity (selectable with `client_id`, `principal_id`/`object_id`).
     pub fn add_user_assigned(&self, client_id: &str, object_id: &str) -> Principal {
-        let p = Principal { object_id: object_id.to_string(), client_id: client_id.to_string(), kind: PrincipalKind::UserAssigned };
+        let p = Principal {
+            object_id: object_id.to_string(),
+            client_id: client_id.to_string(),
+            kind: PrincipalKind::UserAssigned,
+        };
         self.inner.directory.add_principal(p.clone());
         self.state().user_assigned.push(p.clone());
         p
@@ -181,11 +189,15 @@ impl FakeIdentity {
             return Outcome::anonymous(error(401, "Unauthorized: the X-IDENTITY-HEADER header is missing or invalid."));
         }
         let query: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-        let get = |k: &str| query.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            query.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+        };
         match get("api-version") {
             None => return Outcome::anonymous(error(400, "Required query parameter 'api-version' is missing.")),
             Some("2019-08-01") => {}
-            Some(other) => return Outcome::anonymous(error(400, &format!("Unsupported api-version '{other}'; use 2019-08-01."))),
+            Some(other) => {
+                return Outcome::anonymous(error(400, &format!("Unsupported api-version '{other}'; use 2019-08-01.")));
+            }
         }
         let Some(resource) = get("resource") else {
             return Outcome::anonymous(error(400, "Required query parameter 'resource' is missing."));
@@ -215,14 +227,19 @@ impl FakeIdentity {
 fn error(status: u16, message: &str) -> HttpResponse {
     HttpResponseBuilder::new(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
         .content_type("application/json; charset=utf-8")
-        .body(json!({"statusCode": status, "message": message, "correlationId": uuid::Uuid::new_v4().to_string()}).to_string())
+        .body(
+            json!({"statusCode": status, "message": message, "correlationId": uuid::Uuid::new_v4().to_string()})
+                .to_string(),
+        )
 }
 
 /// actix entry point for every request to the identity server.
 pub(crate) async fn handle(req: HttpRequest, id: web::Data<FakeIdentity>) -> HttpResponse {
     if req.path() == STATE_PATH {
         let state = id.inner.state_source.get().map(|f| f()).unwrap_or_else(|| json!({}));
-        return HttpResponse::Ok().content_type("application/json").body(serde_json::to_string_pretty(&state).unwrap_or_default());
+        return HttpResponse::Ok()
+            .content_type("application/json")
+            .body(serde_json::to_string_pretty(&state).unwrap_or_default());
     }
     let op = if req.path() == TOKEN_PATH { "token" } else { "other" };
     id.faults().run(op, &req, id.serve(&req)).await

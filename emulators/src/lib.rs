@@ -50,11 +50,11 @@ pub mod workspace;
 use std::io;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::{App, HttpServer, web};
 
 pub use aad::{AadOptions, FakeAad};
 pub use directory::{Directory, IssuedToken, Principal, PrincipalKind};
@@ -157,7 +157,8 @@ impl Emulators {
         let mut servers = Vec::new();
 
         let (l, port) = loopback_listener()?;
-        let identity = FakeIdentity::new(format!("http://127.0.0.1:{port}"), directory.clone(), &opts.identity, opts.latency);
+        let identity =
+            FakeIdentity::new(format!("http://127.0.0.1:{port}"), directory.clone(), &opts.identity, opts.latency);
         servers.push(Server::Identity(l, identity.clone()));
 
         let (l, port) = loopback_listener()?;

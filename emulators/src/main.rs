@@ -25,7 +25,8 @@ struct Args {
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut args = Args { dir: None, service_principals: Vec::new(), opts: EmulatorOptions::default(), exit_on_stdin_eof: false };
+    let mut args =
+        Args { dir: None, service_principals: Vec::new(), opts: EmulatorOptions::default(), exit_on_stdin_eof: false };
     fn value(flag: &str, v: Option<String>) -> Result<String, String> {
         v.ok_or_else(|| format!("{flag} needs a value"))
     }
@@ -42,7 +43,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--no-kv-throttle" => args.opts.keyvault.throttle = None,
             "--ws-rate" => {
                 let v = value(&a, it.next())?;
-                let (burst, rate) = v.split_once('/').ok_or_else(|| format!("--ws-rate: '{v}' is not BURST/PER_SEC"))?;
+                let (burst, rate) =
+                    v.split_once('/').ok_or_else(|| format!("--ws-rate: '{v}' is not BURST/PER_SEC"))?;
                 let burst: u32 = burst.parse().map_err(|_| format!("--ws-rate: bad burst '{burst}'"))?;
                 let per_second: f64 = rate.parse().map_err(|_| format!("--ws-rate: bad rate '{rate}'"))?;
                 args.opts.workspace.rate_limit = Some(WsRateLimit { burst, per_second });
@@ -50,9 +52,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--max-lifetime-days" => args.opts.workspace.max_token_lifetime_days = number(&a, it.next())?,
             "--service-principal" => {
                 let v = value(&a, it.next())?;
-                let (id, secret) = v.split_once(':').filter(|(i, s)| !i.is_empty() && !s.is_empty()).ok_or_else(|| {
-                    "--service-principal: expected CLIENT_ID:SECRET".to_string()
-                })?;
+                let (id, secret) = v
+                    .split_once(':')
+                    .filter(|(i, s)| !i.is_empty() && !s.is_empty())
+                    .ok_or_else(|| "--service-principal: expected CLIENT_ID:SECRET".to_string())?;
                 args.service_principals.push((id.to_string(), secret.to_string()));
             }
             "--exit-on-stdin-eof" => args.exit_on_stdin_eof = true,
@@ -110,7 +113,9 @@ fn main() -> ExitCode {
 
     let env_sh: String = emulators.env_file_vars().iter().map(|(k, v)| export_line(k, v)).collect();
     let json = serde_json::to_string_pretty(&emulators.info_json()).unwrap_or_default();
-    if let Err(e) = write_private(&dir.join("env.sh"), &env_sh).and_then(|()| write_private(&dir.join("emulators.json"), &json)) {
+    if let Err(e) =
+        write_private(&dir.join("env.sh"), &env_sh).and_then(|()| write_private(&dir.join("emulators.json"), &json))
+    {
         eprintln!("pat-rotator-emulators: could not write {}: {e}", dir.display());
         return ExitCode::FAILURE;
     }
@@ -155,9 +160,11 @@ struct StopSignals {
 
 impl StopSignals {
     fn install(exit_on_stdin_eof: bool) -> std::io::Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
+        use tokio::signal::unix::{SignalKind, signal};
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let (int, term) = rt.block_on(async { Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)) })?;
+        let (int, term) = rt.block_on(async {
+            Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
+        })?;
         let eof = exit_on_stdin_eof.then(|| {
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             std::thread::spawn(move || {

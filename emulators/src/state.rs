@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::directory::unix_millis;
 use crate::keyvault::FakeKeyVault;

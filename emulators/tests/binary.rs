@@ -39,12 +39,21 @@ fn writes_files_prints_ready_and_exits_on_stdin_eof() {
 
     let env_sh = std::fs::read_to_string(dir.join("env.sh")).unwrap();
     for name in [
-        "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "SSL_CERT_FILE", "AZURE_AUTHORITY_HOST", "AZURE_TENANT_ID",
-        "DATABRICKS_HOST_0", "DATABRICKS_HOST_1", "DATABRICKS_WORKSPACE_RESOURCE_ID_1", "KEY_VAULT_URL_2", "EMULATOR_STATE_URL",
+        "IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER",
+        "SSL_CERT_FILE",
+        "AZURE_AUTHORITY_HOST",
+        "AZURE_TENANT_ID",
+        "DATABRICKS_HOST_0",
+        "DATABRICKS_HOST_1",
+        "DATABRICKS_WORKSPACE_RESOURCE_ID_1",
+        "KEY_VAULT_URL_2",
+        "EMULATOR_STATE_URL",
     ] {
         assert!(env_sh.contains(&format!("export {name}='")), "{name} missing from env.sh");
     }
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("emulators.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("emulators.json")).unwrap()).unwrap();
     assert_eq!(json["vaults"].as_array().unwrap().len(), 3);
     assert!(dir.join("ca.pem").exists());
     let state_url = json["state_url"].as_str().unwrap();
@@ -81,7 +90,8 @@ fn exits_on_sigterm() {
 
 #[test]
 fn rejects_bad_arguments_with_exit_2() {
-    let out = Command::new(env!("CARGO_BIN_EXE_pat-rotator-emulators")).args(["--workspaces", "many"]).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_pat-rotator-emulators")).args(["--workspaces", "many"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }

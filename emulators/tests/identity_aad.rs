@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{client, form, DBX, KV};
+use common::{DBX, KV, client, form};
 use pat_rotator_emulators::{EmulatorOptions, Emulators, Fault};
 use serde_json::Value;
 
@@ -12,7 +12,12 @@ fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-async fn identity_get(emu: &Emulators, http: &reqwest::Client, query: &[(&str, &str)], header: Option<&str>) -> (u16, Value) {
+async fn identity_get(
+    emu: &Emulators,
+    http: &reqwest::Client,
+    query: &[(&str, &str)],
+    header: Option<&str>,
+) -> (u16, Value) {
     let mut r = http.get(format!("{}?{}", emu.identity().endpoint(), form(query)));
     if let Some(h) = header {
         r = r.header("X-IDENTITY-HEADER", h);
@@ -45,11 +50,14 @@ async fn identity_endpoint_follows_the_2019_08_01_protocol() {
     assert_eq!(identity_get(&emu, &http, &q, Some("wrong")).await.0, 401);
     assert_eq!(identity_get(&emu, &http, &[("api-version", "2019-08-01")], Some(&h)).await.0, 400);
     assert_eq!(identity_get(&emu, &http, &[("resource", KV)], Some(&h)).await.0, 400);
-    let (status, b) = identity_get(&emu, &http, &[q[0], q[1], ("client_id", "00000000-0000-0000-0000-0000000000aa")], Some(&h)).await;
+    let (status, b) =
+        identity_get(&emu, &http, &[q[0], q[1], ("client_id", "00000000-0000-0000-0000-0000000000aa")], Some(&h)).await;
     assert_eq!(status, 400, "unassigned user-assigned identity");
     assert_eq!(b["statusCode"], 400);
 
-    let ua = emu.identity().add_user_assigned("11111111-2222-3333-4444-555555555555", "99999999-8888-7777-6666-555555555555");
+    let ua = emu
+        .identity()
+        .add_user_assigned("11111111-2222-3333-4444-555555555555", "99999999-8888-7777-6666-555555555555");
     let (status, b) = identity_get(&emu, &http, &[q[0], q[1], ("client_id", &ua.client_id)], Some(&h)).await;
     assert_eq!(status, 200);
     assert_eq!(emu.directory().lookup(b["access_token"].as_str().unwrap()).unwrap().principal, ua.object_id);
@@ -103,26 +111,47 @@ async fn aad_client_credentials() {
     assert!(b["error_description"].as_str().unwrap().starts_with("AADSTS7000215: Invalid client secret provided."));
     assert!(b["correlation_id"].is_string() && b["trace_id"].is_string());
 
-    let (status, b) = aad_post(&emu, &http, &v2, &[("client_id", "ghost"), base[1], base[2], ("client_secret", "x")]).await;
+    let (status, b) =
+        aad_post(&emu, &http, &v2, &[("client_id", "ghost"), base[1], base[2], ("client_secret", "x")]).await;
     assert_eq!((status, b["error"].as_str()), (400, Some("unauthorized_client")));
     let (status, b) = aad_post(&emu, &http, &v2, &[base[0], ("scope", KV), base[2], ("client_secret", "s3cret")]).await;
     assert_eq!((status, b["error"].as_str()), (400, Some("invalid_scope")));
     let (status, b) = aad_post(&emu, &http, &v2, &[base[0], base[1], base[2]]).await;
     assert_eq!((status, b["error"].as_str()), (401, Some("invalid_client")));
     let other_tenant = "/00000000-0000-0000-0000-000000000001/oauth2/v2.0/token";
-    assert_eq!(aad_post(&emu, &http, other_tenant, &[base[0], base[1], base[2], ("client_secret", "s3cret")]).await.0, 400);
+    assert_eq!(
+        aad_post(&emu, &http, other_tenant, &[base[0], base[1], base[2], ("client_secret", "s3cret")]).await.0,
+        400
+    );
 
     // Federated (assertion) credentials: the registered string is the expected assertion.
     let jwt = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-    let ok = aad_post(&emu, &http, &v2, &[base[0], base[1], base[2], ("client_assertion_type", jwt), ("client_assertion", "s3cret")]).await;
+    let ok = aad_post(
+        &emu,
+        &http,
+        &v2,
+        &[base[0], base[1], base[2], ("client_assertion_type", jwt), ("client_assertion", "s3cret")],
+    )
+    .await;
     assert_eq!(ok.0, 200);
-    let bad = aad_post(&emu, &http, &v2, &[base[0], base[1], base[2], ("client_assertion_type", jwt), ("client_assertion", "x")]).await;
+    let bad = aad_post(
+        &emu,
+        &http,
+        &v2,
+        &[base[0], base[1], base[2], ("client_assertion_type", jwt), ("client_assertion", "x")],
+    )
+    .await;
     assert_eq!(bad.0, 401);
 
     // v1 endpoint: resource= and string numbers.
     let v1 = format!("/{}/oauth2/token", emu.tenant_id());
-    let (status, b) =
-        aad_post(&emu, &http, &v1, &[("client_id", "app-1"), ("resource", DBX), ("grant_type", "client_credentials"), ("client_secret", "s3cret")]).await;
+    let (status, b) = aad_post(
+        &emu,
+        &http,
+        &v1,
+        &[("client_id", "app-1"), ("resource", DBX), ("grant_type", "client_credentials"), ("client_secret", "s3cret")],
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(b["expires_in"], "3599");
     assert!(b["expires_on"].is_string());
@@ -135,19 +164,33 @@ async fn aad_metadata_for_msal() {
     let emu = Emulators::start(EmulatorOptions::default());
     let http = client(&emu);
     let t = emu.tenant_id();
-    let b: Value = http.get(format!("{}/{t}/v2.0/.well-known/openid-configuration", emu.aad().url())).send().await.unwrap().json().await.unwrap();
-    assert_eq!(b["token_endpoint"], emu.aad().token_endpoint());
-    assert!(b["authorization_endpoint"].as_str().unwrap().starts_with(emu.aad().url()));
-    let auth = format!("{}/{t}/oauth2/v2.0/authorize", emu.aad().url());
     let b: Value = http
-        .get(format!("{}/common/discovery/instance?api-version=1.1&{}", emu.aad().url(), form(&[("authorization_endpoint", &auth)])))
+        .get(format!("{}/{t}/v2.0/.well-known/openid-configuration", emu.aad().url()))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(b["tenant_discovery_endpoint"], format!("{}/{t}/v2.0/.well-known/openid-configuration", emu.aad().url()));
+    assert_eq!(b["token_endpoint"], emu.aad().token_endpoint());
+    assert!(b["authorization_endpoint"].as_str().unwrap().starts_with(emu.aad().url()));
+    let auth = format!("{}/{t}/oauth2/v2.0/authorize", emu.aad().url());
+    let b: Value = http
+        .get(format!(
+            "{}/common/discovery/instance?api-version=1.1&{}",
+            emu.aad().url(),
+            form(&[("authorization_endpoint", &auth)])
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        b["tenant_discovery_endpoint"],
+        format!("{}/{t}/v2.0/.well-known/openid-configuration", emu.aad().url())
+    );
     assert_eq!(emu.aad().faults().count("discovery"), 2);
 }
 
@@ -158,8 +201,24 @@ async fn identity_faults_apply_before_the_protocol() {
     let h = emu.identity().header_value().to_string();
     let q = [("api-version", "2019-08-01"), ("resource", KV)];
     emu.identity().faults().inject("token", Fault::empty(503), 2);
-    assert_eq!(http.get(format!("{}?{}", emu.identity().endpoint(), form(&q))).header("X-IDENTITY-HEADER", &h).send().await.unwrap().status(), 503);
-    assert_eq!(http.get(format!("{}?{}", emu.identity().endpoint(), form(&q))).header("X-IDENTITY-HEADER", &h).send().await.unwrap().status(), 503);
+    assert_eq!(
+        http.get(format!("{}?{}", emu.identity().endpoint(), form(&q)))
+            .header("X-IDENTITY-HEADER", &h)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    assert_eq!(
+        http.get(format!("{}?{}", emu.identity().endpoint(), form(&q)))
+            .header("X-IDENTITY-HEADER", &h)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
     assert_eq!(identity_get(&emu, &http, &q, Some(&h)).await.0, 200);
     assert!(emu.identity().issued_tokens().len() == 1, "the 503s issued nothing");
 }
@@ -181,8 +240,15 @@ async fn env_and_state_endpoint() {
     assert_ne!(emu.workspace(0).url(), emu.workspace(1).url());
 
     let ws = emu.workspace(1);
-    let (_, pat) = ws.seed_token(ws.principal(), "pat-rotator/demo/1", SystemTime::now(), Some(Duration::from_secs(3600)));
-    emu.vault(0).seed_secret("databricks-pat", &pat, Some("databricks-pat"), &[("managed-by", "pat-rotator")], Some(now_secs() + 3600));
+    let (_, pat) =
+        ws.seed_token(ws.principal(), "pat-rotator/demo/1", SystemTime::now(), Some(Duration::from_secs(3600)));
+    emu.vault(0).seed_secret(
+        "databricks-pat",
+        &pat,
+        Some("databricks-pat"),
+        &[("managed-by", "pat-rotator")],
+        Some(now_secs() + 3600),
+    );
     let http = client(&emu);
     let text = http.get(&file_env["EMULATOR_STATE_URL"]).send().await.unwrap().text().await.unwrap();
     assert!(!text.contains(&pat), "the overview never shows values");

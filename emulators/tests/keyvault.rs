@@ -5,9 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, mi_token, sp_token, KV};
+use common::{KV, client, mi_token, sp_token};
 use pat_rotator_emulators::{EmulatorOptions, Emulators, KeyVaultOptions, KvThrottle, Role};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const API: &str = "api-version=7.5";
 
@@ -56,7 +56,10 @@ async fn challenge_without_reading_body_then_success() {
     let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_string();
     assert_eq!(
         challenge,
-        format!("Bearer authorization=\"https://login.microsoftonline.com/{}\", resource=\"https://vault.azure.net\"", v.emu.tenant_id())
+        format!(
+            "Bearer authorization=\"https://login.microsoftonline.com/{}\", resource=\"https://vault.azure.net\"",
+            v.emu.tenant_id()
+        )
     );
     assert!(r.headers().contains_key("x-ms-request-id"));
     let (_, code, body) = error_code(r).await;
@@ -127,7 +130,12 @@ async fn not_found_disabled_and_versions() {
     let v = vault(EmulatorOptions::default()).await;
     let (status, code, body) = error_code(v.get("/secrets/missing/").await).await;
     assert_eq!((status, code.as_str()), (404, "SecretNotFound"));
-    assert!(body["error"]["message"].as_str().unwrap().starts_with("A secret with (name/id) missing was not found in this key vault."));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("A secret with (name/id) missing was not found in this key vault.")
+    );
 
     let kv = v.emu.vault(0);
     let v1 = kv.seed_secret("s", "one", None, &[("k", "1")], None);
@@ -187,7 +195,8 @@ async fn paging_follows_absolute_next_links() {
         }
     }
     assert_eq!(pages, 3);
-    let expected: Vec<String> = kv.versions("paged").iter().map(|s| format!("{}/secrets/paged/{}", kv.url(), s.version)).collect();
+    let expected: Vec<String> =
+        kv.versions("paged").iter().map(|s| format!("{}/secrets/paged/{}", kv.url(), s.version)).collect();
     assert_eq!(ids, expected);
 
     let b: Value = v.get("/secrets").await.json().await.unwrap();
@@ -251,7 +260,10 @@ async fn soft_delete_blocks_reuse_until_recovered_or_purged() {
 
 #[tokio::test]
 async fn purge_protection_refuses_purge() {
-    let opts = EmulatorOptions { keyvault: KeyVaultOptions { purge_protection: true, ..Default::default() }, ..Default::default() };
+    let opts = EmulatorOptions {
+        keyvault: KeyVaultOptions { purge_protection: true, ..Default::default() },
+        ..Default::default()
+    };
     let v = vault(opts).await;
     let b: Value = v.put("p", json!({"value": "a"})).await.json().await.unwrap();
     assert_eq!(b["attributes"]["recoveryLevel"], "Recoverable");
@@ -293,7 +305,10 @@ async fn rbac_roles_limit_operations() {
 #[tokio::test]
 async fn throttling_window_refuses_excess_and_does_not_count_refusals() {
     let throttle = KvThrottle { window: Duration::from_secs(2), write_limit: 2, other_limit: 3, retry_after: true };
-    let opts = EmulatorOptions { keyvault: KeyVaultOptions { throttle: Some(throttle), ..Default::default() }, ..Default::default() };
+    let opts = EmulatorOptions {
+        keyvault: KeyVaultOptions { throttle: Some(throttle), ..Default::default() },
+        ..Default::default()
+    };
     let v = vault(opts).await;
     assert_eq!(v.put("t", json!({"value": "1"})).await.status(), 200);
     assert_eq!(v.put("t", json!({"value": "2"})).await.status(), 200);

@@ -23,7 +23,8 @@ async fn rust_sdk_client_secret_credential_gets_tokens_from_the_aad_fake() -> az
     let err = wrong.get_token(&["https://vault.azure.net/.default"], None).await.unwrap_err();
     assert!(format!("{err:?}").contains("AADSTS7000215"), "{err:?}");
 
-    let credential = ClientSecretCredential::new(emu.tenant_id(), "rotator-app".into(), Secret::new("app-secret"), None)?;
+    let credential =
+        ClientSecretCredential::new(emu.tenant_id(), "rotator-app".into(), Secret::new("app-secret"), None)?;
     let token = credential.get_token(&["2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.default"], None).await?;
     let rec = emu.directory().lookup(token.token.secret()).expect("issued by the fake");
     assert_eq!((rec.audience.as_str(), rec.principal.as_str()), ("2ff814a6-3304-4ab8-85cb-cd0e6f879c1d", oid.as_str()));

@@ -10,8 +10,8 @@ use azure_core::error::ErrorKind;
 use azure_core::http::StatusCode;
 use azure_identity::ManagedIdentityCredential;
 use azure_security_keyvault_secrets::models::{
-    SecretAttributes, SecretClientGetSecretOptions, SecretClientListSecretPropertiesVersionsOptions, SetSecretParameters,
-    UpdateSecretPropertiesParameters,
+    SecretAttributes, SecretClientGetSecretOptions, SecretClientListSecretPropertiesVersionsOptions,
+    SetSecretParameters, UpdateSecretPropertiesParameters,
 };
 use azure_security_keyvault_secrets::{ResourceExt, SecretClient, SecretClientOptions};
 use futures::TryStreamExt;
@@ -57,9 +57,15 @@ async fn rust_sdk_sets_and_gets_secrets_through_the_challenge() -> azure_core::R
     client.set_secret("databricks-pat", params.try_into()?, None).await?;
     let latest = client.get_secret("databricks-pat", None).await?.into_model()?;
     assert_eq!(latest.value.as_deref(), Some("dapi-sdk-value-2"));
-    assert!(emu.vault(0).faults().calls().iter().any(|c| c.path == "/secrets/databricks-pat/"), "SDK reads latest with a trailing slash");
+    assert!(
+        emu.vault(0).faults().calls().iter().any(|c| c.path == "/secrets/databricks-pat/"),
+        "SDK reads latest with a trailing slash"
+    );
     let old = client
-        .get_secret("databricks-pat", Some(SecretClientGetSecretOptions { secret_version: Some(first_version.clone()), ..Default::default() }))
+        .get_secret(
+            "databricks-pat",
+            Some(SecretClientGetSecretOptions { secret_version: Some(first_version.clone()), ..Default::default() }),
+        )
         .await?
         .into_model()?;
     assert_eq!(old.value.as_deref(), Some("dapi-sdk-value-1"));
@@ -94,7 +100,10 @@ async fn rust_sdk_sets_and_gets_secrets_through_the_challenge() -> azure_core::R
         )
         .await?;
     let err = client
-        .get_secret("databricks-pat", Some(SecretClientGetSecretOptions { secret_version: Some(first_version), ..Default::default() }))
+        .get_secret(
+            "databricks-pat",
+            Some(SecretClientGetSecretOptions { secret_version: Some(first_version), ..Default::default() }),
+        )
         .await
         .unwrap_err();
     assert_eq!(error_code(&err), (Some(StatusCode::Forbidden), Some("Forbidden".into())));

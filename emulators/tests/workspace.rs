@@ -5,9 +5,9 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{client, mi_token, sp_token, DBX, KV, MGMT};
+use common::{DBX, KV, MGMT, client, mi_token, sp_token};
 use pat_rotator_emulators::{EmulatorOptions, Emulators, Fault, WorkspaceOptions, WsRateLimit};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 struct Ws {
     emu: Emulators,
@@ -39,7 +39,11 @@ impl Ws {
 async fn dbx_error(r: reqwest::Response) -> (u16, String, String) {
     let status = r.status().as_u16();
     let b: Value = r.json().await.unwrap();
-    (status, b["error_code"].as_str().unwrap_or_default().to_string(), b["message"].as_str().unwrap_or_default().to_string())
+    (
+        status,
+        b["error_code"].as_str().unwrap_or_default().to_string(),
+        b["message"].as_str().unwrap_or_default().to_string(),
+    )
 }
 
 #[tokio::test]
@@ -77,11 +81,25 @@ async fn create_list_delete_with_the_documented_shapes() {
     assert_eq!(i["expiry_time"].as_i64().unwrap() - i["creation_time"].as_i64().unwrap(), 2 * 365 * 86_400_000);
     assert!(i.get("comment").is_none(), "empty comment is omitted");
 
-    let r = w.http.post(w.url("/api/2.0/token/delete")).bearer_auth(&w.aad).json(&json!({"token_id": id})).send().await.unwrap();
+    let r = w
+        .http
+        .post(w.url("/api/2.0/token/delete"))
+        .bearer_auth(&w.aad)
+        .json(&json!({"token_id": id}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "{}");
     assert!(!w.emu.workspace(0).is_live(id));
-    let r = w.http.post(w.url("/api/2.0/token/delete")).bearer_auth(&w.aad).json(&json!({"token_id": id})).send().await.unwrap();
+    let r = w
+        .http
+        .post(w.url("/api/2.0/token/delete"))
+        .bearer_auth(&w.aad)
+        .json(&json!({"token_id": id}))
+        .send()
+        .await
+        .unwrap();
     let (status, code, _) = dbx_error(r).await;
     assert_eq!((status, code.as_str()), (404, "RESOURCE_DOES_NOT_EXIST"));
 
@@ -114,7 +132,12 @@ async fn pat_auth_and_revocation() {
     assert!(!ws0.authenticate_pat(&pat));
 
     // Expired PATs and unknown strings get the same answer.
-    let (_, expired) = ws0.seed_token(ws0.principal(), "old", SystemTime::now() - Duration::from_secs(7200), Some(Duration::from_secs(3600)));
+    let (_, expired) = ws0.seed_token(
+        ws0.principal(),
+        "old",
+        SystemTime::now() - Duration::from_secs(7200),
+        Some(Duration::from_secs(3600)),
+    );
     assert_eq!(dbx_error(w.list(&expired).await).await.0, 403);
     assert_eq!(dbx_error(w.list("dapi00000000000000000000000000000000").await).await.0, 403);
 
@@ -178,9 +201,18 @@ async fn quota_and_lifetime_limits() {
 
 #[tokio::test]
 async fn workspace_conf_is_admin_only() {
-    let opts = EmulatorOptions { workspace: WorkspaceOptions { max_token_lifetime_days: 30, ..Default::default() }, ..Default::default() };
+    let opts = EmulatorOptions {
+        workspace: WorkspaceOptions { max_token_lifetime_days: 30, ..Default::default() },
+        ..Default::default()
+    };
     let w = ws(opts).await;
-    let r = w.http.get(w.url("/api/2.0/workspace-conf?keys=maxTokenLifetimeDays")).bearer_auth(&w.aad).send().await.unwrap();
+    let r = w
+        .http
+        .get(w.url("/api/2.0/workspace-conf?keys=maxTokenLifetimeDays"))
+        .bearer_auth(&w.aad)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"maxTokenLifetimeDays": "30"}));
 
@@ -188,12 +220,20 @@ async fn workspace_conf_is_admin_only() {
     let oid = w.emu.directory().principal_by_client_id("member-sp").unwrap().object_id;
     w.emu.workspace(0).add_member(&oid);
     let t = sp_token(&w.emu, &w.http, "member-sp", "pw", DBX).await;
-    let r = w.http.get(w.url("/api/2.0/workspace-conf?keys=maxTokenLifetimeDays")).bearer_auth(&t).send().await.unwrap();
+    let r =
+        w.http.get(w.url("/api/2.0/workspace-conf?keys=maxTokenLifetimeDays")).bearer_auth(&t).send().await.unwrap();
     let (status, code, _) = dbx_error(r).await;
     assert_eq!((status, code.as_str()), (403, "PERMISSION_DENIED"));
 
     // Admin PATCH changes the limit for new tokens.
-    let r = w.http.patch(w.url("/api/2.0/workspace-conf")).bearer_auth(&w.aad).json(&json!({"maxTokenLifetimeDays": "0"})).send().await.unwrap();
+    let r = w
+        .http
+        .patch(w.url("/api/2.0/workspace-conf"))
+        .bearer_auth(&w.aad)
+        .json(&json!({"maxTokenLifetimeDays": "0"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(w.emu.workspace(0).max_lifetime_days(), 0);
 }
@@ -233,7 +273,10 @@ async fn mgmt_call(w: &Ws, aad: &str, mgmt: Option<&str>, resource_id: Option<&s
 
 #[tokio::test]
 async fn management_header_mode_admits_contributors() {
-    let opts = EmulatorOptions { workspace: WorkspaceOptions { auto_provision: false, ..Default::default() }, ..Default::default() };
+    let opts = EmulatorOptions {
+        workspace: WorkspaceOptions { auto_provision: false, ..Default::default() },
+        ..Default::default()
+    };
     let w = ws(opts).await;
     let ws0 = w.emu.workspace(0);
     w.emu.aad().add_service_principal("deployer", "pw");
@@ -241,20 +284,39 @@ async fn management_header_mode_admits_contributors() {
     let aad = sp_token(&w.emu, &w.http, "deployer", "pw", DBX).await;
     let mgmt = sp_token(&w.emu, &w.http, "deployer", "pw", MGMT.trim_end_matches('/')).await;
     let rid = ws0.resource_id().to_string();
-    assert_eq!(rid, "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Databricks/workspaces/ws0");
+    assert_eq!(
+        rid,
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Databricks/workspaces/ws0"
+    );
 
     assert_eq!(dbx_error(mgmt_call(&w, &aad, None, None).await).await.0, 401, "not a member");
     assert_eq!(dbx_error(mgmt_call(&w, &aad, Some(&mgmt), Some(&rid)).await).await.0, 401, "no Contributor yet");
     ws0.grant_contributor(&oid);
     assert_eq!(mgmt_call(&w, &aad, Some(&mgmt), Some(&rid)).await.status(), 200);
-    assert_eq!(mgmt_call(&w, &aad, Some(&mgmt), Some(&rid.to_lowercase())).await.status(), 200, "ARM ids are case-insensitive");
+    assert_eq!(
+        mgmt_call(&w, &aad, Some(&mgmt), Some(&rid.to_lowercase())).await.status(),
+        200,
+        "ARM ids are case-insensitive"
+    );
 
     let other_rid = rid.replace("ws0", "ws9");
     assert_eq!(dbx_error(mgmt_call(&w, &aad, Some(&mgmt), Some(&other_rid)).await).await.0, 401, "wrong resource id");
-    assert_eq!(dbx_error(mgmt_call(&w, &aad, Some(&aad), Some(&rid)).await).await.0, 401, "management token with the wrong audience");
+    assert_eq!(
+        dbx_error(mgmt_call(&w, &aad, Some(&aad), Some(&rid)).await).await.0,
+        401,
+        "management token with the wrong audience"
+    );
     let mi_mgmt = mi_token(&w.emu, &w.http, MGMT).await;
-    assert_eq!(dbx_error(mgmt_call(&w, &aad, Some(&mi_mgmt), Some(&rid)).await).await.0, 401, "another principal's management token");
-    assert_eq!(dbx_error(mgmt_call(&w, &aad, None, None).await).await.0, 401, "without auto-provisioning, every call needs the headers");
+    assert_eq!(
+        dbx_error(mgmt_call(&w, &aad, Some(&mi_mgmt), Some(&rid)).await).await.0,
+        401,
+        "another principal's management token"
+    );
+    assert_eq!(
+        dbx_error(mgmt_call(&w, &aad, None, None).await).await.0,
+        401,
+        "without auto-provisioning, every call needs the headers"
+    );
 
     // Creating through management mode, and the call log records the principal.
     let r = w
@@ -306,7 +368,10 @@ async fn probes_and_unknown_routes() {
 #[tokio::test]
 async fn rate_limit_answers_429_with_retry_after() {
     let opts = EmulatorOptions {
-        workspace: WorkspaceOptions { rate_limit: Some(WsRateLimit { burst: 2, per_second: 1.0 }), ..Default::default() },
+        workspace: WorkspaceOptions {
+            rate_limit: Some(WsRateLimit { burst: 2, per_second: 1.0 }),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let w = ws(opts).await;
@@ -330,7 +395,11 @@ async fn rate_limit_answers_429_with_retry_after() {
 async fn lost_create_response_still_creates_the_token() {
     let w = ws(EmulatorOptions::default()).await;
     let ws0 = w.emu.workspace(0);
-    ws0.faults().inject("create", Fault::html(502, "<html><body><h1>502 Bad Gateway</h1></body></html>").performed(), 1);
+    ws0.faults().inject(
+        "create",
+        Fault::html(502, "<html><body><h1>502 Bad Gateway</h1></body></html>").performed(),
+        1,
+    );
     let r = w.create(&w.aad, json!({"comment": "pat-rotator/t/attempt-1", "lifetime_seconds": 60})).await;
     assert_eq!(r.status(), 502);
     assert!(r.text().await.unwrap().contains("Bad Gateway"));
@@ -340,7 +409,11 @@ async fn lost_create_response_still_creates_the_token() {
     assert_eq!(ws0.tokens(ws0.principal()).len(), 1);
 
     // A plain status fault does nothing server-side.
-    ws0.faults().inject("create", Fault::status(503).json(json!({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "x"})), 1);
+    ws0.faults().inject(
+        "create",
+        Fault::status(503).json(json!({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "x"})),
+        1,
+    );
     assert_eq!(w.create(&w.aad, json!({"lifetime_seconds": 60})).await.status(), 503);
     assert_eq!(ws0.tokens(ws0.principal()).len(), 1);
     assert_eq!(w.create(&w.aad, json!({"lifetime_seconds": 60})).await.status(), 200, "the rule fired once");
@@ -354,7 +427,12 @@ async fn hangs_and_delays() {
     let ws0 = w.emu.workspace(0);
     let quick = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().unwrap();
     ws0.faults().inject("create", Fault::after_effect_hang(), 1);
-    let r = quick.post(w.url("/api/2.0/token/create")).bearer_auth(&w.aad).json(&json!({"lifetime_seconds": 60})).send().await;
+    let r = quick
+        .post(w.url("/api/2.0/token/create"))
+        .bearer_auth(&w.aad)
+        .json(&json!({"lifetime_seconds": 60}))
+        .send()
+        .await;
     assert!(r.unwrap_err().is_timeout());
     assert_eq!(ws0.tokens(ws0.principal()).len(), 1, "performed before hanging");
 
@@ -407,13 +485,22 @@ fn aging_and_inactivity_revocation() {
 
 #[tokio::test]
 async fn workspace_can_start_without_members() {
-    let opts = EmulatorOptions { workspace: WorkspaceOptions { identity_is_member: false, ..Default::default() }, ..Default::default() };
+    let opts = EmulatorOptions {
+        workspace: WorkspaceOptions { identity_is_member: false, ..Default::default() },
+        ..Default::default()
+    };
     let w = ws(opts).await;
     let ws0 = w.emu.workspace(0);
     assert!(!ws0.is_member(ws0.principal()));
     assert_eq!(dbx_error(w.list(&w.aad).await).await.0, 401);
     ws0.add_member(ws0.principal());
     assert_eq!(w.list(&w.aad).await.status(), 200);
-    let r = w.http.get(w.url("/api/2.0/workspace-conf?keys=maxTokenLifetimeDays")).bearer_auth(&w.aad).send().await.unwrap();
+    let r = w
+        .http
+        .get(w.url("/api/2.0/workspace-conf?keys=maxTokenLifetimeDays"))
+        .bearer_auth(&w.aad)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403, "a plain member is not an admin");
 }

@@ -76,7 +76,10 @@ pub fn sdk_client_options(http: &reqwest::Client) -> ClientOptions {
 /// Builds the SDK credential that `PAT_CREDENTIAL` selects. Construction does no I/O.
 pub fn build_credential(settings: &Settings, http: &reqwest::Client) -> Result<Arc<dyn TokenCredential>> {
     let fail = |e: azure_core::Error| {
-        Error::new(Code::IdentityUnavailable, format!("{} credential: {}", settings.credential.as_str(), super::chain(&e)))
+        Error::new(
+            Code::IdentityUnavailable,
+            format!("{} credential: {}", settings.credential.as_str(), super::chain(&e)),
+        )
     };
     let cred: Arc<dyn TokenCredential> = match settings.credential {
         CredentialKind::ManagedIdentity => {
@@ -90,7 +93,6 @@ pub fn build_credential(settings: &Settings, http: &reqwest::Client) -> Result<A
             ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                 user_assigned_id: settings.client_id.clone().map(UserAssignedId::ClientId),
                 client_options: sdk_client_options(http),
-                ..Default::default()
             }))
             .map_err(fail)?
         }
@@ -110,10 +112,7 @@ pub fn build_credential(settings: &Settings, http: &reqwest::Client) -> Result<A
             .map_err(fail)?
         }
         CredentialKind::WorkloadIdentity => WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-            credential_options: ClientAssertionCredentialOptions {
-                client_options: sdk_client_options(http),
-                ..Default::default()
-            },
+            credential_options: ClientAssertionCredentialOptions { client_options: sdk_client_options(http) },
             ..Default::default()
         }))
         .map_err(fail)?,
@@ -163,22 +162,14 @@ impl TokenSource {
         if let Some(t) = self.cached(scope) {
             return Ok(t);
         }
-        let gate = self
-            .fetching
-            .lock()
-            .expect("token source lock")
-            .entry(scope.to_string())
-            .or_default()
-            .clone();
+        let gate = self.fetching.lock().expect("token source lock").entry(scope.to_string()).or_default().clone();
         let _guard = gate.lock().await;
         // Someone else may have fetched it while we waited.
         if let Some(t) = self.cached(scope) {
             return Ok(t);
         }
-        let token = self
-            .retry
-            .run(&format!("getting an Entra ID token for {}", audience(scope)), || self.fetch(scope))
-            .await?;
+        let token =
+            self.retry.run(&format!("getting an Entra ID token for {}", audience(scope)), || self.fetch(scope)).await?;
         self.cache.lock().expect("token cache lock").insert(scope.to_string(), token.clone());
         Ok(token)
     }
@@ -252,10 +243,14 @@ struct SourceCredential(Arc<TokenSource>);
 
 #[async_trait]
 impl TokenCredential for SourceCredential {
-    async fn get_token(&self, scopes: &[&str], _options: Option<TokenRequestOptions<'_>>) -> azure_core::Result<AccessToken> {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
         let scope = scopes.first().copied().unwrap_or_default();
         self.0.access_token(scope).await.map_err(|e| {
-            azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, format!("{}", e.message))
+            azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, e.message.to_string())
         })
     }
 }

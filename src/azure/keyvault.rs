@@ -50,8 +50,9 @@ impl KeyVaultStore {
             verify_challenge_resource: Some(!crate::config::url_is_loopback(vault_url)),
             ..Default::default()
         };
-        let client = SecretClient::new(vault_url, credential, Some(options))
-            .map_err(|e| Error::new(Code::KeyvaultError, format!("Key Vault client for {vault_url}: {}", super::chain(&e))))?;
+        let client = SecretClient::new(vault_url, credential, Some(options)).map_err(|e| {
+            Error::new(Code::KeyvaultError, format!("Key Vault client for {vault_url}: {}", super::chain(&e)))
+        })?;
         Ok(KeyVaultStore { client, vault_url: vault_url.to_string(), retry, writes, reads })
     }
 
@@ -60,7 +61,8 @@ impl KeyVaultStore {
         match e.kind() {
             ErrorKind::HttpResponse { status, error_code, raw_response } => {
                 let status = u16::from(*status);
-                let body = raw_response.as_ref().map(|r| String::from_utf8_lossy(r.body()).to_string()).unwrap_or_default();
+                let body =
+                    raw_response.as_ref().map(|r| String::from_utf8_lossy(r.body()).to_string()).unwrap_or_default();
                 let parsed: Option<KvErrorBody> = serde_json::from_str(&body).ok();
                 let code = parsed.as_ref().and_then(|b| b.error.code.clone()).or_else(|| error_code.clone());
                 let inner = parsed.as_ref().and_then(|b| b.error.innererror.as_ref()).and_then(|i| i.code.clone());
@@ -88,7 +90,9 @@ impl KeyVaultStore {
                     ),
                     (403, Some("ForbiddenByRbac")) => Error::new(
                         Code::KeyvaultForbidden,
-                        format!("{detail} (grant the identity the Key Vault Secrets Officer role on the vault; new role assignments take minutes to apply)"),
+                        format!(
+                            "{detail} (grant the identity the Key Vault Secrets Officer role on the vault; new role assignments take minutes to apply)"
+                        ),
                     ),
                     (403, _) => Error::new(Code::KeyvaultForbidden, detail),
                     (409, Some("ObjectIsDeletedButRecoverable")) => Error::new(
@@ -96,7 +100,9 @@ impl KeyVaultStore {
                         format!("{detail} (recover it with `az keyvault secret recover` or purge it, then run again)"),
                     ),
                     (409, Some("ObjectIsBeingDeleted")) => Error::new(Code::KeyvaultError, detail).transient(),
-                    (429, _) | (503, _) => Error::new(Code::Throttled, detail).transient().with_retry_after(retry_after),
+                    (429, _) | (503, _) => {
+                        Error::new(Code::Throttled, detail).transient().with_retry_after(retry_after)
+                    }
                     (408, _) | (500..=599, _) => Error::new(Code::UpstreamUnavailable, detail).transient(),
                     _ => Error::new(Code::KeyvaultError, detail),
                 };
@@ -170,7 +176,8 @@ impl SecretStore for KeyVaultStore {
                 let body: RequestContent<SetSecretParameters> =
                     params.try_into().map_err(|e: azure_core::Error| self.error("write", &w.name, &e))?;
                 self.writes.acquire().await;
-                let resp = self.client.set_secret(&w.name, body, None).await.map_err(|e| self.error("write", &w.name, &e))?;
+                let resp =
+                    self.client.set_secret(&w.name, body, None).await.map_err(|e| self.error("write", &w.name, &e))?;
                 let secret = resp.into_model().map_err(|e| self.error("write", &w.name, &e))?;
                 Ok(stored(secret))
             })

@@ -15,7 +15,5 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = s.source();
     }
-    parts
-        .join(": ")
-        .replace("\nTo troubleshoot, visit https://aka.ms/azsdk/rust/identity/troubleshoot", "")
+    parts.join(": ").replace("\nTo troubleshoot, visit https://aka.ms/azsdk/rust/identity/troubleshoot", "")
 }

@@ -19,22 +19,18 @@ pub fn parse_body(body: &[u8]) -> (Option<String>, String) {
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
-        let message = o
-            .get("message")
-            .or_else(|| o.get("detail"))
-            .and_then(Value::as_str)
-            .map(excerpt)
-            .unwrap_or_default();
+        let message =
+            o.get("message").or_else(|| o.get("detail")).and_then(Value::as_str).map(excerpt).unwrap_or_default();
         return (code, message);
     }
     let t = text.trim();
     if t.is_empty() {
         return (None, String::new());
     }
-    if let (Some(a), Some(b)) = (t.find("<pre>"), t.find("</pre>")) {
-        if a + 5 <= b {
-            return (None, excerpt(&t[a + 5..b]));
-        }
+    if let (Some(a), Some(b)) = (t.find("<pre>"), t.find("</pre>"))
+        && a + 5 <= b
+    {
+        return (None, excerpt(&t[a + 5..b]));
     }
     if t.starts_with('<') {
         // Some other HTML page: strip the tags for a readable hint.
@@ -92,9 +88,9 @@ pub fn from_answer(
             Code::DatabricksForbidden,
             format!("{detail} (the identity needs the token CAN_USE permission in the workspace)"),
         ),
-        429 => Error::new(Code::Throttled, detail).transient().with_retry_after(Some(
-            parse_retry_after(retry_after).unwrap_or(std::time::Duration::from_secs(1)),
-        )),
+        429 => Error::new(Code::Throttled, detail)
+            .transient()
+            .with_retry_after(Some(parse_retry_after(retry_after).unwrap_or(std::time::Duration::from_secs(1)))),
         503 => Error::new(Code::Throttled, detail).transient().with_retry_after(parse_retry_after(retry_after)),
         408 | 500..=599 => Error::new(Code::UpstreamUnavailable, detail).transient(),
         _ => Error::new(Code::DatabricksError, detail),
@@ -119,7 +115,8 @@ pub fn transport(base: &str, path: &str, e: &reqwest::Error) -> Error {
     if e.is_timeout() {
         Error::new(Code::Timeout, format!("{what}: timed out")).transient()
     } else if e.is_connect() {
-        let mut err = Error::new(Code::UpstreamUnavailable, format!("{what}: could not connect ({})", source_text(e))).transient();
+        let mut err = Error::new(Code::UpstreamUnavailable, format!("{what}: could not connect ({})", source_text(e)))
+            .transient();
         err.upstream_code = Some(NEVER_SENT.to_string());
         err
     } else {
@@ -179,15 +176,32 @@ mod tests {
 
     #[test]
     fn codes() {
-        let e = from_answer("op", "https://w", StatusCode::BAD_REQUEST, None, br#"{"error_code":"QUOTA_EXCEEDED","message":"x"}"#, false);
+        let e = from_answer(
+            "op",
+            "https://w",
+            StatusCode::BAD_REQUEST,
+            None,
+            br#"{"error_code":"QUOTA_EXCEEDED","message":"x"}"#,
+            false,
+        );
         assert_eq!(e.code, Code::DatabricksQuotaExceeded);
         let e = from_answer("op", "https://w", StatusCode::TOO_MANY_REQUESTS, Some("7"), b"", false);
-        assert_eq!((e.code, e.transient, e.retry_after), (Code::Throttled, true, Some(std::time::Duration::from_secs(7))));
+        assert_eq!(
+            (e.code, e.transient, e.retry_after),
+            (Code::Throttled, true, Some(std::time::Duration::from_secs(7)))
+        );
         let e = from_answer("op", "https://w", StatusCode::BAD_GATEWAY, None, b"<html><pre>x</pre></html>", false);
         assert_eq!((e.code, e.transient), (Code::UpstreamUnavailable, true));
         let e = from_answer("op", "https://w", StatusCode::UNAUTHORIZED, None, b"", false);
         assert_eq!(e.code, Code::DatabricksUnauthorized);
-        let e = from_answer("op", "https://w", StatusCode::FORBIDDEN, None, br#"{"error_code":"PERMISSION_DENIED"}"#, false);
+        let e = from_answer(
+            "op",
+            "https://w",
+            StatusCode::FORBIDDEN,
+            None,
+            br#"{"error_code":"PERMISSION_DENIED"}"#,
+            false,
+        );
         assert_eq!(e.code, Code::DatabricksForbidden);
         let e = from_answer(
             "op",

@@ -64,7 +64,14 @@ impl DatabricksWorkspace {
         retry: RetryPolicy,
         pacer: Option<Arc<RateLimiter>>,
     ) -> DatabricksWorkspace {
-        DatabricksWorkspace { http, base: workspace_url.trim_end_matches('/').to_string(), resource_id, tokens, retry, pacer }
+        DatabricksWorkspace {
+            http,
+            base: workspace_url.trim_end_matches('/').to_string(),
+            resource_id,
+            tokens,
+            retry,
+            pacer,
+        }
     }
 
     /// The scopes a request of this workspace needs, for prefetching.
@@ -78,7 +85,13 @@ impl DatabricksWorkspace {
 
     /// One HTTP exchange, no retry. `Err` only for transport trouble; any HTTP status is an
     /// `Answer`.
-    async fn exchange(&self, method: Method, path: &str, body: Option<serde_json::Value>, auth: Auth<'_>) -> Result<Answer> {
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        auth: Auth<'_>,
+    ) -> Result<Answer> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, &url).timeout(self.retry.attempt_timeout());
         match auth {
@@ -108,21 +121,35 @@ impl DatabricksWorkspace {
         }
         let resp = req.send().await.map_err(|e| errors::transport(&self.base, path, &e))?;
         let status = resp.status();
-        let retry_after = resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let retry_after =
+            resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
         let body = resp.bytes().await.map_err(|e| errors::transport(&self.base, path, &e))?;
         debug!(workspace = %self.base, path, status = status.as_u16(), "databricks call");
         Ok(Answer { status, retry_after, body })
     }
 
     /// An idempotent call, retried; returns the body of a 2xx answer.
-    async fn call(&self, op: &'static str, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<bytes::Bytes> {
+    async fn call(
+        &self,
+        op: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<bytes::Bytes> {
         self.retry
             .run(op, || async {
                 let a = self.exchange(method.clone(), path, body.clone(), Auth::Identity).await?;
                 if a.status.is_success() {
                     Ok(a.body)
                 } else {
-                    Err(errors::from_answer(op, &self.base, a.status, a.retry_after.as_deref(), &a.body, self.resource_id.is_some()))
+                    Err(errors::from_answer(
+                        op,
+                        &self.base,
+                        a.status,
+                        a.retry_after.as_deref(),
+                        &a.body,
+                        self.resource_id.is_some(),
+                    ))
                 }
             })
             .await
@@ -133,7 +160,8 @@ impl DatabricksWorkspace {
 impl Workspace for DatabricksWorkspace {
     async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
         let body = self.call("listing tokens", Method::GET, "/api/2.0/token/list", None).await?;
-        wire::parse_list(&body).map_err(|e| Error::new(Code::DatabricksError, format!("listing tokens in {}: {e}", self.base)))
+        wire::parse_list(&body)
+            .map_err(|e| Error::new(Code::DatabricksError, format!("listing tokens in {}: {e}", self.base)))
     }
 
     async fn create_token(&self, req: &CreateToken) -> std::result::Result<NewToken, CreateError> {
@@ -146,7 +174,10 @@ impl Workspace for DatabricksWorkspace {
         loop {
             let answer = self
                 .retry
-                .once("creating a token", self.exchange(Method::POST, "/api/2.0/token/create", Some(body.clone()), Auth::Identity))
+                .once(
+                    "creating a token",
+                    self.exchange(Method::POST, "/api/2.0/token/create", Some(body.clone()), Auth::Identity),
+                )
                 .await;
             let err = match answer {
                 Ok(a) if a.status.is_success() => {
@@ -181,7 +212,8 @@ impl Workspace for DatabricksWorkspace {
             if attempt >= self.retry.attempts {
                 return Err(CreateError::Refused(err));
             }
-            let wait = err.retry_after.unwrap_or(self.retry.base_delay * 2u32.pow(attempt - 1)).min(self.retry.max_delay);
+            let wait =
+                err.retry_after.unwrap_or(self.retry.base_delay * 2u32.pow(attempt - 1)).min(self.retry.max_delay);
             if crate::transport::retry::deadline().is_some_and(|d| tokio::time::Instant::now() + wait >= d) {
                 return Err(CreateError::Refused(err));
             }
@@ -191,20 +223,30 @@ impl Workspace for DatabricksWorkspace {
     }
 
     async fn delete_token(&self, token_id: &str) -> Result<()> {
-        let r = self
-            .retry
+        self.retry
             .run("revoking a token", || async {
                 let a = self
-                    .exchange(Method::POST, "/api/2.0/token/delete", Some(json!({ "token_id": token_id })), Auth::Identity)
+                    .exchange(
+                        Method::POST,
+                        "/api/2.0/token/delete",
+                        Some(json!({ "token_id": token_id })),
+                        Auth::Identity,
+                    )
                     .await?;
                 if a.status.is_success() || errors::is_already_gone(a.status, &a.body) {
                     Ok(())
                 } else {
-                    Err(errors::from_answer("revoking a token", &self.base, a.status, a.retry_after.as_deref(), &a.body, self.resource_id.is_some()))
+                    Err(errors::from_answer(
+                        "revoking a token",
+                        &self.base,
+                        a.status,
+                        a.retry_after.as_deref(),
+                        &a.body,
+                        self.resource_id.is_some(),
+                    ))
                 }
             })
-            .await;
-        r
+            .await
     }
 
     async fn verify_token(&self, token: &Redacted) -> Result<()> {
@@ -214,7 +256,14 @@ impl Workspace for DatabricksWorkspace {
                 if a.status.is_success() {
                     Ok(())
                 } else {
-                    let mut e = errors::from_answer("verifying the new token", &self.base, a.status, a.retry_after.as_deref(), &a.body, false);
+                    let mut e = errors::from_answer(
+                        "verifying the new token",
+                        &self.base,
+                        a.status,
+                        a.retry_after.as_deref(),
+                        &a.body,
+                        false,
+                    );
                     e.message = crate::secret::scrub(&e.message, &[token]);
                     Err(e)
                 }

@@ -35,9 +35,8 @@ impl WireTokenInfo {
         let id = as_id(&self.token_id)?;
         // A token without a creation time is treated as brand new: the orphan sweep will not
         // touch it until a later run sees it again (the conservative reading).
-        let created_at = as_i64(&self.creation_time)
-            .and_then(from_epoch_ms)
-            .unwrap_or_else(time::OffsetDateTime::now_utc);
+        let created_at =
+            as_i64(&self.creation_time).and_then(from_epoch_ms).unwrap_or_else(time::OffsetDateTime::now_utc);
         let expires_at = match as_i64(&self.expiry_time) {
             Some(ms) => from_epoch_ms(ms),
             None => None,
@@ -67,7 +66,8 @@ struct CreateResponse {
 }
 
 pub fn parse_create(body: &[u8]) -> Result<NewToken, String> {
-    let r: CreateResponse = serde_json::from_slice(body).map_err(|e| format!("not a token create answer ({})", e.classify_str()))?;
+    let r: CreateResponse =
+        serde_json::from_slice(body).map_err(|e| format!("not a token create answer ({})", e.classify_str()))?;
     let value = r.token_value.filter(|v| !v.is_empty()).ok_or("no token_value")?;
     let info = r.token_info.and_then(WireTokenInfo::into_info).ok_or("no token_info.token_id")?;
     Ok(NewToken { value: Redacted::new(value), info })
@@ -125,7 +125,10 @@ mod tests {
     fn create_error_never_quotes_the_body() {
         let e = parse_create(br#"{"token_value":"dapiSECRET","token_info":{"token_id":5"#).err().unwrap();
         assert!(!e.contains("dapiSECRET"), "{e}");
-        let t = parse_create(br#"{"token_value":"dapiSECRET","token_info":{"token_id":"x","creation_time":1,"expiry_time":2}}"#).unwrap();
+        let t = parse_create(
+            br#"{"token_value":"dapiSECRET","token_info":{"token_id":"x","creation_time":1,"expiry_time":2}}"#,
+        )
+        .unwrap();
         assert_eq!(format!("{:?}", t.value), "[redacted]");
     }
 

@@ -29,7 +29,8 @@ pub fn parse_timer(body: &[u8]) -> TimerInfo {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return TimerInfo::default();
     };
-    let timer = find_ci(&v, "Data").and_then(|d| find_ci(d, "timer").or_else(|| d.as_object().and_then(|o| o.values().next())));
+    let timer =
+        find_ci(&v, "Data").and_then(|d| find_ci(d, "timer").or_else(|| d.as_object().and_then(|o| o.values().next())));
     let timer = timer.map(|t| match t {
         // Some hosts send the binding value as a JSON string.
         Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),
@@ -150,7 +151,8 @@ mod tests {
             parse_timer(real),
             TimerInfo { is_past_due: Some(true), invocation_time: Some("2023-10-12T20:13:49.640002Z".into()) }
         );
-        let odd = br#"{"data":{"timer":"{\"isPastDue\":false,\"ScheduleStatus\":{\"Last\":\"garbage\"}}"},"metadata":{}}"#;
+        let odd =
+            br#"{"data":{"timer":"{\"isPastDue\":false,\"ScheduleStatus\":{\"Last\":\"garbage\"}}"},"metadata":{}}"#;
         assert_eq!(parse_timer(odd).is_past_due, Some(false));
         assert_eq!(parse_timer(b"not json"), TimerInfo::default());
         assert_eq!(parse_timer(b"{}"), TimerInfo::default());

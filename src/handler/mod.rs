@@ -91,15 +91,14 @@ async fn dispatch(req: HttpRequest, body: web::Payload, state: web::Data<State>)
     let path = req.path().trim_end_matches('/').to_ascii_lowercase();
     let method = req.method().clone();
     match (path.as_str(), &method) {
-        ("", &Method::GET) | ("", &Method::HEAD) => HttpResponse::Ok().content_type("text/plain").body("pat-rotator ok"),
+        ("", &Method::GET) | ("", &Method::HEAD) => {
+            HttpResponse::Ok().content_type("text/plain").body("pat-rotator ok")
+        }
         ("/rotatepat", &Method::POST) => host::rotate_pat(read_body(body, host::MAX_HOST_BODY).await, &state).await,
         ("/api/provisionpat", &Method::POST) => {
             let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
-            let declared = req
-                .headers()
-                .get("content-length")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok());
+            let declared =
+                req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
             let body = if declared.is_some_and(|n| n > provision::MAX_BODY) {
                 Err(BodyError::TooLarge)
             } else {
@@ -108,7 +107,9 @@ async fn dispatch(req: HttpRequest, body: web::Payload, state: web::Data<State>)
             let answer = provision::handle(content_type.as_deref(), body, &state).await;
             answer.into_http()
         }
-        ("/provisionpat", &Method::POST) => host::provision_pat(read_body(body, host::MAX_HOST_BODY).await, &state).await,
+        ("/provisionpat", &Method::POST) => {
+            host::provision_pat(read_body(body, host::MAX_HOST_BODY).await, &state).await
+        }
         ("" | "/rotatepat" | "/api/provisionpat" | "/provisionpat", _) => error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request",

@@ -81,7 +81,11 @@ pub fn parse(content_type: Option<&str>, body: Result<Vec<u8>, BodyError>) -> Re
             ));
         }
         Err(BodyError::Read(e)) => {
-            return Err(Answer::error(StatusCode::BAD_REQUEST, Code::InvalidRequest.as_str(), format!("could not read the body: {e}")));
+            return Err(Answer::error(
+                StatusCode::BAD_REQUEST,
+                Code::InvalidRequest.as_str(),
+                format!("could not read the body: {e}"),
+            ));
         }
     };
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -92,10 +96,12 @@ pub fn parse(content_type: Option<&str>, body: Result<Vec<u8>, BodyError>) -> Re
         ));
     }
     let bad = |m: String| Answer::error(StatusCode::BAD_REQUEST, Code::InvalidRequest.as_str(), m);
-    let value: Value =
-        serde_json::from_slice(&body).map_err(|e| bad(format!("the body is not valid JSON: {}", truncate(&e.to_string(), 200))))?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| bad(format!("the body is not valid JSON: {}", truncate(&e.to_string(), 200))))?;
     if !value.is_object() {
-        return Err(bad("the body must be a JSON object: {\"target\": \"<name>\", \"force\": false, \"dry_run\": false}".into()));
+        return Err(bad(
+            "the body must be a JSON object: {\"target\": \"<name>\", \"force\": false, \"dry_run\": false}".into(),
+        ));
     }
     // Parsed again, strictly, from the bytes: this also rejects duplicate keys, which a
     // `Value` would silently collapse.
@@ -107,7 +113,11 @@ pub async fn handle(content_type: Option<&str>, body: Result<Vec<u8>, BodyError>
     let engine = match state.engine() {
         Ok(e) => e,
         Err(ce) => {
-            return Answer::error(StatusCode::INTERNAL_SERVER_ERROR, Code::ConfigInvalid.as_str(), format!("configuration invalid: {ce}"));
+            return Answer::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Code::ConfigInvalid.as_str(),
+                format!("configuration invalid: {ce}"),
+            );
         }
     };
     let req = match parse(content_type, body) {

@@ -24,8 +24,7 @@ use time::Duration;
 use tracing::{info, warn};
 
 use super::model::{
-    CreateToken, NewToken, Outcome, Reason, SecretView, SecretWrite, StoredSecret, rfc3339, short_id,
-    tags,
+    CreateToken, NewToken, Outcome, Reason, SecretView, SecretWrite, StoredSecret, rfc3339, short_id, tags,
 };
 use super::ports::{Clock, CreateError, SecretStore, Workspace};
 use super::rules::{self, Decision, Holders};
@@ -60,8 +59,7 @@ fn past_deadline() -> bool {
 
 pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
     let t = req.target;
-    let (tokens, secret) =
-        futures::join!(ports.workspace.list_tokens(), ports.store.read_latest(&t.secret_name));
+    let (tokens, secret) = futures::join!(ports.workspace.list_tokens(), ports.store.read_latest(&t.secret_name));
     let (tokens, secret) = match (tokens, secret) {
         (Ok(tokens), Ok(secret)) => (tokens, secret),
         (_, Err(e)) => return Outcome::failed(&t.name, None, e.context("reading the secret")),
@@ -135,10 +133,8 @@ pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
     tag_map.insert(tags::TARGET.to_string(), t.name.clone());
     tag_map.insert(tags::HOST.to_string(), t.workspace_host());
     tag_map.insert(tags::TOKEN_ID.to_string(), new.info.id.clone());
-    tag_map.insert(
-        tags::EXPIRES_AT.to_string(),
-        new.info.expires_at.map(rfc3339).unwrap_or_else(|| "never".to_string()),
-    );
+    tag_map
+        .insert(tags::EXPIRES_AT.to_string(), new.info.expires_at.map(rfc3339).unwrap_or_else(|| "never".to_string()));
     tag_map.insert(tags::ROTATED_AT.to_string(), rfc3339(rotated_at));
     if let Some(prev) = &superseded {
         tag_map.insert(tags::PREVIOUS_TOKEN_ID.to_string(), prev.clone());
@@ -161,10 +157,8 @@ pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
     drop(write);
     info!(target_name = %t.name, reason = reason.as_str(), token = %short_id(&new.info.id), "secret written");
 
-    let holders = Holders {
-        current: Some(new.info.id.as_str()),
-        previous: superseded.as_deref().map(|p| (p, Some(rotated_at))),
-    };
+    let holders =
+        Holders { current: Some(new.info.id.as_str()), previous: superseded.as_deref().map(|p| (p, Some(rotated_at))) };
     let after: Vec<String> = rules::revocable(&prefix, &tokens, holders, grace, rotated_at)
         .into_iter()
         .filter(|id| !revoked.contains(id))
@@ -211,11 +205,16 @@ async fn create_verified(
                 }
                 quota_retry_used = true;
                 // Sweep this target's own stale tokens with a fresh list, then try once more.
-                let fresh = ws.list_tokens().await.map_err(|le| e.clone().context(&format!("listing after quota error: {le}")))?;
-                let ours = fresh.iter().filter(|tok| tok.comment.as_deref().is_some_and(|c| c.starts_with(prefix))).count();
+                let fresh = ws
+                    .list_tokens()
+                    .await
+                    .map_err(|le| e.clone().context(&format!("listing after quota error: {le}")))?;
+                let ours =
+                    fresh.iter().filter(|tok| tok.comment.as_deref().is_some_and(|c| c.starts_with(prefix))).count();
                 let secret = ports.store.read_latest(&t.secret_name).await.ok().flatten();
                 let view = secret.as_ref().map(SecretView::from_stored);
-                let victims = rules::revocable(prefix, &fresh, Holders::from_view(view.as_ref()), grace, ports.clock.now());
+                let victims =
+                    rules::revocable(prefix, &fresh, Holders::from_view(view.as_ref()), grace, ports.clock.now());
                 let done = revoke_all(ws, &t.name, &victims, "quota").await;
                 if done.is_empty() {
                     return Err(Error::new(
@@ -311,12 +310,7 @@ async fn clean_up_attempt(ws: &dyn Workspace, target: &str, comment: &str) -> bo
 }
 
 /// Step 6: write, and if that fails, find out whether it landed before deleting the token.
-async fn write_or_compensate(
-    t: &Target,
-    ports: &Ports<'_>,
-    write: &SecretWrite,
-    new_id: &str,
-) -> Result<StoredSecret> {
+async fn write_or_compensate(t: &Target, ports: &Ports<'_>, write: &SecretWrite, new_id: &str) -> Result<StoredSecret> {
     let err = match ports.store.write(write).await {
         Ok(stored) => return Ok(stored),
         Err(e) => e,
@@ -328,7 +322,9 @@ async fn write_or_compensate(
         }
         Ok(_) => {
             let note = match ports.workspace.delete_token(new_id).await {
-                Ok(()) => format!("the new token {} was deleted; the secret and its token are unchanged", short_id(new_id)),
+                Ok(()) => {
+                    format!("the new token {} was deleted; the secret and its token are unchanged", short_id(new_id))
+                }
                 Err(de) => format!(
                     "deleting the new token {} failed too ({de}); it will be swept as an orphan within an hour",
                     short_id(new_id)
@@ -369,7 +365,9 @@ async fn revoke_all(ws: &dyn Workspace, target: &str, ids: &[String], why: &str)
                 info!(target_name = %target, token = %short_id(&id), why, "revoked");
                 done.push(id);
             }
-            Err(e) => warn!(target_name = %target, token = %short_id(&id), why, error = %e, "revocation failed; will retry next run"),
+            Err(e) => {
+                warn!(target_name = %target, token = %short_id(&id), why, error = %e, "revocation failed; will retry next run")
+            }
         }
     }
     done

@@ -43,10 +43,10 @@ pub fn decide(
     let Some(token) = tokens.iter().find(|t| t.id == token_id) else {
         return Decision::Rotate(Reason::RevokedInWorkspace);
     };
-    if let Some(expires) = token.expires_at {
-        if expires - now <= renew_before {
-            return Decision::Rotate(Reason::Expiring);
-        }
+    if let Some(expires) = token.expires_at
+        && expires - now <= renew_before
+    {
+        return Decision::Rotate(Reason::Expiring);
     }
     if force { Decision::Rotate(Reason::Forced) } else { Decision::Keep }
 }

@@ -91,7 +91,9 @@ impl Workspace for MemWorkspace {
         let fault = self.create_faults.lock().unwrap().pop_front().unwrap_or_default();
         let quota = if self.quota == 0 { 600 } else { self.quota };
         if matches!(fault, CreateFault::Quota) || self.tokens.lock().unwrap().len() >= quota {
-            return Err(CreateError::Refused(Error::new(Code::DatabricksQuotaExceeded, "QUOTA_EXCEEDED").with_status(400)));
+            return Err(CreateError::Refused(
+                Error::new(Code::DatabricksQuotaExceeded, "QUOTA_EXCEEDED").with_status(400),
+            ));
         }
         if let CreateFault::Refuse(code) = fault {
             return Err(CreateError::Refused(Error::new(code, "refused").with_status(400)));

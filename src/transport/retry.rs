@@ -61,7 +61,10 @@ impl RetryPolicy {
         let limit = self.attempt_timeout();
         match tokio::time::timeout(limit, fut).await {
             Ok(r) => r,
-            Err(_) => Err(Error::new(Code::Timeout, format!("{what}: no answer within {} s", limit.as_secs_f32())).transient()),
+            Err(_) => {
+                Err(Error::new(Code::Timeout, format!("{what}: no answer within {} s", limit.as_secs_f32()))
+                    .transient())
+            }
         }
     }
 
@@ -84,12 +87,12 @@ impl RetryPolicy {
             }
             let backoff = self.base_delay.saturating_mul(1 << (attempt - 1).min(16));
             let wait = err.retry_after.unwrap_or_else(|| jitter(backoff)).min(self.max_delay);
-            if let Some(d) = deadline() {
-                if Instant::now() + wait >= d {
-                    let mut e = self.exhausted(err, attempt);
-                    e.message.push_str(" (the invocation's time budget does not allow another attempt)");
-                    return Err(e);
-                }
+            if let Some(d) = deadline()
+                && Instant::now() + wait >= d
+            {
+                let mut e = self.exhausted(err, attempt);
+                e.message.push_str(" (the invocation's time budget does not allow another attempt)");
+                return Err(e);
             }
             tracing::debug!(what, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
             tokio::time::sleep(wait).await;
@@ -171,10 +174,13 @@ mod tests {
         let deadline = Instant::now() + Duration::from_millis(200);
         let mut p = policy();
         p.max_delay = Duration::from_secs(60);
-        let r: Result<()> = within(deadline, p.run("op", || async {
-            n.fetch_add(1, Ordering::SeqCst);
-            Err(Error::new(Code::Throttled, "429").transient().with_retry_after(Some(Duration::from_secs(30))))
-        }))
+        let r: Result<()> = within(
+            deadline,
+            p.run("op", || async {
+                n.fetch_add(1, Ordering::SeqCst);
+                Err(Error::new(Code::Throttled, "429").transient().with_retry_after(Some(Duration::from_secs(30))))
+            }),
+        )
         .await;
         let e = r.unwrap_err();
         assert_eq!(e.code, Code::Throttled);

@@ -38,7 +38,8 @@ pub struct Output {
 
 impl Output {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
     }
 }
 
@@ -142,7 +143,10 @@ impl World {
             .spawn()
             .expect("start pat-rotator serve");
         let log = Arc::new(Mutex::new(String::new()));
-        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let (log, captured) = (log.clone(), self.captured.clone());
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -163,7 +167,8 @@ impl World {
             }
             false
         });
-        let h = Handler { child, base, rt, client, log, captured: self.captured.clone(), ready_after: started.elapsed() };
+        let h =
+            Handler { child, base, rt, client, log, captured: self.captured.clone(), ready_after: started.elapsed() };
         assert!(ready, "handler never answered GET /; log:\n{}", h.log());
         h
     }
@@ -187,7 +192,11 @@ impl World {
         let captured = self.captured.lock().unwrap();
         for text in captured.iter() {
             for s in &secrets {
-                assert!(!text.contains(s.as_str()), "a secret leaked into captured output: {}", text.replace(s.as_str(), "<SECRET>"));
+                assert!(
+                    !text.contains(s.as_str()),
+                    "a secret leaked into captured output: {}",
+                    text.replace(s.as_str(), "<SECRET>")
+                );
             }
         }
     }
@@ -234,11 +243,21 @@ impl World {
     }
 
     /// Seeds a managed secret naming a seeded token, as pat-rotator would have written it.
-    pub fn seed_managed(&self, kv: usize, ws: usize, target: &str, age: Duration, lifetime: Duration, previous: Option<&str>) -> String {
+    pub fn seed_managed(
+        &self,
+        kv: usize,
+        ws: usize,
+        target: &str,
+        age: Duration,
+        lifetime: Duration,
+        previous: Option<&str>,
+    ) -> String {
         let (id, value) = self.seed_token(ws, &format!("pat-rotator/{target}/seeded"), age, lifetime);
         let created = time::OffsetDateTime::now_utc() - age;
         let expires = created + lifetime;
-        let fmt = |t: time::OffsetDateTime| t.replace_nanosecond(0).unwrap().format(&time::format_description::well_known::Rfc3339).unwrap();
+        let fmt = |t: time::OffsetDateTime| {
+            t.replace_nanosecond(0).unwrap().format(&time::format_description::well_known::Rfc3339).unwrap()
+        };
         let mut tags = vec![
             ("managed-by", "pat-rotator".to_string()),
             ("target", target.to_string()),
@@ -251,7 +270,13 @@ impl World {
             tags.push(("previous-token-id", p.to_string()));
         }
         let tag_refs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.emu.vault(kv).seed_secret(&format!("{target}-pat"), &value, Some("databricks-pat"), &tag_refs, Some(expires.unix_timestamp()));
+        self.emu.vault(kv).seed_secret(
+            &format!("{target}-pat"),
+            &value,
+            Some("databricks-pat"),
+            &tag_refs,
+            Some(expires.unix_timestamp()),
+        );
         id
     }
 }
@@ -365,7 +390,8 @@ impl Handler {
                     .post(format!("{}/api/ProvisionPat", self.base))
                     .header("Content-Type", "application/json")
                     .body(body.to_string());
-                futs.push(Box::pin(async move { req.send().await }) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>);
+                futs.push(Box::pin(async move { req.send().await })
+                    as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>);
             }
             if with_timer {
                 let req = self

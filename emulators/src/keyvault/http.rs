@@ -11,13 +11,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use super::store::{Deleted, NewVersion, Patch, StoreError, StoredVersion, RECOVERABLE_DAYS};
+use super::store::{Deleted, NewVersion, Patch, RECOVERABLE_DAYS, StoreError, StoredVersion};
 use super::{FakeKeyVault, Role};
-use crate::directory::{unix_secs, KEY_VAULT_RESOURCE};
+use crate::directory::{KEY_VAULT_RESOURCE, unix_secs};
 use crate::encoding::{b64url_decode, b64url_encode};
 use crate::faults::Outcome;
 use crate::ratelimit::retry_after_secs;
@@ -108,7 +108,10 @@ impl Route {
     fn allowed_for(&self, role: Role) -> bool {
         match role {
             Role::Officer => true,
-            Role::User => matches!(self, Route::Get(..) | Route::Versions(_) | Route::List | Route::DeletedList | Route::DeletedGet(_)),
+            Role::User => matches!(
+                self,
+                Route::Get(..) | Route::Versions(_) | Route::List | Route::DeletedList | Route::DeletedGet(_)
+            ),
             Role::None => false,
         }
     }
@@ -166,7 +169,13 @@ fn valid_name(name: &str) -> bool {
 /// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
 fn encode_query(v: &str) -> String {
     v.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -197,11 +206,16 @@ struct UpdateBody {
 
 fn check_metadata(content_type: Option<&String>, tags: Option<&BTreeMap<String, String>>) -> Result<(), HttpResponse> {
     if content_type.is_some_and(|c| c.chars().count() > MAX_CONTENT_TYPE) {
-        return Err(bad_parameter(&format!("The contentType is too long. The maximum length is {MAX_CONTENT_TYPE} characters.")));
+        return Err(bad_parameter(&format!(
+            "The contentType is too long. The maximum length is {MAX_CONTENT_TYPE} characters."
+        )));
     }
     if let Some(tags) = tags {
         if tags.len() > MAX_TAGS {
-            return Err(bad_parameter(&format!("Too many tags: {} were provided and at most {MAX_TAGS} are allowed.", tags.len())));
+            return Err(bad_parameter(&format!(
+                "Too many tags: {} were provided and at most {MAX_TAGS} are allowed.",
+                tags.len()
+            )));
         }
         for (k, v) in tags {
             if k.chars().count() > MAX_TAG_LEN || v.chars().count() > MAX_TAG_LEN {
@@ -332,7 +346,12 @@ impl FakeKeyVault {
             return Outcome::anonymous(bad_parameter("The 'api-version' query parameter is missing."));
         };
         if *route == Route::Unknown {
-            return Outcome::anonymous(error(404, "NotFound", "The requested operation is not supported by this emulator.", None));
+            return Outcome::anonymous(error(
+                404,
+                "NotFound",
+                "The requested operation is not supported by this emulator.",
+                None,
+            ));
         }
 
         // Authentication: before the body is touched.
@@ -342,7 +361,9 @@ impl FakeKeyVault {
             _ => return Outcome::anonymous(self.challenge("AKV10000: Request is missing a Bearer or PoP token.")),
         };
         let Some(issued) = self.inner.directory.lookup(token) else {
-            return Outcome::anonymous(self.challenge("AKV10046: Unable to parse or validate the token: unknown token."));
+            return Outcome::anonymous(
+                self.challenge("AKV10046: Unable to parse or validate the token: unknown token."),
+            );
         };
         let audience = issued.audience.trim_end_matches('/');
         if audience != KEY_VAULT_RESOURCE {
@@ -417,7 +438,11 @@ impl FakeKeyVault {
             Route::Recover(name) => {
                 let recovered = self.state().store.recover(name);
                 match recovered {
-                    Ok(s) => ok_json(self.bundle(format!("{}/{}", self.secret_id(&s.name), s.latest().version), s.latest(), false)),
+                    Ok(s) => ok_json(self.bundle(
+                        format!("{}/{}", self.secret_id(&s.name), s.latest().version),
+                        s.latest(),
+                        false,
+                    )),
                     Err(StoreError::AlreadyExists) => error(
                         409,
                         "Conflict",
@@ -451,7 +476,9 @@ impl FakeKeyVault {
     fn set(&self, name: &str, body: &[u8], now: i64) -> HttpResponse {
         let b: SetBody = match serde_json::from_slice(body) {
             Ok(b) => b,
-            Err(e) => return bad_parameter(&format!("The request body is not a valid SecretSetParameters document: {e}")),
+            Err(e) => {
+                return bad_parameter(&format!("The request body is not a valid SecretSetParameters document: {e}"));
+            }
         };
         let Some(value) = b.value else {
             return bad_parameter("Property 'value' is required.");
@@ -476,7 +503,9 @@ impl FakeKeyVault {
         };
         let stored = self.state().store.set(name, new, now);
         match stored {
-            Ok((stored_name, v)) => ok_json(self.bundle(format!("{}/{}", self.secret_id(&stored_name), v.version), &v, true)),
+            Ok((stored_name, v)) => {
+                ok_json(self.bundle(format!("{}/{}", self.secret_id(&stored_name), v.version), &v, true))
+            }
             Err(_) => error(
                 409,
                 "Conflict",
@@ -494,7 +523,9 @@ impl FakeKeyVault {
             Ok((stored_name, v)) if v.enabled => {
                 ok_json(self.bundle(format!("{}/{}", self.secret_id(&stored_name), v.version), &v, true))
             }
-            Ok(_) => error(403, "Forbidden", "Operation get is not allowed on a disabled secret.", Some("SecretDisabled")),
+            Ok(_) => {
+                error(403, "Forbidden", "Operation get is not allowed on a disabled secret.", Some("SecretDisabled"))
+            }
             Err(_) => not_found(name),
         }
     }
@@ -502,16 +533,26 @@ impl FakeKeyVault {
     fn update(&self, name: &str, version: Option<&str>, body: &[u8], now: i64) -> HttpResponse {
         let b: UpdateBody = match serde_json::from_slice(body) {
             Ok(b) => b,
-            Err(e) => return bad_parameter(&format!("The request body is not a valid SecretUpdateParameters document: {e}")),
+            Err(e) => {
+                return bad_parameter(&format!("The request body is not a valid SecretUpdateParameters document: {e}"));
+            }
         };
         if let Err(r) = check_metadata(b.content_type.as_ref(), b.tags.as_ref()) {
             return r;
         }
         let attrs = b.attributes.unwrap_or(AttributesBody { enabled: None, nbf: None, exp: None });
-        let patch = Patch { content_type: b.content_type, tags: b.tags, enabled: attrs.enabled, nbf: attrs.nbf, exp: attrs.exp };
+        let patch = Patch {
+            content_type: b.content_type,
+            tags: b.tags,
+            enabled: attrs.enabled,
+            nbf: attrs.nbf,
+            exp: attrs.exp,
+        };
         let updated = self.state().store.update(name, version, patch, now);
         match updated {
-            Ok((stored_name, v)) => ok_json(self.bundle(format!("{}/{}", self.secret_id(&stored_name), v.version), &v, false)),
+            Ok((stored_name, v)) => {
+                ok_json(self.bundle(format!("{}/{}", self.secret_id(&stored_name), v.version), &v, false))
+            }
             Err(_) => not_found(name),
         }
     }

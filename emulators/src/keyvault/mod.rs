@@ -19,7 +19,7 @@ pub use store::StoredVersion;
 
 pub(crate) use http::handle;
 
-use crate::directory::{unix_secs, Directory};
+use crate::directory::{Directory, unix_secs};
 use crate::faults::Faults;
 use crate::ratelimit::SlidingWindow;
 use store::{NewVersion, Store};
@@ -106,7 +106,13 @@ impl State {
 }
 
 impl FakeKeyVault {
-    pub(crate) fn new(url: String, name: String, directory: Arc<Directory>, opts: &KeyVaultOptions, latency: Duration) -> Self {
+    pub(crate) fn new(
+        url: String,
+        name: String,
+        directory: Arc<Directory>,
+        opts: &KeyVaultOptions,
+        latency: Duration,
+    ) -> Self {
         let mut state = State {
             store: Store::default(),
             roles: HashMap::new(),
@@ -119,7 +125,13 @@ impl FakeKeyVault {
         };
         state.reset_windows();
         FakeKeyVault {
-            inner: Arc::new(Inner { url, name, directory, faults: Faults::with_latency(latency), state: Mutex::new(state) }),
+            inner: Arc::new(Inner {
+                url,
+                name,
+                directory,
+                faults: Faults::with_latency(latency),
+                state: Mutex::new(state),
+            }),
         }
     }
 
@@ -175,7 +187,14 @@ impl FakeKeyVault {
     ///
     /// # Panics
     /// When the name is soft-deleted (Key Vault itself would answer 409).
-    pub fn seed_secret(&self, name: &str, value: &str, content_type: Option<&str>, tags: &[(&str, &str)], exp: Option<i64>) -> String {
+    pub fn seed_secret(
+        &self,
+        name: &str,
+        value: &str,
+        content_type: Option<&str>,
+        tags: &[(&str, &str)],
+        exp: Option<i64>,
+    ) -> String {
         let new = NewVersion {
             value: value.to_string(),
             content_type: content_type.map(str::to_string),

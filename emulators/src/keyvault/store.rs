@@ -142,11 +142,19 @@ impl Store {
     }
 
     /// Applies a PATCH to one version (`None`/empty = latest).
-    pub fn update(&mut self, name: &str, version: Option<&str>, patch: Patch, now: i64) -> Result<(String, StoredVersion), StoreError> {
+    pub fn update(
+        &mut self,
+        name: &str,
+        version: Option<&str>,
+        patch: Patch,
+        now: i64,
+    ) -> Result<(String, StoredVersion), StoreError> {
         let s = self.live.get_mut(&key(name)).ok_or(StoreError::NotFound)?;
         let v = match version.filter(|v| !v.is_empty()) {
             None => s.versions.last_mut().ok_or(StoreError::NotFound)?,
-            Some(ver) => s.versions.iter_mut().find(|v| v.version.eq_ignore_ascii_case(ver)).ok_or(StoreError::NotFound)?,
+            Some(ver) => {
+                s.versions.iter_mut().find(|v| v.version.eq_ignore_ascii_case(ver)).ok_or(StoreError::NotFound)?
+            }
         };
         if let Some(ct) = patch.content_type {
             v.content_type = Some(ct);

@@ -7,12 +7,12 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
-use serde_json::{json, Value};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use serde_json::{Value, json};
 
-use super::tokens::TokenInfo;
 use super::FakeWorkspace;
-use crate::directory::{unix_millis, DATABRICKS_RESOURCE, MANAGEMENT_RESOURCE};
+use super::tokens::TokenInfo;
+use crate::directory::{DATABRICKS_RESOURCE, MANAGEMENT_RESOURCE, unix_millis};
 use crate::faults::Outcome;
 use crate::ratelimit::retry_after_secs;
 
@@ -123,7 +123,11 @@ fn object_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, HttpRespon
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err(error(400, "MALFORMED_REQUEST", "Invalid JSON given in the body of the request - expected a map")),
-        Err(e) => Err(error(400, "MALFORMED_REQUEST", &format!("Invalid JSON given in the body of the request - failed to parse: {e}"))),
+        Err(e) => Err(error(
+            400,
+            "MALFORMED_REQUEST",
+            &format!("Invalid JSON given in the body of the request - failed to parse: {e}"),
+        )),
     }
 }
 
@@ -149,7 +153,11 @@ impl FakeWorkspace {
     async fn serve(&self, route: &Route, req: &HttpRequest, payload: web::Payload) -> Outcome {
         if *route == Route::WellKnown {
             // The Python SDK probes this to detect unified hosts; an Azure workspace has none.
-            return Outcome::anonymous(error(404, "ENDPOINT_NOT_FOUND", "No API found for 'GET /.well-known/databricks-config'"));
+            return Outcome::anonymous(error(
+                404,
+                "ENDPOINT_NOT_FOUND",
+                "No API found for 'GET /.well-known/databricks-config'",
+            ));
         }
         if let Err(r) = self.rate_limit() {
             return Outcome::anonymous(r);
@@ -161,13 +169,17 @@ impl FakeWorkspace {
         let principal = caller.principal.clone();
         let done = |response: HttpResponse| Outcome { response, principal: Some(principal.clone()) };
 
-        if matches!(route, Route::Create | Route::List | Route::Delete) && !self.state().may_use_tokens(&caller.principal) {
+        if matches!(route, Route::Create | Route::List | Route::Delete)
+            && !self.state().may_use_tokens(&caller.principal)
+        {
             return done(error(403, "PERMISSION_DENIED", "User does not have permission to use tokens."));
         }
         let body = match route {
             Route::Create | Route::Delete | Route::ConfPatch => match payload.to_bytes_limited(MAX_BODY).await {
                 Ok(Ok(b)) => b,
-                _ => return done(error(400, "MALFORMED_REQUEST", "The request body is too large or could not be read.")),
+                _ => {
+                    return done(error(400, "MALFORMED_REQUEST", "The request body is too large or could not be read."));
+                }
             },
             _ => web::Bytes::new(),
         };
@@ -186,8 +198,12 @@ impl FakeWorkspace {
             Route::ConfGet => self.conf_get(&caller, req),
             Route::ConfPatch => self.conf_patch(&caller, &body),
             Route::Me => {
-                let client_id = self.inner.directory.principal(&caller.principal).map(|p| p.client_id).unwrap_or_default();
-                let numeric = caller.principal.bytes().fold(1_000_000_007u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+                let client_id =
+                    self.inner.directory.principal(&caller.principal).map(|p| p.client_id).unwrap_or_default();
+                let numeric = caller
+                    .principal
+                    .bytes()
+                    .fold(1_000_000_007u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
                     % 9_000_000_000_000_000;
                 json_response(
                     200,
@@ -218,8 +234,10 @@ impl FakeWorkspace {
             "REQUEST_LIMIT_EXCEEDED",
             "Too many requests. Please wait a moment and try again. If the issue persists, consider adjusting your request frequency or reaching out to support for assistance.",
         );
-        r.headers_mut()
-            .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from(retry_after_secs(wait)));
+        r.headers_mut().insert(
+            actix_web::http::header::RETRY_AFTER,
+            actix_web::http::header::HeaderValue::from(retry_after_secs(wait)),
+        );
         Err(r)
     }
 
@@ -258,7 +276,9 @@ impl FakeWorkspace {
             )));
         }
         if issued.expires_within(now, AAD_EXPIRY_MARGIN) {
-            return Err(unauthenticated("Invalid access token: the Azure AD token is expired or expires within 30 seconds."));
+            return Err(unauthenticated(
+                "Invalid access token: the Azure AD token is expired or expires within 30 seconds.",
+            ));
         }
         let principal = issued.principal;
         if self.state().members.contains(&principal) {
@@ -349,7 +369,8 @@ impl FakeWorkspace {
             Err(r) => return r,
         };
         let mut st = self.state();
-        let owned_live = st.tokens.get(&id).is_some_and(|t| t.principal == caller.principal && t.is_live(SystemTime::now()));
+        let owned_live =
+            st.tokens.get(&id).is_some_and(|t| t.principal == caller.principal && t.is_live(SystemTime::now()));
         if !owned_live {
             return error(404, "RESOURCE_DOES_NOT_EXIST", &format!("Token with id {id} does not exist."));
         }
@@ -392,7 +413,7 @@ impl FakeWorkspace {
             match (key.as_str(), value.as_str().map(|v| v.trim().parse::<u32>())) {
                 ("maxTokenLifetimeDays", Some(Ok(days))) => max = Some(days),
                 ("maxTokenLifetimeDays", _) => {
-                    return invalid_param("maxTokenLifetimeDays must be a string holding a non-negative integer")
+                    return invalid_param("maxTokenLifetimeDays must be a string holding a non-negative integer");
                 }
                 (other, _) => return invalid_param(&format!("Invalid keys: [{other}]")),
             }

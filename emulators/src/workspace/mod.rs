@@ -20,7 +20,7 @@ pub use tokens::TokenInfo;
 
 pub(crate) use http::handle;
 
-use crate::directory::{unix_millis, Directory};
+use crate::directory::{Directory, unix_millis};
 use crate::faults::Faults;
 use crate::ratelimit::TokenBucket;
 use tokens::Tokens;
@@ -114,7 +114,9 @@ impl State {
 
 /// Default ARM id of workspace `index`.
 pub(crate) fn default_resource_id(index: usize) -> String {
-    format!("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Databricks/workspaces/ws{index}")
+    format!(
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Databricks/workspaces/ws{index}"
+    )
 }
 
 impl FakeWorkspace {
@@ -247,7 +249,13 @@ impl FakeWorkspace {
 
     /// Creates a token directly (no HTTP, no quota or lifetime checks).
     /// `lifetime: None` = never expires. Returns `(token_id, value)`.
-    pub fn seed_token(&self, principal: &str, comment: &str, created_at: SystemTime, lifetime: Option<Duration>) -> (String, String) {
+    pub fn seed_token(
+        &self,
+        principal: &str,
+        comment: &str,
+        created_at: SystemTime,
+        lifetime: Option<Duration>,
+    ) -> (String, String) {
         let (id, value, _) = self.state().tokens.create(principal, comment, Vec::new(), created_at, lifetime);
         (id, value)
     }

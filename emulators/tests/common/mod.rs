@@ -14,17 +14,17 @@ pub const MGMT: &str = "https://management.core.windows.net/";
 /// reqwest trusting only the emulators' CA.
 pub fn client(emu: &Emulators) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(emu.ca_pem().as_bytes()).expect("CA PEM parses");
-    reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client builds")
+    reqwest::Client::builder().tls_certs_only([ca]).timeout(Duration::from_secs(20)).build().expect("client builds")
 }
 
 /// A token from the managed-identity fake, the way App Service clients ask for it.
 pub async fn mi_token(emu: &Emulators, http: &reqwest::Client, resource: &str) -> String {
     let r = http
-        .get(format!("{}?{}", emu.identity().endpoint(), form(&[("api-version", "2019-08-01"), ("resource", resource)])))
+        .get(format!(
+            "{}?{}",
+            emu.identity().endpoint(),
+            form(&[("api-version", "2019-08-01"), ("resource", resource)])
+        ))
         .header("X-IDENTITY-HEADER", emu.identity().header_value())
         .send()
         .await
@@ -35,12 +35,23 @@ pub async fn mi_token(emu: &Emulators, http: &reqwest::Client, resource: &str) -
 }
 
 /// A token from the AAD fake for a service principal (v2 client credentials).
-pub async fn sp_token(emu: &Emulators, http: &reqwest::Client, client_id: &str, secret: &str, resource: &str) -> String {
+pub async fn sp_token(
+    emu: &Emulators,
+    http: &reqwest::Client,
+    client_id: &str,
+    secret: &str,
+    resource: &str,
+) -> String {
     let scope = format!("{resource}/.default");
     let r = http
         .post(emu.aad().token_endpoint())
         .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(form(&[("client_id", client_id), ("client_secret", secret), ("scope", &scope), ("grant_type", "client_credentials")]))
+        .body(form(&[
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("scope", &scope),
+            ("grant_type", "client_credentials"),
+        ]))
         .send()
         .await
         .expect("AAD answers");
@@ -51,15 +62,17 @@ pub async fn sp_token(emu: &Emulators, http: &reqwest::Client, client_id: &str, 
 
 /// `application/x-www-form-urlencoded` body.
 pub fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
 }
 
 fn enc(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
