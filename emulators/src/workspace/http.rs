@@ -178,7 +178,11 @@ impl FakeWorkspace {
             Route::Create | Route::Delete | Route::ConfPatch => match payload.to_bytes_limited(MAX_BODY).await {
                 Ok(Ok(b)) => b,
                 _ => {
-                    return done(error(400, "MALFORMED_REQUEST", "The request body is too large or could not be read."));
+                    return done(error(
+                        400,
+                        "MALFORMED_REQUEST",
+                        "The request body is too large or could not be read.",
+                    ));
                 }
             },
             _ => web::Bytes::new(),
