@@ -84,8 +84,8 @@ impl Engine {
         self.tokens
             .get_or_init(|| {
                 let s = &self.config.settings;
-                let cred = credential::build_credential(s, &self.http)?;
-                Ok(TokenSource::new(cred, s.credential, self.retry.clone()))
+                let factory = credential::credential_factory(s, &self.http)?;
+                Ok(TokenSource::new(factory, s.credential, self.retry.clone()))
             })
             .clone()
     }

@@ -45,10 +45,10 @@ pub fn program() -> PathBuf {
         "{} does not exist: build it first (`cargo build --bin pat-rotator` for tests, `cargo build --release --workspace --bins` for the benchmark), or set PAT_ROTATOR_BIN",
         bin.display()
     );
-    if let (Some(built), Some(newest)) = (mtime(&bin), newest_mtime(&repo_root().join("src"))) {
-        if newest > built {
-            eprintln!("warning: {} is older than a file in src/; rebuild it to measure the current code", bin.display());
-        }
+    if let (Some(built), Some(newest)) = (mtime(&bin), newest_mtime(&repo_root().join("src")))
+        && newest > built
+    {
+        eprintln!("warning: {} is older than a file in src/; rebuild it to measure the current code", bin.display());
     }
     bin
 }
@@ -69,7 +69,10 @@ fn newest_mtime(dir: &Path) -> Option<SystemTime> {
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 /// One target of `PAT_TARGETS`.
@@ -144,7 +147,8 @@ pub struct Finished {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
-    /// `ru_maxrss` of the child (KiB on Linux).
+    /// `ru_maxrss` of the child (KiB on Linux). With [`run`] this includes the high-water mark
+    /// of the calling process, which Linux carries across `exec`; see [`run_with_peak_rss`].
     pub max_rss_kib: u64,
 }
 
@@ -214,6 +218,63 @@ fn wait4(child: &Child) -> io::Result<(i32, libc::rusage)> {
     Ok((code, ru))
 }
 
+/// The argument that turns the benchmark binary into the small spawner of [`run_with_peak_rss`].
+pub const RUSAGE_SPAWN: &str = "--rusage-spawn";
+
+/// Like [`run`], but the peak RSS is the program's own.
+///
+/// Linux carries `ru_maxrss` across `exec`: a child exec'd by this (large, emulator-hosting)
+/// process starts with this process's high-water mark. So the program is started by a fresh,
+/// small copy of `spawner` (an executable that calls [`rusage_spawn`] when its first argument
+/// is [`RUSAGE_SPAWN`]), and that copy reports its child's `ru_maxrss` through a file. The
+/// spawner's own few MiB are the floor of what can be measured this way.
+pub fn run_with_peak_rss(
+    spawner: &Path,
+    program: &Path,
+    args: &[&str],
+    env: Vec<(String, String)>,
+) -> io::Result<Finished> {
+    let out = std::env::temp_dir().join(format!("pat-rotator-bench-rss-{}-{}", std::process::id(), free_port()));
+    let mut cmd = Command::new(spawner);
+    cmd.arg(RUSAGE_SPAWN).arg(&out).arg(program).args(args).env_clear().envs(env);
+    let mut f = run(&mut cmd)?;
+    let text = std::fs::read_to_string(&out);
+    let _ = std::fs::remove_file(&out);
+    f.max_rss_kib = text
+        .map_err(|e| io::Error::other(format!("the spawner reported no peak RSS: {e}")))?
+        .trim()
+        .parse()
+        .map_err(|e| io::Error::other(format!("the spawner's peak RSS is not a number: {e}")))?;
+    Ok(f)
+}
+
+/// The spawner side of [`run_with_peak_rss`]: `args` = `[OUT_FILE, PROGRAM, ARGS...]`. Runs the
+/// program with this process's stdio and environment, writes its `ru_maxrss` (KiB) to
+/// `OUT_FILE`, and exits with its exit code.
+pub fn rusage_spawn(args: &[std::ffi::OsString]) -> i32 {
+    let [out, program, rest @ ..] = args else {
+        eprintln!("{RUSAGE_SPAWN} OUT_FILE PROGRAM [ARGS...]");
+        return 2;
+    };
+    let child = match Command::new(program).args(rest).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{RUSAGE_SPAWN}: {}: {e}", Path::new(program).display());
+            return 127;
+        }
+    };
+    match wait4(&child) {
+        Ok((code, ru)) => {
+            let _ = std::fs::write(out, ru.ru_maxrss.to_string());
+            code
+        }
+        Err(e) => {
+            eprintln!("{RUSAGE_SPAWN}: wait4: {e}");
+            1
+        }
+    }
+}
+
 /// Sends SIGTERM (as the Functions host does) and waits up to 10 s, then SIGKILL.
 pub fn terminate(mut child: Child) {
     if let Ok(pid) = libc::pid_t::try_from(child.id()) {
@@ -234,7 +295,13 @@ pub fn terminate(mut child: Child) {
 }
 
 /// One HTTP/1.1 exchange with `127.0.0.1:port` (`Connection: close`): status and body.
-pub fn http(port: u16, method: &str, path: &str, json_body: Option<&str>, timeout: Duration) -> io::Result<(u16, String)> {
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    json_body: Option<&str>,
+    timeout: Duration,
+) -> io::Result<(u16, String)> {
     let mut s = TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_nodelay(true)?;
@@ -248,7 +315,8 @@ pub fn http(port: u16, method: &str, path: &str, json_body: Option<&str>, timeou
     s.write_all(req.as_bytes())?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    parse_response(&raw).ok_or_else(|| io::Error::other(format!("not an HTTP response: {}", String::from_utf8_lossy(&raw))))
+    parse_response(&raw)
+        .ok_or_else(|| io::Error::other(format!("not an HTTP response: {}", String::from_utf8_lossy(&raw))))
 }
 
 fn parse_response(raw: &[u8]) -> Option<(u16, String)> {

@@ -24,7 +24,8 @@ use pat_rotator_emulators::{EmulatorOptions, Emulators, WorkspaceOptions, WsRate
 use serde_json::json;
 
 const USAGE: &str = "usage: pat-rotator-bench [--only size,cold,rt,orig,scale] [--quick] [--out FILE] [--bin PATH] \
-[--python PATH] [--d-ms 20,50] [--cold-runs N] [--rt-runs N] [--orig-runs N] [--scale-runs N] [--scale50-runs N]";
+[--python PATH] [--d-ms 20,50] [--cold-runs N] [--rt-runs N] [--orig-runs N] [--scale-runs N] [--scale50-runs N] \
+[--all-sequences] [--set NAME=VALUE]...";
 
 /// Key Vault's documented limit, which the fake enforces by default.
 const KV_WRITES_PER_WINDOW: usize = 300;
@@ -37,6 +38,8 @@ const AZ_CALLS: f64 = 4.0;
 /// (30 requests per second per workspace), so bursts beyond it are refused.
 const WS_RATE: WsRateLimit = WsRateLimit { burst: 40, per_second: 40.0 };
 const SCALE_TARGETS: usize = 1000;
+/// Longer than the engine's per-workspace pacing window (1 s + 150 ms margin).
+const PACING_QUIET: Duration = Duration::from_millis(1200);
 
 struct Opts {
     sections: Vec<String>,
@@ -50,6 +53,10 @@ struct Opts {
     orig_runs: usize,
     scale_runs: usize,
     scale50_runs: usize,
+    /// Print the request sequence of every round-trip run, not only the median one.
+    all_sequences: bool,
+    /// Extra environment of every `pat-rotator` process (`--set K=V`), after the bench's own.
+    extra_env: Vec<(String, String)>,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -66,6 +73,8 @@ fn parse_args() -> Result<Opts, String> {
         orig_runs: 5,
         scale_runs: 3,
         scale50_runs: 3,
+        all_sequences: false,
+        extra_env: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     fn num(flag: &str, v: Option<String>) -> Result<usize, String> {
@@ -77,7 +86,9 @@ fn parse_args() -> Result<Opts, String> {
             "--only" => {
                 let v = it.next().ok_or("--only needs a value")?;
                 o.sections = v.split(',').map(|s| s.trim().to_string()).collect();
-                if let Some(bad) = o.sections.iter().find(|s| !["size", "cold", "rt", "orig", "scale"].contains(&s.as_str())) {
+                if let Some(bad) =
+                    o.sections.iter().find(|s| !["size", "cold", "rt", "orig", "scale"].contains(&s.as_str()))
+                {
                     return Err(format!("--only: unknown section '{bad}'"));
                 }
             }
@@ -95,7 +106,12 @@ fn parse_args() -> Result<Opts, String> {
                 let v = it.next().ok_or("--d-ms needs a value")?;
                 o.ds = v
                     .split(',')
-                    .map(|s| s.trim().parse::<u64>().map(Duration::from_millis).map_err(|_| format!("--d-ms: bad value '{s}'")))
+                    .map(|s| {
+                        s.trim()
+                            .parse::<u64>()
+                            .map(Duration::from_millis)
+                            .map_err(|_| format!("--d-ms: bad value '{s}'"))
+                    })
                     .collect::<Result<_, _>>()?;
                 if o.ds.iter().any(Duration::is_zero) {
                     return Err("--d-ms: D must be above 0".into());
@@ -106,6 +122,12 @@ fn parse_args() -> Result<Opts, String> {
             "--orig-runs" => o.orig_runs = num(&a, it.next())?.max(1),
             "--scale-runs" => o.scale_runs = num(&a, it.next())?,
             "--scale50-runs" => o.scale50_runs = num(&a, it.next())?,
+            "--all-sequences" => o.all_sequences = true,
+            "--set" => {
+                let v = it.next().ok_or("--set needs K=V")?;
+                let (k, val) = v.split_once('=').ok_or_else(|| format!("--set: '{v}' is not K=V"))?;
+                o.extra_env.push((k.to_string(), val.to_string()));
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument '{other}'")),
         }
@@ -138,11 +160,25 @@ impl Report {
     }
 }
 
+/// [`program_env`] plus the `--set` settings.
+fn env_for(o: &Opts, emu: &Emulators, settings: &[(&str, String)]) -> Vec<(String, String)> {
+    let mut env = program_env(emu, settings);
+    for (k, v) in &o.extra_env {
+        env.retain(|(key, _)| key != k);
+        env.push((k.clone(), v.clone()));
+    }
+    env
+}
+
 fn progress(msg: &str) {
     eprintln!("[bench] {msg}");
 }
 
 fn main() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == RUSAGE_SPAWN) {
+        return ExitCode::from(u8::try_from(rusage_spawn(&args[2..])).unwrap_or(1));
+    }
     let o = match parse_args() {
         Ok(o) => o,
         Err(e) => {
@@ -154,7 +190,10 @@ fn main() -> ExitCode {
         }
     };
     if !o.bin.is_file() {
-        eprintln!("pat-rotator-bench: {} not found; build it with `cargo build --release --workspace --bins`", o.bin.display());
+        eprintln!(
+            "pat-rotator-bench: {} not found; build it with `cargo build --release --workspace --bins`",
+            o.bin.display()
+        );
         return ExitCode::from(2);
     }
     let started = Instant::now();
@@ -162,9 +201,14 @@ fn main() -> ExitCode {
     r.line("# pat-rotator benchmark results");
     r.line("");
     r.line(&machine_info(&o));
+    if !o.extra_env.is_empty() {
+        let set: Vec<String> = o.extra_env.iter().map(|(k, v)| format!("`{k}={v}`")).collect();
+        r.line(&format!("Extra settings of every `pat-rotator` process: {}.\n", set.join(", ")));
+    }
     let want = |s: &str| o.sections.iter().any(|x| x == s);
     let mut failed = Vec::new();
-    let sections: [(&str, fn(&Opts, &mut Report) -> Result<(), String>); 5] =
+    type Section = fn(&Opts, &mut Report) -> Result<(), String>;
+    let sections: [(&str, Section); 5] =
         [("size", size), ("cold", cold_start), ("rt", round_trips), ("orig", original), ("scale", scale)];
     for (name, f) in sections {
         if !want(name) {
@@ -200,16 +244,32 @@ fn main() -> ExitCode {
 fn machine_info(o: &Opts) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(repo_root())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    let dirty = git(&["status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"]).is_some_and(|s| !s.is_empty());
     format!(
-        "Machine: {cpu}, {cores} cores available, Linux {}, load average at start {load}.\nProgram: `{}`.\n",
+        "Machine: {cpu}, {cores} cores available, Linux {}, load average at start {load}.\nProgram: `{}`, built from commit {commit}{}.\n",
         kernel.trim(),
-        o.bin.display()
+        o.bin.display(),
+        if dirty { " with uncommitted changes in src/" } else { "" }
     )
 }
 
@@ -239,7 +299,7 @@ fn cold_start(o: &Opts, r: &mut Report) -> Result<(), String> {
     progress(&format!("cold start: {} runs each of pat-rotator serve and the Python peer", o.cold_runs));
     let emu = Emulators::start(EmulatorOptions::default());
     // A valid one-target configuration, as in a deployed Function App.
-    let env = program_env(&emu, &[("PAT_TARGETS", targets_json(&emu, &[TargetSpec::new("cold", 0, 0)]))]);
+    let env = env_for(o, &emu, &[("PAT_TARGETS", targets_json(&emu, &[TargetSpec::new("cold", 0, 0)]))]);
     let ours = || -> Result<Duration, String> {
         let port = free_port();
         let mut cmd = Command::new(&o.bin);
@@ -289,7 +349,10 @@ fn cold_start(o: &Opts, r: &mut Report) -> Result<(), String> {
         }
     }
     r.line("## Cold start: exec → first answered `GET /`\n");
-    r.line(&format!("{} runs each, interleaved, after one untimed start of each. Polling `GET /` every 0.2 ms on a raw socket.\n", o.cold_runs));
+    r.line(&format!(
+        "{} runs each, interleaved, after one untimed start of each. Polling `GET /` every 0.2 ms on a raw socket.\n",
+        o.cold_runs
+    ));
     r.line("| process | runs | median | min–max | ratio to pat-rotator |");
     r.line("|---|---|---|---|---|");
     r.line(&format!("| `pat-rotator serve` (release) | {} | {} | 1.00 |", a.len(), stats_cells(&a, "ms", 1)));
@@ -304,7 +367,12 @@ fn cold_start(o: &Opts, r: &mut Report) -> Result<(), String> {
         r.line(&format!("| Python peer | – | not run: {} missing (scripts/setup-python.sh) | | |", o.python.display()));
     }
     r.line("");
-    r.check("cold start (exec → GET / answered)", "≤ 20 ms", format!("{:.1} ms median", median(&a)), median(&a) <= 20.0);
+    r.check(
+        "cold start (exec → GET / answered)",
+        "≤ 20 ms",
+        format!("{:.1} ms median", median(&a)),
+        median(&a) <= 20.0,
+    );
     Ok(())
 }
 
@@ -331,7 +399,13 @@ fn sequence(title: &str, calls: &[LoggedCall], t0: Instant, d: Duration, end: Du
             );
         }
     }
-    let _ = writeln!(s, "  end  +{:>7.1} ms ({:>4.2} D)  {} sequential rounds", ms(end), end.as_secs_f64() / d.as_secs_f64(), rs.len());
+    let _ = writeln!(
+        s,
+        "  end  +{:>7.1} ms ({:>4.2} D)  {} sequential rounds",
+        ms(end),
+        end.as_secs_f64() / d.as_secs_f64(),
+        rs.len()
+    );
     s
 }
 
@@ -356,119 +430,197 @@ fn provision(port: u16, body: serde_json::Value) -> Result<serde_json::Value, St
     serde_json::from_str(&text).map_err(|e| format!("ProvisionPat answer is not JSON ({e}): {text}"))
 }
 
-fn round_trips(o: &Opts, r: &mut Report) -> Result<(), String> {
-    let emu = Emulators::start(EmulatorOptions::default());
+struct RtAtD {
+    cold: Vec<RtRun>,
+    warm: Vec<RtRun>,
+    third: Vec<RtRun>,
+    /// One bare request to a fake (raw socket, new connection): D plus the fake's own overhead.
+    bare: Vec<f64>,
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).expect("a URL with a port")
+}
+
+fn rt_at(o: &Opts, emu: &Emulators, d: Duration) -> Result<RtAtD, String> {
+    let dm = d.as_millis();
+    emu.set_latency(d);
+    let ws_port = port_of(emu.workspace(0).url());
+    let mut bare = Vec::new();
+    for _ in 0..10 {
+        let t0 = Instant::now();
+        let (status, _) = http(ws_port, "GET", "/.well-known/databricks-config", None, Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        bare.push(ms(t0.elapsed()));
+        if status != 404 {
+            return Err(format!("probe answered {status}"));
+        }
+    }
     let rotate_one = |name: &str| -> Result<Finished, String> {
-        let env = program_env(&emu, &[("PAT_TARGETS", targets_json(&emu, &[TargetSpec::new(name, 0, 0)]))]);
-        let f = run(Command::new(&o.bin).args(["rotate", "--json"]).env_clear().envs(env)).map_err(|e| e.to_string())?;
+        let env = env_for(o, emu, &[("PAT_TARGETS", targets_json(emu, &[TargetSpec::new(name, 0, 0)]))]);
+        let f =
+            run(Command::new(&o.bin).args(["rotate", "--json"]).env_clear().envs(env)).map_err(|e| e.to_string())?;
         let v = f.json();
         if f.code != 0 || v[0]["action"] != "created" {
             return Err(format!("rotate {name}: exit {} {v}\n{}", f.code, tail(&f.stderr, 20)));
         }
         Ok(f)
     };
-    rotate_one("rt-warmup")?; // page cache
+    let mut cold = Vec::new();
+    for i in 0..o.rt_runs {
+        reset_calls(emu);
+        let f = rotate_one(&format!("cold-{dm}-{i}"))?;
+        cold.push(RtRun { wall: f.wall, calls: all_calls(emu), t0: f.started });
+    }
+    // Warm: one serve, targets warm-D-i.
+    let names: Vec<String> = (0..o.rt_runs).map(|i| format!("warm-{dm}-{i}")).collect();
+    let specs: Vec<TargetSpec> = names.iter().map(|n| TargetSpec::new(n.clone(), 0, 0)).collect();
+    let port = free_port();
+    let mut cmd = Command::new(&o.bin);
+    cmd.arg("serve")
+        .env_clear()
+        .envs(env_for(o, emu, &[("PAT_TARGETS", targets_json(emu, &specs))]))
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = cmd.spawn().map_err(|e| e.to_string())?;
+    let ready = first_ok(port, Instant::now(), Duration::from_secs(30));
+    let mut warm = Vec::new();
+    let mut third = Vec::new();
+    let result = (|| -> Result<(), String> {
+        ready.ok_or("serve never answered GET /")?;
+        for n in &names {
+            let v = provision(port, json!({ "target": n }))?;
+            if v["action"] != "created" {
+                return Err(format!("first ProvisionPat {n}: {v}"));
+            }
+            for runs in [&mut warm, &mut third] {
+                // Let the client-side workspace pacing window (30 requests per 1 s + margin)
+                // empty, so that the measured rotation is not held back by the previous ones.
+                std::thread::sleep(PACING_QUIET);
+                reset_calls(emu);
+                let t0 = Instant::now();
+                let v = provision(port, json!({ "target": n, "force": true }))?;
+                let wall = t0.elapsed();
+                if v["action"] != "rotated" {
+                    return Err(format!("forced ProvisionPat {n}: {v}"));
+                }
+                runs.push(RtRun { wall, calls: all_calls(emu), t0 });
+            }
+        }
+        Ok(())
+    })();
+    terminate(child);
+    result?;
+    Ok(RtAtD { cold, warm, third, bare })
+}
+
+fn round_trips(o: &Opts, r: &mut Report) -> Result<(), String> {
+    let emu = Emulators::start(EmulatorOptions::default());
+    progress(&format!("round trips at D = 0 (fixed overheads): {} cold, {} warm", o.rt_runs, o.rt_runs));
+    let zero = rt_at(o, &emu, Duration::ZERO)?; // also warms the page cache and the fakes' TLS
     r.line("## Round trips: one due rotation of one target, the fakes adding D to every request\n");
     r.line(&format!(
         "{} runs per D. *Cold*: a fresh `pat-rotator rotate --json` for a target with no secret (exec → exit, identity tokens included). \
 *Warm*: on a running `pat-rotator serve`, each target is provisioned once (untimed, warms clients and tokens), then a forced `ProvisionPat` is timed (send → answer); \
-*warm, 3rd*: one more forced `ProvisionPat` right after (steady state of back-to-back forced rotations). \
+*warm, 3rd*: one more forced `ProvisionPat` on the same target (steady state of repeated forced rotations). \
+Each timed `ProvisionPat` waits 1.2 s first, so the engine's per-workspace pacing window is empty. \
+*Bare request*: one `GET` to a fake on a new raw connection (D plus the fake's own overhead), 10 per D. \
 *Rounds* = sequential request rounds seen by the fakes (a call arriving ≥ 0.8 D after the first call of the current round starts a new one).\n",
         o.rt_runs
     ));
-    r.line("| D | case | runs | median wall | min–max | wall / D | rounds | target |");
-    r.line("|---|---|---|---|---|---|---|---|");
+    r.line("| D | bare request (baseline) | case | runs | median wall | min–max | wall / D | wall ÷ bare request | rounds | target |");
+    r.line("|---|---|---|---|---|---|---|---|---|---|");
+    let bare0 = median(&zero.bare);
+    for (case, runs) in [
+        ("cold (`rotate`)", &zero.cold),
+        ("warm (2nd `ProvisionPat`, force)", &zero.warm),
+        ("warm, 3rd forced in a row", &zero.third),
+    ] {
+        let walls: Vec<f64> = runs.iter().map(|x| ms(x.wall)).collect();
+        r.line(&format!(
+            "| 0 | {bare0:.2} ms | {case} | {} | {} | – | – | – | – |",
+            runs.len(),
+            stats_cells(&walls, "ms", 1)
+        ));
+    }
     let mut seqs = String::new();
-    let mut medians: Vec<(Duration, f64, f64)> = Vec::new();
+    let mut medians: Vec<(Duration, f64, f64)> = vec![(
+        Duration::ZERO,
+        median(&zero.cold.iter().map(|x| ms(x.wall)).collect::<Vec<_>>()),
+        median(&zero.warm.iter().map(|x| ms(x.wall)).collect::<Vec<_>>()),
+    )];
     for &d in &o.ds {
         let dm = d.as_millis();
         progress(&format!("round trips at D = {dm} ms: {} cold, {} warm", o.rt_runs, o.rt_runs));
-        emu.set_latency(d);
-        let mut cold = Vec::new();
-        for i in 0..o.rt_runs {
-            reset_calls(&emu);
-            let f = rotate_one(&format!("cold-{dm}-{i}"))?;
-            cold.push(RtRun { wall: f.wall, calls: all_calls(&emu), t0: f.started });
-        }
-        // Warm: one serve, targets warm-D-i.
-        let names: Vec<String> = (0..o.rt_runs).map(|i| format!("warm-{dm}-{i}")).collect();
-        let specs: Vec<TargetSpec> = names.iter().map(|n| TargetSpec::new(n.clone(), 0, 0)).collect();
-        let port = free_port();
-        let mut cmd = Command::new(&o.bin);
-        cmd.arg("serve")
-            .env_clear()
-            .envs(program_env(&emu, &[("PAT_TARGETS", targets_json(&emu, &specs))]))
-            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd.spawn().map_err(|e| e.to_string())?;
-        let ready = first_ok(port, Instant::now(), Duration::from_secs(30));
-        let mut warm = Vec::new();
-        let mut third = Vec::new();
-        let result = (|| -> Result<(), String> {
-            ready.ok_or("serve never answered GET /")?;
-            for n in &names {
-                let v = provision(port, json!({ "target": n }))?;
-                if v["action"] != "created" {
-                    return Err(format!("first ProvisionPat {n}: {v}"));
-                }
-                for runs in [&mut warm, &mut third] {
-                    reset_calls(&emu);
-                    let t0 = Instant::now();
-                    let v = provision(port, json!({ "target": n, "force": true }))?;
-                    let wall = t0.elapsed();
-                    if v["action"] != "rotated" {
-                        return Err(format!("forced ProvisionPat {n}: {v}"));
-                    }
-                    runs.push(RtRun { wall, calls: all_calls(&emu), t0 });
-                }
-            }
-            Ok(())
-        })();
-        terminate(child);
-        result?;
-        for (case, runs, target) in
-            [("cold (`rotate`)", &cold, Some(5.0)), ("warm (2nd `ProvisionPat`, force)", &warm, Some(4.0)), ("warm, 3rd forced in a row", &third, None)]
-        {
+        let at = rt_at(o, &emu, d)?;
+        let bare = median(&at.bare);
+        for (case, runs, target) in [
+            ("cold (`rotate`)", &at.cold, Some(5.0)),
+            ("warm (2nd `ProvisionPat`, force)", &at.warm, Some(4.0)),
+            ("warm, 3rd forced in a row", &at.third, None),
+        ] {
             let walls: Vec<f64> = runs.iter().map(|x| ms(x.wall)).collect();
             let m = pick_median(runs);
             let rounds = rounds(&m.calls, d).len();
             let per_d = median(&walls) / ms(d);
             r.line(&format!(
-                "| {dm} ms | {case} | {} | {} | {per_d:.2} | {rounds} | {} |",
+                "| {dm} ms | {bare:.2} ms | {case} | {} | {} | {per_d:.2} | {:.2} | {rounds} | {} |",
                 runs.len(),
                 stats_cells(&walls, "ms", 1),
+                median(&walls) / bare,
                 target.map(|t| format!("≤ {t} D")).unwrap_or_else(|| "–".into())
             ));
             if let Some(t) = target {
                 r.check(
                     &format!("{case} at D = {dm} ms"),
                     &format!("≤ {t} D"),
-                    format!("{per_d:.2} D ({rounds} rounds)"),
+                    format!("{per_d:.2} D ({:.2} × bare request), {rounds} sequential rounds", median(&walls) / bare),
                     per_d <= t,
                 );
             }
-            seqs.push_str(&sequence(&format!("{case}, D = {dm} ms, median run ({:.1} ms):", ms(m.wall)), &m.calls, m.t0, d, m.wall));
-            seqs.push('\n');
+            if o.all_sequences {
+                for (i, x) in runs.iter().enumerate() {
+                    seqs.push_str(&sequence(
+                        &format!("{case}, D = {dm} ms, run {} ({:.1} ms):", i + 1, ms(x.wall)),
+                        &x.calls,
+                        x.t0,
+                        d,
+                        x.wall,
+                    ));
+                    seqs.push('\n');
+                }
+            } else {
+                seqs.push_str(&sequence(
+                    &format!("{case}, D = {dm} ms, median run ({:.1} ms):", ms(m.wall)),
+                    &m.calls,
+                    m.t0,
+                    d,
+                    m.wall,
+                ));
+                seqs.push('\n');
+            }
         }
-        let cold_m = median(&cold.iter().map(|x| ms(x.wall)).collect::<Vec<_>>());
-        let warm_m = median(&warm.iter().map(|x| ms(x.wall)).collect::<Vec<_>>());
-        medians.push((d, cold_m, warm_m));
+        medians.push((
+            d,
+            median(&at.cold.iter().map(|x| ms(x.wall)).collect::<Vec<_>>()),
+            median(&at.warm.iter().map(|x| ms(x.wall)).collect::<Vec<_>>()),
+        ));
     }
     emu.set_latency(Duration::ZERO);
-    if medians.len() >= 2 {
-        let (d1, c1, w1) = medians[0];
+    if medians.len() >= 3 {
+        let (d1, c1, w1) = medians[1];
         let (d2, c2, w2) = medians[medians.len() - 1];
         let dd = ms(d2) - ms(d1);
         let (kc, kw) = ((c2 - c1) / dd, (w2 - w1) / dd);
         r.line("");
         r.line(&format!(
-            "Fit wall = k·D + overhead between D = {} and {} ms: cold k = {kc:.2}, overhead {:.1} ms; warm k = {kw:.2}, overhead {:.1} ms.",
+            "Slope between D = {} and {} ms (sequential round trips on the critical path): cold {kc:.2}, warm {kw:.2}. At D = 0: cold {:.1} ms, warm {:.1} ms (fixed costs).",
             d1.as_millis(),
             d2.as_millis(),
-            c1 - kc * ms(d1),
-            w1 - kw * ms(d1)
+            medians[0].1,
+            medians[0].2
         ));
     }
     r.line("\nRequest sequences (arrival at the fake, relative to exec for cold and to the request for warm):\n");
@@ -508,8 +660,9 @@ fn original(o: &Opts, r: &mut Report) -> Result<(), String> {
     };
     let run_tool = |name: &str| -> Result<Duration, String> {
         let spec = TargetSpec::new(name, 0, 0).with_resource_id();
-        let env = program_env(&emu, &[("PAT_TARGETS", targets_json(&emu, &[spec]))]);
-        let f = run(Command::new(&o.bin).args(["rotate", "--json"]).env_clear().envs(env)).map_err(|e| e.to_string())?;
+        let env = env_for(o, &emu, &[("PAT_TARGETS", targets_json(&emu, &[spec]))]);
+        let f =
+            run(Command::new(&o.bin).args(["rotate", "--json"]).env_clear().envs(env)).map_err(|e| e.to_string())?;
         let v = f.json();
         if f.code != 0 || v[0]["action"] != "created" {
             return Err(format!("rotate {name}: exit {} {v}", f.code));
@@ -572,16 +725,26 @@ struct ScaleRun {
     warn_lines: usize,
 }
 
-fn scale_once(o: &Opts, vaults: usize, workspaces: usize, log: &std::path::Path) -> Result<ScaleRun, String> {
+fn scale_once(
+    o: &Opts,
+    vaults: usize,
+    workspaces: usize,
+    settings: &[(&str, String)],
+    log: &std::path::Path,
+) -> Result<ScaleRun, String> {
     let emu = Emulators::start(EmulatorOptions {
         workspaces,
         vaults,
         workspace: WorkspaceOptions { rate_limit: Some(WS_RATE), ..Default::default() },
         ..Default::default()
     });
-    let specs: Vec<TargetSpec> = (0..SCALE_TARGETS).map(|i| TargetSpec::new(format!("t{i}"), i % workspaces, i % vaults)).collect();
-    let env = program_env(&emu, &[("PAT_TARGETS", targets_json(&emu, &specs))]);
-    let f = run(Command::new(&o.bin).args(["rotate", "--json"]).env_clear().envs(env)).map_err(|e| e.to_string())?;
+    let specs: Vec<TargetSpec> =
+        (0..SCALE_TARGETS).map(|i| TargetSpec::new(format!("t{i}"), i % workspaces, i % vaults)).collect();
+    let mut all = vec![("PAT_TARGETS", targets_json(&emu, &specs))];
+    all.extend(settings.iter().cloned());
+    let env = env_for(o, &emu, &all);
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let f = run_with_peak_rss(&me, &o.bin, &["rotate", "--json"], env).map_err(|e| e.to_string())?;
     let _ = std::fs::write(log, &f.stderr);
     let v = f.json();
     let arr = v.as_array().ok_or_else(|| format!("rotate: not an array: {}", tail(&f.stdout, 5)))?;
@@ -631,18 +794,34 @@ Fresh emulators per run. D = 0.\n",
     r.line("| case | run | wall | wall ÷ floor | exit | created | Key Vault 429 | Databricks 429 | writes | first → last write | max writes / 10 s / vault | KV / DBX requests | warn+error log lines | peak RSS |");
     r.line("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut rss_all = Vec::new();
-    let cases = [("1 vault, 10 workspaces", 1usize, 10usize, o.scale_runs), ("50 vaults, 50 workspaces", 50, 50, o.scale50_runs)];
+    let unpaced = vec![("PAT_KV_WRITES_PER_10S", "100000".to_string())];
+    // (label, vaults, workspaces, runs, extra settings)
+    type Case<'a> = (&'a str, usize, usize, usize, &'a [(&'a str, String)]);
+    let cases: [Case; 3] = [
+        ("1 vault, 10 workspaces", 1, 10, o.scale_runs, &[]),
+        ("50 vaults, 50 workspaces", 50, 50, o.scale50_runs, &[]),
+        // The same-run reference: what the client-side pacing of writes buys.
+        (
+            "1 vault, 10 workspaces, write pacing off (`PAT_KV_WRITES_PER_10S=100000`)",
+            1,
+            10,
+            o.scale_runs.min(1),
+            &unpaced,
+        ),
+    ];
     let mut summaries = Vec::new();
-    for (label, vaults, workspaces, runs) in cases {
+    for (label, vaults, workspaces, runs, settings) in cases {
+        let paced = settings.is_empty();
         let mut walls = Vec::new();
         let mut all_ok = true;
         let mut kv429 = 0;
         let mut ws429 = 0;
         for i in 0..runs {
             progress(&format!("scale: {label}, run {}/{runs}", i + 1));
-            let log = dir.join(format!("scale-{vaults}v-run{i}.stderr.log"));
-            let s = scale_once(o, vaults, workspaces, &log)?;
-            let ratio = if vaults == 1 { format!("{:.3}", s.wall.as_secs_f64() / floor.as_secs_f64()) } else { "–".into() };
+            let log = dir.join(format!("scale-{vaults}v{}-run{i}.stderr.log", if paced { "" } else { "-unpaced" }));
+            let s = scale_once(o, vaults, workspaces, settings, &log)?;
+            let ratio =
+                if vaults == 1 { format!("{:.3}", s.wall.as_secs_f64() / floor.as_secs_f64()) } else { "–".into() };
             r.line(&format!(
                 "| {label} | {} | {:.2} s | {ratio} | {} | {} | {} | {} | {} | {:.2} → {:.2} s | {} | {} / {} | {} | {:.1} MiB |",
                 i + 1,
@@ -666,10 +845,10 @@ Fresh emulators per run. D = 0.\n",
             ws429 += s.ws429;
             rss_all.push(s.rss_kib);
         }
-        summaries.push((label, vaults, walls, all_ok, kv429, ws429));
+        summaries.push((label, vaults, paced, walls, all_ok, kv429, ws429));
     }
     r.line("");
-    for (label, vaults, walls, all_ok, kv429, ws429) in summaries {
+    for (label, vaults, paced, walls, all_ok, kv429, ws429) in summaries {
         if walls.is_empty() {
             continue;
         }
@@ -679,12 +858,18 @@ Fresh emulators per run. D = 0.\n",
             walls.len(),
             if vaults == 1 { format!(" = {:.3} × floor", m / floor.as_secs_f64()) } else { String::new() }
         ));
+        if !paced {
+            continue;
+        }
         if vaults == 1 {
             let limit = floor.as_secs_f64() * 1.1;
             r.check(
                 "1,000 targets, 1 vault",
                 &format!("≤ 1.1 × floor = {limit:.0} s, 0 Key Vault 429s"),
-                format!("{m:.2} s median ({:.3} × floor), {kv429} Key Vault 429s, {ws429} Databricks 429s", m / floor.as_secs_f64()),
+                format!(
+                    "{m:.2} s median ({:.3} × floor), {kv429} Key Vault 429s, {ws429} Databricks 429s",
+                    m / floor.as_secs_f64()
+                ),
                 m <= limit && kv429 == 0 && all_ok,
             );
         } else {
@@ -699,12 +884,17 @@ Fresh emulators per run. D = 0.\n",
     if let Some(peak) = rss_all.iter().max() {
         let mib = *peak as f64 / 1024.0;
         r.line(&format!(
-            "\nPeak RSS of the `pat-rotator rotate` process (`wait4` `ru_maxrss`) over all {} scale runs: max {mib:.1} MiB ({:.1} MB), median {:.1} MiB. stderr of each run: `target/bench/scale-*.stderr.log`.\n",
+            "\nPeak RSS of the `pat-rotator rotate` process (`ru_maxrss` from `wait4` in a small spawner process, see `bench/src/lib.rs` `run_with_peak_rss`) over all {} scale runs: max {mib:.1} MiB ({:.1} MB), median {:.1} MiB. stderr of each run: `target/bench/scale-*.stderr.log`.\n",
             rss_all.len(),
             *peak as f64 * 1024.0 / 1e6,
             median(&rss_all.iter().map(|x| *x as f64 / 1024.0).collect::<Vec<_>>())
         ));
-        r.check("peak RSS at 1,000 targets", "≤ 40 MB", format!("{:.1} MB (max of {} runs)", *peak as f64 * 1024.0 / 1e6, rss_all.len()), *peak * 1024 <= 40_000_000);
+        r.check(
+            "peak RSS at 1,000 targets",
+            "≤ 40 MB",
+            format!("{:.1} MB (max of {} runs)", *peak as f64 * 1024.0 / 1e6, rss_all.len()),
+            *peak * 1024 <= 40_000_000,
+        );
     }
     Ok(())
 }

@@ -12,7 +12,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use pat_rotator_bench::{Finished, TargetSpec, max_in_window, program, program_env, run, tail, targets_json, write_times};
+use pat_rotator_bench::{
+    Finished, TargetSpec, max_in_window, program, program_env, run, tail, targets_json, write_times,
+};
 use pat_rotator_emulators::{EmulatorOptions, Emulators, KeyVaultOptions, KvThrottle, WorkspaceOptions, WsRateLimit};
 
 /// The fake vault's shrunk limit: 10 secret writes per 2 s sliding window.
@@ -22,7 +24,12 @@ const WRITE_LIMIT: usize = 10;
 fn shrunk_vault() -> Emulators {
     Emulators::start(EmulatorOptions {
         keyvault: KeyVaultOptions {
-            throttle: Some(KvThrottle { window: WINDOW, write_limit: WRITE_LIMIT, other_limit: 4000, retry_after: true }),
+            throttle: Some(KvThrottle {
+                window: WINDOW,
+                write_limit: WRITE_LIMIT,
+                other_limit: 4000,
+                retry_after: true,
+            }),
             ..Default::default()
         },
         ..Default::default()
@@ -75,6 +82,13 @@ fn paced_vault_writes_get_no_429_and_span_at_least_two_windows() {
     assert!(max_in_window(&writes, WINDOW) <= WRITE_LIMIT, "more than {WRITE_LIMIT} writes arrived within {WINDOW:?}");
     // 25 writes at 10 per window: the 21st cannot arrive before two windows after the first.
     let span = writes[24].duration_since(writes[0]);
+    eprintln!(
+        "paced vault: {} writes, at most {} in any {WINDOW:?}, first→last {span:?}, pass {:?}, 429s {}",
+        writes.len(),
+        max_in_window(&writes, WINDOW),
+        f.wall,
+        emu.vault(0).throttled_count()
+    );
     assert!(span >= 2 * WINDOW, "writes spanned only {span:?}");
     assert!(f.wall >= 2 * WINDOW, "the pass took only {:?}", f.wall);
 }
@@ -87,6 +101,7 @@ fn unpaced_vault_writes_are_throttled_by_the_fake_and_the_engine_converges_throu
     assert_all_created(&emu, &f, 25);
 
     let throttled = emu.vault(0).throttled_count();
+    eprintln!("unpaced vault: {throttled} Key Vault 429s, pass {:?}", f.wall);
     assert!(throttled > 0, "the fake vault never answered 429: the paced test above would prove nothing");
     assert_eq!(kv_set_statuses(&emu).iter().filter(|s| **s == 429).count() as u64, throttled);
     let writes = write_times(&emu, 0);
@@ -97,7 +112,10 @@ fn unpaced_vault_writes_are_throttled_by_the_fake_and_the_engine_converges_throu
 /// The fake workspace's shrunk limit (token bucket) and a client budget just under it.
 fn shrunk_workspace() -> Emulators {
     Emulators::start(EmulatorOptions {
-        workspace: WorkspaceOptions { rate_limit: Some(WsRateLimit { burst: 10, per_second: 10.0 }), ..Default::default() },
+        workspace: WorkspaceOptions {
+            rate_limit: Some(WsRateLimit { burst: 10, per_second: 10.0 }),
+            ..Default::default()
+        },
         ..Default::default()
     })
 }
@@ -107,6 +125,7 @@ fn paced_workspace_calls_get_no_429() {
     let emu = shrunk_workspace();
     let f = rotate_all(&emu, 10, &[("PAT_WORKSPACE_RPS", "8")]);
     assert_all_created(&emu, &f, 10);
+    eprintln!("paced workspace: {} Databricks 429s, pass {:?}", emu.workspace(0).throttled_count(), f.wall);
     assert_eq!(emu.workspace(0).throttled_count(), 0, "the paced pass provoked Databricks 429s");
     // list + create + verify per target, at most 8 per (1 s + margin): over 3 s.
     assert!(f.wall >= Duration::from_secs(3), "30 calls at 8/s took only {:?}", f.wall);
@@ -117,7 +136,11 @@ fn unpaced_workspace_calls_are_throttled_and_the_engine_converges_through_retrie
     let emu = shrunk_workspace();
     let f = rotate_all(&emu, 10, &[("PAT_WORKSPACE_RPS", "0")]);
     assert_all_created(&emu, &f, 10);
-    assert!(emu.workspace(0).throttled_count() > 0, "the fake workspace never answered 429: the paced test proves nothing");
+    eprintln!("unpaced workspace: {} Databricks 429s, pass {:?}", emu.workspace(0).throttled_count(), f.wall);
+    assert!(
+        emu.workspace(0).throttled_count() > 0,
+        "the fake workspace never answered 429: the paced test proves nothing"
+    );
     // A refused create is retried (the workspace did not act): one token per target.
     let ws = emu.workspace(0);
     assert_eq!(ws.tokens(ws.principal()).len(), 10, "exactly one live token per target");

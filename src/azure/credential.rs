@@ -120,9 +120,25 @@ pub fn build_credential(settings: &Settings, http: &reqwest::Client) -> Result<A
     Ok(cred)
 }
 
+/// Makes a new SDK credential of the configured kind (no I/O).
+pub type CredentialFactory = Arc<dyn Fn() -> Result<Arc<dyn TokenCredential>> + Send + Sync>;
+
+/// A factory for the credential `PAT_CREDENTIAL` selects; builds one at once so that a bad
+/// setting is reported before any request.
+pub fn credential_factory(settings: &Settings, http: &reqwest::Client) -> Result<CredentialFactory> {
+    build_credential(settings, http)?;
+    let (settings, http) = (settings.clone(), http.clone());
+    Ok(Arc::new(move || build_credential(&settings, &http)))
+}
+
 /// Cached, de-duplicated, retried access to Entra ID tokens. See the module docs.
+///
+/// It keeps one SDK credential per scope: `azure_identity`'s own cache holds a single write
+/// lock across a token fetch for *any* scope, so one shared credential would fetch the
+/// Databricks, management and vault tokens one after the other instead of at once.
 pub struct TokenSource {
-    credential: Arc<dyn TokenCredential>,
+    factory: CredentialFactory,
+    credentials: Mutex<HashMap<String, Arc<dyn TokenCredential>>>,
     kind: &'static str,
     retry: RetryPolicy,
     cache: Mutex<HashMap<String, AccessToken>>,
@@ -137,9 +153,10 @@ impl std::fmt::Debug for TokenSource {
 }
 
 impl TokenSource {
-    pub fn new(credential: Arc<dyn TokenCredential>, kind: CredentialKind, retry: RetryPolicy) -> Arc<TokenSource> {
+    pub fn new(factory: CredentialFactory, kind: CredentialKind, retry: RetryPolicy) -> Arc<TokenSource> {
         Arc::new(TokenSource {
-            credential,
+            factory,
+            credentials: Mutex::new(HashMap::new()),
             kind: kind.as_str(),
             retry,
             cache: Mutex::new(HashMap::new()),
@@ -181,8 +198,19 @@ impl TokenSource {
         (left > REFRESH_BEFORE).then(|| t.clone())
     }
 
+    fn credential(&self, scope: &str) -> Result<Arc<dyn TokenCredential>> {
+        let mut creds = self.credentials.lock().expect("token source lock");
+        if let Some(c) = creds.get(scope) {
+            return Ok(c.clone());
+        }
+        let c = (self.factory)()?;
+        creds.insert(scope.to_string(), c.clone());
+        Ok(c)
+    }
+
     async fn fetch(&self, scope: &str) -> Result<AccessToken> {
-        let t = self.credential.get_token(&[scope], None).await.map_err(|e| self.classify(scope, &e))?;
+        let credential = self.credential(scope)?;
+        let t = credential.get_token(&[scope], None).await.map_err(|e| self.classify(scope, &e))?;
         let left = t.expires_on - OffsetDateTime::now_utc();
         if left < MIN_USABLE {
             return Err(Error::new(

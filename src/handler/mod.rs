@@ -52,6 +52,7 @@ pub async fn serve(port: u16, state: Arc<State>) -> std::io::Result<()> {
     let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(dispatch)))
         .workers(2)
         .disable_signals()
+        .tcp_nodelay(true)
         .bind(("127.0.0.1", port))?
         .run();
     tracing::info!(port, "pat-rotator custom handler listening on 127.0.0.1");
