@@ -174,6 +174,18 @@ pub fn check_config(json: bool) -> ExitCode {
             config.settings.credential.as_str(),
             config.settings.max_concurrency
         );
+        let mut per_workspace: std::collections::BTreeMap<&str, usize> = Default::default();
+        for t in &config.targets {
+            *per_workspace.entry(t.workspace_url.as_str()).or_default() += 1;
+        }
+        for (ws, n) in per_workspace {
+            // Each target keeps up to two tokens (current and, within its grace, previous).
+            if n * 2 > QUOTA_HEADROOM {
+                println!(
+                    "warning: {n} targets share workspace {ws}; with a current and a previous token each they can exceed Databricks' quota of 600 tokens per identity and workspace"
+                );
+            }
+        }
         for t in &config.targets {
             let interval = t.lifetime_days - t.renew_before_days;
             if interval >= 90 {
@@ -186,6 +198,10 @@ pub fn check_config(json: bool) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+/// Tokens per identity and workspace that the targets may use before `check-config` warns
+/// (Databricks' quota is 600; the rest is left for orphans and the identity's other tokens).
+const QUOTA_HEADROOM: usize = 500;
 
 pub fn outcome_table(outcomes: &[Outcome]) -> String {
     let rows: Vec<Vec<String>> = outcomes
