@@ -128,6 +128,11 @@ impl DatabricksWorkspace {
         Ok(Answer { status, retry_after, body })
     }
 
+    /// What an unsuccessful answer of the identity's call means.
+    fn refusal(&self, op: &str, a: &Answer) -> Error {
+        errors::from_answer(op, &self.base, a.status, a.retry_after.as_deref(), &a.body, self.resource_id.is_some())
+    }
+
     /// An idempotent call, retried; returns the body of a 2xx answer.
     async fn call(
         &self,
@@ -139,18 +144,7 @@ impl DatabricksWorkspace {
         self.retry
             .run(op, || async {
                 let a = self.exchange(method.clone(), path, body.clone(), Auth::Identity).await?;
-                if a.status.is_success() {
-                    Ok(a.body)
-                } else {
-                    Err(errors::from_answer(
-                        op,
-                        &self.base,
-                        a.status,
-                        a.retry_after.as_deref(),
-                        &a.body,
-                        self.resource_id.is_some(),
-                    ))
-                }
+                if a.status.is_success() { Ok(a.body) } else { Err(self.refusal(op, &a)) }
             })
             .await
     }
@@ -189,14 +183,7 @@ impl Workspace for DatabricksWorkspace {
                     });
                 }
                 Ok(a) => {
-                    let e = errors::from_answer(
-                        "creating a token",
-                        &self.base,
-                        a.status,
-                        a.retry_after.as_deref(),
-                        &a.body,
-                        self.resource_id.is_some(),
-                    );
+                    let e = self.refusal("creating a token", &a);
                     if a.status == StatusCode::TOO_MANY_REQUESTS {
                         e // not processed: safe to retry
                     } else if a.status.is_server_error() {
@@ -236,14 +223,7 @@ impl Workspace for DatabricksWorkspace {
                 if a.status.is_success() || errors::is_already_gone(a.status, &a.body) {
                     Ok(())
                 } else {
-                    Err(errors::from_answer(
-                        "revoking a token",
-                        &self.base,
-                        a.status,
-                        a.retry_after.as_deref(),
-                        &a.body,
-                        self.resource_id.is_some(),
-                    ))
+                    Err(self.refusal("revoking a token", &a))
                 }
             })
             .await
