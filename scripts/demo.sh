@@ -86,4 +86,7 @@ for i, v in enumerate(s["vaults"]):
         print(f"vault {i}: secret {sec['name']}: {len(sec['versions'])} version(s); "
               f"latest names token {latest.get('databricks-token-id', '?')[:12]}…, expires {latest.get('token-expires-at')}")
 PY
-say "Done: every secret holds a token that the workspace accepts; superseded tokens are revoked."
+say "Done: every secret holds a token that its workspace accepts (each was verified before it was written)."
+echo "analytics (revoke_grace_hours=0) keeps only its current token: each superseded one was revoked at once."
+echo "finance keeps its previous token for its 24 h grace; a token superseded twice in a row is revoked by the"
+echo "first run after it is an hour old (the orphan window that keeps concurrent rotations safe)."
