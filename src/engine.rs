@@ -49,6 +49,7 @@ pub struct Engine {
     retry: RetryPolicy,
     tokens: OnceLock<std::result::Result<Arc<TokenSource>, Error>>,
     workspaces: Mutex<HashMap<WorkspaceKey, Arc<DatabricksWorkspace>>>,
+    workspace_pacers: Mutex<HashMap<String, Arc<RateLimiter>>>,
     vaults: Mutex<HashMap<String, Arc<KeyVaultStore>>>,
     vault_pacers: Mutex<HashMap<String, VaultPacers>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -70,6 +71,7 @@ impl Engine {
             config: Arc::new(config),
             tokens: OnceLock::new(),
             workspaces: Mutex::new(HashMap::new()),
+            workspace_pacers: Mutex::new(HashMap::new()),
             vaults: Mutex::new(HashMap::new()),
             vault_pacers: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
@@ -99,14 +101,12 @@ impl Engine {
         let rps = self.config.settings.pacing.workspace_rps;
         // One pacer per workspace URL, shared by clients with and without a resource id.
         let pacer = (rps > 0).then(|| {
-            let existing = self
-                .workspaces
+            self.workspace_pacers
                 .lock()
                 .expect("engine lock")
-                .iter()
-                .find(|((url, _), _)| url == &t.workspace_url)
-                .and_then(|(_, w)| w.pacer());
-            existing.unwrap_or_else(|| Arc::new(RateLimiter::new(rps, Duration::from_secs(1))))
+                .entry(t.workspace_url.clone())
+                .or_insert_with(|| Arc::new(RateLimiter::new(rps, Duration::from_secs(1))))
+                .clone()
         });
         let w = Arc::new(DatabricksWorkspace::new(
             self.http.clone(),

@@ -164,6 +164,8 @@ impl Workspace for DatabricksWorkspace {
             body["scopes"] = json!(scopes);
         }
         // Retried only where the workspace cannot have acted: a refused connection, or 429.
+        // (Not through `RetryPolicy::run`: it would also retry a timeout, which here may mean a
+        // token was created.)
         let mut attempt = 1;
         loop {
             let answer = self
@@ -196,15 +198,10 @@ impl Workspace for DatabricksWorkspace {
                 Err(e) if e.code == Code::IdentityUnavailable => return Err(CreateError::Refused(e)),
                 Err(e) => return Err(CreateError::Ambiguous(e)),
             };
-            if attempt >= self.retry.attempts {
-                return Err(CreateError::Refused(err));
+            match self.retry.next_wait(attempt, &err) {
+                Ok(wait) => tokio::time::sleep(wait).await,
+                Err(_) => return Err(CreateError::Refused(err)),
             }
-            let wait =
-                err.retry_after.unwrap_or(self.retry.base_delay * 2u32.pow(attempt - 1)).min(self.retry.max_delay);
-            if crate::transport::retry::deadline().is_some_and(|d| tokio::time::Instant::now() + wait >= d) {
-                return Err(CreateError::Refused(err));
-            }
-            tokio::time::sleep(wait).await;
             attempt += 1;
         }
     }
@@ -257,12 +254,5 @@ impl Workspace for DatabricksWorkspace {
             .await
             .ok()?;
         wire::parse_max_lifetime(&body)
-    }
-}
-
-impl DatabricksWorkspace {
-    /// The pacer this client uses, so clients of the same workspace can share it.
-    pub fn pacer(&self) -> Option<Arc<RateLimiter>> {
-        self.pacer.clone()
     }
 }

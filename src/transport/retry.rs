@@ -82,30 +82,50 @@ impl RetryPolicy {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            if !err.transient || attempt >= self.attempts {
-                return Err(self.exhausted(err, attempt));
+            if !err.transient {
+                return Err(err);
             }
-            let backoff = self.base_delay.saturating_mul(1 << (attempt - 1).min(16));
-            let wait = err.retry_after.unwrap_or_else(|| jitter(backoff)).min(self.max_delay);
-            if let Some(d) = deadline()
-                && Instant::now() + wait >= d
-            {
-                let mut e = self.exhausted(err, attempt);
-                e.message.push_str(" (the invocation's time budget does not allow another attempt)");
-                return Err(e);
-            }
+            let wait = match self.next_wait(attempt, &err) {
+                Ok(w) => w,
+                Err(stop) => return Err(self.exhausted(err, attempt, stop)),
+            };
             tracing::debug!(what, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
     }
 
-    fn exhausted(&self, mut e: Error, attempts: u32) -> Error {
-        if e.transient && attempts > 1 {
+    /// How long to wait after failed attempt number `attempt` (1-based) before the next one:
+    /// the service's `Retry-After` if it sent one, else exponential back-off with jitter, capped.
+    /// `Err` when there is to be no next attempt.
+    pub fn next_wait(&self, attempt: u32, err: &Error) -> std::result::Result<Duration, Stop> {
+        if attempt >= self.attempts {
+            return Err(Stop::Attempts);
+        }
+        let backoff = self.base_delay.saturating_mul(1 << (attempt - 1).min(16));
+        let wait = err.retry_after.unwrap_or_else(|| jitter(backoff)).min(self.max_delay);
+        match deadline() {
+            Some(d) if Instant::now() + wait >= d => Err(Stop::Deadline),
+            _ => Ok(wait),
+        }
+    }
+
+    fn exhausted(&self, mut e: Error, attempts: u32, stop: Stop) -> Error {
+        if attempts > 1 {
             e.message.push_str(&format!(" (after {attempts} attempts)"));
+        }
+        if stop == Stop::Deadline {
+            e.message.push_str(" (the invocation's time budget does not allow another attempt)");
         }
         e
     }
+}
+
+/// Why [`RetryPolicy::next_wait`] allows no further attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Attempts,
+    Deadline,
 }
 
 /// ±20 % around `d`, so that many targets backing off together do not retry in lockstep.
