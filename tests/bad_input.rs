@@ -136,9 +136,7 @@ fn every_invalid_flat_and_service_setting_is_named() {
 
 #[test]
 fn provision_corpus_gets_clear_4xx_and_no_upstream_call() {
-    let mut w = World::new();
-    let t = w.target("t", 0, 0);
-    w.targets(&[t]);
+    let w = World::one_target(&[]);
     let h = w.serve(&[]);
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/provision");
     let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
@@ -173,8 +171,6 @@ fn provision_corpus_gets_clear_4xx_and_no_upstream_call() {
     assert_eq!(h.post_raw("/api/ProvisionPat/../RotatePat", "application/json", "{}".into()).status, 404);
     assert_eq!(h.post_raw("/api/ProvisionPat/extra", "application/json", "{}".into()).status, 404);
     assert_eq!(h.get("/RotatePat").status, 405);
-    let upstream_before_dry_runs = w.upstream_calls();
-    let _ = upstream_before_dry_runs;
     // Only the dry runs of the 200 cases reached upstream (reads), never a write.
     assert_eq!(kv_writes(&w, 0), 0);
     assert_eq!(ws_count(&w, 0, "create") + ws_count(&w, 0, "delete"), 0);
@@ -182,9 +178,7 @@ fn provision_corpus_gets_clear_4xx_and_no_upstream_call() {
 
 #[test]
 fn bad_requests_alone_make_zero_upstream_calls() {
-    let mut w = World::new();
-    let t = w.target("t", 0, 0);
-    w.targets(&[t]);
+    let w = World::one_target(&[]);
     let h = w.serve(&[]);
     for body in [&b"{"[..], b"", br#"{"target":"nope"}"#, br#"{"target":"t","x":1}"#, br#"{"target":1}"#] {
         assert!(h.provision_raw(Some("application/json"), body.to_vec()).status >= 400);
@@ -194,9 +188,7 @@ fn bad_requests_alone_make_zero_upstream_calls() {
 
 #[test]
 fn timer_corpus_never_fails_the_invocation_for_its_shape() {
-    let mut w = World::new();
-    let t = w.target("t", 0, 0);
-    w.targets(&[t]);
+    let w = World::one_target(&[]);
     let h = w.serve(&[]);
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/timer");
     let mut n = 0;

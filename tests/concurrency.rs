@@ -6,15 +6,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use common::*;
 use serde_json::json;
 
 fn setup() -> (World, String) {
-    let mut w = World::new();
-    let t = w.target("t", 0, 0);
-    w.targets(&[t]);
+    let w = World::one_target(&[]);
     let seeded = w.seed_managed(0, 0, "t", DAY, 90 * DAY, None);
     (w, seeded)
 }
@@ -110,5 +108,4 @@ fn two_cli_processes_forcing_at_once() {
     assert_eq!((x.0, y.0), (0, 0), "{x:?} {y:?}");
     assert_bounded(&w);
     assert_converges(&w);
-    let _ = Duration::ZERO;
 }

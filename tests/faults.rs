@@ -10,15 +10,8 @@ use common::*;
 use pat_rotator_emulators::{EmulatorOptions, workspace::WorkspaceOptions};
 use serde_json::{Value, json};
 
-/// A world with one target `t` (secret `t-pat`) on workspace 0 / vault 0.
 fn world(extra: &[(&str, Value)]) -> World {
-    let mut w = World::new();
-    let mut t = w.target("t", 0, 0);
-    for (k, v) in extra {
-        t[*k] = v.clone();
-    }
-    w.targets(&[t]);
-    w
+    World::one_target(extra)
 }
 
 /// The state both sides are in, to compare before and after a failed run.

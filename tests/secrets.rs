@@ -13,11 +13,7 @@ use serde_json::json;
 const TRACE: (&str, &str) = ("RUST_LOG", "trace");
 
 fn world() -> World {
-    let mut w = World::new();
-    let mut t = w.target("t", 0, 0);
-    t["revoke_grace_hours"] = json!(0);
-    w.targets(&[t]);
-    w
+    World::one_target(&[("revoke_grace_hours", json!(0))])
 }
 
 fn exercise(w: &World, env: &[(&str, &str)]) {

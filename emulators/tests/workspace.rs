@@ -81,25 +81,13 @@ async fn create_list_delete_with_the_documented_shapes() {
     assert_eq!(i["expiry_time"].as_i64().unwrap() - i["creation_time"].as_i64().unwrap(), 2 * 365 * 86_400_000);
     assert!(i.get("comment").is_none(), "empty comment is omitted");
 
-    let r = w
-        .http
-        .post(w.url("/api/2.0/token/delete"))
-        .bearer_auth(&w.aad)
-        .json(&json!({"token_id": id}))
-        .send()
-        .await
-        .unwrap();
+    let delete =
+        || w.http.post(w.url("/api/2.0/token/delete")).bearer_auth(&w.aad).json(&json!({"token_id": id})).send();
+    let r = delete().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.unwrap(), "{}");
     assert!(!w.emu.workspace(0).is_live(id));
-    let r = w
-        .http
-        .post(w.url("/api/2.0/token/delete"))
-        .bearer_auth(&w.aad)
-        .json(&json!({"token_id": id}))
-        .send()
-        .await
-        .unwrap();
+    let r = delete().await.unwrap();
     let (status, code, _) = dbx_error(r).await;
     assert_eq!((status, code.as_str()), (404, "RESOURCE_DOES_NOT_EXIST"));
 

@@ -68,6 +68,18 @@ impl World {
         })
     }
 
+    /// A world with one target `t` (secret `t-pat`) on workspace 0 and vault 0, with the
+    /// given fields of the target object overridden.
+    pub fn one_target(fields: &[(&str, Value)]) -> World {
+        let mut w = World::new();
+        let mut t = w.target("t", 0, 0);
+        for (k, v) in fields {
+            t[*k] = v.clone();
+        }
+        w.targets(&[t]);
+        w
+    }
+
     pub fn targets(&mut self, targets: &[Value]) -> &mut Self {
         let s = serde_json::to_string(targets).unwrap();
         self.set("PAT_TARGETS", &s)
