@@ -62,7 +62,7 @@ impl Engine {
         let retry = RetryPolicy {
             attempts: s.retry_attempts,
             base_delay: s.retry_base_delay,
-            max_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(crate::config::MAX_RETRY_WAIT_SECS),
             call_timeout: s.call_timeout,
         };
         Engine {
@@ -168,14 +168,18 @@ impl Engine {
             .collect()
     }
 
-    /// One pass over `targets`, in their order, at most `PAT_MAX_CONCURRENCY` at a time.
+    /// One pass over `targets`, at most `PAT_MAX_CONCURRENCY` at a time. A slot is given to the
+    /// next target as soon as any target finishes (a hung workspace holds up only its own
+    /// targets); the outcomes are reported in the order of `targets`.
     pub async fn run(&self, targets: &[&Target], opts: RunOptions) -> Vec<Outcome> {
         let deadline = Instant::now() + opts.budget;
-        futures::stream::iter(targets.iter().copied())
-            .map(|t| self.run_target(t, opts, deadline))
-            .buffered(self.config.settings.max_concurrency)
+        let mut done: Vec<(usize, Outcome)> = futures::stream::iter(targets.iter().copied().enumerate())
+            .map(|(i, t)| async move { (i, self.run_target(t, opts, deadline).await) })
+            .buffer_unordered(self.config.settings.max_concurrency)
             .collect()
-            .await
+            .await;
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, o)| o).collect()
     }
 
     async fn run_target(&self, t: &Target, opts: RunOptions, deadline: Instant) -> Outcome {
@@ -202,6 +206,7 @@ impl Engine {
                 workspace: ws.as_ref() as &dyn Workspace,
                 store: store.as_ref() as &dyn SecretStore,
                 clock: &SystemClock,
+                retry: &self.retry,
             };
             let req = Request { target: t, force: opts.force, dry_run: opts.dry_run };
             let (_, outcome) = futures::join!(self.prefetch(t, &ws), rotate::rotate(req, &ports));
@@ -266,7 +271,7 @@ impl Engine {
         };
         let (tokens, secret) = futures::join!(ws.list_tokens(), store.read_latest(&t.secret_name));
         let secret = match secret {
-            Ok(s) => s,
+            Ok(s) => s.latest,
             Err(e) => {
                 row.error = Some(ErrorBody::from(&e));
                 None
@@ -283,7 +288,7 @@ impl Engine {
             row.days_left = v.token_expires_at.map(|e| (e - now).whole_days());
             match &tokens {
                 Ok(list) => {
-                    let found = v.token_id.as_ref().and_then(|id| list.iter().find(|tok| &tok.id == id));
+                    let found = v.token_id.as_ref().and_then(|id| list.tokens.iter().find(|tok| &tok.id == id));
                     row.token_exists = Some(found.is_some());
                     if let Some(tok) = found {
                         row.expires_at = tok.expires_at.map(rfc3339);
