@@ -56,7 +56,7 @@ fn find_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 /// (`X-Azure-Functions-InvocationId`), so the per-target lines and the failure summary can be
 /// found beside the failed invocation in Application Insights.
 pub async fn rotate_pat(body: Result<Vec<u8>, BodyError>, state: &State, invocation_id: Option<&str>) -> HttpResponse {
-    let span = tracing::info_span!("RotatePat", invocation_id = invocation_id.unwrap_or("-"));
+    let span = tracing::info_span!("RotatePat", invocation_id = %invocation_id.unwrap_or("-"));
     tracing::Instrument::instrument(rotate_pat_in_span(body, state), span).await
 }
 
