@@ -574,7 +574,8 @@ fn parse_settings(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<String>)
     }
     // One call, retried to the end, must finish inside the orphan window: a token created before
     // it must be recorded (or deleted) before another run may treat it as an orphan.
-    let worst = call_timeout.as_secs() * u64::from(retry_attempts) + MAX_RETRY_WAIT_SECS * u64::from(retry_attempts - 1);
+    let worst =
+        call_timeout.as_secs() * u64::from(retry_attempts) + MAX_RETRY_WAIT_SECS * u64::from(retry_attempts - 1);
     if worst > ORPHAN_WINDOW_SECS {
         errs.push(format!(
             "PAT_CALL_TIMEOUT_SECONDS × PAT_RETRY_ATTEMPTS: {} s × {retry_attempts} attempts (plus up to {MAX_RETRY_WAIT_SECS} s between attempts) can take {worst} s, beyond the one-hour orphan window; lower one of them",
@@ -919,10 +920,21 @@ mod tests {
 
     #[test]
     fn workspace_hosts_are_azure_databricks_or_loopback() {
-        for ok in ["adb-1.2.azuredatabricks.net", "https://x.databricks.azure.us", "x.databricks.azure.cn", "http://127.0.0.1:8080", "http://localhost:1"] {
+        for ok in [
+            "adb-1.2.azuredatabricks.net",
+            "https://x.databricks.azure.us",
+            "x.databricks.azure.cn",
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+        ] {
             assert!(normalize_workspace_url(ok).is_ok(), "{ok}");
         }
-        for bad in ["https://evil.example.com", "https://azuredatabricks.net", "https://adb.azuredatabricks.net.evil.com", "https://10.0.0.1"] {
+        for bad in [
+            "https://evil.example.com",
+            "https://azuredatabricks.net",
+            "https://adb.azuredatabricks.net.evil.com",
+            "https://10.0.0.1",
+        ] {
             let e = normalize_workspace_url(bad).unwrap_err();
             assert!(e.contains("not an Azure Databricks workspace host"), "{bad}: {e}");
         }

@@ -91,7 +91,14 @@ impl Workspace for MemWorkspace {
         }
         *self.lists.lock().unwrap() += 1;
         let hidden = self.hidden_from_first_list.lock().unwrap().take();
-        let tokens = self.tokens.lock().unwrap().iter().filter(|t| Some(&t.info.id) != hidden.as_ref()).map(|t| t.info.clone()).collect();
+        let tokens = self
+            .tokens
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| Some(&t.info.id) != hidden.as_ref())
+            .map(|t| t.info.clone())
+            .collect();
         Ok(Listing { tokens, at: Some(NOW) })
     }
     async fn create_token(&self, req: &CreateToken) -> std::result::Result<NewToken, CreateError> {
@@ -216,7 +223,11 @@ impl SecretStore for MemStore {
         };
         if let Some(other) = self.concurrent_writer.lock().unwrap().take() {
             let n = self.versions.lock().unwrap().len();
-            self.seed(&format!("dapi-{other}"), &[(tags::MANAGED_BY, "pat-rotator"), (tags::TOKEN_ID, other.as_str())], Duration::ZERO);
+            self.seed(
+                &format!("dapi-{other}"),
+                &[(tags::MANAGED_BY, "pat-rotator"), (tags::TOKEN_ID, other.as_str())],
+                Duration::ZERO,
+            );
             let _ = n;
             return Err(Error::new(Code::UpstreamUnavailable, "503 from vault").with_status(503).transient());
         }
