@@ -105,6 +105,30 @@ fn a_lost_write_answer_is_read_back_not_written_twice() {
     assert_eq!(w.live_tokens(0).len(), 2, "old + new, no orphan");
 }
 
+/// A write that timed out while another run wrote a newer version: the retry used to write
+/// over it (and orphan the other run's token). Now the read-back sees it and the run stops.
+#[test]
+fn a_write_retry_stops_when_another_run_wrote_meanwhile() {
+    let w = World::one_target(&[]);
+    let before = w.seed_managed(0, 0, "t", 70 * DAY, 90 * DAY, None);
+    let kv = w.emu.vault(0);
+    kv.faults().inject("set", Fault::hang(), 1);
+    std::thread::scope(|s| {
+        let run = s.spawn(|| w.rotate(&[], &[("PAT_CALL_TIMEOUT_SECONDS", "2")]));
+        assert!(eventually(Duration::from_secs(10), || kv.faults().calls().iter().any(|c| c.op == "set")));
+        let theirs = w.seed_managed(0, 0, "t", Duration::ZERO, 90 * DAY, Some(&before));
+        let (code, r) = run.join().unwrap();
+        assert_eq!((code, r[0]["action"].as_str()), (0, Some("unchanged")), "{r:?}");
+        assert_eq!(r[0]["token_id"].as_str(), Some(theirs.as_str()));
+        assert_eq!(kv.versions("t-pat").len(), 2, "nothing written over the other run's version");
+        let mut live = w.live_tokens(0);
+        live.sort();
+        let mut want = vec![before.clone(), theirs.clone()];
+        want.sort();
+        assert_eq!(live, want, "this run's token deleted; the other run's and the old one live");
+    });
+}
+
 /// A write that did not land is tried again, after the read-back shows nothing newer.
 #[test]
 fn a_write_that_did_not_land_is_retried_after_a_read_back() {
