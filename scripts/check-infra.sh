@@ -7,7 +7,12 @@
 #                                                    server, package.sh gate, and -- when a
 #                                                    terraform binary exists -- the targets
 #                                                    module's own `terraform test` suite)
-#   3. checkov --framework terraform --skip-download -d infra
+#   3. schema check: infra/tests/tfschema.py checks every azurerm/azuread resource,
+#      data source and attribute reference in infra/ (root, modules, examples) against
+#      the real provider schemas (../shared/terraform-schemas, or TF_SCHEMA_DIR), then
+#      its self-tests (infra/tests/test_schema_check.py) prove it fails on a misspelt
+#      or absent argument, a missing required argument and a missing attribute
+#   4. checkov --framework terraform --skip-download -d infra
 #                                                    (zero failures; every skip carries a reason)
 #
 # python-hcl2 (+pytest) and checkov live in separate repo-local virtualenvs, .venv-hcl2
@@ -55,7 +60,7 @@ fi
 # --- 2. parse + structural tests -----------------------------------------------------
 step "pytest infra/tests (python-hcl2)"
 if ensure_venv .venv-hcl2 "$HCL2_PINS"; then
-  .venv-hcl2/bin/python -m pytest infra/tests -p no:cacheprovider -q -rs
+  .venv-hcl2/bin/python -m pytest infra/tests -p no:cacheprovider -q -rs --ignore=infra/tests/test_schema_check.py
   rc=$?
   if [[ "$rc" -eq 5 ]]; then
     echo "pytest collected no tests: that is a failure"
@@ -67,7 +72,22 @@ else
   failures+=("pytest (could not create .venv-hcl2)")
 fi
 
-# --- 3. checkov ------------------------------------------------------------------------
+# --- 3. provider schema check and its self-tests -------------------------------------
+step "schema check (azurerm/azuread provider schemas)"
+if [[ -x .venv-hcl2/bin/python ]]; then
+  .venv-hcl2/bin/python infra/tests/tfschema.py || failures+=("schema check")
+  step "schema check self-tests"
+  .venv-hcl2/bin/python -m pytest infra/tests/test_schema_check.py -p no:cacheprovider -q
+  rc=$?
+  if [[ "$rc" -ne 0 ]]; then
+    [[ "$rc" -eq 5 ]] && echo "schema check self-tests collected no tests: that is a failure"
+    failures+=("schema check self-tests")
+  fi
+else
+  failures+=("schema check (no .venv-hcl2)")
+fi
+
+# --- 4. checkov ------------------------------------------------------------------------
 step "checkov (terraform, offline)"
 if ensure_venv .venv-checkov "$CHECKOV_PINS"; then
   report="$(mktemp -d)"
