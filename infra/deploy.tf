@@ -91,8 +91,11 @@ resource "terraform_data" "provision" {
     terraform_data.deploy_package,
     azurerm_role_assignment.key_vault_secrets_officer,
     azurerm_role_assignment.storage_blob_data_owner,
+    azurerm_role_assignment.storage_table_data_contributor,
     azurerm_role_assignment.workspace_contributor,
     databricks_group_member.function,
+    databricks_group_member.target,
     databricks_permissions.token_usage,
+    azuread_application_federated_identity_credential.target,
   ]
 }

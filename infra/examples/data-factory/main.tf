@@ -19,7 +19,7 @@ terraform {
   required_providers {
     azurerm = {
       source  = "hashicorp/azurerm"
-      version = "~> 4.42" # same line as the module (see infra/versions.tf)
+      version = "~> 4.79" # same line as the module (see infra/versions.tf)
     }
   }
 }
