@@ -522,7 +522,9 @@ def test_data_factory_sample(adf_example, root):
 
     fn_ls = adf_example.resource("azurerm_data_factory_linked_service_azure_function", "rotator")
     kv_key = first(fn_ls["key_vault_key"])
-    assert expr(kv_key["linked_service_name"]) == "azurerm_data_factory_linked_service_key_vault.vault.name"
+    assert expr(kv_key["linked_service_name"]) == "azurerm_data_factory_linked_service_key_vault.sample.name"
+    sample_ls = adf_example.resource("azurerm_data_factory_linked_service_key_vault", "sample")
+    assert expr(sample_ls["key_vault_id"]) == "azurerm_key_vault.sample.id"
     assert "key" not in fn_ls, "the function key must come from Key Vault"
 
     dbx_ls = adf_example.resource("azurerm_data_factory_linked_service_azure_databricks", "workspace")
@@ -541,7 +543,32 @@ def test_data_factory_sample(adf_example, root):
 
     reads_pat = adf_example.resource("azurerm_role_assignment", "factory_reads_pat")
     assert unq(reads_pat["role_definition_name"]) == "Key Vault Secrets User"
-    assert "/secrets/" in str(reads_pat["scope"]), "the factory reads the PAT secret only (secret scope)"
+    assert expr(reads_pat["scope"]) == '"${local.vault_id}/secrets/${local.pat_secret_name}"', "Secrets User on the PAT secret only (its resource id)"
+    assert expr(reads_pat["principal_id"]) == "azurerm_data_factory.this.identity[0].principal_id"
+    reads_key = adf_example.resource("azurerm_role_assignment", "factory_reads_function_key")
+    assert unq(reads_key["role_definition_name"]) == "Key Vault Secrets User"
+    assert expr(reads_key["scope"]) == "azurerm_key_vault_secret.function_key.resource_versionless_id"
+
+
+def test_data_factory_sample_gives_the_deployer_no_role_on_the_pat_vault(adf_example):
+    # Issue 10: the deploying identity has no data-plane role on the PAT vault; the
+    # function key lives in the sample's own vault.
+    for name, ra in adf_example.resources("azurerm_role_assignment").items():
+        scope = expr(ra["scope"])
+        if "current.object_id" in expr(ra["principal_id"]):
+            assert scope == "azurerm_key_vault.sample.id", f"{name}: the deployer may only hold a role on the sample vault"
+        if "local.vault_id" in scope:
+            assert "/secrets/" in scope and unq(ra["role_definition_name"]) == "Key Vault Secrets User", name
+    secret = adf_example.resource("azurerm_key_vault_secret", "function_key")
+    assert expr(secret["key_vault_id"]) == "azurerm_key_vault.sample.id"
+
+
+def test_data_factory_sample_has_its_own_databricks_principal(adf_example):
+    # Issue 11: the factory's PAT belongs to an app registration created for its target.
+    mod = adf_example.modules()["pat_rotator"]
+    (target,) = mod["targets"]
+    assert target.get("create_app_registration") is True, target
+    assert "client_id" not in target
 
 
 def checkov_skips():
