@@ -90,3 +90,68 @@ def test_cli_fails_without_schemas(tmp_path):
     proc = subprocess.run([sys.executable, str(script), "--schema-dir", str(tmp_path), str(FIXTURES / "valid")], capture_output=True, text=True)
     assert proc.returncode == 1
     assert "no schema file for" in proc.stdout
+
+
+# ---------------------------------------------------------------------------
+# databricks: schema derived from the @cdktf/provider-databricks jsii assembly
+# ---------------------------------------------------------------------------
+
+
+def test_databricks_schema_is_loaded_and_derived_from_the_pinned_package():
+    import json
+
+    doc = json.loads((INFRA / "tests" / "schemas" / "databricks-1.99.0.json").read_text())
+    assert doc["partial"] is True
+    assert "@cdktf/provider-databricks@15.16.1" in doc["derived_from"] and "provider version 1.99.0" in doc["derived_from"]
+    resources = doc["provider_schemas"]["registry.terraform.io/databricks/databricks"]["resource_schemas"]
+    assert resources["databricks_group_member"]["block"]["attributes"]["member_id"].get("required") is True
+    assert resources["databricks_permissions"]["block"]["block_types"]["access_control"]["min_items"] == 1
+
+
+@pytest.mark.parametrize(
+    "needle",
+    [
+        "databricks_group.g: unknown argument 'display_nam' (did you mean 'display_name'?)",
+        "databricks_group.g: required argument 'display_name' is missing",
+        "databricks_group_member.m: required argument 'group_id' is missing",
+        "databricks_permissions.tokens.access_control: unknown argument 'principal'",
+        "databricks_group.g.members: 'members' is not an attribute of databricks_group",
+    ],
+)
+def test_databricks_errors_are_caught(needle):
+    report = check("databricks_errors")
+    assert any(needle in e for e in report.errors), report.errors
+
+
+def test_a_databricks_type_missing_from_the_derived_schema_is_unchecked_and_fails_the_cli():
+    report = check("databricks_errors")
+    assert len(report.errors) == 5, report.errors
+    assert any(u.startswith("databricks_permission.singular") for u in report.unchecked), report.unchecked
+    script = INFRA / "tests" / "tfschema.py"
+    proc = subprocess.run([sys.executable, str(script), str(FIXTURES / "databricks_errors")], capture_output=True, text=True)
+    assert proc.returncode == 1 and "not schema-checked" in proc.stdout, proc.stdout
+
+
+def test_the_real_configuration_has_no_unchecked_resource():
+    report, _ = tfschema.run([INFRA], exclude=(FIXTURES,))
+    assert report.errors == [], report.errors
+    assert report.unchecked == [], report.unchecked
+    assert report.resources >= 30 and report.references >= 50
+
+
+def test_derivation_from_the_npm_package(tmp_path):
+    """Regenerates the vendored file from the pinned npm package when its tarball is at
+    hand (CDKTF_DATABRICKS_TGZ=path/to/cdktf-provider-databricks-15.16.1.tgz)."""
+    import json
+    import os
+
+    tgz = os.environ.get("CDKTF_DATABRICKS_TGZ")
+    if not tgz:
+        pytest.skip("CDKTF_DATABRICKS_TGZ not set (npm pack @cdktf/provider-databricks@15.16.1)")
+    import cdktf_schema
+
+    vendored = json.loads((INFRA / "tests" / "schemas" / "databricks-1.99.0.json").read_text())
+    types = sorted(vendored["provider_schemas"]["registry.terraform.io/databricks/databricks"]["resource_schemas"])
+    out = tmp_path / "dbx.json"
+    cdktf_schema.main([tgz, str(out), "--only", *types])
+    assert json.loads(out.read_text()) == vendored
