@@ -15,7 +15,7 @@ locals {
   # What every app registration that a target names must trust (Microsoft Graph
   # federatedIdentityCredential: issuer, subject, audiences).
   federated_credential = {
-    issuer    = "${local.cloud.authority}/${data.azurerm_client_config.current.tenant_id}/v2.0"
+    issuer    = "${local.cloud.issuer_authority}/${data.azurerm_client_config.current.tenant_id}/v2.0"
     subject   = azurerm_user_assigned_identity.function.principal_id
     audiences = [local.cloud.token_exchange_audience]
   }

@@ -30,12 +30,28 @@ resource "azurerm_user_assigned_identity" "function" {
 }
 
 locals {
-  # Entra ID endpoints per cloud: the authority of the federated credentials' issuer
-  # and the audience of the token exchange (contract section 8).
+  # Entra ID per cloud: the SDK authority host (AZURE_AUTHORITY_HOST), the authority of
+  # the managed-identity token's issuer claim that a federated credential must name
+  # (Microsoft Learn, "Configure an application to trust a managed identity": issuer
+  # https://login.microsoftonline.com/{tenant}/v2.0; the Azure China edition of that page
+  # gives https://login.partner.microsoftonline.cn/{tenant}/v2.0), and the audience of
+  # the token exchange (contract section 8).
   clouds = {
-    public       = { authority = "https://login.microsoftonline.com", token_exchange_audience = "api://AzureADTokenExchange" }
-    usgovernment = { authority = "https://login.microsoftonline.us", token_exchange_audience = "api://AzureADTokenExchangeUSGov" }
-    china        = { authority = "https://login.chinacloudapi.cn", token_exchange_audience = "api://AzureADTokenExchangeChina" }
+    public = {
+      authority               = "https://login.microsoftonline.com"
+      issuer_authority        = "https://login.microsoftonline.com"
+      token_exchange_audience = "api://AzureADTokenExchange"
+    }
+    usgovernment = {
+      authority               = "https://login.microsoftonline.us"
+      issuer_authority        = "https://login.microsoftonline.us"
+      token_exchange_audience = "api://AzureADTokenExchangeUSGov"
+    }
+    china = {
+      authority               = "https://login.chinacloudapi.cn"
+      issuer_authority        = "https://login.partner.microsoftonline.cn"
+      token_exchange_audience = "api://AzureADTokenExchangeChina"
+    }
   }
   cloud = local.clouds[var.azure_cloud]
 

@@ -110,7 +110,9 @@ def test_federated_credential_trusts_the_user_assigned_identity(root):
     assert expr(fic["subject"]) == "local.federated_credential.subject"
     fc = root.locals()["federated_credential"]
     assert expr(fc["subject"]) == "azurerm_user_assigned_identity.function.principal_id"
-    assert unq(fc["issuer"]) == "${local.cloud.authority}/${data.azurerm_client_config.current.tenant_id}/v2.0"
+    assert unq(fc["issuer"]) == "${local.cloud.issuer_authority}/${data.azurerm_client_config.current.tenant_id}/v2.0"
+    issuers = {k: unq(v["issuer_authority"]) for k, v in root.locals()["clouds"].items()}
+    assert issuers["public"] == "https://login.microsoftonline.com"
     assert [expr(a) for a in fc["audiences"]] == ["local.cloud.token_exchange_audience"]
     clouds = root.locals()["clouds"]
     audiences = {k: unq(v["token_exchange_audience"]) for k, v in clouds.items()}
