@@ -7,11 +7,13 @@
 #                                                    server, package.sh gate, and -- when a
 #                                                    terraform binary exists -- the targets
 #                                                    module's own `terraform test` suite)
-#   3. schema check: infra/tests/tfschema.py checks every azurerm/azuread/databricks resource,
-#      data source and attribute reference in infra/ (root, modules, examples) against
-#      the real provider schemas (../shared/terraform-schemas, or TF_SCHEMA_DIR), then
-#      its self-tests (infra/tests/test_schema_check.py) prove it fails on a misspelt
-#      or absent argument, a missing required argument and a missing attribute
+#   3. schema check: infra/tests/tfschema.py checks every resource, data source and
+#      attribute reference in infra/ (root, modules, examples) against the provider
+#      schemas: azurerm 4.79.0 / azuread 3.7.0 (../shared/terraform-schemas, or
+#      TF_SCHEMA_DIR) and databricks 1.99.0 (infra/tests/schemas, derived from
+#      @cdktf/provider-databricks); then its self-tests (infra/tests/test_schema_check.py)
+#      prove it fails on a misspelt or absent argument, a missing required argument and
+#      a reference to a missing attribute
 #   4. checkov --framework terraform --skip-download -d infra
 #                                                    (zero failures; every skip carries a reason)
 #
@@ -26,6 +28,9 @@ cd "$repo_root"
 
 readonly HCL2_PINS="python-hcl2==8.1.4 pytest==9.2.0"
 readonly CHECKOV_PINS="checkov==3.3.30"
+# The npm package the databricks schema (infra/tests/schemas/databricks-1.99.0.json) is
+# derived from (infra/tests/cdktf_schema.py).
+readonly CDKTF_DATABRICKS_VERSION="15.16.1"
 PYTHON="${PYTHON:-python3}"
 
 failures=()
@@ -77,7 +82,16 @@ step "schema check (azurerm 4.79.0, azuread 3.7.0, databricks 1.99.0 derived fro
 if [[ -x .venv-hcl2/bin/python ]]; then
   .venv-hcl2/bin/python infra/tests/tfschema.py || failures+=("schema check")
   step "schema check self-tests"
-  .venv-hcl2/bin/python -m pytest infra/tests/test_schema_check.py -p no:cacheprovider -q
+  # The vendored databricks schema is re-derived from the pinned npm package and
+  # compared, when npm can fetch it (cached in the venv); otherwise that one test skips.
+  cdktf_tgz=".venv-hcl2/cache/cdktf-provider-databricks-${CDKTF_DATABRICKS_VERSION}.tgz"
+  if [[ ! -f "$cdktf_tgz" ]] && command -v npm >/dev/null; then
+    mkdir -p .venv-hcl2/cache
+    (cd .venv-hcl2/cache && npm pack --silent "@cdktf/provider-databricks@${CDKTF_DATABRICKS_VERSION}" >/dev/null 2>&1) ||
+      echo "npm pack @cdktf/provider-databricks@${CDKTF_DATABRICKS_VERSION} failed: the re-derivation test will skip"
+  fi
+  [[ -f "$cdktf_tgz" ]] && export CDKTF_DATABRICKS_TGZ="$cdktf_tgz"
+  .venv-hcl2/bin/python -m pytest infra/tests/test_schema_check.py -p no:cacheprovider -q -rs
   rc=$?
   if [[ "$rc" -ne 0 ]]; then
     [[ "$rc" -eq 5 ]] && echo "schema check self-tests collected no tests: that is a failure"
