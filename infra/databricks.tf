@@ -61,13 +61,32 @@ resource "databricks_group_member" "target" {
   member_id = databricks_service_principal.target[each.key].id
 }
 
+# Earlier versions managed the tokens ACL by default as databricks_permissions.token_usage.
+# Destroying a databricks_permissions resource is not harmless: the provider's Delete
+# puts back an ACL of only the admins and the current user, which removes everyone
+# else's CAN_USE and so revokes their tokens (pat-rotator's included). So that address
+# is forgotten, never destroyed: the ACL stays exactly as it was.
+removed {
+  from = databricks_permissions.token_usage
+
+  lifecycle {
+    destroy = false
+  }
+}
+
 # Opt-in, AUTHORITATIVE for the workspace's token usage: whoever is not listed here
 # loses token access (and their tokens). Only with manage_databricks_token_permissions =
 # true; keep everyone who needs tokens in var.databricks_token_usage_extra_acl. A tokens
-# ACL cannot be set before the workspace has at least one token.
-resource "databricks_permissions" "token_usage" {
+# ACL cannot be set before the workspace has at least one token. prevent_destroy: going
+# back to false (or destroying) would reset the ACL to the admins and revoke every other
+# principal's tokens; to stop managing it, `terraform state rm` this resource first.
+resource "databricks_permissions" "token_usage_authoritative" {
   count         = local.manage_group && var.manage_databricks_token_permissions ? 1 : 0
   authorization = "tokens"
+
+  lifecycle {
+    prevent_destroy = true
+  }
 
   access_control {
     group_name       = databricks_group.pat_rotator[0].display_name

@@ -95,7 +95,7 @@ resource "terraform_data" "provision" {
     azurerm_role_assignment.workspace_contributor,
     databricks_group_member.function,
     databricks_group_member.target,
-    databricks_permissions.token_usage,
+    databricks_permissions.token_usage_authoritative,
     azuread_application_federated_identity_credential.target,
   ]
 }

@@ -108,8 +108,13 @@ def test_workspace_service_principal_mode_never_replaces_the_token_acl_by_defaul
     # revokes their tokens. It is opt-in only.
     variables = root.variables()
     assert variables["manage_databricks_token_permissions"]["default"] is False
-    perms = root.resource("databricks_permissions", "token_usage")
+    perms = root.resource("databricks_permissions", "token_usage_authoritative")
     assert "var.manage_databricks_token_permissions" in expr(perms["count"])
+    # destroying it would reset the ACL to the admins: never without a deliberate state rm
+    assert first(perms["lifecycle"])["prevent_destroy"] is True
+    # the address that earlier versions managed by default is forgotten, not destroyed
+    removed = [b for b in root.blocks("removed")]
+    assert any(expr(b["from"]) == "databricks_permissions.token_usage" and first(b["lifecycle"])["destroy"] is False for b in removed), removed
     assert unq(perms["authorization"]) == "tokens"
     acl = perms["access_control"]
     assert unq(acl[0]["permission_level"]) == "CAN_USE"
@@ -119,7 +124,7 @@ def test_workspace_service_principal_mode_never_replaces_the_token_acl_by_defaul
     sp = root.resource("databricks_service_principal", "function")
     assert expr(sp["application_id"]) == "azurerm_user_assigned_identity.function.client_id"
     # no other resource manages token permissions
-    assert set(root.resources("databricks_permissions")) == {"token_usage"}
+    assert set(root.resources("databricks_permissions")) == {"token_usage_authoritative"}
     assert not root.resources("databricks_permission")
 
 
@@ -409,7 +414,7 @@ def test_provisioning_step_exists_per_target_and_depends_on_everything_it_needs(
         "terraform_data.deploy_package",  # the package
         "azurerm_role_assignment.key_vault_secrets_officer",  # the vault role
         "azurerm_role_assignment.workspace_contributor",  # management-header mode
-        "databricks_permissions.token_usage",  # service-principal mode
+        "databricks_permissions.token_usage_authoritative",  # opt-in tokens ACL
         "databricks_group_member.function",
         "azurerm_role_assignment.storage_blob_data_owner",
     }

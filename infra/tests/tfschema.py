@@ -300,6 +300,9 @@ class Checker:
                             self.check_body(where, body, table[rtype]["block"], DATA_META if is_data else RESOURCE_META)
         for path, doc in parsed.items():
             rel = path.relative_to(folder.parent) if folder.parent in path.parents else path
+            # `removed` / `moved` blocks name addresses that are (deliberately) no longer
+            # declared; they are not references to check.
+            doc = {k: v for k, v in doc.items() if k not in ("removed", "moved")}
             for text in self.strings(doc):
                 if "${" not in text:
                     continue  # a plain string literal, no expression
