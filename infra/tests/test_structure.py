@@ -421,6 +421,9 @@ def test_provisioning_step_exists_per_target_and_depends_on_everything_it_needs(
     assert needed <= deps, f"missing depends_on: {sorted(needed - deps)}"
     # The app itself: referenced directly.
     assert "azurerm_function_app_flex_consumption.this" in str(triggers)
+    # An identity switch re-provisions in the same apply (the new identity cannot use
+    # the old identity's tokens).
+    assert expr(triggers["identity"]) == "azurerm_user_assigned_identity.function.principal_id"
 
 
 def test_provisioning_never_puts_the_key_on_a_command_line(root):
