@@ -92,7 +92,6 @@ locals {
   contributor_workspace_keys = toset([for k, m in local.workspace_modes : k if m == "azure_contributor"])
   sp_workspace_keys          = [for k, m in local.workspace_modes : k if m == "workspace_service_principal"]
 
-
   # Targets whose PAT belongs to an app registration (contract section 8): an existing
   # client_id, or one created here (create_app_registration).
   federated_target_names = [for t in var.targets : t.name if t.client_id != null || t.create_app_registration]

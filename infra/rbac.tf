@@ -1,8 +1,8 @@
 # Role assignments of the Function App's user-assigned identity. Each is scoped to the
 # single resource it is needed for (least privilege). Azure RBAC changes take a few
-# minutes to propagate; the provisioning step (deploy.tf) retries for that. They exist
-# before the Function App does (they do not depend on it), so the host can reach its
-# storage on its first start.
+# minutes to propagate; the provisioning step (deploy.tf) retries for that. They do not
+# depend on the Function App (the identity is its own resource), so they are created
+# alongside it rather than after it.
 
 locals {
   function_principal_id = azurerm_user_assigned_identity.function.principal_id
