@@ -153,3 +153,21 @@ def test_the_function_app_and_targets_use_one_databricks_provider_workspace(root
 def test_targets_reject_client_id_with_create_app_registration(root):
     conds = " ".join(str(v["condition"]) for v in root.variables()["targets"]["validation"])
     assert "t.client_id != null && t.create_app_registration" in conds
+
+
+def test_client_id_rule_of_the_targets_module_without_terraform(targets_module):
+    """The module's own `terraform test` cases run only where a terraform binary exists;
+    this applies the same GUID pattern (simple enough to mean the same in RE2 and
+    Python) and checks the lower-casing wherever pytest runs."""
+    validations = targets_module.variables()["targets"]["validation"]
+    cond = next(str(v["condition"]) for v in validations if "client_id" in str(v["condition"]) and "regex" in str(v["condition"]))
+    pattern = re.search(r'regex\("([^"]+)"', cond).group(1).replace("\\\\", "\\")
+    ok = ["0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "0A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D"]
+    bad = ["pat-rotator-app", "{11111111-2222-3333-4444-555555555555}", "11111111222233334444555555555555", "11111111-2222-3333-4444-55555555555", ""]
+    for value in ok:
+        assert re.fullmatch(pattern, value), value
+    for value in bad:
+        assert not re.fullmatch(pattern, value), value
+    pat_targets = expr(targets_module.locals()["pat_targets"])
+    assert "lower(t.client_id)" in pat_targets
+    assert '&& !t.federated' in pat_targets, "no workspace_resource_id for a client_id target"
