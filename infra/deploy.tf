@@ -59,7 +59,10 @@ data "azurerm_function_app_host_keys" "this" {
 }
 
 # One ProvisionPat call per target. Re-created (so called again) only when that
-# target's settings change, or the Function App or the vault is replaced. An apply
+# target's settings change, the Function App or the vault is replaced, or the app's
+# identity changes (a new identity does not find the old identity's token in its token
+# list, so the call replaces the secret in the same apply instead of at the next timer
+# run). An apply
 # with no change calls nothing; when it does call, ProvisionPat without force answers
 # "unchanged" for a secret that is already good, so nothing is rotated needlessly.
 resource "terraform_data" "provision" {
@@ -69,6 +72,7 @@ resource "terraform_data" "provision" {
     target_settings = module.targets.settings_hash[each.key]
     function_app_id = azurerm_function_app_flex_consumption.this.id
     key_vault_id    = azurerm_key_vault.this.id
+    identity        = azurerm_user_assigned_identity.function.principal_id
   }
 
   provisioner "local-exec" {
@@ -91,8 +95,11 @@ resource "terraform_data" "provision" {
     terraform_data.deploy_package,
     azurerm_role_assignment.key_vault_secrets_officer,
     azurerm_role_assignment.storage_blob_data_owner,
+    azurerm_role_assignment.storage_table_data_contributor,
     azurerm_role_assignment.workspace_contributor,
     databricks_group_member.function,
-    databricks_permissions.token_usage,
+    databricks_group_member.target,
+    databricks_permissions.token_usage_authoritative,
+    azuread_application_federated_identity_credential.target,
   ]
 }

@@ -1,5 +1,5 @@
-# The Function App: Linux, Flex Consumption (FC1), custom handler runtime, with a
-# system-assigned managed identity. Why Flex Consumption: see infra/README.md
+# The Function App: Linux, Flex Consumption (FC1), custom handler runtime, running as
+# a user-assigned managed identity (azurerm_user_assigned_identity.function). Why Flex Consumption: see infra/README.md
 # ("Hosting plan"); in short, Linux Consumption (Y1) is being retired
 # (30 September 2028, no new features) and Elastic Premium bills always-on instances
 # and keeps its content share on Azure Files with an account key.
@@ -16,7 +16,45 @@ resource "azurerm_service_plan" "this" {
   #checkov:skip=CKV_AZURE_225:Zone redundancy is not needed for a daily rotation job (a missed run is caught up by the next one, 30 days before expiry by default).
 }
 
+# The service's identity. User-assigned rather than system-assigned because Entra ID
+# accepts a user-assigned managed identity as the subject of the federated identity
+# credential an app registration trusts (contract section 8, "Configure an application
+# to trust a managed identity"), and because it outlives a replaced Function App.
+# Everything the app does runs as this identity: Key Vault, host storage, telemetry,
+# Databricks (its own PATs), and the client assertions of client_id targets.
+resource "azurerm_user_assigned_identity" "function" {
+  name                = local.names.identity
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  tags                = local.tags
+}
+
 locals {
+  # Entra ID per cloud: the SDK authority host (AZURE_AUTHORITY_HOST), the authority of
+  # the managed-identity token's issuer claim that a federated credential must name
+  # (Microsoft Learn, "Configure an application to trust a managed identity": issuer
+  # https://login.microsoftonline.com/{tenant}/v2.0; the Azure China edition of that page
+  # gives https://login.partner.microsoftonline.cn/{tenant}/v2.0), and the audience of
+  # the token exchange (contract section 8).
+  clouds = {
+    public = {
+      authority               = "https://login.microsoftonline.com"
+      issuer_authority        = "https://login.microsoftonline.com"
+      token_exchange_audience = "api://AzureADTokenExchange"
+    }
+    usgovernment = {
+      authority               = "https://login.microsoftonline.us"
+      issuer_authority        = "https://login.microsoftonline.us"
+      token_exchange_audience = "api://AzureADTokenExchangeUSGov"
+    }
+    china = {
+      authority               = "https://login.chinacloudapi.cn"
+      issuer_authority        = "https://login.partner.microsoftonline.cn"
+      token_exchange_audience = "api://AzureADTokenExchangeChina"
+    }
+  }
+  cloud = local.clouds[var.azure_cloud]
+
   # Application settings. Everything pat-rotator reads (contract §2) is either here or
   # deliberately left unset (see infra/tests/test_structure.py for the list and the
   # reasons). No setting holds a secret: storage and Application Insights use the
@@ -32,12 +70,21 @@ locals {
     PAT_MAX_CONCURRENCY = tostring(var.max_concurrency)
     RUST_LOG            = var.rust_log
 
-    # Identity-based host storage (no connection string, no key).
+    # The user-assigned identity pat-rotator runs as (contract section 2), and the
+    # tenant and authority of the federated exchange for client_id targets (contract
+    # section 8; the public-cloud authority is also every SDK's default).
+    AZURE_CLIENT_ID      = azurerm_user_assigned_identity.function.client_id
+    AZURE_TENANT_ID      = data.azurerm_client_config.current.tenant_id
+    AZURE_AUTHORITY_HOST = local.cloud.authority
+
+    # Identity-based host storage (no connection string, no key) with the
+    # user-assigned identity.
     AzureWebJobsStorage__accountName = azurerm_storage_account.host.name
     AzureWebJobsStorage__credential  = "managedidentity"
+    AzureWebJobsStorage__clientId    = azurerm_user_assigned_identity.function.client_id
 
-    # Application Insights ingestion with the managed identity (local auth is off).
-    APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "Authorization=AAD"
+    # Application Insights ingestion with the user-assigned identity (local auth is off).
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "Authorization=AAD;ClientId=${azurerm_user_assigned_identity.function.client_id}"
   }
 }
 
@@ -50,10 +97,11 @@ resource "azurerm_function_app_flex_consumption" "this" {
   runtime_name    = "custom"
   runtime_version = "1.0"
 
-  # Deployment package container, reached with the system-assigned identity.
-  storage_container_type      = "blobContainer"
-  storage_container_endpoint  = "${azurerm_storage_account.host.primary_blob_endpoint}${azurerm_storage_container.deployment.name}"
-  storage_authentication_type = "SystemAssignedIdentity"
+  # Deployment package container, reached with the user-assigned identity.
+  storage_container_type            = "blobContainer"
+  storage_container_endpoint        = "${azurerm_storage_account.host.primary_blob_endpoint}${azurerm_storage_container.deployment.name}"
+  storage_authentication_type       = "UserAssignedIdentity"
+  storage_user_assigned_identity_id = azurerm_user_assigned_identity.function.id
 
   instance_memory_in_mb  = var.instance_memory_in_mb
   maximum_instance_count = var.maximum_instance_count
@@ -64,7 +112,8 @@ resource "azurerm_function_app_flex_consumption" "this" {
   client_certificate_enabled                     = false
 
   identity {
-    type = "SystemAssigned"
+    type         = "UserAssigned"
+    identity_ids = [azurerm_user_assigned_identity.function.id]
   }
 
   site_config {
@@ -82,7 +131,7 @@ resource "azurerm_function_app_flex_consumption" "this" {
   lifecycle {
     precondition {
       condition     = length(local.sp_workspace_keys) <= 1
-      error_message = "At most one Databricks workspace can use access_mode = \"workspace_service_principal\" (one databricks provider is configured); found: ${jsonencode(local.sp_workspace_keys)}. Use \"azure_contributor\" for the others."
+      error_message = "At most one Databricks workspace can use access_mode = \"workspace_service_principal\" (one databricks provider is configured); found: ${jsonencode(local.sp_workspace_keys)}. Use \"azure_contributor\" for the others (targets with client_id on other workspaces are added there by hand, see infra/README.md)."
     }
     precondition {
       condition     = !var.provision_on_apply || var.deploy_package

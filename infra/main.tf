@@ -30,6 +30,8 @@ locals {
     insights     = "${var.name_prefix}-appi-${local.suffix}"
     logs         = "${var.name_prefix}-log-${local.suffix}"
     workspace    = "${var.name_prefix}-dbw-${local.suffix}"
+    identity     = "${var.name_prefix}-id-${local.suffix}"
+    action_group = "${var.name_prefix}-ag-${local.suffix}"
   }
 
   tags = merge(var.tags, { "managed-by" = "terraform", "application" = "pat-rotator" })
@@ -90,8 +92,20 @@ locals {
   contributor_workspace_keys = toset([for k, m in local.workspace_modes : k if m == "azure_contributor"])
   sp_workspace_keys          = [for k, m in local.workspace_modes : k if m == "workspace_service_principal"]
 
-  sp_workspace_url         = length(local.sp_workspace_keys) == 1 ? local.workspaces[local.sp_workspace_keys[0]].workspace_url : null
-  sp_workspace_resource_id = length(local.sp_workspace_keys) == 1 ? local.workspaces[local.sp_workspace_keys[0]].resource_id : null
+  # Targets whose PAT belongs to an app registration (contract section 8): an existing
+  # client_id, or one created here (create_app_registration).
+  federated_target_names = [for t in var.targets : t.name if t.client_id != null || t.create_app_registration]
+
+  # The one workspace the databricks provider serves (one provider configuration = one
+  # workspace): the workspace in "workspace_service_principal" mode if there is one,
+  # else the workspace of the first federated target. Federated targets on any other
+  # workspace are listed in the output databricks_manual_steps instead.
+  databricks_workspace_key = try(coalesce(
+    try(local.sp_workspace_keys[0], null),
+    try([for t in var.targets : t.workspace if contains(local.federated_target_names, t.name)][0], null),
+  ), null)
+  sp_workspace_url         = local.databricks_workspace_key == null ? null : local.workspaces[local.databricks_workspace_key].workspace_url
+  sp_workspace_resource_id = local.databricks_workspace_key == null ? null : local.workspaces[local.databricks_workspace_key].resource_id
 }
 
 # ---------------------------------------------------------------------------
@@ -101,7 +115,20 @@ locals {
 module "targets" {
   source = "./modules/targets"
 
-  targets       = var.targets
+  # Exactly the module's target fields; client_id is the existing one, or the
+  # application (client) id of the app registration created for the target (entra.tf).
+  targets = [for t in var.targets : {
+    name               = t.name
+    workspace          = t.workspace
+    secret_name        = t.secret_name
+    lifetime_days      = t.lifetime_days
+    renew_before_days  = t.renew_before_days
+    revoke_grace_hours = t.revoke_grace_hours
+    scopes             = t.scopes
+    autoscope          = t.autoscope
+    client_id          = t.create_app_registration ? azuread_application_registration.target[t.name].client_id : t.client_id
+    federated          = t.client_id != null || t.create_app_registration
+  }]
   workspaces    = local.workspaces
   key_vault_url = azurerm_key_vault.this.vault_uri
 }

@@ -48,3 +48,133 @@ resource "azurerm_monitor_diagnostic_setting" "host_blob" {
     category = "StorageDelete"
   }
 }
+
+# ---------------------------------------------------------------------------
+# The alarm: an action group and two log alerts on the RotatePat invocations in
+# Application Insights (the `requests` table: one row per function invocation, with
+# `success` false when the handler answered non-2xx, i.e. when any target failed;
+# contract section 3). Keyed on the invocation result, not on log severity: the host
+# logs every stderr line containing "warn" as a warning, and a failed target is a
+# failed invocation whatever was logged.
+# ---------------------------------------------------------------------------
+
+locals {
+  alert_receivers = length(var.alert_email_addresses) + length(var.alert_webhook_urls) > 0
+}
+
+resource "azurerm_monitor_action_group" "alarm" {
+  count = local.alert_receivers ? 1 : 0
+
+  name                = local.names.action_group
+  resource_group_name = local.resource_group_name
+  short_name          = "patrotator" # at most 12 characters; shown in SMS/e-mail
+  tags                = local.tags
+
+  dynamic "email_receiver" {
+    for_each = { for i, a in var.alert_email_addresses : tostring(i) => a }
+    content {
+      name                    = "email-${email_receiver.key}"
+      email_address           = email_receiver.value
+      use_common_alert_schema = true
+    }
+  }
+
+  dynamic "webhook_receiver" {
+    for_each = { for i, u in var.alert_webhook_urls : tostring(i) => u }
+    content {
+      name                    = "webhook-${webhook_receiver.key}"
+      service_uri             = webhook_receiver.value
+      use_common_alert_schema = true
+    }
+  }
+}
+
+# Any failed RotatePat invocation: every 15 minutes over the last hour; after firing,
+# notifications are muted for an hour so one failure is reported once.
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "rotation_failed" {
+  name                = "${local.names.insights}-rotation-failed"
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  display_name        = "pat-rotator: a RotatePat run failed"
+  description         = "A RotatePat invocation of ${local.names.function_app} failed (at least one target failed). The failed targets and their error codes are in the error-level log line of that invocation: Application Insights > traces, operation_Id of the failed request."
+  severity            = 1
+  scopes              = [azurerm_application_insights.this.id]
+
+  evaluation_frequency              = "PT15M"
+  window_duration                   = "PT1H"
+  mute_actions_after_alert_duration = "PT1H"
+  auto_mitigation_enabled           = false
+
+  criteria {
+    query                   = <<-KQL
+      requests
+      | where name == "RotatePat" and success == false
+    KQL
+    time_aggregation_method = "Count"
+    operator                = "GreaterThan"
+    threshold               = 0
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  dynamic "action" {
+    for_each = azurerm_monitor_action_group.alarm
+    content {
+      action_groups = [action.value.id]
+      custom_properties = {
+        function_app = local.names.function_app
+      }
+    }
+  }
+
+  tags = local.tags
+}
+
+# No successful RotatePat within the schedule period plus a margin (default 26 h for the
+# daily schedule). azurerm accepts window_duration values only up to P2D (and
+# evaluation_frequency up to P1D), so the window is P2D and the query itself looks
+# back alert_no_success_hours.
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "rotation_missing" {
+  name                = "${local.names.insights}-rotation-missing"
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  display_name        = "pat-rotator: no successful RotatePat for ${var.alert_no_success_hours} h"
+  description         = "No RotatePat invocation of ${local.names.function_app} succeeded in the last ${var.alert_no_success_hours} hours (schedule ${var.rotation_schedule}): the timer did not run, or every run failed. Check the Function App is running and its recent invocations."
+  severity            = 2
+  scopes              = [azurerm_application_insights.this.id]
+
+  evaluation_frequency    = "PT1H"
+  window_duration         = "P2D"
+  auto_mitigation_enabled = true
+
+  criteria {
+    query                   = <<-KQL
+      requests
+      | where timestamp > ago(${var.alert_no_success_hours}h)
+      | where name == "RotatePat" and success == true
+    KQL
+    time_aggregation_method = "Count"
+    operator                = "LessThan"
+    threshold               = 1
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  dynamic "action" {
+    for_each = azurerm_monitor_action_group.alarm
+    content {
+      action_groups = [action.value.id]
+      custom_properties = {
+        function_app = local.names.function_app
+      }
+    }
+  }
+
+  tags = local.tags
+}

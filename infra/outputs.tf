@@ -19,8 +19,34 @@ output "provision_pat_url" {
 }
 
 output "identity_principal_id" {
-  description = "Object (principal) id of the Function App's system-assigned managed identity."
-  value       = azurerm_function_app_flex_consumption.this.identity[0].principal_id
+  description = "Object (principal) id of the Function App's user-assigned managed identity: the subject of every federated credential a client_id target's app registration needs."
+  value       = azurerm_user_assigned_identity.function.principal_id
+}
+
+output "identity_client_id" {
+  description = "Client id of the Function App's user-assigned managed identity (AZURE_CLIENT_ID); its Databricks application id in workspace_service_principal mode."
+  value       = azurerm_user_assigned_identity.function.client_id
+}
+
+output "federated_credential" {
+  description = "The federated identity credential every client_id target's app registration must have (issuer, subject, audiences): created here for create_app_registration targets, to be added by hand for an existing client_id."
+  value       = local.federated_credential
+}
+
+output "target_client_ids" {
+  description = "Per federated target, the client id whose PAT it holds."
+  value       = local.target_client_ids
+}
+
+output "databricks_manual_steps" {
+  description = "What an operator does by hand in workspaces the databricks provider does not serve: per federated target there, add its app's service principal (application id) to the workspace as a plain member and give it token CAN_USE."
+  value = {
+    for t in var.targets : t.name => {
+      workspace_url  = local.workspaces[t.workspace].workspace_url
+      application_id = local.target_client_ids[t.name]
+      token_acl      = "add CAN_USE for this service principal (or a group it is in) under Settings > Advanced > Personal Access Tokens > Permissions; do not remove other entries"
+    } if contains(local.federated_target_names, t.name) && t.workspace != local.databricks_workspace_key
+  }
 }
 
 output "key_vault_id" {

@@ -1,9 +1,11 @@
-# Role assignments of the Function App's system-assigned identity. Each is scoped to
-# the single resource it is needed for (least privilege). Azure RBAC changes take a few
-# minutes to propagate; the provisioning step (deploy.tf) retries for that.
+# Role assignments of the Function App's user-assigned identity. Each is scoped to the
+# single resource it is needed for (least privilege). Azure RBAC changes take a few
+# minutes to propagate; the provisioning step (deploy.tf) retries for that. They do not
+# depend on the Function App (the identity is its own resource), so they are created
+# alongside it rather than after it.
 
 locals {
-  function_principal_id = azurerm_function_app_flex_consumption.this.identity[0].principal_id
+  function_principal_id = azurerm_user_assigned_identity.function.principal_id
 }
 
 # Write new PAT versions (and read the current one) in the vault: data plane only.
@@ -23,6 +25,16 @@ resource "azurerm_role_assignment" "storage_blob_data_owner" {
   principal_id         = local.function_principal_id
   principal_type       = "ServicePrincipal"
   description          = "pat-rotator: Functions host storage and deployment package"
+}
+
+# The Functions host writes diagnostic events to Table storage; without a table data
+# role on its host storage it logs AZFD0003 on every start.
+resource "azurerm_role_assignment" "storage_table_data_contributor" {
+  scope                = azurerm_storage_account.host.id
+  role_definition_name = "Storage Table Data Contributor"
+  principal_id         = local.function_principal_id
+  principal_type       = "ServicePrincipal"
+  description          = "pat-rotator: Functions host tables (diagnostic events, AZFD0003 otherwise)"
 }
 
 # Telemetry with Entra ID authentication (local auth is disabled on the component).

@@ -104,14 +104,66 @@ variable "instance_memory_in_mb" {
 }
 
 variable "maximum_instance_count" {
-  description = "Flex Consumption scale-out limit. A rotator needs very little; the timer runs on one instance anyway."
+  description = "Flex Consumption scale-out limit. Default 40: the lowest maximum Azure accepts in most regions. A lower value (down to 1, which azurerm >= 4.58 allows) only where your region accepts it (Azure/azure-functions-host#10523); the timer runs on one instance anyway."
   type        = number
-  default     = 4
+  default     = 40
   nullable    = false
 
   validation {
     condition     = floor(var.maximum_instance_count) == var.maximum_instance_count && var.maximum_instance_count >= 1 && var.maximum_instance_count <= 1000
-    error_message = "maximum_instance_count: must be an integer in 1..1000."
+    error_message = "maximum_instance_count: must be an integer in 1..1000 (40 or more in most regions)."
+  }
+}
+
+variable "azure_cloud" {
+  description = "Azure cloud: \"public\", \"usgovernment\" or \"china\". Chooses the Entra ID authority and the token-exchange audience of the federated credentials (api://AzureADTokenExchange, ...USGov, ...China) and sets AZURE_AUTHORITY_HOST outside the public cloud."
+  type        = string
+  default     = "public"
+  nullable    = false
+
+  validation {
+    condition     = contains(["public", "usgovernment", "china"], var.azure_cloud)
+    error_message = "azure_cloud: must be \"public\", \"usgovernment\" or \"china\"."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Alarm (monitoring.tf)
+# ---------------------------------------------------------------------------
+
+variable "alert_email_addresses" {
+  description = "E-mail addresses the alarm notifies (action group e-mail receivers, common alert schema). Empty, together with alert_webhook_urls, = the alerts still fire (Azure portal > Monitor > Alerts) but notify nobody."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for a in var.alert_email_addresses : can(regex("^[^@\\s]+@[^@\\s]+$", a))])
+    error_message = "alert_email_addresses: every entry must be an e-mail address."
+  }
+}
+
+variable "alert_webhook_urls" {
+  description = "HTTPS webhooks the alarm posts to (common alert schema), e.g. a Teams/Slack/PagerDuty/Opsgenie endpoint. The URL is stored in the Terraform state and in the action group."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for u in var.alert_webhook_urls : startswith(u, "https://")])
+    error_message = "alert_webhook_urls: every entry must be an https:// URL."
+  }
+}
+
+variable "alert_no_success_hours" {
+  description = "Alarm when no RotatePat invocation succeeded for this many hours: the schedule period plus a margin (26 for the daily default schedule). The alert's window is P2D (the longest azurerm accepts), so at most 48."
+  type        = number
+  default     = 26
+  nullable    = false
+
+  validation {
+    condition     = floor(var.alert_no_success_hours) == var.alert_no_success_hours && var.alert_no_success_hours >= 1 && var.alert_no_success_hours <= 48
+    error_message = "alert_no_success_hours: must be an integer in 1..48 (the alert's P2D window)."
   }
 }
 
@@ -220,9 +272,9 @@ variable "databricks_token_usage_extra_acl" {
 }
 
 variable "manage_databricks_token_permissions" {
-  description = "With a workspace in \"workspace_service_principal\" mode: manage its token-usage ACL here (authoritative, see databricks_token_usage_extra_acl). false = add the group \"pat-rotator\" to your existing token ACL yourself."
+  description = "Manage the token-usage ACL of the databricks provider's workspace here. Default false (safe on an existing workspace): add the group \"pat-rotator\" with CAN_USE to the workspace's token permissions yourself (infra/README.md). true = databricks_permissions, which is AUTHORITATIVE: everyone not in the group or in databricks_token_usage_extra_acl loses token access and their tokens are revoked."
   type        = bool
-  default     = true
+  default     = false
   nullable    = false
 }
 
@@ -241,17 +293,33 @@ variable "targets" {
       renew_before_days  - 0 < x < lifetime_days (default 30)
       revoke_grace_hours - 0..720 (default 24)
       scopes             - optional list of token scopes
+      autoscope          - optional bool: autoscope_enabled of token create (unset sends nothing)
+      client_id          - optional: the PAT belongs to this existing Entra app
+                           registration (GUID), which must trust the Function App's
+                           identity (output federated_credential); contract section 8
+      create_app_registration
+                         - optional, default false: create an app registration, its
+                           service principal and the federated credential for this
+                           target, and use its client id (needs directory rights)
   EOT
   type = list(object({
-    name               = string
-    workspace          = string
-    secret_name        = string
-    lifetime_days      = optional(number, 90)
-    renew_before_days  = optional(number, 30)
-    revoke_grace_hours = optional(number, 24)
-    scopes             = optional(list(string))
+    name                    = string
+    workspace               = string
+    secret_name             = string
+    lifetime_days           = optional(number, 90)
+    renew_before_days       = optional(number, 30)
+    revoke_grace_hours      = optional(number, 24)
+    scopes                  = optional(list(string))
+    autoscope               = optional(bool)
+    client_id               = optional(string)
+    create_app_registration = optional(bool, false)
   }))
   nullable = false
+
+  validation {
+    condition     = alltrue([for t in var.targets : !(t.client_id != null && t.create_app_registration)])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d]: set client_id (an existing app registration) or create_app_registration = true, not both", i) if t.client_id != null && t.create_app_registration])
+  }
 }
 
 # ---------------------------------------------------------------------------

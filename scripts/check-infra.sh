@@ -7,7 +7,14 @@
 #                                                    server, package.sh gate, and -- when a
 #                                                    terraform binary exists -- the targets
 #                                                    module's own `terraform test` suite)
-#   3. checkov --framework terraform --skip-download -d infra
+#   3. schema check: infra/tests/tfschema.py checks every resource, data source and
+#      attribute reference in infra/ (root, modules, examples) against the provider
+#      schemas: azurerm 4.79.0 / azuread 3.7.0 (../shared/terraform-schemas, or
+#      TF_SCHEMA_DIR) and databricks 1.99.0 (infra/tests/schemas, derived from
+#      @cdktf/provider-databricks); then its self-tests (infra/tests/test_schema_check.py)
+#      prove it fails on a misspelt or absent argument, a missing required argument and
+#      a reference to a missing attribute
+#   4. checkov --framework terraform --skip-download -d infra
 #                                                    (zero failures; every skip carries a reason)
 #
 # python-hcl2 (+pytest) and checkov live in separate repo-local virtualenvs, .venv-hcl2
@@ -21,6 +28,9 @@ cd "$repo_root"
 
 readonly HCL2_PINS="python-hcl2==8.1.4 pytest==9.2.0"
 readonly CHECKOV_PINS="checkov==3.3.30"
+# The npm package the databricks schema (infra/tests/schemas/databricks-1.99.0.json) is
+# derived from (infra/tests/cdktf_schema.py).
+readonly CDKTF_DATABRICKS_VERSION="15.16.1"
 PYTHON="${PYTHON:-python3}"
 
 failures=()
@@ -55,7 +65,7 @@ fi
 # --- 2. parse + structural tests -----------------------------------------------------
 step "pytest infra/tests (python-hcl2)"
 if ensure_venv .venv-hcl2 "$HCL2_PINS"; then
-  .venv-hcl2/bin/python -m pytest infra/tests -p no:cacheprovider -q -rs
+  .venv-hcl2/bin/python -m pytest infra/tests -p no:cacheprovider -q -rs --ignore=infra/tests/test_schema_check.py
   rc=$?
   if [[ "$rc" -eq 5 ]]; then
     echo "pytest collected no tests: that is a failure"
@@ -67,14 +77,40 @@ else
   failures+=("pytest (could not create .venv-hcl2)")
 fi
 
-# --- 3. checkov ------------------------------------------------------------------------
+# --- 3. provider schema check and its self-tests -------------------------------------
+step "schema check (azurerm 4.79.0, azuread 3.7.0, databricks 1.99.0 derived from @cdktf/provider-databricks)"
+if [[ -x .venv-hcl2/bin/python ]]; then
+  .venv-hcl2/bin/python infra/tests/tfschema.py || failures+=("schema check")
+  step "schema check self-tests"
+  # The vendored databricks schema is re-derived from the pinned npm package and
+  # compared, when npm can fetch it (cached in the venv); otherwise that one test skips.
+  cdktf_tgz=".venv-hcl2/cache/cdktf-provider-databricks-${CDKTF_DATABRICKS_VERSION}.tgz"
+  if [[ ! -f "$cdktf_tgz" ]] && command -v npm >/dev/null; then
+    mkdir -p .venv-hcl2/cache
+    (cd .venv-hcl2/cache && npm pack --silent "@cdktf/provider-databricks@${CDKTF_DATABRICKS_VERSION}" >/dev/null 2>&1) ||
+      echo "npm pack @cdktf/provider-databricks@${CDKTF_DATABRICKS_VERSION} failed: the re-derivation test will skip"
+  fi
+  [[ -f "$cdktf_tgz" ]] && export CDKTF_DATABRICKS_TGZ="$cdktf_tgz"
+  .venv-hcl2/bin/python -m pytest infra/tests/test_schema_check.py -p no:cacheprovider -q -rs
+  rc=$?
+  if [[ "$rc" -ne 0 ]]; then
+    [[ "$rc" -eq 5 ]] && echo "schema check self-tests collected no tests: that is a failure"
+    failures+=("schema check self-tests")
+  fi
+else
+  failures+=("schema check (no .venv-hcl2)")
+fi
+
+# --- 4. checkov ------------------------------------------------------------------------
 step "checkov (terraform, offline)"
 if ensure_venv .venv-checkov "$CHECKOV_PINS"; then
   report="$(mktemp -d)"
   # --soft-fail: the verdict is taken from the JSON report below (failures, parsing
   # errors, nothing scanned), not from checkov's own exit code.
+  # infra/tests/schema_fixtures holds deliberately broken .tf files for the schema
+  # checker's self-tests; they are not part of the configuration.
   BC_SKIP_MAPPING=TRUE .venv-checkov/bin/checkov --directory infra --framework terraform --skip-download \
-    --download-external-modules false --soft-fail --output json >"$report/checkov.json" 2>"$report/checkov.err"
+    --skip-path 'infra/tests/schema_fixtures' --download-external-modules false --soft-fail --output json >"$report/checkov.json" 2>"$report/checkov.err"
   if .venv-checkov/bin/python - "$report/checkov.json" <<'PY'; then
 import json, sys
 try:

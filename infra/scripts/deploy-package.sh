@@ -7,7 +7,11 @@
 #
 # (or the same values in DEPLOY_RESOURCE_GROUP, DEPLOY_FUNCTION_APP,
 # DEPLOY_SUBSCRIPTION_ID, DEPLOY_PACKAGE_PATH). DEPLOY_TIMEOUT_SECONDS bounds the
-# retries (default 900).
+# retries (default 900); DEPLOY_ATTEMPT_TIMEOUT_SECONDS bounds one
+# `az functionapp deployment source config-zip` call (default 600): on Flex Consumption
+# azure-cli's post-deployment status loop can poll forever (its counter never advances),
+# so a call that has not returned by then is stopped and the script fails with a
+# message saying so (exit 4).
 #
 # Steps:
 #  1. Remove AzureWebJobsStorage / DEPLOYMENT_STORAGE_CONNECTION_STRING if present.
@@ -35,6 +39,7 @@ app="${DEPLOY_FUNCTION_APP:-}"
 sub="${DEPLOY_SUBSCRIPTION_ID:-}"
 src="${DEPLOY_PACKAGE_PATH:-}"
 timeout_s="${DEPLOY_TIMEOUT_SECONDS:-900}"
+attempt_timeout_s="${DEPLOY_ATTEMPT_TIMEOUT_SECONDS:-600}"
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -54,6 +59,8 @@ fi
 [[ -n "$app" ]] || die "function app not set (-n or DEPLOY_FUNCTION_APP)"
 [[ -f "$src" ]] || die "package $src not found: run scripts/package.sh"
 [[ "$timeout_s" =~ ^[0-9]+$ ]] || die "DEPLOY_TIMEOUT_SECONDS must be a whole number"
+[[ "$attempt_timeout_s" =~ ^[1-9][0-9]*$ ]] || die "DEPLOY_ATTEMPT_TIMEOUT_SECONDS must be a positive whole number"
+command -v timeout >/dev/null || die "timeout (GNU coreutils) is required to bound the deployment call"
 command -v az >/dev/null || die "the Azure CLI (az) is required; or deploy $src with your pipeline's Azure Functions deploy task (Flex Consumption)"
 az account show --output none 2>/dev/null || die "the Azure CLI is not logged in: run 'az login' (and 'az account set -s <subscription>')"
 
@@ -83,11 +90,21 @@ deadline=$(($(date +%s) + timeout_s))
 delay=10
 attempt=1
 while :; do
-  log "deploying $(basename "$src") ($(wc -c <"$src" | tr -d ' ') bytes) to $app, attempt $attempt"
-  if az functionapp deployment source config-zip --resource-group "$rg" --name "$app" "${sub_args[@]}" \
-    --src "$src" --output none; then
+  log "deploying $(basename "$src") ($(wc -c <"$src" | tr -d ' ') bytes) to $app, attempt $attempt (at most ${attempt_timeout_s}s)"
+  rc=0
+  timeout --kill-after=10 "$attempt_timeout_s" \
+    az functionapp deployment source config-zip --resource-group "$rg" --name "$app" "${sub_args[@]}" \
+    --src "$src" --output none || rc=$?
+  if [[ "$rc" -eq 0 ]]; then
     log "deployed"
     exit 0
+  fi
+  if [[ "$rc" -eq 124 || "$rc" -eq 137 ]]; then
+    echo "$prog: error: 'az functionapp deployment source config-zip' did not return within ${attempt_timeout_s}s and was stopped." >&2
+    echo "$prog: on Flex Consumption, azure-cli's post-deployment status polling can loop forever even after the deployment finished." >&2
+    echo "$prog: check the result: az functionapp deployment list -g $rg -n $app (or the portal's Deployment Center), then re-run terraform apply;" >&2
+    echo "$prog: raise DEPLOY_ATTEMPT_TIMEOUT_SECONDS if large packages need longer, or update the Azure CLI." >&2
+    exit 4
   fi
   now=$(date +%s)
   if [[ $((now + delay)) -ge "$deadline" ]]; then

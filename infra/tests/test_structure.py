@@ -37,11 +37,25 @@ def role_assignments(module: Module) -> dict[str, dict]:
 # ---------------------------------------------------------------------------
 
 
-def test_function_app_has_a_system_assigned_identity(root, app):
-    assert unq(first(app["identity"])["type"]) == "SystemAssigned"
-    assert expr(root.locals()["function_principal_id"]) == "azurerm_function_app_flex_consumption.this.identity[0].principal_id"
+def test_function_app_runs_as_a_user_assigned_identity(root, app, app_settings):
+    # Issue 11: Entra accepts a user-assigned managed identity as the subject of an app
+    # registration's federated credential; everything moves to it.
+    identity = first(app["identity"])
+    assert unq(identity["type"]) == "UserAssigned"
+    assert [expr(i) for i in identity["identity_ids"]] == ["azurerm_user_assigned_identity.function.id"]
+    root.resource("azurerm_user_assigned_identity", "function")
+    assert expr(root.locals()["function_principal_id"]) == "azurerm_user_assigned_identity.function.principal_id"
     outputs = root.outputs()
-    assert expr(outputs["identity_principal_id"]["value"]) == "azurerm_function_app_flex_consumption.this.identity[0].principal_id"
+    assert expr(outputs["identity_principal_id"]["value"]) == "azurerm_user_assigned_identity.function.principal_id"
+    assert expr(app_settings["AZURE_CLIENT_ID"]) == "azurerm_user_assigned_identity.function.client_id"
+    assert expr(app_settings["AZURE_TENANT_ID"]) == "data.azurerm_client_config.current.tenant_id"
+    assert unq(app_settings["PAT_CREDENTIAL"]) == "managed_identity"
+    # nothing refers to a system-assigned identity any more
+    for path in tf_files():
+        if "schema_fixtures" in path.parts:
+            continue
+        text = path.read_text()
+        assert "azurerm_function_app_flex_consumption.this.identity" not in text, f"{path}: system-assigned identity reference"
 
 
 def test_key_vault_uses_rbac_with_purge_protection(root):
@@ -72,6 +86,8 @@ def test_every_role_assignment_is_scoped_to_one_resource(root):
     allowed = {
         "key_vault_secrets_officer": ("Key Vault Secrets Officer", "azurerm_key_vault.this.id"),
         "storage_blob_data_owner": ("Storage Blob Data Owner", "azurerm_storage_account.host.id"),
+        # the host's tables; AZFD0003 on every start without it (issue 10)
+        "storage_table_data_contributor": ("Storage Table Data Contributor", "azurerm_storage_account.host.id"),
         "monitoring_metrics_publisher": ("Monitoring Metrics Publisher", "azurerm_application_insights.this.id"),
         "workspace_contributor": ("Contributor", "local.workspaces[each.key].resource_id"),
     }
@@ -87,8 +103,18 @@ def test_every_role_assignment_is_scoped_to_one_resource(root):
     assert 'm == "azure_contributor"' in contributor_keys
 
 
-def test_workspace_service_principal_mode_grants_token_can_use(root):
-    perms = root.resource("databricks_permissions", "token_usage")
+def test_workspace_service_principal_mode_never_replaces_the_token_acl_by_default(root):
+    # Issue 10: an authoritative tokens ACL removes everyone else's CAN_USE, which
+    # revokes their tokens. It is opt-in only.
+    variables = root.variables()
+    assert variables["manage_databricks_token_permissions"]["default"] is False
+    perms = root.resource("databricks_permissions", "token_usage_authoritative")
+    assert "var.manage_databricks_token_permissions" in expr(perms["count"])
+    # destroying it would reset the ACL to the admins: never without a deliberate state rm
+    assert first(perms["lifecycle"])["prevent_destroy"] is True
+    # the address that earlier versions managed by default is forgotten, not destroyed
+    removed = [b for b in root.blocks("removed")]
+    assert any(expr(b["from"]) == "databricks_permissions.token_usage" and first(b["lifecycle"])["destroy"] is False for b in removed), removed
     assert unq(perms["authorization"]) == "tokens"
     acl = perms["access_control"]
     assert unq(acl[0]["permission_level"]) == "CAN_USE"
@@ -96,8 +122,10 @@ def test_workspace_service_principal_mode_grants_token_can_use(root):
     member = root.resource("databricks_group_member", "function")
     assert expr(member["member_id"]) == "databricks_service_principal.function[0].id"
     sp = root.resource("databricks_service_principal", "function")
-    assert expr(sp["application_id"]) == "data.azuread_service_principal.function[0].client_id"
-    assert expr(root.data_sources("azuread_service_principal")["function"]["object_id"]) == FUNCTION_PRINCIPAL
+    assert expr(sp["application_id"]) == "azurerm_user_assigned_identity.function.client_id"
+    # no other resource manages token permissions
+    assert set(root.resources("databricks_permissions")) == {"token_usage_authoritative"}
+    assert not root.resources("databricks_permission")
 
 
 # ---------------------------------------------------------------------------
@@ -135,10 +163,12 @@ def test_storage_has_no_public_blob_access_and_no_keys(root):
 
 
 def test_host_storage_uses_the_identity(app, app_settings, root):
-    assert unq(app["storage_authentication_type"]) == "SystemAssignedIdentity"
+    assert unq(app["storage_authentication_type"]) == "UserAssignedIdentity"
+    assert expr(app["storage_user_assigned_identity_id"]) == "azurerm_user_assigned_identity.function.id"
     assert "storage_access_key" not in app
     assert expr(app_settings["AzureWebJobsStorage__accountName"]) == "azurerm_storage_account.host.name"
     assert unq(app_settings["AzureWebJobsStorage__credential"]) == "managedidentity"
+    assert expr(app_settings["AzureWebJobsStorage__clientId"]) == "azurerm_user_assigned_identity.function.client_id"
     assert "AzureWebJobsStorage" not in app_settings, "a connection string would take precedence over the identity"
     script = (INFRA / "scripts" / "deploy-package.sh").read_text()
     assert "AzureWebJobsStorage" in script and "DEPLOYMENT_STORAGE_CONNECTION_STRING" in script
@@ -147,7 +177,7 @@ def test_host_storage_uses_the_identity(app, app_settings, root):
 def test_application_insights_uses_entra_auth(root, app_settings):
     appi = root.resource("azurerm_application_insights", "this")
     assert appi.get("local_authentication_enabled") is False
-    assert unq(app_settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]) == "Authorization=AAD"
+    assert unq(app_settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]) == "Authorization=AAD;ClientId=${azurerm_user_assigned_identity.function.client_id}"
 
 
 def test_flex_consumption_plan_and_custom_runtime(root, app, app_settings):
@@ -164,7 +194,10 @@ def test_flex_consumption_plan_and_custom_runtime(root, app, app_settings):
 # Settings the program reads (contract §1-§3) vs. what the app sets
 # ---------------------------------------------------------------------------
 
-SET_BY_INFRA = {"PAT_TARGETS", "ROTATION_SCHEDULE", "PAT_CREDENTIAL", "PAT_MAX_CONCURRENCY", "RUST_LOG"}
+SET_BY_INFRA = {
+    "PAT_TARGETS", "ROTATION_SCHEDULE", "PAT_CREDENTIAL", "PAT_MAX_CONCURRENCY", "RUST_LOG",
+    "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST",
+}
 
 DELIBERATELY_UNSET = {
     # Flat single-target form: superseded by PAT_TARGETS, which is always set.
@@ -177,11 +210,10 @@ DELIBERATELY_UNSET = {
     "PAT_RENEW_BEFORE_DAYS": "flat form, superseded by PAT_TARGETS",
     "PAT_REVOKE_GRACE_HOURS": "flat form, superseded by PAT_TARGETS",
     "PAT_SCOPES": "flat form, superseded by PAT_TARGETS",
-    # Credentials: the system-assigned identity needs none of these.
-    "AZURE_CLIENT_ID": "only for a user-assigned identity or a service principal",
-    "AZURE_TENANT_ID": "only for client_secret / workload_identity credentials",
+    "PAT_AUTOSCOPE": "flat form, superseded by PAT_TARGETS (autoscope per target)",
+    "PAT_CLIENT_ID": "flat form, superseded by PAT_TARGETS (client_id per target)",
+    # Credentials: the user-assigned identity needs only AZURE_CLIENT_ID (set).
     "AZURE_CLIENT_SECRET": "a secret; never in app settings (managed identity is used)",
-    "AZURE_AUTHORITY_HOST": "public cloud default",
     "AZURE_FEDERATED_TOKEN_FILE": "workload identity (Kubernetes) only",
     "SSL_CERT_FILE": "local emulators only",
 }
@@ -197,6 +229,7 @@ SET_BY_PLATFORM = {
 PLATFORM_SETTINGS = {
     "AzureWebJobsStorage__accountName",
     "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
 }
 
@@ -299,13 +332,26 @@ def test_pat_targets_have_exactly_the_contract_target_fields(targets_module):
 def test_targets_module_is_used_with_the_root_variable(root):
     mod = root.modules()["targets"]
     assert unq(mod["source"]) == "./modules/targets"
-    assert expr(mod["targets"]) == "var.targets"
+    passed = expr(mod["targets"])
+    assert passed.startswith("[for t in var.targets : {"), passed
+    # client_id: the existing one, or the created app registration's
+    assert "azuread_application_registration.target[t.name].client_id" in passed
+    assert "federated = t.client_id != null || t.create_app_registration" in passed
     assert expr(mod["key_vault_url"]) == "azurerm_key_vault.this.vault_uri"
     assert expr(mod["workspaces"]) == "local.workspaces"
 
 
+def target_fields(type_expr) -> set[str]:
+    return set(re.findall(r"\b([a-z_]+)\s*=", str(type_expr)))
+
+
 def test_root_and_module_target_types_agree(root, targets_module):
-    assert root.variables()["targets"]["type"] == targets_module.variables()["targets"]["type"]
+    root_fields = target_fields(root.variables()["targets"]["type"])
+    module_fields = target_fields(targets_module.variables()["targets"]["type"])
+    # The root takes create_app_registration; the module takes the derived federated flag.
+    assert root_fields - {"create_app_registration"} == module_fields - {"federated"}, (root_fields, module_fields)
+    passed = target_fields(root.modules()["targets"]["targets"])
+    assert module_fields <= passed, f"the root passes {sorted(passed)}, the module takes {sorted(module_fields)}"
 
 
 def test_targets_validation_mirrors_contract_rules(targets_module):
@@ -368,13 +414,16 @@ def test_provisioning_step_exists_per_target_and_depends_on_everything_it_needs(
         "terraform_data.deploy_package",  # the package
         "azurerm_role_assignment.key_vault_secrets_officer",  # the vault role
         "azurerm_role_assignment.workspace_contributor",  # management-header mode
-        "databricks_permissions.token_usage",  # service-principal mode
+        "databricks_permissions.token_usage_authoritative",  # opt-in tokens ACL
         "databricks_group_member.function",
         "azurerm_role_assignment.storage_blob_data_owner",
     }
     assert needed <= deps, f"missing depends_on: {sorted(needed - deps)}"
     # The app itself: referenced directly.
     assert "azurerm_function_app_flex_consumption.this" in str(triggers)
+    # An identity switch re-provisions in the same apply (the new identity cannot use
+    # the old identity's tokens).
+    assert expr(triggers["identity"]) == "azurerm_user_assigned_identity.function.principal_id"
 
 
 def test_provisioning_never_puts_the_key_on_a_command_line(root):
@@ -446,9 +495,15 @@ def test_provider_versions_are_pinned_with_reasons():
     azurerm = providers["azurerm"]
     version = unq(azurerm["version"])
     match = re.fullmatch(r"~> 4\.(\d+)", version)
-    assert match and int(match.group(1)) >= 42, f"azurerm must be pinned to 4.x >= 4.42, got {version}"
-    assert unq(providers["databricks"]["version"]).startswith("~>")
-    assert unq(providers["azuread"]["version"]).startswith("~>")
+    # 4.79.0 is the schema the schema check uses (issue 10); local_authentication_enabled
+    # on Application Insights needs 4.78.
+    assert match and int(match.group(1)) >= 79, f"azurerm must be pinned to 4.x >= 4.79, got {version}"
+    dbx = re.fullmatch(r"~> 1\.(\d+)", unq(providers["databricks"]["version"]))
+    assert dbx and int(dbx.group(1)) >= 53, "databricks >= 1.53: CAN_MANAGE in the tokens ACL"
+    aad = re.fullmatch(r"~> 3\.(\d+)", unq(providers["azuread"]["version"]))
+    assert aad and int(aad.group(1)) >= 7, "azuread >= 3.7: the checked schema"
+    adf = first(first(parse(INFRA / "examples" / "data-factory" / "main.tf")["terraform"])["required_providers"])
+    assert unq(adf["azurerm"]["version"]) == version, "the Data Factory sample pins the same azurerm line"
     assert unq(tf["required_version"]).startswith(">= 1.9")
     assert "rbac_authorization_enabled" in text and "runtime_name" in text, "versions.tf must say why these pins"
 
@@ -475,7 +530,9 @@ def test_data_factory_sample(adf_example, root):
 
     fn_ls = adf_example.resource("azurerm_data_factory_linked_service_azure_function", "rotator")
     kv_key = first(fn_ls["key_vault_key"])
-    assert expr(kv_key["linked_service_name"]) == "azurerm_data_factory_linked_service_key_vault.vault.name"
+    assert expr(kv_key["linked_service_name"]) == "azurerm_data_factory_linked_service_key_vault.sample.name"
+    sample_ls = adf_example.resource("azurerm_data_factory_linked_service_key_vault", "sample")
+    assert expr(sample_ls["key_vault_id"]) == "azurerm_key_vault.sample.id"
     assert "key" not in fn_ls, "the function key must come from Key Vault"
 
     dbx_ls = adf_example.resource("azurerm_data_factory_linked_service_azure_databricks", "workspace")
@@ -494,7 +551,32 @@ def test_data_factory_sample(adf_example, root):
 
     reads_pat = adf_example.resource("azurerm_role_assignment", "factory_reads_pat")
     assert unq(reads_pat["role_definition_name"]) == "Key Vault Secrets User"
-    assert "/secrets/" in str(reads_pat["scope"]), "the factory reads the PAT secret only (secret scope)"
+    assert expr(reads_pat["scope"]) == '"${local.vault_id}/secrets/${local.pat_secret_name}"', "Secrets User on the PAT secret only (its resource id)"
+    assert expr(reads_pat["principal_id"]) == "azurerm_data_factory.this.identity[0].principal_id"
+    reads_key = adf_example.resource("azurerm_role_assignment", "factory_reads_function_key")
+    assert unq(reads_key["role_definition_name"]) == "Key Vault Secrets User"
+    assert expr(reads_key["scope"]) == "azurerm_key_vault_secret.function_key.resource_versionless_id"
+
+
+def test_data_factory_sample_gives_the_deployer_no_role_on_the_pat_vault(adf_example):
+    # Issue 10: the deploying identity has no data-plane role on the PAT vault; the
+    # function key lives in the sample's own vault.
+    for name, ra in adf_example.resources("azurerm_role_assignment").items():
+        scope = expr(ra["scope"])
+        if "current.object_id" in expr(ra["principal_id"]):
+            assert scope == "azurerm_key_vault.sample.id", f"{name}: the deployer may only hold a role on the sample vault"
+        if "local.vault_id" in scope:
+            assert "/secrets/" in scope and unq(ra["role_definition_name"]) == "Key Vault Secrets User", name
+    secret = adf_example.resource("azurerm_key_vault_secret", "function_key")
+    assert expr(secret["key_vault_id"]) == "azurerm_key_vault.sample.id"
+
+
+def test_data_factory_sample_has_its_own_databricks_principal(adf_example):
+    # Issue 11: the factory's PAT belongs to an app registration created for its target.
+    mod = adf_example.modules()["pat_rotator"]
+    (target,) = mod["targets"]
+    assert target.get("create_app_registration") is True, target
+    assert "client_id" not in target
 
 
 def checkov_skips():

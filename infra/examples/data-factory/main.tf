@@ -6,9 +6,23 @@
 #  - runs Databricks activities with the rotated PAT (Databricks linked service whose
 #    access token is the target's secret in the vault).
 #
-# One `terraform apply` from empty converges: the Databricks linked service and the
-# factory's access to the PAT secret depend on the module's provisioning step, which
-# only finishes once the Function App has written a working PAT.
+# The factory acts in Databricks as its own principal (contract section 8): the target
+# has create_app_registration = true, so the module creates an Entra app registration
+# for it that trusts the Function App's identity through a federated credential, adds
+# the app's service principal to the workspace as a plain member of the group
+# "pat-rotator", and the PAT in the vault belongs to that service principal, not to
+# pat-rotator's identity (and not to a workspace admin: a client_id target never uses
+# the management headers).
+#
+# Access to the vaults: the deploying identity has no data-plane role on the PAT vault.
+# The factory reads the PAT with Key Vault Secrets User on that one secret (scope = the
+# secret's resource id). The function key lives in a separate small vault of this
+# sample, where the deployer writes it and the factory reads that one secret.
+#
+# The Databricks linked service and the factory's access to the PAT secret depend on the
+# module's provisioning step, which only finishes once the Function App has written a
+# working PAT. The group "pat-rotator" needs token CAN_USE in the workspace first
+# (infra/README.md, "Databricks token permissions").
 #
 #   scripts/package.sh
 #   cd infra/examples/data-factory && terraform init && terraform apply -var 'name_prefix=...' ...
@@ -19,7 +33,7 @@ terraform {
   required_providers {
     azurerm = {
       source  = "hashicorp/azurerm"
-      version = "~> 4.42" # same line as the module (see infra/versions.tf)
+      version = "~> 4.79" # same line as the module (see infra/versions.tf)
     }
   }
 }
@@ -38,7 +52,13 @@ module "pat_rotator" {
   name_prefix              = var.name_prefix
   resource_group_name      = var.resource_group_name
   new_databricks_workspace = { sku = "premium", access_mode = "azure_contributor" }
-  targets                  = [{ name = var.target_name, workspace = "new", secret_name = var.secret_name }]
+  alert_email_addresses    = var.alert_email_addresses
+  targets = [{
+    name                    = var.target_name
+    workspace               = "new"
+    secret_name             = var.secret_name
+    create_app_registration = true
+  }]
 }
 
 data "azurerm_client_config" "current" {}
@@ -46,6 +66,7 @@ data "azurerm_client_config" "current" {}
 locals {
   vault_id        = module.pat_rotator.key_vault_id
   pat_secret_name = module.pat_rotator.secret_names[var.target_name]
+  sample_suffix   = substr(sha256(local.vault_id), 0, 6)
 }
 
 # Waits for the module's provisioning step: the PAT secret exists and works.
@@ -54,7 +75,7 @@ resource "terraform_data" "pat_ready" {
 }
 
 resource "azurerm_data_factory" "this" {
-  name                   = "${var.name_prefix}-adf-${substr(sha256(local.vault_id), 0, 6)}"
+  name                   = "${var.name_prefix}-adf-${local.sample_suffix}"
   resource_group_name    = module.pat_rotator.resource_group_name
   location               = var.location
   public_network_enabled = true
@@ -69,18 +90,40 @@ resource "azurerm_data_factory" "this" {
 }
 
 # ---------------------------------------------------------------------------
-# The function key in the vault (for the Azure Function linked service)
+# The function key in this sample's own vault (for the Azure Function linked service)
 # ---------------------------------------------------------------------------
 
-# Storing the function key is this sample's own need: the deploying identity gets
-# Key Vault Secrets Officer on the vault to write it. pat-rotator itself gives the
-# deployer no data-plane role. Drop this and the secret below if you store the key
+# Storing the function key is this sample's own need, so it gets its own vault: the
+# deploying identity is Key Vault Secrets Officer there, and has no data-plane role on
+# pat-rotator's PAT vault. Drop this vault and the secret below if you store the key
 # another way.
+resource "azurerm_key_vault" "sample" {
+  name                = "${var.name_prefix}adf${local.sample_suffix}"
+  resource_group_name = module.pat_rotator.resource_group_name
+  location            = var.location
+  tenant_id           = data.azurerm_client_config.current.tenant_id
+  sku_name            = "standard"
+
+  rbac_authorization_enabled    = true
+  purge_protection_enabled      = true
+  soft_delete_retention_days    = 7
+  public_network_access_enabled = true
+
+  network_acls {
+    bypass         = "AzureServices"
+    default_action = "Allow"
+  }
+
+  #checkov:skip=CKV_AZURE_109:The deploying machine and the sample factory (no managed VNet) reach this vault over its public endpoint; every data-plane call needs an Entra ID token and an RBAC role on this vault.
+  #checkov:skip=CKV_AZURE_189:Same reason as CKV_AZURE_109: a sample without private networking; access is RBAC-only.
+  #checkov:skip=CKV2_AZURE_32:Private endpoints need a network this sample does not create (see CKV_AZURE_109).
+}
+
 resource "azurerm_role_assignment" "deployer_writes_function_key" {
-  scope                = local.vault_id
+  scope                = azurerm_key_vault.sample.id
   role_definition_name = "Key Vault Secrets Officer"
   principal_id         = data.azurerm_client_config.current.object_id
-  description          = "data-factory sample: store the pat-rotator function key"
+  description          = "data-factory sample: store the pat-rotator function key in the sample vault"
 }
 
 # New role assignments take minutes to apply: wait (bounded) until the deploying
@@ -92,7 +135,7 @@ resource "terraform_data" "deployer_vault_access" {
     command     = "for i in $(seq 1 40); do az keyvault secret list --vault-name \"$VAULT\" --maxresults 1 --output none 2>/dev/null && exit 0; sleep 15; done; echo 'Key Vault data-plane access did not propagate within 10 minutes' >&2; exit 1"
     interpreter = ["bash", "-c"]
     environment = {
-      VAULT = element(split("/", local.vault_id), 8)
+      VAULT = azurerm_key_vault.sample.name
     }
   }
 }
@@ -100,7 +143,7 @@ resource "terraform_data" "deployer_vault_access" {
 resource "azurerm_key_vault_secret" "function_key" {
   name         = "pat-rotator-function-key"
   value        = module.pat_rotator.function_key
-  key_vault_id = local.vault_id
+  key_vault_id = azurerm_key_vault.sample.id
   content_type = "azure-functions-key"
 
   depends_on = [terraform_data.deployer_vault_access]
@@ -108,9 +151,10 @@ resource "azurerm_key_vault_secret" "function_key" {
   #checkov:skip=CKV_AZURE_41:A Functions host key has no expiry of its own; it is replaced here whenever the key changes.
 }
 
-# The factory reads exactly two secrets: the function key and the PAT (secret scope).
+# The factory reads exactly two secrets, each with a role scoped to that one secret
+# (the secret's resource id): the function key and the PAT.
 resource "azurerm_role_assignment" "factory_reads_function_key" {
-  scope                = "${local.vault_id}/secrets/${azurerm_key_vault_secret.function_key.name}"
+  scope                = azurerm_key_vault_secret.function_key.resource_versionless_id
   role_definition_name = "Key Vault Secrets User"
   principal_id         = azurerm_data_factory.this.identity[0].principal_id
   principal_type       = "ServicePrincipal"
@@ -136,13 +180,19 @@ resource "azurerm_data_factory_linked_service_key_vault" "vault" {
   key_vault_id    = local.vault_id
 }
 
+resource "azurerm_data_factory_linked_service_key_vault" "sample" {
+  name            = "SampleKeyVault"
+  data_factory_id = azurerm_data_factory.this.id
+  key_vault_id    = azurerm_key_vault.sample.id
+}
+
 resource "azurerm_data_factory_linked_service_azure_function" "rotator" {
   name            = "PatRotatorFunction"
   data_factory_id = azurerm_data_factory.this.id
   url             = module.pat_rotator.function_app_url
 
   key_vault_key {
-    linked_service_name = azurerm_data_factory_linked_service_key_vault.vault.name
+    linked_service_name = azurerm_data_factory_linked_service_key_vault.sample.name
     secret_name         = azurerm_key_vault_secret.function_key.name
   }
 }

@@ -43,3 +43,9 @@ variable "databricks_node_type" {
   type        = string
   default     = "Standard_D4ds_v5"
 }
+
+variable "alert_email_addresses" {
+  description = "Who gets pat-rotator's alarm (failed or missing RotatePat runs) by e-mail."
+  type        = list(string)
+  default     = []
+}

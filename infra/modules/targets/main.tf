@@ -16,7 +16,9 @@ locals {
   # One object per target with exactly the target fields of contract §2. Optional
   # fields are left out rather than sent as null: workspace_resource_id only for
   # workspaces in "azure_contributor" mode (it switches on the management-token
-  # headers), scopes only when configured. The presence of a field depends only on
+  # headers) and never for a target with client_id (the headers would make the app's
+  # service principal a workspace admin), scopes only when configured, client_id (lower
+  # case) only for federated targets. The presence of a field depends only on
   # plan-time inputs, so the structure is known at plan time even when values (a new
   # vault's URL, a new workspace's id) are not.
   pat_targets = [
@@ -30,8 +32,10 @@ locals {
         renew_before_days  = t.renew_before_days
         revoke_grace_hours = t.revoke_grace_hours
       },
-      { for k, v in { workspace_resource_id = var.workspaces[t.workspace].resource_id } : k => v if var.workspaces[t.workspace].access_mode == "azure_contributor" },
+      { for k, v in { workspace_resource_id = var.workspaces[t.workspace].resource_id } : k => v if var.workspaces[t.workspace].access_mode == "azure_contributor" && !t.federated },
       { for k, v in { scopes = t.scopes } : k => v if t.scopes != null },
+      { for k, v in { autoscope = t.autoscope } : k => v if t.autoscope != null },
+      { for k, v in { client_id = t.client_id == null ? null : lower(t.client_id) } : k => v if t.federated },
     )
   ]
 }

@@ -12,6 +12,14 @@ variable "targets" {
       renew_before_days  - rotate this many days before expiry, integer, 0 < x < lifetime_days (default 30)
       revoke_grace_hours - keep the previous token this long after a rotation, integer 0..720 (default 24)
       scopes             - optional list of token scopes passed to token create
+      autoscope          - optional bool, passed to token create as autoscope_enabled when set
+      client_id          - optional: application (client) id of the Entra app registration
+                           whose PAT this target holds (contract section 8); a GUID,
+                           written in lower case. Such a target never carries
+                           workspace_resource_id: the management headers would make the
+                           app's service principal a workspace admin.
+      federated          - true when client_id is (or will be, once its app registration
+                           exists) set; known at plan time even when client_id is not
   EOT
   type = list(object({
     name               = string
@@ -21,6 +29,9 @@ variable "targets" {
     renew_before_days  = optional(number, 30)
     revoke_grace_hours = optional(number, 24)
     scopes             = optional(list(string))
+    autoscope          = optional(bool)
+    client_id          = optional(string)
+    federated          = optional(bool, false)
   }))
   nullable = false
 
@@ -69,6 +80,17 @@ variable "targets" {
   validation {
     condition     = alltrue([for t in var.targets : t.scopes == null || (length(coalesce(t.scopes, [])) > 0 && alltrue([for s in coalesce(t.scopes, []) : can(regex("^[^\\s,]+$", s))]))])
     error_message = join("; ", [for i, t in var.targets : format("targets[%d].scopes: %s must be omitted or a non-empty list of scope names without spaces or commas", i, jsonencode(t.scopes)) if !(t.scopes == null || (length(coalesce(t.scopes, [])) > 0 && alltrue([for s in coalesce(t.scopes, []) : can(regex("^[^\\s,]+$", s))])))])
+  }
+
+  validation {
+    # Contract section 2/8: client_id is a GUID (compared and tagged in lower case).
+    condition     = alltrue([for t in var.targets : t.client_id == null || can(regex("^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$", coalesce(t.client_id, "-")))])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d].client_id: %q is not a GUID (the application (client) id of an Entra app registration)", i, t.client_id) if !(t.client_id == null || can(regex("^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$", coalesce(t.client_id, "-"))))])
+  }
+
+  validation {
+    condition     = alltrue([for t in var.targets : t.client_id == null || t.federated])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d].federated: must be true when client_id is set", i) if !(t.client_id == null || t.federated)])
   }
 
   validation {

@@ -255,6 +255,75 @@ run "rejects_http_key_vault_url" {
   expect_failures = [var.key_vault_url]
 }
 
+run "client_id_is_written_in_lower_case_without_management_headers" {
+  command = plan
+  variables {
+    targets = [
+      # analytics is an azure_contributor workspace: a client_id target on it must not
+      # get workspace_resource_id (the app's service principal would become an admin).
+      { name = "adf", workspace = "analytics", secret_name = "adf-pat", client_id = "0A1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D", federated = true },
+      { name = "ml", workspace = "ml", secret_name = "ml-pat", client_id = "11111111-2222-3333-4444-555555555555", federated = true },
+    ]
+  }
+
+  assert {
+    condition     = output.by_name["adf"].client_id == "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    error_message = "client_id must be lower-cased: ${jsonencode(output.by_name["adf"])}"
+  }
+
+  assert {
+    condition     = !contains(keys(output.by_name["adf"]), "workspace_resource_id")
+    error_message = "a client_id target must never carry workspace_resource_id: ${jsonencode(output.by_name["adf"])}"
+  }
+
+  assert {
+    condition     = output.by_name["ml"].client_id == "11111111-2222-3333-4444-555555555555"
+    error_message = "unexpected client_id: ${jsonencode(output.by_name["ml"])}"
+  }
+}
+
+run "targets_without_client_id_carry_no_client_id_field" {
+  command = plan
+
+  assert {
+    condition     = alltrue([for t in output.pat_targets : !contains(keys(t), "client_id")])
+    error_message = "client_id must be absent unless configured: ${output.pat_targets_json}"
+  }
+}
+
+run "autoscope_is_passed_only_when_set" {
+  command = plan
+  variables {
+    targets = [
+      { name = "a", workspace = "ml", secret_name = "pat-a", autoscope = false },
+      { name = "b", workspace = "ml", secret_name = "pat-b" },
+    ]
+  }
+
+  assert {
+    condition     = output.by_name["a"].autoscope == false && !contains(keys(output.by_name["b"]), "autoscope")
+    error_message = "unexpected autoscope: ${output.pat_targets_json}"
+  }
+}
+
+run "rejects_client_id_that_is_not_a_guid" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "ml", secret_name = "pat", client_id = "pat-rotator-app", federated = true }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_client_id_guid_with_braces" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "ml", secret_name = "pat", client_id = "{11111111-2222-3333-4444-555555555555}", federated = true }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_client_id_without_federated" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "ml", secret_name = "pat", client_id = "11111111-2222-3333-4444-555555555555" }] }
+  expect_failures = [var.targets]
+}
+
 run "structure_is_known_at_plan_time_with_unknown_values" {
   command = plan
 
@@ -263,7 +332,7 @@ run "structure_is_known_at_plan_time_with_unknown_values" {
   }
 
   assert {
-    condition     = jsonencode(output.target_names) == jsonencode(["one", "two"])
+    condition     = jsonencode(output.target_names) == jsonencode(["one", "three", "two"])
     error_message = "target names must be known at plan time"
   }
 
@@ -271,6 +340,9 @@ run "structure_is_known_at_plan_time_with_unknown_values" {
     condition = jsonencode(output.fields) == jsonencode({
       one = ["key_vault_url", "lifetime_days", "name", "renew_before_days", "revoke_grace_hours", "secret_name", "workspace_resource_id", "workspace_url"]
       two = ["key_vault_url", "lifetime_days", "name", "renew_before_days", "revoke_grace_hours", "scopes", "secret_name", "workspace_resource_id", "workspace_url"]
+      # client_id of an app registration created in the same apply: unknown, but the
+      # field set is known (and has no workspace_resource_id).
+      three = ["client_id", "key_vault_url", "lifetime_days", "name", "renew_before_days", "revoke_grace_hours", "secret_name", "workspace_url"]
     })
     error_message = "unexpected fields: ${jsonencode(output.fields)}"
   }
