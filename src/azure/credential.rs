@@ -139,7 +139,9 @@ pub fn credential_factory(settings: &Settings, http: &reqwest::Client) -> Result
 pub struct TokenSource {
     factory: CredentialFactory,
     credentials: Mutex<HashMap<String, Arc<dyn TokenCredential>>>,
-    kind: &'static str,
+    kind: String,
+    /// Set for an app registration's tokens obtained by federation (contract §8).
+    federation: Option<super::federation::Federation>,
     retry: RetryPolicy,
     cache: Mutex<HashMap<String, AccessToken>>,
     /// One fetch at a time per scope.
@@ -157,7 +159,26 @@ impl TokenSource {
         Arc::new(TokenSource {
             factory,
             credentials: Mutex::new(HashMap::new()),
-            kind: kind.as_str(),
+            kind: kind.as_str().to_string(),
+            federation: None,
+            retry,
+            cache: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The tokens of an app registration, obtained by the federated exchange `factory`
+    /// performs (see [`super::federation`]).
+    pub fn federated(
+        factory: CredentialFactory,
+        federation: super::federation::Federation,
+        retry: RetryPolicy,
+    ) -> Arc<TokenSource> {
+        Arc::new(TokenSource {
+            factory,
+            credentials: Mutex::new(HashMap::new()),
+            kind: federation.label(),
+            federation: Some(federation),
             retry,
             cache: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
@@ -228,6 +249,9 @@ impl TokenSource {
     }
 
     fn classify(&self, scope: &str, e: &azure_core::Error) -> Error {
+        if let Some(refused) = self.federation.as_ref().and_then(|f| f.refusal(scope, e)) {
+            return refused;
+        }
         let transient = is_transient(e);
         let err = Error::new(
             Code::IdentityUnavailable,

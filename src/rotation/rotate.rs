@@ -139,6 +139,9 @@ pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
     if let Some(prev) = &superseded {
         tag_map.insert(tags::PREVIOUS_TOKEN_ID.to_string(), prev.clone());
     }
+    if let Some(client_id) = &t.client_id {
+        tag_map.insert(tags::CLIENT_ID.to_string(), client_id.clone());
+    }
     let write = SecretWrite {
         name: t.secret_name.clone(),
         value: new.value,

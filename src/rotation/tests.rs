@@ -214,6 +214,7 @@ fn target(grace: u32) -> Target {
         renew_before_days: 30,
         revoke_grace_hours: grace,
         scopes: None,
+        client_id: None,
     }
 }
 
