@@ -207,15 +207,15 @@ impl Federation {
                 self.client_id, self.audience
             )
         };
+        // Entra's description starts with its code; say the code when it does not.
+        let said = if text.contains("AADSTS") { excerpt(&text) } else { format!("{aadsts}: {}", excerpt(&text)) };
         Some(
             Error::new(
                 Code::IdentityFederationRefused,
                 format!(
-                    "Entra ID refused the federated exchange for client_id {} ({} for {}): {}; {hint}",
+                    "Entra ID refused the federated exchange for client_id {} (a token for {}): {said}; {hint}",
                     self.client_id,
-                    aadsts,
                     scope.trim_end_matches("/.default"),
-                    excerpt(&text)
                 ),
             )
             .with_status(status)
@@ -224,7 +224,7 @@ impl Federation {
     }
 
     pub fn label(&self) -> String {
-        format!("federated credential of client_id {}", self.client_id)
+        format!("federated (client_id {})", self.client_id)
     }
 }
 
