@@ -340,14 +340,24 @@ impl Engine {
 /// the owner changed is reported as that, not as an out-of-band revocation.
 struct OwnerWatch<'a> {
     inner: &'a dyn SecretStore,
-    /// (written by pat-rotator, its `databricks-client-id`, its token id, its token's expiry).
-    seen: Mutex<Option<(bool, Option<String>, Option<String>, Option<String>)>>,
+    seen: Mutex<Option<SeenVersion>>,
+}
+
+/// What [`OwnerWatch`] remembers of the latest version.
+#[derive(Clone)]
+struct SeenVersion {
+    managed: bool,
+    /// Its `databricks-client-id` tag.
+    client_id: Option<String>,
+    token_id: Option<String>,
+    token_expires_at: Option<String>,
 }
 
 impl OwnerWatch<'_> {
     /// The message for an owner change, when the latest version was written for another owner.
     fn owner_change(&self, t: &Target) -> Option<String> {
-        let (managed, old, token_id, expires) = self.seen.lock().expect("engine lock").clone()?;
+        let SeenVersion { managed, client_id: old, token_id, token_expires_at: expires } =
+            self.seen.lock().expect("engine lock").clone()?;
         let old = old.map(|c| c.to_ascii_lowercase());
         if !managed || old == t.client_id {
             return None;
@@ -376,9 +386,13 @@ impl SecretStore for OwnerWatch<'_> {
         let r = self.inner.read_latest(name).await;
         if let Ok(Some(s)) = &r {
             let v = SecretView::from_stored(s);
-            let client = s.tags.get(tags::CLIENT_ID).map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
-            *self.seen.lock().expect("engine lock") =
-                Some((v.managed, client, v.token_id, v.token_expires_at.map(rfc3339)));
+            let client_id = s.tags.get(tags::CLIENT_ID).map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+            *self.seen.lock().expect("engine lock") = Some(SeenVersion {
+                managed: v.managed,
+                client_id,
+                token_id: v.token_id,
+                token_expires_at: v.token_expires_at.map(rfc3339),
+            });
         }
         r
     }

@@ -202,8 +202,9 @@ fn bad_client_id_settings_are_config_errors_before_any_call() {
     }
     // The flat form names the flat setting.
     let mut flat = world();
-    flat.set("DATABRICKS_HOST", &flat.emu.workspace(0).url().to_string());
-    flat.set("KEY_VAULT_URL", &flat.emu.vault(0).url().to_string());
+    let (ws_url, kv_url) = (flat.emu.workspace(0).url().to_string(), flat.emu.vault(0).url().to_string());
+    flat.set("DATABRICKS_HOST", &ws_url);
+    flat.set("KEY_VAULT_URL", &kv_url);
     flat.set("PAT_CLIENT_ID", "nope");
     let o = flat.cli(&["rotate"], &[]);
     assert_eq!(o.code, 2);
