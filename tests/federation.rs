@@ -166,6 +166,21 @@ fn entra_server_errors_are_retried_and_end_as_identity_unavailable() {
 }
 
 #[test]
+fn a_hanging_exchange_is_cut_by_the_call_timeout_and_retried() {
+    let mut w = world();
+    let app = w.federated_app(APP_A, 0);
+    let t = app_target(&w, "a", APP_A);
+    w.targets(&[t]);
+    w.emu.aad().faults().inject("token", Fault::hang(), 1);
+    let start = std::time::Instant::now();
+    let (code, r) = w.rotate(&[], &[("PAT_CALL_TIMEOUT_SECONDS", "1")]);
+    assert_eq!(code, 0, "{r:?}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(5), "{:?}", start.elapsed());
+    assert_eq!(aad_token_calls(&w), 2, "the hung exchange, then one that answered");
+    assert_eq!(w.live_tokens_of(0, &app).len(), 1);
+}
+
+#[test]
 fn bad_client_id_settings_are_config_errors_before_any_call() {
     let mut w = world();
     let t = app_target(&w, "a", APP_A);
