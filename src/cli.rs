@@ -185,7 +185,7 @@ pub fn check_config(json: bool) -> ExitCode {
             // Each target keeps up to two tokens (current and, within its grace, previous).
             if n * 2 > QUOTA_HEADROOM {
                 println!(
-                    "warning: {n} targets of {owner} share workspace {ws}; with a current and a previous token each they can exceed Databricks' quota of 600 tokens per identity and workspace"
+                    "warning: {n} targets share workspace {ws} as {owner}; with a current and a previous token each they can exceed Databricks' quota of 600 tokens per identity and workspace"
                 );
             }
         }

@@ -261,7 +261,12 @@ fn check_config_shows_owners_counts_quota_per_owner_and_warns_about_admin_header
     }
     w.targets(&targets);
     let o = w.cli(&["check-config"], &[]);
-    assert!(o.stdout.contains(&format!("300 targets of app {APP_A} share workspace")), "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains(&format!("warning: 300 targets share workspace {} as app {APP_A};", w.emu.workspace(0).url())),
+        "{}",
+        o.stdout
+    );
     assert_eq!(w.upstream_calls(), 0);
 }
 
