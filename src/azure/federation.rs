@@ -256,6 +256,80 @@ mod tests {
         assert_eq!(exchange_scope("http://127.0.0.1:8080"), "api://AzureADTokenExchange/.default");
     }
 
+    fn federation(kind: CredentialKind) -> Federation {
+        Federation {
+            client_id: "0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa".into(),
+            tenant_id: "t-1".into(),
+            authority: "https://login.microsoftonline.com".into(),
+            audience: "api://AzureADTokenExchange",
+            kind,
+            seen: Arc::new(Mutex::new(Claims { issuer: None, subject: Some("oid-1".into()) })),
+        }
+    }
+
+    /// What the SDK's `ClientAssertionCredential` returns for an Entra error answer, wrapped
+    /// like its authentication error.
+    fn sdk_error(status: u16, codes: Option<&str>, description: &str) -> azure_core::Error {
+        let inner = azure_core::Error::with_message(
+            ErrorKind::HttpResponse {
+                status: azure_core::http::StatusCode::from(status),
+                error_code: codes.map(str::to_string),
+                raw_response: None,
+            },
+            description.to_string(),
+        );
+        azure_core::Error::with_error(ErrorKind::Credential, inner, "ClientAssertionCredential authentication failed.")
+    }
+
+    #[test]
+    fn entra_refusals_say_what_to_configure() {
+        let f = federation(CredentialKind::ManagedIdentity);
+        let e = sdk_error(
+            400,
+            Some("70021"),
+            "AADSTS70021: No matching federated identity record found for presented assertion.",
+        );
+        let r = f.refusal(crate::azure::credential::DATABRICKS_SCOPE, &e).expect("a refusal");
+        assert_eq!(r.code, Code::IdentityFederationRefused);
+        assert!(!r.transient);
+        assert_eq!(r.upstream_code.as_deref(), Some("AADSTS70021"));
+        assert!(r.message.contains("AADSTS70021: No matching federated identity record"), "{}", r.message);
+        assert!(
+            r.message.contains(
+                "issuer https://login.microsoftonline.com/t-1/v2.0, subject oid-1, audience api://AzureADTokenExchange"
+            ),
+            "{}",
+            r.message
+        );
+        let e = sdk_error(400, Some("700016"), "AADSTS700016: Application with identifier 'x' was not found");
+        assert!(f.refusal("s", &e).unwrap().message.contains("check the target's client_id and AZURE_TENANT_ID"));
+        // No description code: the message still names the code.
+        let e = sdk_error(401, Some("7000215"), "Invalid client secret provided.");
+        assert!(f.refusal("s", &e).unwrap().message.contains("AADSTS7000215: Invalid client secret"));
+        // Workload identity: the issuer is the token file's.
+        let w = federation(CredentialKind::WorkloadIdentity);
+        w.seen.lock().unwrap().issuer = Some("https://oidc.example/issuer".into());
+        let e = sdk_error(
+            401,
+            Some("700211"),
+            "AADSTS700211: No matching federated identity record found for presented assertion issuer",
+        );
+        assert!(w.refusal("s", &e).unwrap().message.contains("issuer https://oidc.example/issuer, subject oid-1"));
+    }
+
+    #[test]
+    fn throttling_server_errors_and_transport_trouble_are_not_refusals() {
+        let f = federation(CredentialKind::ManagedIdentity);
+        for status in [408, 429, 500, 503] {
+            assert!(f.refusal("s", &sdk_error(status, None, "busy")).is_none(), "{status}");
+        }
+        let conn = azure_core::Error::with_message(ErrorKind::Connection, "connection refused");
+        assert!(f.refusal("s", &conn).is_none());
+        // The assertion could not be had (the managed identity failed): not Entra's refusal.
+        let mi = azure_core::Error::with_message(ErrorKind::Credential, "identity_unavailable: …");
+        assert!(f.refusal("s", &mi).is_none());
+    }
+
     #[test]
     fn claims_of_a_jwt() {
         let payload = azure_core::base64::encode_url_safe(br#"{"oid":"o-1","iss":"i"}"#);
