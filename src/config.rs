@@ -27,6 +27,8 @@ pub struct Target {
     pub renew_before_days: u32,
     pub revoke_grace_hours: u32,
     pub scopes: Option<Vec<String>>,
+    /// `autoscope_enabled` on token create; `None` sends nothing.
+    pub autoscope: Option<bool>,
     /// The app registration whose service principal owns this target's PATs (contract §8),
     /// lower case; `None`: the service's own identity owns them.
     pub client_id: Option<String>,
@@ -137,6 +139,16 @@ impl Config {
         Config::from_lookup(|k| std::env::var(k).ok())
     }
 
+    /// Reads the process environment as the custom handler: host.json (in the working
+    /// directory, where the host starts the handler) supplies `functionTimeout` unless the app
+    /// setting overrides it.
+    pub fn from_env_for_host(host_json: &std::path::Path) -> Result<Config, ConfigError> {
+        let from_file = host_json_function_timeout(host_json);
+        Config::from_lookup(|k| {
+            std::env::var(k).ok().or_else(|| if k == FUNCTION_TIMEOUT_SETTING { from_file.clone() } else { None })
+        })
+    }
+
     /// Reads settings through `get`; empty values count as unset (Terraform and
     /// local.settings.json often carry `""` for "not configured").
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
@@ -166,6 +178,41 @@ impl Config {
     }
 }
 
+/// Azure's load balancer ends any HTTP request after 230 s.
+const AZURE_HTTP_LIMIT_SECS: u64 = 230;
+/// The app setting that overrides host.json's `functionTimeout` (the host reads
+/// `AzureFunctionsJobHost__*` as host.json values); `serve` also fills it from host.json.
+pub const FUNCTION_TIMEOUT_SETTING: &str = "AzureFunctionsJobHost__functionTimeout";
+/// The longest wait between two attempts (`RetryPolicy::max_delay`).
+pub const MAX_RETRY_WAIT_SECS: u64 = 30;
+/// `rotation::rules::ORPHAN_WINDOW`, in seconds.
+const ORPHAN_WINDOW_SECS: u64 = 3_600;
+
+/// A .NET time span as host.json writes it (`[d.]hh:mm:ss`); `Some(None)` for `-1` (no limit).
+fn parse_timespan(s: &str) -> Option<Option<Duration>> {
+    let s = s.trim();
+    if s == "-1" {
+        return Some(None);
+    }
+    let (days, rest) = match s.split_once('.') {
+        Some((d, r)) if !d.contains(':') => (d.parse::<u64>().ok()?, r),
+        _ => (0, s),
+    };
+    let parts: Vec<u64> = rest.split(':').map(|p| p.parse::<u64>().ok()).collect::<Option<_>>()?;
+    let [h, m, sec] = parts[..] else { return None };
+    if m >= 60 || sec >= 60 {
+        return None;
+    }
+    Some(Some(Duration::from_secs(((days * 24 + h) * 60 + m) * 60 + sec)))
+}
+
+/// host.json's `functionTimeout`, if the file is readable and has one.
+pub fn host_json_function_timeout(path: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v.get("functionTimeout")?.as_str().map(str::to_string)
+}
+
 const DEFAULT_LIFETIME_DAYS: u32 = 90;
 const DEFAULT_RENEW_BEFORE_DAYS: u32 = 30;
 const DEFAULT_GRACE_HOURS: u32 = 24;
@@ -179,6 +226,7 @@ const TARGET_FIELDS: &[&str] = &[
     "renew_before_days",
     "revoke_grace_hours",
     "scopes",
+    "autoscope",
     "client_id",
 ];
 
@@ -227,6 +275,7 @@ fn parse_targets_json(json: &str, errs: &mut Vec<String>) -> Vec<Target> {
                 renew_before_days: json_int(field("renew_before_days"), &format!("{at}.renew_before_days"), errs),
                 revoke_grace_hours: json_int(field("revoke_grace_hours"), &format!("{at}.revoke_grace_hours"), errs),
                 scopes: json_scopes(field("scopes"), &format!("{at}.scopes"), errs),
+                autoscope: json_bool(field("autoscope"), &format!("{at}.autoscope"), errs),
                 client_id: json_string(field("client_id"), &format!("{at}.client_id"), errs),
             },
             &|f| format!("{at}.{f}"),
@@ -265,6 +314,13 @@ fn parse_flat_target(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<Strin
     };
     let scopes = get("PAT_SCOPES")
         .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect::<Vec<_>>());
+    let autoscope = get("PAT_AUTOSCOPE").and_then(|v| match parse_bool(&v) {
+        Some(b) => Some(b),
+        None => {
+            errs.push(format!("PAT_AUTOSCOPE: \"{v}\" must be true or false"));
+            None
+        }
+    });
     let raw = RawTarget {
         name: Some("default".into()),
         workspace_url: get("DATABRICKS_HOST"),
@@ -275,6 +331,7 @@ fn parse_flat_target(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<Strin
         renew_before_days: int("PAT_RENEW_BEFORE_DAYS", errs),
         revoke_grace_hours: int("PAT_REVOKE_GRACE_HOURS", errs),
         scopes,
+        autoscope,
         client_id: get("PAT_CLIENT_ID"),
     };
     let flat_name = |f: &str| {
@@ -288,6 +345,7 @@ fn parse_flat_target(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<Strin
             "renew_before_days" => "PAT_RENEW_BEFORE_DAYS",
             "revoke_grace_hours" => "PAT_REVOKE_GRACE_HOURS",
             "scopes" => "PAT_SCOPES",
+            "autoscope" => "PAT_AUTOSCOPE",
             "client_id" => "PAT_CLIENT_ID",
             other => other,
         }
@@ -317,6 +375,7 @@ struct RawTarget {
     renew_before_days: Option<i64>,
     revoke_grace_hours: Option<i64>,
     scopes: Option<Vec<String>>,
+    autoscope: Option<bool>,
     client_id: Option<String>,
 }
 
@@ -436,6 +495,7 @@ fn build_target(raw: RawTarget, at: &dyn Fn(&str) -> String, errs: &mut Vec<Stri
         renew_before_days: renew_before_days as u32,
         revoke_grace_hours: revoke_grace_hours as u32,
         scopes,
+        autoscope: raw.autoscope,
         client_id,
     })
 }
@@ -558,15 +618,38 @@ fn parse_settings(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<String>)
     let max_concurrency = num("PAT_MAX_CONCURRENCY", 8, 1..=256) as usize;
     let call_timeout = Duration::from_secs(num("PAT_CALL_TIMEOUT_SECONDS", 30, 1..=600));
     let timer_budget = Duration::from_secs(num("PAT_TIMER_BUDGET_SECONDS", 540, 5..=86_400));
-    let http_budget = Duration::from_secs(num("PAT_HTTP_BUDGET_SECONDS", 200, 5..=3_600));
+    // Azure's front end ends an HTTP request at 230 s whatever the function does.
+    let http_budget = Duration::from_secs(num("PAT_HTTP_BUDGET_SECONDS", 200, 5..=AZURE_HTTP_LIMIT_SECS));
     let retry_attempts = num("PAT_RETRY_ATTEMPTS", 5, 1..=20) as u32;
-    let retry_base_delay = Duration::from_millis(num("PAT_RETRY_BASE_DELAY_MS", 500, 1..=60_000));
     let pacing = Pacing {
         kv_writes_per_10s: num("PAT_KV_WRITES_PER_10S", 300, 1..=100_000) as u32,
         kv_reads_per_10s: num("PAT_KV_READS_PER_10S", 4_000, 1..=1_000_000) as u32,
         workspace_rps: num("PAT_WORKSPACE_RPS", 30, 0..=100_000) as u32,
         kv_window: Duration::from_millis(num("PAT_KV_WINDOW_MS", 10_000, 100..=600_000)),
     };
+    let retry_base_delay = Duration::from_millis(num("PAT_RETRY_BASE_DELAY_MS", 500, 1..=60_000));
+    if let Some(v) = get(FUNCTION_TIMEOUT_SETTING) {
+        match parse_timespan(&v) {
+            Some(None) => {}
+            Some(Some(limit)) if timer_budget > limit => errs.push(format!(
+                "PAT_TIMER_BUDGET_SECONDS: {} s is beyond the Functions host's functionTimeout ({v} = {} s); the host would kill the invocation first",
+                timer_budget.as_secs(),
+                limit.as_secs()
+            )),
+            Some(Some(_)) => {}
+            None => errs.push(format!("{FUNCTION_TIMEOUT_SETTING}: \"{v}\" is not a time span like 00:10:00")),
+        }
+    }
+    // One call, retried to the end, must finish inside the orphan window: a token created before
+    // it must be recorded (or deleted) before another run may treat it as an orphan.
+    let worst =
+        call_timeout.as_secs() * u64::from(retry_attempts) + MAX_RETRY_WAIT_SECS * u64::from(retry_attempts - 1);
+    if worst > ORPHAN_WINDOW_SECS {
+        errs.push(format!(
+            "PAT_CALL_TIMEOUT_SECONDS × PAT_RETRY_ATTEMPTS: {} s × {retry_attempts} attempts (plus up to {MAX_RETRY_WAIT_SECS} s between attempts) can take {worst} s, beyond the one-hour orphan window; lower one of them",
+            call_timeout.as_secs()
+        ));
+    }
     if errs.len() != before {
         return None;
     }
@@ -618,6 +701,33 @@ fn json_int(v: Option<&Value>, at: &str, errs: &mut Vec<String>) -> Option<i64> 
         },
         Some(other) => {
             errs.push(format!("{at}: must be an integer, got {}", kind(other)));
+            None
+        }
+    }
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn json_bool(v: Option<&Value>, at: &str, errs: &mut Vec<String>) -> Option<bool> {
+    match v {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        // Terraform's jsonencode of a string variable, or a hand-written setting.
+        Some(Value::String(s)) => match parse_bool(s) {
+            Some(b) => Some(b),
+            None => {
+                errs.push(format!("{at}: \"{s}\" must be true or false"));
+                None
+            }
+        },
+        Some(other) => {
+            errs.push(format!("{at}: must be a boolean, got {}", kind(other)));
             None
         }
     }
@@ -731,8 +841,23 @@ fn base_url(input: &str, allow_http_loopback: bool) -> Result<String, String> {
     Ok(s)
 }
 
+/// The DNS suffixes of Azure Databricks workspace hosts (public, US Government, China clouds).
+/// Entra ID tokens for Azure Databricks are sent to the workspace, so nothing else may be one.
+pub const DATABRICKS_HOST_SUFFIXES: &[&str] = &[".azuredatabricks.net", ".databricks.azure.us", ".databricks.azure.cn"];
+
 pub fn normalize_workspace_url(input: &str) -> Result<String, String> {
-    base_url(input, true)
+    let url = base_url(input, true)?;
+    let parsed = Url::parse(&url).map_err(|e| format!("is not a valid URL ({e})"))?;
+    let loopback = parsed.host().is_some_and(|h| is_loopback_host(&h));
+    let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+    let databricks = DATABRICKS_HOST_SUFFIXES.iter().any(|s| host.ends_with(s) && host.len() > s.len());
+    if !loopback && !databricks {
+        return Err(format!(
+            "is not an Azure Databricks workspace host (one ending in {}, or loopback for emulators); Entra ID tokens are sent to it",
+            DATABRICKS_HOST_SUFFIXES.join(", ")
+        ));
+    }
+    Ok(url)
 }
 
 pub fn normalize_vault_url(input: &str) -> Result<String, String> {
@@ -769,9 +894,9 @@ mod tests {
     fn json_errors_name_target_and_field() {
         let e = cfg(&[(
             "PAT_TARGETS",
-            r#"[{"name":"a","workspace_url":"https://x","key_vault_url":"https://v","secret_name":"ok"},
-                {"name":"b","workspace_url":"https://x","key_vault_url":"https://v","secret_name":"s2"},
-                {"name":"c","workspace_url":"https://x","key_vault_url":"https://v","secret_name":"my_secret"}]"#,
+            r#"[{"name":"a","workspace_url":"https://adb-1.1.azuredatabricks.net","key_vault_url":"https://v","secret_name":"ok"},
+                {"name":"b","workspace_url":"https://adb-1.1.azuredatabricks.net","key_vault_url":"https://v","secret_name":"s2"},
+                {"name":"c","workspace_url":"https://adb-1.1.azuredatabricks.net","key_vault_url":"https://v","secret_name":"my_secret"}]"#,
         )])
         .unwrap_err();
         assert_eq!(
@@ -795,7 +920,7 @@ mod tests {
     #[test]
     fn renew_must_be_below_lifetime() {
         let e = cfg(&[
-            ("DATABRICKS_HOST", "h"),
+            ("DATABRICKS_HOST", "adb-1.1.azuredatabricks.net"),
             ("KEY_VAULT_URL", "https://v.vault.azure.net"),
             ("PAT_LIFETIME_DAYS", "14"),
         ])
@@ -821,8 +946,8 @@ mod tests {
     fn duplicate_names_and_secrets() {
         let e = cfg(&[(
             "PAT_TARGETS",
-            r#"[{"name":"a","workspace_url":"https://x","key_vault_url":"https://v","secret_name":"s"},
-                {"name":"a","workspace_url":"https://y","key_vault_url":"https://V/","secret_name":"S"}]"#,
+            r#"[{"name":"a","workspace_url":"https://adb-1.1.azuredatabricks.net","key_vault_url":"https://v","secret_name":"s"},
+                {"name":"a","workspace_url":"https://adb-2.2.azuredatabricks.net","key_vault_url":"https://V/","secret_name":"S"}]"#,
         )])
         .unwrap_err();
         assert_eq!(e.0.len(), 2, "{e}");
@@ -830,7 +955,7 @@ mod tests {
 
     #[test]
     fn auto_credential_selection() {
-        let base = [("DATABRICKS_HOST", "h"), ("KEY_VAULT_URL", "https://v")];
+        let base = [("DATABRICKS_HOST", "adb-1.1.azuredatabricks.net"), ("KEY_VAULT_URL", "https://v")];
         let pick = |extra: &[(&str, &str)]| {
             let mut v = base.to_vec();
             v.extend_from_slice(extra);
@@ -857,8 +982,8 @@ mod tests {
             ("IDENTITY_ENDPOINT", "http://127.0.0.1/x"),
             ("IDENTITY_HEADER", "h"),
             ("AZURE_TENANT_ID", "7d5c2a9e-4b1f-4c3a-9e8d-6f0a1b2c3d4e"),
-            ("DATABRICKS_HOST", "h"),
-            ("KEY_VAULT_URL", "https://v"),
+            ("DATABRICKS_HOST", "adb-1.2.azuredatabricks.net"),
+            ("KEY_VAULT_URL", "https://v.vault.azure.net"),
         ];
         let mut v = mi.to_vec();
         v.push(("PAT_CLIENT_ID", "0A1B2C3D-0000-4000-8000-00000000ABCD"));
@@ -870,7 +995,7 @@ mod tests {
         assert!(e.0[0].starts_with("PAT_CLIENT_ID: \"my-app\" is not a GUID"), "{e}");
         let e = cfg(&[(
             "PAT_TARGETS",
-            r#"[{"name":"a","workspace_url":"https://x","key_vault_url":"https://v","secret_name":"s","client_id":"0a1b2c3d-0000-4000-8000-00000000abcd"}]"#,
+            r#"[{"name":"a","workspace_url":"https://adb-1.2.azuredatabricks.net","key_vault_url":"https://v.vault.azure.net","secret_name":"s","client_id":"0a1b2c3d-0000-4000-8000-00000000abcd"}]"#,
         )])
         .unwrap_err();
         assert!(e.0.iter().any(|m| m.starts_with("targets[0].client_id:") && m.contains("AZURE_TENANT_ID")), "{e}");
@@ -896,5 +1021,60 @@ mod tests {
         assert!(!valid_workspace_resource_id(
             "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/x"
         ));
+    }
+
+    #[test]
+    fn workspace_hosts_are_azure_databricks_or_loopback() {
+        for ok in [
+            "adb-1.2.azuredatabricks.net",
+            "https://x.databricks.azure.us",
+            "x.databricks.azure.cn",
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+        ] {
+            assert!(normalize_workspace_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://evil.example.com",
+            "https://azuredatabricks.net",
+            "https://adb.azuredatabricks.net.evil.com",
+            "https://10.0.0.1",
+        ] {
+            let e = normalize_workspace_url(bad).unwrap_err();
+            assert!(e.contains("not an Azure Databricks workspace host"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn budgets_that_contradict_the_platform() {
+        let base = [("DATABRICKS_HOST", "adb-1.1.azuredatabricks.net"), ("KEY_VAULT_URL", "https://v")];
+        let with = |extra: &[(&str, &str)]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            cfg(&v).err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        assert!(with(&[("PAT_HTTP_BUDGET_SECONDS", "231")]).contains("PAT_HTTP_BUDGET_SECONDS"));
+        assert!(with(&[("PAT_HTTP_BUDGET_SECONDS", "230")]).is_empty());
+        let e = with(&[(FUNCTION_TIMEOUT_SETTING, "00:05:00")]);
+        assert!(e.contains("PAT_TIMER_BUDGET_SECONDS: 540 s is beyond") && e.contains("300 s"), "{e}");
+        assert!(with(&[(FUNCTION_TIMEOUT_SETTING, "00:10:00")]).is_empty());
+        assert!(with(&[(FUNCTION_TIMEOUT_SETTING, "-1")]).is_empty());
+        assert!(with(&[(FUNCTION_TIMEOUT_SETTING, "1.00:00:00"), ("PAT_TIMER_BUDGET_SECONDS", "86400")]).is_empty());
+        assert!(with(&[(FUNCTION_TIMEOUT_SETTING, "ten minutes")]).contains("not a time span"));
+        let e = with(&[("PAT_CALL_TIMEOUT_SECONDS", "600"), ("PAT_RETRY_ATTEMPTS", "6")]);
+        assert!(e.contains("beyond the one-hour orphan window"), "{e}");
+        assert!(with(&[("PAT_CALL_TIMEOUT_SECONDS", "600"), ("PAT_RETRY_ATTEMPTS", "5")]).is_empty());
+    }
+
+    #[test]
+    fn autoscope_is_a_boolean() {
+        let base = [("DATABRICKS_HOST", "adb-1.1.azuredatabricks.net"), ("KEY_VAULT_URL", "https://v")];
+        let mut v = base.to_vec();
+        v.push(("PAT_AUTOSCOPE", "false"));
+        assert_eq!(cfg(&v).unwrap().targets[0].autoscope, Some(false));
+        assert_eq!(cfg(&base).unwrap().targets[0].autoscope, None);
+        v.pop();
+        v.push(("PAT_AUTOSCOPE", "yes"));
+        assert!(cfg(&v).unwrap_err().to_string().contains("PAT_AUTOSCOPE"));
     }
 }

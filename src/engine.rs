@@ -21,7 +21,7 @@ use crate::config::{Config, Target};
 use crate::databricks::DatabricksWorkspace;
 use crate::error::{Code, Error, ErrorBody, Result};
 use crate::rotation::model::{Outcome, Reason, SecretView, SecretWrite, StoredSecret, rfc3339, short_id, tags};
-use crate::rotation::ports::{SecretStore, SystemClock, Workspace};
+use crate::rotation::ports::{SecretRead, SecretStore, SystemClock, Workspace};
 use crate::rotation::rotate::{self, Ports, Request};
 use crate::transport::pacing::RateLimiter;
 use crate::transport::retry::{self, RetryPolicy};
@@ -67,7 +67,7 @@ impl Engine {
         let retry = RetryPolicy {
             attempts: s.retry_attempts,
             base_delay: s.retry_base_delay,
-            max_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(crate::config::MAX_RETRY_WAIT_SECS),
             call_timeout: s.call_timeout,
         };
         Engine {
@@ -194,14 +194,18 @@ impl Engine {
             .collect()
     }
 
-    /// One pass over `targets`, in their order, at most `PAT_MAX_CONCURRENCY` at a time.
+    /// One pass over `targets`, at most `PAT_MAX_CONCURRENCY` at a time. A slot is given to the
+    /// next target as soon as any target finishes (a hung workspace holds up only its own
+    /// targets); the outcomes are reported in the order of `targets`.
     pub async fn run(&self, targets: &[&Target], opts: RunOptions) -> Vec<Outcome> {
         let deadline = Instant::now() + opts.budget;
-        futures::stream::iter(targets.iter().copied())
-            .map(|t| self.run_target(t, opts, deadline))
-            .buffered(self.config.settings.max_concurrency)
+        let mut done: Vec<(usize, Outcome)> = futures::stream::iter(targets.iter().copied().enumerate())
+            .map(|(i, t)| async move { (i, self.run_target(t, opts, deadline).await) })
+            .buffer_unordered(self.config.settings.max_concurrency)
             .collect()
-            .await
+            .await;
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, o)| o).collect()
     }
 
     async fn run_target(&self, t: &Target, opts: RunOptions, deadline: Instant) -> Outcome {
@@ -225,7 +229,12 @@ impl Engine {
                 (Err(e), _) | (_, Err(e)) => return Outcome::failed(&t.name, None, e),
             };
             let watched = OwnerWatch { inner: store.as_ref(), seen: Mutex::new(None) };
-            let ports = Ports { workspace: ws.as_ref() as &dyn Workspace, store: &watched, clock: &SystemClock };
+            let ports = Ports {
+                workspace: ws.as_ref() as &dyn Workspace,
+                store: &watched,
+                clock: &SystemClock,
+                retry: &self.retry,
+            };
             let req = Request { target: t, force: opts.force, dry_run: opts.dry_run };
             let (_, outcome) = futures::join!(self.prefetch(t, &ws), rotate::rotate(req, &ports));
             if outcome.reason == Some(Reason::RevokedInWorkspace)
@@ -296,7 +305,7 @@ impl Engine {
         };
         let (tokens, secret) = futures::join!(ws.list_tokens(), store.read_latest(&t.secret_name));
         let secret = match secret {
-            Ok(s) => s,
+            Ok(s) => s.latest,
             Err(e) => {
                 row.error = Some(ErrorBody::from(&e));
                 None
@@ -313,7 +322,7 @@ impl Engine {
             row.days_left = v.token_expires_at.map(|e| (e - now).whole_days());
             match &tokens {
                 Ok(list) => {
-                    let found = v.token_id.as_ref().and_then(|id| list.iter().find(|tok| &tok.id == id));
+                    let found = v.token_id.as_ref().and_then(|id| list.tokens.iter().find(|tok| &tok.id == id));
                     row.token_exists = Some(found.is_some());
                     if let Some(tok) = found {
                         row.expires_at = tok.expires_at.map(rfc3339);
@@ -382,12 +391,17 @@ impl OwnerWatch<'_> {
 
 #[async_trait::async_trait]
 impl SecretStore for OwnerWatch<'_> {
-    async fn read_latest(&self, name: &str) -> Result<Option<StoredSecret>> {
+    async fn read_latest(&self, name: &str) -> Result<SecretRead> {
         let r = self.inner.read_latest(name).await;
-        if let Ok(Some(s)) = &r {
+        let mut seen = self.seen.lock().expect("engine lock");
+        // The first read is the one the decision rests on; later ones (reading back a write)
+        // may already show this run's version.
+        if seen.is_none()
+            && let Ok(SecretRead { latest: Some(s), .. }) = &r
+        {
             let v = SecretView::from_stored(s);
             let client_id = s.tags.get(tags::CLIENT_ID).map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
-            *self.seen.lock().expect("engine lock") = Some(SeenVersion {
+            *seen = Some(SeenVersion {
                 managed: v.managed,
                 client_id,
                 token_id: v.token_id,

@@ -35,7 +35,7 @@ fn serve(port: Option<u16>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = Config::from_env();
+    let config = Config::from_env_for_host(std::path::Path::new("host.json"));
     if let Err(e) = &config {
         // Keep serving: every invocation answers with this error, so the host does not
         // crash-loop and the problem is visible where the invocations are logged.

@@ -20,7 +20,7 @@ use tracing::debug;
 use super::credential::sdk_client_options;
 use crate::error::{Code, Error, Result, excerpt};
 use crate::rotation::model::{SecretWrite, StoredSecret};
-use crate::rotation::ports::SecretStore;
+use crate::rotation::ports::{SecretRead, SecretStore};
 use crate::secret::Redacted;
 use crate::transport::pacing::RateLimiter;
 use crate::transport::retry::{RetryPolicy, parse_retry_after};
@@ -136,33 +136,45 @@ fn stored(s: azure_security_keyvault_secrets::models::Secret) -> StoredSecret {
         id: s.id.unwrap_or_default(),
         tags: s.tags.unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
         content_type: s.content_type,
+        created: s.attributes.and_then(|a| a.created),
     }
+}
+
+/// Key Vault's clock, from the answer's `Date` header.
+fn vault_date(headers: &azure_core::http::headers::Headers) -> Option<time::OffsetDateTime> {
+    headers.get_optional_str(&azure_core::http::headers::HeaderName::from_static("date")).and_then(crate::databricks::http_date)
 }
 
 #[async_trait]
 impl SecretStore for KeyVaultStore {
-    async fn read_latest(&self, name: &str) -> Result<Option<StoredSecret>> {
+    async fn read_latest(&self, name: &str) -> Result<SecretRead> {
         let r = self
             .retry
             .run("reading the secret", || async {
                 self.reads.acquire().await;
                 match self.client.get_secret(name, None).await {
                     Ok(resp) => {
+                        let at = vault_date(resp.headers());
                         let secret = resp.into_model().map_err(|e| self.error("read", name, &e))?;
-                        Ok(Some(stored(secret)))
+                        Ok(SecretRead { latest: Some(stored(secret)), at })
                     }
-                    Err(e) if matches!(e.kind(), ErrorKind::HttpResponse { status, .. } if u16::from(*status) == 404) => Ok(None),
-                    Err(e) => Err(self.error("read", name, &e)),
+                    Err(e) => match e.kind() {
+                        ErrorKind::HttpResponse { status, raw_response, .. } if u16::from(*status) == 404 => {
+                            Ok(SecretRead { latest: None, at: raw_response.as_ref().and_then(|r| vault_date(r.headers())) })
+                        }
+                        _ => Err(self.error("read", name, &e)),
+                    },
                 }
             })
             .await?;
-        debug!(vault = %self.vault_url, secret = name, found = r.is_some(), "read secret");
+        debug!(vault = %self.vault_url, secret = name, found = r.latest.is_some(), "read secret");
         Ok(r)
     }
 
     async fn write(&self, w: &SecretWrite) -> Result<StoredSecret> {
+        // One attempt: the domain reads back and decides whether another is safe.
         self.retry
-            .run("writing the secret", || async {
+            .once("writing the secret", async {
                 let params = SetSecretParameters {
                     value: Some(w.value.expose().to_string()),
                     content_type: Some(w.content_type.clone()),

@@ -109,6 +109,14 @@ pub fn is_already_gone(status: StatusCode, body: &[u8]) -> bool {
     status == StatusCode::NOT_FOUND || code.as_deref() == Some("RESOURCE_DOES_NOT_EXIST")
 }
 
+/// A `403` saying the token lacks the scopes the endpoint needs ("Your token is missing the
+/// required scopes for this endpoint"): Databricks checks scopes only after the token
+/// authenticated, so this proves the token works. `Invalid access token.` is not this.
+pub fn is_missing_scopes(status: StatusCode, body: &[u8]) -> bool {
+    let m = parse_body(body).1.to_ascii_lowercase();
+    status == StatusCode::FORBIDDEN && m.contains("missing") && m.contains("required scope")
+}
+
 /// A transport failure (no HTTP answer).
 pub fn transport(base: &str, path: &str, e: &reqwest::Error) -> Error {
     let what = format!("calling {base}{path}");

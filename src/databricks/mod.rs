@@ -17,12 +17,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use time::OffsetDateTime;
 use tracing::debug;
 
 use crate::azure::credential::{DATABRICKS_SCOPE, TokenSource, management_scope};
 use crate::error::{Code, Error, Result};
-use crate::rotation::model::{CreateToken, NewToken, TokenInfo};
-use crate::rotation::ports::{CreateError, Workspace};
+use crate::rotation::model::{CreateToken, NewToken};
+use crate::rotation::ports::{CreateError, Listing, Workspace};
 use crate::secret::Redacted;
 use crate::transport::pacing::RateLimiter;
 use crate::transport::retry::RetryPolicy;
@@ -48,12 +49,20 @@ enum Auth<'a> {
     Pat(&'a Redacted),
 }
 
-/// A raw answer: status, `Retry-After`, body.
+/// A raw answer: status, `Retry-After`, the workspace's clock (`Date`), body.
 struct Answer {
     status: StatusCode,
     retry_after: Option<String>,
+    date: Option<OffsetDateTime>,
     body: bytes::Bytes,
 }
+
+/// The verification call: `GET /api/2.0/preview/scim/v2/Me`. Databricks lists it under every
+/// token scope, so a token of any scope may call it, and an auto-scoped token learns nothing
+/// from it. The token API itself (`/api/2.0/token/*`) would not do: it is in the
+/// `authentication` scope, which a scoped token may lack and from which an auto-scoped token
+/// would keep the power to mint tokens of any scope.
+const VERIFY_PATH: &str = "/api/2.0/preview/scim/v2/Me";
 
 impl DatabricksWorkspace {
     pub fn new(
@@ -123,9 +132,10 @@ impl DatabricksWorkspace {
         let status = resp.status();
         let retry_after =
             resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let date = resp.headers().get(reqwest::header::DATE).and_then(|v| v.to_str().ok()).and_then(http_date);
         let body = resp.bytes().await.map_err(|e| errors::transport(&self.base, path, &e))?;
         debug!(workspace = %self.base, path, status = status.as_u16(), "databricks call");
-        Ok(Answer { status, retry_after, body })
+        Ok(Answer { status, retry_after, date, body })
     }
 
     /// What an unsuccessful answer of the identity's call means.
@@ -133,35 +143,44 @@ impl DatabricksWorkspace {
         errors::from_answer(op, &self.base, a.status, a.retry_after.as_deref(), &a.body, self.resource_id.is_some())
     }
 
-    /// An idempotent call, retried; returns the body of a 2xx answer.
+    /// An idempotent call, retried; returns the 2xx answer.
     async fn call(
         &self,
         op: &'static str,
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
-    ) -> Result<bytes::Bytes> {
+    ) -> Result<Answer> {
         self.retry
             .run(op, || async {
                 let a = self.exchange(method.clone(), path, body.clone(), Auth::Identity).await?;
-                if a.status.is_success() { Ok(a.body) } else { Err(self.refusal(op, &a)) }
+                if a.status.is_success() { Ok(a) } else { Err(self.refusal(op, &a)) }
             })
             .await
     }
 }
 
+/// An HTTP `Date` header (RFC 7231), as both services send it.
+pub fn http_date(v: &str) -> Option<OffsetDateTime> {
+    httpdate::parse_http_date(v).ok().map(OffsetDateTime::from)
+}
+
 #[async_trait]
 impl Workspace for DatabricksWorkspace {
-    async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
-        let body = self.call("listing tokens", Method::GET, "/api/2.0/token/list", None).await?;
-        wire::parse_list(&body)
-            .map_err(|e| Error::new(Code::DatabricksError, format!("listing tokens in {}: {e}", self.base)))
+    async fn list_tokens(&self) -> Result<Listing> {
+        let a = self.call("listing tokens", Method::GET, "/api/2.0/token/list", None).await?;
+        let tokens = wire::parse_list(&a.body)
+            .map_err(|e| Error::new(Code::DatabricksError, format!("listing tokens in {}: {e}", self.base)))?;
+        Ok(Listing { tokens, at: a.date })
     }
 
     async fn create_token(&self, req: &CreateToken) -> std::result::Result<NewToken, CreateError> {
         let mut body = json!({ "comment": req.comment, "lifetime_seconds": req.lifetime_seconds });
         if let Some(scopes) = &req.scopes {
             body["scopes"] = json!(scopes);
+        }
+        if let Some(autoscope) = req.autoscope {
+            body["autoscope_enabled"] = json!(autoscope);
         }
         // Retried only where the workspace cannot have acted: a refused connection, or 429.
         // (Not through `RetryPolicy::run`: it would also retry a timeout, which here may mean a
@@ -229,12 +248,13 @@ impl Workspace for DatabricksWorkspace {
             .await
     }
 
-    async fn verify_token(&self, token: &Redacted) -> Result<()> {
+    async fn verify_token(&self, token: &Redacted) -> Result<Option<OffsetDateTime>> {
         self.retry
             .run("verifying the new token", || async {
-                let a = self.exchange(Method::GET, "/api/2.0/token/list", None, Auth::Pat(token)).await?;
-                if a.status.is_success() {
-                    Ok(())
+                let a = self.exchange(Method::GET, VERIFY_PATH, None, Auth::Pat(token)).await?;
+                if a.status.is_success() || errors::is_missing_scopes(a.status, &a.body) {
+                    // A refusal for missing scopes comes only after the token authenticated.
+                    Ok(a.date)
                 } else {
                     let mut e = errors::from_answer(
                         "verifying the new token",
@@ -256,6 +276,6 @@ impl Workspace for DatabricksWorkspace {
             .call("reading workspace-conf", Method::GET, "/api/2.0/workspace-conf?keys=maxTokenLifetimeDays", None)
             .await
             .ok()?;
-        wire::parse_max_lifetime(&body)
+        wire::parse_max_lifetime(&body.body)
     }
 }

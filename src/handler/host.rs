@@ -52,7 +52,15 @@ fn find_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     o.get(key).or_else(|| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)).filter(|v| !v.is_null())
 }
 
-pub async fn rotate_pat(body: Result<Vec<u8>, BodyError>, state: &State) -> HttpResponse {
+/// `RotatePat`. Every line logged on its behalf carries the host's invocation id
+/// (`X-Azure-Functions-InvocationId`), so the per-target lines and the failure summary can be
+/// found beside the failed invocation in Application Insights.
+pub async fn rotate_pat(body: Result<Vec<u8>, BodyError>, state: &State, invocation_id: Option<&str>) -> HttpResponse {
+    let span = tracing::info_span!("RotatePat", invocation_id = %invocation_id.unwrap_or("-"));
+    tracing::Instrument::instrument(rotate_pat_in_span(body, state), span).await
+}
+
+async fn rotate_pat_in_span(body: Result<Vec<u8>, BodyError>, state: &State) -> HttpResponse {
     let info = match &body {
         Ok(b) => parse_timer(b),
         Err(_) => TimerInfo::default(),
@@ -89,6 +97,8 @@ pub async fn rotate_pat(body: Result<Vec<u8>, BodyError>, state: &State) -> Http
             .collect::<Vec<_>>()
             .join(", ")
     );
+    // The host discards the body of a non-2xx answer: this line is what reaches the logs.
+    tracing::error!("RotatePat failed: {summary}");
     host_json(
         StatusCode::INTERNAL_SERVER_ERROR,
         json!({ "Outputs": {}, "Logs": logs, "ReturnValue": null, "failed_targets": failed,

@@ -95,7 +95,16 @@ async fn dispatch(req: HttpRequest, body: web::Payload, state: web::Data<State>)
         ("", &Method::GET) | ("", &Method::HEAD) => {
             HttpResponse::Ok().content_type("text/plain").body("pat-rotator ok")
         }
-        ("/rotatepat", &Method::POST) => host::rotate_pat(read_body(body, host::MAX_HOST_BODY).await, &state).await,
+        ("/rotatepat", &Method::POST) => {
+            // An id of the host's making: printable, short; anything else is not logged.
+            let invocation = req
+                .headers()
+                .get("x-azure-functions-invocationid")
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+                .map(str::to_string);
+            host::rotate_pat(read_body(body, host::MAX_HOST_BODY).await, &state, invocation.as_deref()).await
+        }
         ("/api/provisionpat", &Method::POST) => {
             let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
             let declared =

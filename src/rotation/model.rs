@@ -48,6 +48,8 @@ pub struct CreateToken {
     pub comment: String,
     pub lifetime_seconds: u64,
     pub scopes: Option<Vec<String>>,
+    /// `autoscope_enabled`; `None` sends nothing (the workspace's default applies).
+    pub autoscope: Option<bool>,
 }
 
 /// The latest version of a secret, without its value (the domain never needs it).
@@ -57,6 +59,16 @@ pub struct StoredSecret {
     pub id: String,
     pub tags: BTreeMap<String, String>,
     pub content_type: Option<String>,
+    /// `attributes.created`: when Key Vault stored this version, by Key Vault's clock. It is
+    /// the moment the version before it was superseded.
+    pub created: Option<OffsetDateTime>,
+}
+
+impl StoredSecret {
+    /// The version part of [`StoredSecret::id`].
+    pub fn version(&self) -> &str {
+        self.id.rsplit('/').next().unwrap_or_default()
+    }
 }
 
 /// A new version to write.
@@ -212,9 +224,13 @@ impl Outcome {
     }
 }
 
-/// The first 12 characters of a token id: enough to tell tokens apart in a table.
+/// The first 12 characters of a token id: enough to tell tokens apart in a table. Counts
+/// characters, not bytes: ids come from tags anyone with write access can set.
 pub fn short_id(id: &str) -> String {
-    if id.len() > 12 { format!("{}…", &id[..12]) } else { id.to_string() }
+    match id.char_indices().nth(12) {
+        Some((cut, _)) => format!("{}…", &id[..cut]),
+        None => id.to_string(),
+    }
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {

@@ -2,34 +2,42 @@
 //!
 //! The order of effects is the safety argument, so it is spelled out:
 //!
-//! 1. list tokens ‖ read the secret — no effects;
+//! 1. list tokens ‖ read the secret — no effects. If the token the latest version names is not
+//!    in the list, list again: a concurrent writer's token may simply be newer than the first
+//!    list, and `revoked_in_workspace` is decided only from a list taken after the read;
 //! 2. decide ([`rules::decide`]);
 //! 3. nothing is revoked yet: a rotation whose write fails must leave every token that worked
 //!    before working (the one exception: a full token quota, step 4);
 //! 4. create a token with a fresh comment `pat-rotator/<target>/<rotation-id>`; after an
 //!    ambiguous failure list the tokens and delete the one carrying this attempt's comment
 //!    (its value is lost, so it cannot be adopted into the vault), then try again (bounded);
-//!    on `QUOTA_EXCEEDED` revoke what is revocable of this target's tokens and try once more;
+//!    on `QUOTA_EXCEEDED` read everything again, revoke what that proves revocable (nothing if
+//!    a read fails) and what is over the per-target cap, and try once more;
 //! 5. verify the new token against the workspace; if it fails, delete it;
-//! 6. write the secret; if the write fails, read the secret back: if our version landed the
-//!    run succeeded, if the old version is still there delete the new token (compensation), if
-//!    the read fails too keep the token (it may be recorded) and leave it to the orphan sweep;
-//! 7. revoke what the new holders make revocable: old orphans, a previous token past its
-//!    grace, and the superseded token when grace is 0.
+//! 6. write the secret, unless the token is already older than [`rules::MAX_UNWRITTEN_AGE`]
+//!    (then delete it and go back to 4, once). If the write fails, read the secret back: our
+//!    version there → success; a newer version by someone else → delete ours and stop; the old
+//!    version still there → try again (bounded) or delete the new token (compensation); the
+//!    read fails too → keep the token (it may be recorded; if not, it is an orphan that a later
+//!    run proves revocable);
+//! 7. revoke what the evidence proves revocable ([`rules::revocable`]: what the first read
+//!    proved, and what the new version proves) and what is over the cap ([`rules::over_cap`]).
 
 use std::collections::BTreeMap;
 
 use futures::StreamExt;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::model::{
-    CreateToken, NewToken, Outcome, Reason, SecretView, SecretWrite, StoredSecret, rfc3339, short_id, tags,
+    CreateToken, NewToken, Outcome, Reason, SecretView, SecretWrite, StoredSecret, TokenInfo, rfc3339, short_id, tags,
 };
 use super::ports::{Clock, CreateError, SecretStore, Workspace};
-use super::rules::{self, Decision, Holders};
+use super::rules::{self, Decision, Evidence, Latest};
 use crate::config::Target;
 use crate::error::{Code, Error, Result};
+use crate::transport::retry::RetryPolicy;
 
 /// What one run was asked to do for one target.
 #[derive(Debug, Clone, Copy)]
@@ -39,11 +47,13 @@ pub struct Request<'a> {
     pub dry_run: bool,
 }
 
-/// The ports one target's rotation talks to.
+/// The ports one target's rotation talks to, and the retry policy for the secret write (the
+/// only retry that needs the domain's judgement: a failed write may have landed).
 pub struct Ports<'a> {
     pub workspace: &'a dyn Workspace,
     pub store: &'a dyn SecretStore,
     pub clock: &'a dyn Clock,
+    pub retry: &'a RetryPolicy,
 }
 
 /// How many tokens are revoked at once during a sweep.
@@ -52,39 +62,105 @@ const REVOKE_PARALLELISM: usize = 4;
 const MAX_AMBIGUOUS_CREATES: u32 = 3;
 /// Pause before creating again after an ambiguous create, times the attempt number.
 const AMBIGUOUS_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+/// Tokens created in one run because the previous one grew too old to be written.
+const MAX_STALE_CREATES: u32 = 2;
 
 fn past_deadline() -> bool {
     crate::transport::retry::deadline().is_some_and(|d| tokio::time::Instant::now() >= d)
 }
 
+/// What a run read: the listing and the latest version, with the clocks to judge them by.
+struct Observed {
+    tokens: Vec<TokenInfo>,
+    /// The workspace's clock when the secret was read, at the earliest.
+    tokens_at: OffsetDateTime,
+    latest: Option<StoredSecret>,
+    view: Option<SecretView>,
+    /// Key Vault's clock when it answered the read.
+    vault_at: OffsetDateTime,
+}
+
+impl Observed {
+    fn evidence<'a>(&'a self, recorded: &'a [&'a str]) -> Evidence<'a> {
+        Evidence {
+            tokens: &self.tokens,
+            tokens_at: self.tokens_at,
+            latest: self.latest.as_ref().zip(self.view.as_ref()).map(|(s, v)| Latest::of(v, s.created)),
+            vault_at: self.vault_at,
+            recorded,
+        }
+    }
+
+    /// The token the latest version names, if it is ours and still live.
+    fn current(&self) -> Option<&TokenInfo> {
+        let id = self.view.as_ref().filter(|v| v.managed)?.token_id.as_deref()?;
+        self.tokens.iter().find(|t| t.id == id)
+    }
+
+    /// What this evidence proves revocable, plus what is over the cap (with `extra` live tokens
+    /// not in the list, and at most `limit` to keep).
+    fn sweep(&self, prefix: &str, grace: Duration, extra: usize, limit: usize) -> (Vec<String>, Vec<String>) {
+        let proven = rules::revocable(prefix, &self.evidence(&[]), grace);
+        let keep = self.current().map(|t| t.id.as_str());
+        let capped = rules::over_cap(prefix, &self.tokens, keep, &proven, extra, limit);
+        (proven, capped)
+    }
+}
+
+/// Step 1: list ‖ read, and a second list when the first does not show the token the latest
+/// version names.
+async fn observe(t: &Target, ports: &Ports<'_>) -> Result<Observed> {
+    let started = Instant::now();
+    let list = async {
+        let r = ports.workspace.list_tokens().await;
+        (r, Instant::now())
+    };
+    let ((listing, mut listed), read) = futures::join!(list, ports.store.read_latest(&t.secret_name));
+    let read = read.map_err(|e| e.context("reading the secret"))?;
+    let mut listing = listing.map_err(|e| e.context("listing the workspace's tokens"))?;
+    let view = read.latest.as_ref().map(SecretView::from_stored);
+    if let Some(id) = view.as_ref().filter(|v| v.managed).and_then(|v| v.token_id.as_deref())
+        && !listing.tokens.iter().any(|tok| tok.id == id)
+    {
+        listing = ports.workspace.list_tokens().await.map_err(|e| e.context("listing the workspace's tokens again"))?;
+        listed = Instant::now();
+    }
+    let local = ports.clock.now();
+    // The listing was answered at most this long after the read was: ages at the read are at
+    // least the listed ages minus this.
+    let slack = Duration::try_from(listed.saturating_duration_since(started)).unwrap_or(Duration::MAX);
+    Ok(Observed {
+        tokens: listing.tokens,
+        tokens_at: listing.at.unwrap_or(local) - slack,
+        latest: read.latest,
+        view,
+        vault_at: read.at.unwrap_or(local),
+    })
+}
+
 pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
     let t = req.target;
-    let (tokens, secret) = futures::join!(ports.workspace.list_tokens(), ports.store.read_latest(&t.secret_name));
-    let (tokens, secret) = match (tokens, secret) {
-        (Ok(tokens), Ok(secret)) => (tokens, secret),
-        (_, Err(e)) => return Outcome::failed(&t.name, None, e.context("reading the secret")),
-        (Err(e), _) => return Outcome::failed(&t.name, None, e.context("listing the workspace's tokens")),
+    let obs = match observe(t, ports).await {
+        Ok(o) => o,
+        Err(e) => return Outcome::failed(&t.name, None, e),
     };
-    let view = secret.as_ref().map(SecretView::from_stored);
-    let now = ports.clock.now();
     let prefix = t.comment_prefix();
     let grace = Duration::hours(t.revoke_grace_hours as i64);
-    let holders = Holders::from_view(view.as_ref());
-    let stale = rules::revocable(&prefix, &tokens, holders, grace, now);
-    let decision = rules::decide(view.as_ref(), &tokens, Duration::days(t.renew_before_days as i64), now, req.force);
-
-    let current_token = view
-        .as_ref()
-        .filter(|v| v.managed)
-        .and_then(|v| v.token_id.as_ref())
-        .and_then(|id| tokens.iter().find(|tok| &tok.id == id));
+    let decision = rules::decide(
+        obs.view.as_ref(),
+        &obs.tokens,
+        Duration::days(t.renew_before_days as i64),
+        obs.tokens_at,
+        req.force,
+    );
+    let current_token = obs.current();
 
     // The outcome that describes the secret as it is (unchanged, or planned in a dry run).
     let as_is = |action, reason| Outcome {
         target: t.name.clone(),
         action,
         reason: Some(reason),
-        secret_id: view.as_ref().map(|v| v.id.clone()),
+        secret_id: obs.view.as_ref().map(|v| v.id.clone()),
         token_id: current_token.map(|tok| tok.id.clone()),
         expires_at: current_token.and_then(|tok| tok.expires_at).map(rfc3339),
         revoked_token_ids: Vec::new(),
@@ -96,7 +172,9 @@ pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
         Decision::Keep => {
             let mut out = as_is(super::Action::Unchanged, Reason::Fresh);
             if !req.dry_run {
-                out.revoked_token_ids = revoke_all(ports.workspace, &t.name, &stale, "stale").await;
+                let (proven, capped) = obs.sweep(&prefix, grace, 0, rules::MAX_LIVE_TOKENS);
+                out.revoked_token_ids = revoke_all(ports.workspace, &t.name, &proven, "superseded").await;
+                out.revoked_token_ids.extend(revoke_all(ports.workspace, &t.name, &capped, "over_cap").await);
             }
             return out;
         }
@@ -104,7 +182,8 @@ pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
     };
 
     if req.dry_run {
-        info!(target_name = %t.name, reason = reason.as_str(), would_revoke = stale.len(), "dry run: rotation planned");
+        let (proven, capped) = obs.sweep(&prefix, grace, 1, rules::MAX_LIVE_TOKENS);
+        info!(target_name = %t.name, reason = reason.as_str(), would_revoke = proven.len() + capped.len(), "dry run: rotation planned");
         return as_is(super::Action::Planned, reason);
     }
 
@@ -112,22 +191,90 @@ pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
     // soft-deleted name, a missing role), every token that worked before still works. A full
     // quota is handled where the workspace reports it, in `create_verified`.
     let mut revoked = Vec::new();
-
-    let new = match create_verified(t, ports, &prefix, grace).await {
-        Ok((new, swept)) => {
-            revoked.extend(swept);
-            new
-        }
-        Err(e) => {
-            let mut out = Outcome::failed(&t.name, Some(reason), e);
-            out.revoked_token_ids = revoked;
-            return out;
-        }
+    let failed = |revoked: Vec<String>, e: Error| {
+        let mut out = Outcome::failed(&t.name, Some(reason), e);
+        out.revoked_token_ids = revoked;
+        out
     };
-
     // The token this rotation supersedes: the current one, if it still exists in the workspace.
     let superseded = current_token.map(|tok| tok.id.clone());
-    let rotated_at = ports.clock.now();
+    let based_on = obs.latest.as_ref().map(|s| s.id.as_str());
+
+    let mut stale = 0;
+    let (stored, new) = loop {
+        let (new, verified) = match create_verified(t, ports, &prefix, grace).await {
+            Ok((new, verified, swept)) => {
+                revoked.extend(swept);
+                (new, verified)
+            }
+            Err(e) => return failed(revoked, e),
+        };
+        let write = secret_write(t, &new, superseded.as_deref(), ports.clock.now());
+        match write_recorded(t, ports, &write, &new.info, &verified, based_on).await {
+            Ok(Written::Recorded(stored)) => break (stored, new.info),
+            Ok(Written::Stale) => {
+                stale += 1;
+                if stale >= MAX_STALE_CREATES || past_deadline() {
+                    return failed(
+                        revoked,
+                        Error::new(
+                            Code::Timeout,
+                            format!(
+                                "{stale} new tokens grew older than {} minutes before they could be written; each was deleted, the secret is unchanged",
+                                rules::MAX_UNWRITTEN_AGE.whole_minutes()
+                            ),
+                        ),
+                    );
+                }
+            }
+            Ok(Written::Superseded(latest)) => {
+                let mut out = superseded_by(t, &latest);
+                out.revoked_token_ids = revoked;
+                return out;
+            }
+            Err(e) => return failed(revoked, e),
+        }
+    };
+    info!(target_name = %t.name, reason = reason.as_str(), token = %short_id(&new.id), "secret written");
+
+    // What the first read proved stays proven (no later version can name a token that was
+    // already too old to be written); the new version proves the superseded token revocable
+    // once the grace has passed since its creation, i.e. at once with grace 0.
+    let recorded: Vec<&str> = superseded.iter().map(String::as_str).collect();
+    let after = Evidence {
+        tokens: &obs.tokens,
+        tokens_at: obs.tokens_at,
+        latest: Some(Latest { token_id: Some(new.id.as_str()), created: stored.created }),
+        vault_at: stored.created.unwrap_or(obs.vault_at),
+        recorded: &recorded,
+    };
+    let mut proven = rules::revocable(&prefix, &obs.evidence(&[]), grace);
+    for id in rules::revocable(&prefix, &after, grace) {
+        if !proven.contains(&id) {
+            proven.push(id);
+        }
+    }
+    proven.retain(|id| !revoked.contains(id));
+    let going: Vec<String> = proven.iter().chain(&revoked).cloned().collect();
+    let capped = rules::over_cap(&prefix, &obs.tokens, Some(new.id.as_str()), &going, 1, rules::MAX_LIVE_TOKENS);
+    revoked.extend(revoke_all(ports.workspace, &t.name, &proven, "superseded").await);
+    revoked.extend(revoke_all(ports.workspace, &t.name, &capped, "over_cap").await);
+
+    Outcome {
+        target: t.name.clone(),
+        action: reason.action(),
+        reason: Some(reason),
+        secret_id: Some(stored.id),
+        token_id: Some(new.id.clone()),
+        expires_at: new.expires_at.map(rfc3339),
+        revoked_token_ids: revoked,
+        error: None,
+        failure: None,
+    }
+}
+
+/// The new version of contract §6.
+fn secret_write(t: &Target, new: &NewToken, superseded: Option<&str>, rotated_at: OffsetDateTime) -> SecretWrite {
     let mut tag_map = BTreeMap::new();
     tag_map.insert(tags::MANAGED_BY.to_string(), tags::MANAGED_BY_VALUE.to_string());
     tag_map.insert(tags::TARGET.to_string(), t.name.clone());
@@ -136,49 +283,78 @@ pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
     tag_map
         .insert(tags::EXPIRES_AT.to_string(), new.info.expires_at.map(rfc3339).unwrap_or_else(|| "never".to_string()));
     tag_map.insert(tags::ROTATED_AT.to_string(), rfc3339(rotated_at));
-    if let Some(prev) = &superseded {
-        tag_map.insert(tags::PREVIOUS_TOKEN_ID.to_string(), prev.clone());
+    if let Some(prev) = superseded {
+        tag_map.insert(tags::PREVIOUS_TOKEN_ID.to_string(), prev.to_string());
     }
     if let Some(client_id) = &t.client_id {
         tag_map.insert(tags::CLIENT_ID.to_string(), client_id.clone());
     }
-    let write = SecretWrite {
+    SecretWrite {
         name: t.secret_name.clone(),
-        value: new.value,
+        value: new.value.clone(),
         content_type: tags::CONTENT_TYPE.to_string(),
         expires: new.info.expires_at,
         tags: tag_map,
-    };
-    let stored = match write_or_compensate(t, ports, &write, &new.info.id).await {
-        Ok(stored) => stored,
-        Err(e) => {
-            let mut out = Outcome::failed(&t.name, Some(reason), e);
-            out.revoked_token_ids = revoked;
-            return out;
-        }
-    };
-    drop(write);
-    info!(target_name = %t.name, reason = reason.as_str(), token = %short_id(&new.info.id), "secret written");
+    }
+}
 
-    let holders =
-        Holders { current: Some(new.info.id.as_str()), previous: superseded.as_deref().map(|p| (p, Some(rotated_at))) };
-    let after: Vec<String> = rules::revocable(&prefix, &tokens, holders, grace, rotated_at)
-        .into_iter()
-        .filter(|id| !revoked.contains(id))
-        .collect();
-    revoked.extend(revoke_all(ports.workspace, &t.name, &after, "superseded").await);
-
+/// The outcome when another run wrote a newer version while this one was writing: this run's
+/// token was deleted, and the target holds the other run's.
+fn superseded_by(t: &Target, latest: &StoredSecret) -> Outcome {
+    let view = SecretView::from_stored(latest);
+    if !view.managed {
+        return Outcome::failed(
+            &t.name,
+            None,
+            Error::new(
+                Code::KeyvaultError,
+                format!(
+                    "a version that pat-rotator did not write ({}) appeared while this run was writing; this run's token was deleted; run again",
+                    latest.version()
+                ),
+            ),
+        );
+    }
+    info!(target_name = %t.name, secret_version = latest.version(), "a concurrent rotation wrote a newer version; this run's token was deleted and the target keeps that one");
     Outcome {
         target: t.name.clone(),
-        action: reason.action(),
-        reason: Some(reason),
-        secret_id: Some(stored.id),
-        token_id: Some(new.info.id.clone()),
-        expires_at: new.info.expires_at.map(rfc3339),
-        revoked_token_ids: revoked,
+        action: super::Action::Unchanged,
+        reason: Some(Reason::Fresh),
+        secret_id: Some(latest.id.clone()),
+        token_id: view.token_id.clone(),
+        expires_at: view.token_expires_at.map(rfc3339),
+        revoked_token_ids: Vec::new(),
         error: None,
         failure: None,
     }
+}
+
+/// When a new token was proven to work, on both clocks we have.
+struct Verified {
+    /// The workspace's clock at the verification.
+    workspace_at: Option<OffsetDateTime>,
+    /// Our monotonic clock (does not jump) and wall clock (counts a suspended laptop).
+    instant: Instant,
+    wall: OffsetDateTime,
+}
+
+impl Verified {
+    /// How old the token is now by the workspace's clock, as well as we can tell: its age at
+    /// the verification, plus the longer of the two local measures of the time since.
+    fn age(&self, token: &TokenInfo, clock: &dyn Clock) -> Duration {
+        let at_verify = self.workspace_at.map(|w| w - token.created_at).unwrap_or(Duration::ZERO).max(Duration::ZERO);
+        let monotonic = Duration::try_from(self.instant.elapsed()).unwrap_or(Duration::MAX);
+        at_verify.saturating_add(monotonic.max(clock.now() - self.wall))
+    }
+}
+
+/// How a write ended when it did not fail.
+enum Written {
+    Recorded(StoredSecret),
+    /// The token was too old to be written; it was deleted (or left to the orphan sweep).
+    Stale,
+    /// Someone else wrote a newer version; this run's token was deleted.
+    Superseded(StoredSecret),
 }
 
 /// Steps 4–5: a new token that is proven to work. Also returns the ids it had to sweep to
@@ -188,7 +364,7 @@ async fn create_verified(
     ports: &Ports<'_>,
     prefix: &str,
     grace: Duration,
-) -> Result<(NewToken, Vec<String>)> {
+) -> Result<(NewToken, Verified, Vec<String>)> {
     let ws = ports.workspace;
     let mut swept = Vec::new();
     let mut quota_retry_used = false;
@@ -199,6 +375,7 @@ async fn create_verified(
             comment: rules::comment(prefix, &rotation_id),
             lifetime_seconds: t.lifetime_days as u64 * 86_400,
             scopes: t.scopes.clone(),
+            autoscope: t.autoscope,
         };
         match ws.create_token(&req).await {
             Ok(new) => break new,
@@ -207,24 +384,30 @@ async fn create_verified(
                     return Err(e);
                 }
                 quota_retry_used = true;
-                // Sweep this target's own stale tokens with a fresh list, then try once more.
-                let fresh = ws
-                    .list_tokens()
-                    .await
-                    .map_err(|le| e.clone().context(&format!("listing after quota error: {le}")))?;
-                let ours =
-                    fresh.iter().filter(|tok| tok.comment.as_deref().is_some_and(|c| c.starts_with(prefix))).count();
-                let secret = ports.store.read_latest(&t.secret_name).await.ok().flatten();
-                let view = secret.as_ref().map(SecretView::from_stored);
-                let victims =
-                    rules::revocable(prefix, &fresh, Holders::from_view(view.as_ref()), grace, ports.clock.now());
-                let done = revoke_all(ws, &t.name, &victims, "quota").await;
+                // Read everything again and revoke only what that proves (and what is over the
+                // cap, making room for the new token); if a read fails, revoke nothing.
+                let fresh = match observe(t, ports).await {
+                    Ok(o) => o,
+                    Err(re) => {
+                        return Err(e.context(&format!(
+                            "nothing was revoked to make room, because the tokens and the secret could not be read again ({re})"
+                        )));
+                    }
+                };
+                let ours = fresh
+                    .tokens
+                    .iter()
+                    .filter(|tok| tok.comment.as_deref().is_some_and(|c| c.starts_with(prefix)))
+                    .count();
+                let (proven, capped) = fresh.sweep(prefix, grace, 0, rules::MAX_LIVE_TOKENS - 1);
+                let mut done = revoke_all(ws, &t.name, &proven, "quota").await;
+                done.extend(revoke_all(ws, &t.name, &capped, "over_cap").await);
                 if done.is_empty() {
                     return Err(Error::new(
                         Code::DatabricksQuotaExceeded,
                         format!(
-                            "the workspace refused a new token: the identity holds {} tokens there (quota 600), {ours} of them this target's, none revocable yet; delete unused tokens of this identity",
-                            fresh.len()
+                            "the workspace refused a new token: the identity holds {} tokens there (quota 600), {ours} of them this target's, none provably revocable yet; delete unused tokens of this identity",
+                            fresh.tokens.len()
                         ),
                     )
                     .with_status(e.status.unwrap_or(400))
@@ -277,22 +460,27 @@ async fn create_verified(
         }
     }
 
-    if let Err(e) = ws.verify_token(&new.value).await {
-        warn!(target_name = %t.name, token = %short_id(&new.info.id), "new token failed verification; deleting it");
-        let note = match ws.delete_token(&new.info.id).await {
-            Ok(()) => "it was deleted".to_string(),
-            Err(de) => format!("deleting it failed too ({de}); it will be swept as an orphan within an hour"),
-        };
-        return Err(e.context(&format!("verifying the new token {} ({note})", short_id(&new.info.id))));
+    match ws.verify_token(&new.value).await {
+        Ok(workspace_at) => {
+            let verified = Verified { workspace_at, instant: Instant::now(), wall: ports.clock.now() };
+            Ok((new, verified, swept))
+        }
+        Err(e) => {
+            warn!(target_name = %t.name, token = %short_id(&new.info.id), "new token failed verification; deleting it");
+            let note = match ws.delete_token(&new.info.id).await {
+                Ok(()) => "it was deleted".to_string(),
+                Err(de) => format!("deleting it failed too ({de}); it is an orphan a later run will revoke"),
+            };
+            Err(e.context(&format!("verifying the new token {} ({note})", short_id(&new.info.id))))
+        }
     }
-    Ok((new, swept))
 }
 
 /// After an ambiguous create: find the token carrying `comment` and delete it. True when the
 /// state is known to be clean (no such token, or it was deleted).
 async fn clean_up_attempt(ws: &dyn Workspace, target: &str, comment: &str) -> bool {
     match ws.list_tokens().await {
-        Ok(list) => match list.iter().find(|tok| tok.comment.as_deref() == Some(comment)) {
+        Ok(list) => match list.tokens.iter().find(|tok| tok.comment.as_deref() == Some(comment)) {
             None => true,
             Some(tok) => match ws.delete_token(&tok.id).await {
                 Ok(()) => {
@@ -300,7 +488,7 @@ async fn clean_up_attempt(ws: &dyn Workspace, target: &str, comment: &str) -> bo
                     true
                 }
                 Err(e) => {
-                    warn!(target_name = %target, token = %short_id(&tok.id), error = %e, "could not delete the token of the ambiguous create; the orphan sweep will");
+                    warn!(target_name = %target, token = %short_id(&tok.id), error = %e, "could not delete the token of the ambiguous create; it is an orphan a later run will revoke");
                     false
                 }
             },
@@ -312,37 +500,75 @@ async fn clean_up_attempt(ws: &dyn Workspace, target: &str, comment: &str) -> bo
     }
 }
 
-/// Step 6: write, and if that fails, find out whether it landed before deleting the token.
-async fn write_or_compensate(t: &Target, ports: &Ports<'_>, write: &SecretWrite, new_id: &str) -> Result<StoredSecret> {
-    let err = match ports.store.write(write).await {
-        Ok(stored) => return Ok(stored),
-        Err(e) => e,
-    };
-    match ports.store.read_latest(&t.secret_name).await {
-        Ok(Some(s)) if s.tags.get(tags::TOKEN_ID).map(String::as_str) == Some(new_id) => {
-            warn!(target_name = %t.name, error = %err, "the secret write reported an error but the new version is there");
-            Ok(s)
+/// Step 6: write while the token is young enough; after a failed attempt, find out from the
+/// vault whether it landed or someone else wrote, before deleting the token or trying again.
+async fn write_recorded(
+    t: &Target,
+    ports: &Ports<'_>,
+    write: &SecretWrite,
+    new: &TokenInfo,
+    verified: &Verified,
+    based_on: Option<&str>,
+) -> Result<Written> {
+    let mut attempt = 1;
+    loop {
+        let age = verified.age(new, ports.clock);
+        if age > rules::MAX_UNWRITTEN_AGE {
+            warn!(target_name = %t.name, token = %short_id(&new.id), age_minutes = age.whole_minutes(),
+                "the new token is too old to be written (a concurrent run may already treat it as an orphan); deleting it and creating another");
+            if let Err(e) = ports.workspace.delete_token(&new.id).await {
+                warn!(target_name = %t.name, token = %short_id(&new.id), error = %e, "could not delete the stale token; it is an orphan a later run will revoke");
+            }
+            return Ok(Written::Stale);
         }
-        Ok(_) => {
-            let note = match ports.workspace.delete_token(new_id).await {
-                Ok(()) => {
-                    format!("the new token {} was deleted; the secret and its token are unchanged", short_id(new_id))
+        let err = match ports.store.write(write).await {
+            Ok(stored) => return Ok(Written::Recorded(stored)),
+            Err(e) => e,
+        };
+        match ports.store.read_latest(&t.secret_name).await {
+            Ok(read) => match read.latest {
+                Some(s) if s.tags.get(tags::TOKEN_ID).map(String::as_str) == Some(new.id.as_str()) => {
+                    warn!(target_name = %t.name, error = %err, "the secret write reported an error but the new version is there");
+                    return Ok(Written::Recorded(s));
                 }
-                Err(de) => format!(
-                    "deleting the new token {} failed too ({de}); it will be swept as an orphan within an hour",
-                    short_id(new_id)
-                ),
-            };
-            warn!(target_name = %t.name, error = %err, "secret write failed; {note}");
-            Err(err.clone().context(&format!("writing the secret ({note})")))
-        }
-        Err(re) => {
-            let note = format!(
-                "whether the new version landed is unknown (reading it back failed: {re}); the new token {} is kept and, if unrecorded, swept as an orphan within an hour",
-                short_id(new_id)
-            );
-            warn!(target_name = %t.name, error = %err, "{note}");
-            Err(err.context(&format!("writing the secret ({note})")))
+                Some(s) if Some(s.id.as_str()) != based_on => {
+                    if let Err(de) = ports.workspace.delete_token(&new.id).await {
+                        warn!(target_name = %t.name, token = %short_id(&new.id), error = %de, "could not delete this run's token; it is an orphan a later run will revoke");
+                    }
+                    return Ok(Written::Superseded(s));
+                }
+                _ => {
+                    if err.transient
+                        && let Ok(wait) = ports.retry.next_wait(attempt, &err)
+                    {
+                        tracing::debug!(target_name = %t.name, attempt, error = %err, "the write did not land; trying again");
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    let note = match ports.workspace.delete_token(&new.id).await {
+                        Ok(()) => format!(
+                            "the new token {} was deleted; the secret and its token are unchanged",
+                            short_id(&new.id)
+                        ),
+                        Err(de) => format!(
+                            "deleting the new token {} failed too ({de}); it is an orphan a later run will revoke",
+                            short_id(&new.id)
+                        ),
+                    };
+                    warn!(target_name = %t.name, error = %err, "secret write failed; {note}");
+                    let attempts = if attempt > 1 { format!(" after {attempt} attempts") } else { String::new() };
+                    return Err(err.context(&format!("writing the secret{attempts} ({note})")));
+                }
+            },
+            Err(re) => {
+                let note = format!(
+                    "whether the new version landed is unknown (reading it back failed: {re}); the new token {} is kept and, if unrecorded, revoked by a later run",
+                    short_id(&new.id)
+                );
+                warn!(target_name = %t.name, error = %err, "{note}");
+                return Err(err.context(&format!("writing the secret ({note})")));
+            }
         }
     }
 }
@@ -352,6 +578,10 @@ async fn write_or_compensate(t: &Target, ports: &Ports<'_>, write: &SecretWrite,
 async fn revoke_all(ws: &dyn Workspace, target: &str, ids: &[String], why: &str) -> Vec<String> {
     if ids.is_empty() {
         return Vec::new();
+    }
+    if why == "over_cap" {
+        warn!(target_name = %target, count = ids.len(), cap = rules::MAX_LIVE_TOKENS,
+            "the target holds more live tokens than its cap; revoking the oldest, which may still be inside their grace");
     }
     let results: Vec<(String, Result<()>)> = futures::stream::iter(ids.iter().cloned())
         .map(|id| async move {

@@ -8,7 +8,7 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use super::model::{CreateToken, NewToken, SecretWrite, StoredSecret, TokenInfo, tags};
-use super::ports::{Clock, CreateError, SecretStore, Workspace};
+use super::ports::{Clock, CreateError, Listing, SecretRead, SecretStore, Workspace};
 use super::rotate::{Ports, Request, rotate};
 use super::{Action, Reason};
 use crate::config::Target;
@@ -47,6 +47,11 @@ struct MemWorkspace {
     verify_fails: Mutex<bool>,
     /// Lists that succeed before every further list fails (`None`: never fails).
     lists_before_failing: Mutex<Option<u32>>,
+    /// The first list leaves this token out (it was created just after the list was taken).
+    hidden_from_first_list: Mutex<Option<String>>,
+    lists: Mutex<u32>,
+    /// The workspace's clock at verification is this much ahead of token creation.
+    verify_clock_ahead: Mutex<VecDeque<Duration>>,
     deletes: Mutex<Vec<String>>,
     creates: Mutex<u32>,
     quota: usize,
@@ -77,14 +82,24 @@ impl MemWorkspace {
 
 #[async_trait]
 impl Workspace for MemWorkspace {
-    async fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
+    async fn list_tokens(&self) -> Result<Listing> {
         if let Some(n) = self.lists_before_failing.lock().unwrap().as_mut() {
             if *n == 0 {
                 return Err(Error::new(Code::UpstreamUnavailable, "list down"));
             }
             *n -= 1;
         }
-        Ok(self.tokens.lock().unwrap().iter().map(|t| t.info.clone()).collect())
+        *self.lists.lock().unwrap() += 1;
+        let hidden = self.hidden_from_first_list.lock().unwrap().take();
+        let tokens = self
+            .tokens
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| Some(&t.info.id) != hidden.as_ref())
+            .map(|t| t.info.clone())
+            .collect();
+        Ok(Listing { tokens, at: Some(NOW) })
     }
     async fn create_token(&self, req: &CreateToken) -> std::result::Result<NewToken, CreateError> {
         *self.creates.lock().unwrap() += 1;
@@ -123,12 +138,12 @@ impl Workspace for MemWorkspace {
         self.tokens.lock().unwrap().retain(|t| t.info.id != id);
         Ok(())
     }
-    async fn verify_token(&self, token: &Redacted) -> Result<()> {
+    async fn verify_token(&self, token: &Redacted) -> Result<Option<OffsetDateTime>> {
         if *self.verify_fails.lock().unwrap() {
             return Err(Error::new(Code::DatabricksForbidden, "Invalid access token."));
         }
         if self.tokens.lock().unwrap().iter().any(|t| t.value == token.expose()) {
-            Ok(())
+            Ok(Some(NOW + self.verify_clock_ahead.lock().unwrap().pop_front().unwrap_or(Duration::ZERO)))
         } else {
             Err(Error::new(Code::DatabricksForbidden, "Invalid access token."))
         }
@@ -143,6 +158,13 @@ struct Version {
     id: String,
     value: String,
     tags: BTreeMap<String, String>,
+    created: OffsetDateTime,
+}
+
+impl Version {
+    fn stored(&self) -> StoredSecret {
+        StoredSecret { id: self.id.clone(), tags: self.tags.clone(), content_type: None, created: Some(self.created) }
+    }
 }
 
 #[derive(Default)]
@@ -151,6 +173,12 @@ struct MemStore {
     /// Fail writes: (landed anyway?, then fail reads too?)
     write_fault: Mutex<Option<(bool, bool)>>,
     read_fails: Mutex<bool>,
+    /// Reads that succeed before every further read fails (`None`: never fails).
+    reads_before_failing: Mutex<Option<u32>>,
+    /// Written by another process when our next write fails: (token id, then fail the write).
+    concurrent_writer: Mutex<Option<String>>,
+    /// Write attempts that fail (transiently) without landing.
+    transient_write_failures: Mutex<u32>,
     writes: Mutex<u32>,
 }
 
@@ -158,24 +186,31 @@ impl MemStore {
     fn latest(&self) -> Option<Version> {
         self.versions.lock().unwrap().last().cloned()
     }
-    fn seed(&self, value: &str, tags: &[(&str, &str)]) {
+    fn seed(&self, value: &str, tags: &[(&str, &str)], age: Duration) {
         let mut versions = self.versions.lock().unwrap();
         let n = versions.len();
         versions.push(Version {
             id: format!("https://kv/secrets/s/v{n}"),
             value: value.into(),
             tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            created: NOW - age,
         });
     }
 }
 
 #[async_trait]
 impl SecretStore for MemStore {
-    async fn read_latest(&self, _name: &str) -> Result<Option<StoredSecret>> {
+    async fn read_latest(&self, _name: &str) -> Result<SecretRead> {
+        if let Some(n) = self.reads_before_failing.lock().unwrap().as_mut() {
+            if *n == 0 {
+                return Err(Error::new(Code::UpstreamUnavailable, "read down"));
+            }
+            *n -= 1;
+        }
         if *self.read_fails.lock().unwrap() {
             return Err(Error::new(Code::UpstreamUnavailable, "read down"));
         }
-        Ok(self.latest().map(|v| StoredSecret { id: v.id, tags: v.tags, content_type: None }))
+        Ok(SecretRead { latest: self.latest().map(|v| v.stored()), at: Some(NOW) })
     }
     async fn write(&self, w: &SecretWrite) -> Result<StoredSecret> {
         *self.writes.lock().unwrap() += 1;
@@ -184,11 +219,29 @@ impl SecretStore for MemStore {
             id: format!("https://kv/secrets/s/v{}", self.versions.lock().unwrap().len()),
             value: w.value.expose().to_string(),
             tags: w.tags.clone(),
+            created: NOW,
         };
+        if let Some(other) = self.concurrent_writer.lock().unwrap().take() {
+            let n = self.versions.lock().unwrap().len();
+            self.seed(
+                &format!("dapi-{other}"),
+                &[(tags::MANAGED_BY, "pat-rotator"), (tags::TOKEN_ID, other.as_str())],
+                Duration::ZERO,
+            );
+            let _ = n;
+            return Err(Error::new(Code::UpstreamUnavailable, "503 from vault").with_status(503).transient());
+        }
+        {
+            let mut left = self.transient_write_failures.lock().unwrap();
+            if *left > 0 {
+                *left -= 1;
+                return Err(Error::new(Code::Throttled, "429 from vault").with_status(429).transient());
+            }
+        }
         match fault {
             None => {
                 self.versions.lock().unwrap().push(v.clone());
-                Ok(StoredSecret { id: v.id, tags: v.tags, content_type: None })
+                Ok(v.stored())
             }
             Some((landed, then_reads_fail)) => {
                 if landed {
@@ -214,12 +267,19 @@ fn target(grace: u32) -> Target {
         renew_before_days: 30,
         revoke_grace_hours: grace,
         scopes: None,
+        autoscope: None,
         client_id: None,
     }
 }
 
 async fn run(t: &Target, ws: &MemWorkspace, kv: &MemStore, force: bool, dry_run: bool) -> super::Outcome {
-    let ports = Ports { workspace: ws, store: kv, clock: &FixedClock };
+    let retry = crate::transport::retry::RetryPolicy {
+        attempts: 3,
+        base_delay: std::time::Duration::from_millis(1),
+        max_delay: std::time::Duration::from_millis(5),
+        call_timeout: std::time::Duration::from_secs(5),
+    };
+    let ports = Ports { workspace: ws, store: kv, clock: &FixedClock, retry: &retry };
     rotate(Request { target: t, force, dry_run }, &ports).await
 }
 
@@ -236,7 +296,7 @@ fn seed_current(ws: &MemWorkspace, kv: &MemStore, id: &str, age: Duration, exp: 
     if let Some(p) = prev {
         tags.push((tags::PREVIOUS_TOKEN_ID, p));
     }
-    kv.seed(&format!("dapi-{id}"), &tags);
+    kv.seed(&format!("dapi-{id}"), &tags, age);
 }
 
 #[tokio::test]
@@ -306,7 +366,7 @@ async fn revoked_out_of_band_is_reprovisioned() {
 #[tokio::test]
 async fn foreign_secret_gets_a_new_version_and_its_value_is_left_alone() {
     let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
-    kv.seed("hand-made", &[]);
+    kv.seed("hand-made", &[], Duration::days(3));
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!((o.action, o.reason), (Action::Rotated, Some(Reason::ForeignSecret)));
     let versions = kv.versions.lock().unwrap().clone();
@@ -502,4 +562,96 @@ async fn a_failed_write_revokes_nothing_even_when_the_secret_is_missing() {
     assert_eq!(o.action, Action::Failed);
     assert!(o.revoked_token_ids.is_empty());
     assert_eq!(ws.ids(), vec!["old-orphan", "was-current"]);
+}
+
+#[tokio::test]
+async fn quick_rotations_keep_every_superseded_token_through_its_grace() {
+    // T1 superseded by T2, T2 by T3 a moment later: T1 (old, superseded moments ago) must live.
+    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    seed_current(&ws, &kv, "t1", Duration::days(2), Duration::days(88), None);
+    let a = run(&t, &ws, &kv, true, false).await;
+    let b = run(&t, &ws, &kv, true, false).await;
+    assert_eq!((a.action, b.action), (Action::Rotated, Action::Rotated), "{a:?} {b:?}");
+    assert!(a.revoked_token_ids.is_empty() && b.revoked_token_ids.is_empty(), "{a:?} {b:?}");
+    assert_eq!(ws.ids(), vec!["new1", "new2", "t1"]);
+}
+
+#[tokio::test]
+async fn a_failed_read_in_the_quota_path_revokes_nothing() {
+    let ws = MemWorkspace { quota: 3, ..Default::default() };
+    let (kv, t) = (MemStore::default(), target(24));
+    ws.seed("prev", "pat-rotator/t/p", Duration::days(60), Duration::days(30));
+    seed_current(&ws, &kv, "cur", Duration::days(5), Duration::days(20), Some("prev"));
+    ws.seed("foreign", "someone else's", Duration::days(300), Duration::days(300));
+    // The first read works, the re-read after QUOTA_EXCEEDED fails.
+    *kv.reads_before_failing.lock().unwrap() = Some(1);
+    let o = run(&t, &ws, &kv, true, false).await;
+    assert_eq!(o.error.as_ref().map(|e| e.code), Some(Code::DatabricksQuotaExceeded), "{o:?}");
+    assert!(o.revoked_token_ids.is_empty());
+    assert_eq!(ws.ids(), vec!["cur", "foreign", "prev"], "the current token and its predecessor live");
+}
+
+#[tokio::test]
+async fn a_forcing_loop_never_keeps_more_than_six_tokens() {
+    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    for i in 0..9 {
+        let o = run(&t, &ws, &kv, true, false).await;
+        assert!(o.ok(), "{i}: {o:?}");
+        let live = ws.ids();
+        assert!(live.len() <= 6, "{i}: {live:?}");
+        assert!(live.contains(o.token_id.as_ref().unwrap()), "the latest token lives");
+    }
+    assert_eq!(*ws.creates.lock().unwrap(), 9);
+}
+
+#[tokio::test]
+async fn a_token_missing_from_the_first_list_is_looked_for_again() {
+    // A concurrent run wrote a version naming a token created after our list was taken.
+    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    seed_current(&ws, &kv, "b", Duration::minutes(1), Duration::days(89), None);
+    *ws.hidden_from_first_list.lock().unwrap() = Some("b".into());
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!((o.action, o.reason), (Action::Unchanged, Some(Reason::Fresh)), "{o:?}");
+    assert_eq!(*ws.lists.lock().unwrap(), 2);
+    assert_eq!(*kv.writes.lock().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_write_retry_stops_when_another_run_wrote_a_newer_version() {
+    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    seed_current(&ws, &kv, "cur", Duration::days(70), Duration::days(20), None);
+    ws.seed("theirs", "pat-rotator/t/theirs", Duration::ZERO, Duration::days(90));
+    *kv.concurrent_writer.lock().unwrap() = Some("theirs".into());
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!((o.action, o.token_id.as_deref()), (Action::Unchanged, Some("theirs")), "{o:?}");
+    assert_eq!(*kv.writes.lock().unwrap(), 1, "no blind retry over the newer version");
+    assert_eq!(ws.ids(), vec!["cur", "theirs"], "our token deleted, theirs and the old one kept");
+    assert_eq!(kv.latest().unwrap().tags[tags::TOKEN_ID], "theirs");
+}
+
+#[tokio::test]
+async fn a_write_that_did_not_land_is_retried_after_reading_back() {
+    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    *kv.transient_write_failures.lock().unwrap() = 2;
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.action, Action::Created, "{o:?}");
+    assert_eq!(*kv.writes.lock().unwrap(), 3);
+    assert_eq!(kv.versions.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_token_too_old_to_write_is_deleted_and_replaced() {
+    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    // The workspace's clock says 31 minutes passed between create and verification.
+    ws.verify_clock_ahead.lock().unwrap().push_back(Duration::minutes(31));
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.action, Action::Created, "{o:?}");
+    assert_eq!(ws.deletes.lock().unwrap().as_slice(), ["new1"]);
+    assert_eq!(kv.latest().unwrap().tags[tags::TOKEN_ID], "new2");
+
+    let (ws, kv) = (MemWorkspace::default(), MemStore::default());
+    ws.verify_clock_ahead.lock().unwrap().extend([Duration::minutes(31), Duration::minutes(45)]);
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.error.as_ref().map(|e| e.code), Some(Code::Timeout), "{o:?}");
+    assert!(ws.ids().is_empty() && kv.latest().is_none());
 }

@@ -139,6 +139,12 @@ impl World {
 
     /// Starts `pat-rotator serve` as the Functions host does and waits for `GET /`.
     pub fn serve(&self, extra: &[(&str, &str)]) -> Handler {
+        self.serve_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")), extra)
+    }
+
+    /// Like [`World::serve`], with `dir` as the handler's working directory (where the host
+    /// starts it, next to host.json).
+    pub fn serve_in(&self, dir: &std::path::Path, extra: &[(&str, &str)]) -> Handler {
         let port = free_port();
         let port_s = port.to_string();
         let mut env = self.env(extra);
@@ -147,6 +153,7 @@ impl World {
         let started = Instant::now();
         let mut child = Command::new(BIN)
             .arg("serve")
+            .current_dir(dir)
             .env_clear()
             .envs(env)
             .stdin(Stdio::null())
@@ -310,14 +317,37 @@ impl World {
             tags.push(("previous-token-id", p.to_string()));
         }
         let tag_refs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.emu.vault(kv).seed_secret(
-            &format!("{target}-pat"),
-            &value,
-            Some("databricks-pat"),
-            &tag_refs,
-            Some(expires.unix_timestamp()),
-        );
+        let name = format!("{target}-pat");
+        self.emu.vault(kv).seed_secret(&name, &value, Some("databricks-pat"), &tag_refs, Some(expires.unix_timestamp()));
+        // Written when the token was made.
+        self.emu.vault(kv).age_latest_version(&name, age);
         id
+    }
+
+    /// Every token of workspace `ws` that was revoked while a version of `secret` in vault `kv`
+    /// protected it (contract §7 step 4): named by the latest version at the time, or superseded
+    /// less than `grace` before. Returns (token id, why) for each violation.
+    pub fn revocations_inside_grace(&self, kv: usize, ws: usize, secret: &str, grace: Duration) -> Vec<(String, String)> {
+        let versions = self.emu.vault(kv).versions(secret);
+        let mut bad = Vec::new();
+        for t in self.emu.workspace(ws).all_tokens() {
+            let Some(at) = t.revoked_at else { continue };
+            let at = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() as i64;
+            for (i, v) in versions.iter().enumerate() {
+                if v.tags.get("databricks-token-id") != Some(&t.token_id) || v.created > at {
+                    continue;
+                }
+                match versions.get(i + 1).filter(|next| next.created <= at) {
+                    None => bad.push((t.token_id.clone(), "named by the latest version".to_string())),
+                    Some(next) if at - next.created < grace.as_secs() as i64 => bad.push((
+                        t.token_id.clone(),
+                        format!("revoked {} s after its version was superseded", at - next.created),
+                    )),
+                    Some(_) => {}
+                }
+            }
+        }
+        bad
     }
 }
 

@@ -210,6 +210,17 @@ impl FakeKeyVault {
         }
     }
 
+    /// Moves the creation of every version of `name` `by` into the past (Key Vault's clock, as
+    /// grace periods are judged). False when there is no such secret.
+    pub fn age_secret(&self, name: &str, by: Duration) -> bool {
+        self.state().store.age(name, by.as_secs() as i64, false)
+    }
+
+    /// Like [`Self::age_secret`] for the latest version only.
+    pub fn age_latest_version(&self, name: &str, by: Duration) -> bool {
+        self.state().store.age(name, by.as_secs() as i64, true)
+    }
+
     /// All versions of a live secret, oldest first (empty if none or soft-deleted).
     pub fn versions(&self, name: &str) -> Vec<StoredVersion> {
         self.state().store.versions(name)

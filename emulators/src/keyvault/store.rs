@@ -129,6 +129,18 @@ impl Store {
         Ok((s.name.clone(), v.clone()))
     }
 
+    /// Moves every version's `created`/`updated` (and `exp`) `secs` into the past, as if the
+    /// versions had been written that much earlier. False when there is no such secret.
+    pub fn age(&mut self, name: &str, secs: i64, latest_only: bool) -> bool {
+        let Some(s) = self.live.get_mut(&key(name)) else { return false };
+        let skip = if latest_only { s.versions.len().saturating_sub(1) } else { 0 };
+        for v in s.versions.iter_mut().skip(skip) {
+            v.created -= secs;
+            v.updated -= secs;
+        }
+        true
+    }
+
     /// All versions of a live secret, oldest first (empty when there is none).
     pub fn versions(&self, name: &str) -> Vec<StoredVersion> {
         self.live.get(&key(name)).map(|s| s.versions.clone()).unwrap_or_default()

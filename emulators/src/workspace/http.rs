@@ -4,7 +4,7 @@
 //! authentication (PAT or Entra ID token, membership or management-header mode), then the
 //! route's own permission (token use, admin), then the operation.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
@@ -56,20 +56,55 @@ impl Route {
             Route::List => "list",
             Route::Delete => "delete",
             Route::ConfGet | Route::ConfPatch => "conf",
-            Route::WellKnown | Route::Me | Route::Unknown => "other",
+            Route::Me => "me",
+            Route::WellKnown | Route::Unknown => "other",
         }
     }
+
+    /// The token scope an endpoint belongs to (Databricks' "API scopes" reference): the token
+    /// API is in `authentication`, workspace settings in `settings`; `None` for endpoints every
+    /// scope includes (`/scim/v2/Me` is listed under every scope).
+    fn scope(&self) -> Option<&'static str> {
+        match self {
+            Route::Create | Route::List | Route::Delete => Some("authentication"),
+            Route::ConfGet | Route::ConfPatch => Some("settings"),
+            Route::Me | Route::WellKnown | Route::Unknown => None,
+        }
+    }
+}
+
+/// Whether a token with `scopes` (empty = unscoped) may call an endpoint of scope `need` with
+/// `method`. `all-apis` covers every scope; a `:read` modifier allows only GET and HEAD.
+fn scopes_allow(scopes: &[String], need: Option<&str>, method: &Method) -> bool {
+    let Some(need) = need else { return true };
+    if scopes.is_empty() {
+        return true;
+    }
+    scopes.iter().any(|s| {
+        let mut parts = s.split(':');
+        let base = parts.next().unwrap_or_default();
+        let read_only = parts.any(|m| m == "read");
+        (base == need || base == "all-apis") && (!read_only || matches!(method.as_str(), "GET" | "HEAD"))
+    })
 }
 
 /// Who is calling, once authenticated.
 struct Caller {
     principal: String,
+    /// The scopes of the PAT it presented (empty: unscoped, or an Entra ID token).
+    scopes: Vec<String>,
 }
 
 /// actix entry point for every request to a workspace.
 pub(crate) async fn handle(req: HttpRequest, payload: web::Payload, ws: web::Data<FakeWorkspace>) -> HttpResponse {
     let route = Route::parse(req.method(), req.path());
-    ws.faults().run(route.op(), &req, ws.serve(&route, &req, payload)).await
+    let mut resp = ws.faults().run(route.op(), &req, ws.serve(&route, &req, payload)).await;
+    // Databricks' front end dates every answer; clients may read its clock from it.
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&httpdate::fmt_http_date(ws.now())) {
+        resp.headers_mut().insert(actix_web::http::header::DATE, v);
+    }
+    ws.after_request(route.op());
+    resp
 }
 
 fn json_response(status: u16, body: Value) -> HttpResponse {
@@ -168,6 +203,9 @@ impl FakeWorkspace {
         };
         let principal = caller.principal.clone();
         let done = |response: HttpResponse| Outcome { response, principal: Some(principal.clone()) };
+        if !scopes_allow(&caller.scopes, route.scope(), req.method()) {
+            return done(error(403, "PERMISSION_DENIED", "Your token is missing the required scopes for this endpoint."));
+        }
 
         if matches!(route, Route::Create | Route::List | Route::Delete)
             && !self.state().may_use_tokens(&caller.principal)
@@ -251,7 +289,7 @@ impl FakeWorkspace {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") && !t.trim().is_empty() => t.trim(),
             _ => return Err(unauthenticated("Credential was not sent or was of an unsupported type for this API.")),
         };
-        let now = SystemTime::now();
+        let now = self.now();
 
         // A personal access token of this workspace?
         {
@@ -264,7 +302,7 @@ impl FakeWorkspace {
                     return Err(error(403, "PERMISSION_DENIED", "User does not have permission to use tokens."));
                 }
                 st.tokens.touch(&t.token_id, now);
-                return Ok(Caller { principal: t.principal });
+                return Ok(Caller { principal: t.principal, scopes: t.scopes });
             }
         }
 
@@ -286,7 +324,7 @@ impl FakeWorkspace {
         }
         let principal = issued.principal;
         if self.state().members.contains(&principal) {
-            return Ok(Caller { principal });
+            return Ok(Caller { principal, scopes: Vec::new() });
         }
 
         // Not a member: only the Azure management-token headers can let it in.
@@ -320,7 +358,7 @@ impl FakeWorkspace {
             st.members.insert(principal.clone());
             st.admins.insert(principal.clone());
         }
-        Ok(Caller { principal })
+        Ok(Caller { principal, scopes: Vec::new() })
     }
 
     fn create(&self, caller: &Caller, body: &[u8]) -> HttpResponse {
@@ -339,7 +377,12 @@ impl FakeWorkspace {
             }
             Some(_) => return invalid_param("Invalid value for field scopes: expected an array of strings"),
         };
-        let now = SystemTime::now();
+        let autoscope = match m.get("autoscope_enabled") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(_) => return invalid_param("Invalid value for field autoscope_enabled: expected a boolean"),
+        };
+        let now = self.now();
         let mut st = self.state();
         let max_secs = i64::from(st.max_lifetime_days) * 86_400;
         let lifetime = match lifetime {
@@ -357,8 +400,10 @@ impl FakeWorkspace {
         if st.tokens.live_for(&caller.principal, now).len() >= st.quota {
             return error(400, "QUOTA_EXCEEDED", &format!("Cannot create more than {} tokens.", st.quota));
         }
-        let (_, value, info) =
+        let (id, value, mut info) =
             st.tokens.create(&caller.principal, &comment, scopes, now, Some(Duration::from_secs(lifetime as u64)));
+        st.tokens.set_autoscope(&id, autoscope);
+        info.autoscope = autoscope;
         json_response(200, json!({"token_value": value, "token_info": token_info_json(&info)}))
     }
 
@@ -374,7 +419,7 @@ impl FakeWorkspace {
         };
         let mut st = self.state();
         let owned_live =
-            st.tokens.get(&id).is_some_and(|t| t.principal == caller.principal && t.is_live(SystemTime::now()));
+            st.tokens.get(&id).is_some_and(|t| t.principal == caller.principal && t.is_live(self.now()));
         if !owned_live {
             return error(404, "RESOURCE_DOES_NOT_EXIST", &format!("Token with id {id} does not exist."));
         }

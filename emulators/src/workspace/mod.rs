@@ -14,6 +14,7 @@ mod tokens;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 pub use tokens::TokenInfo;
@@ -84,6 +85,9 @@ struct Inner {
     directory: Arc<Directory>,
     faults: Faults,
     state: Mutex<State>,
+    /// How far the workspace's clock is ahead of this machine's, in ms (outside `state`, so
+    /// that code holding the state lock can read the clock).
+    clock_ahead_ms: AtomicU64,
 }
 
 struct State {
@@ -98,6 +102,8 @@ struct State {
     rate_limit: Option<WsRateLimit>,
     bucket: Option<TokenBucket>,
     throttled: u64,
+    /// After the next request of this op is answered, the clock jumps ahead this much.
+    clock_jump: Option<(String, Duration)>,
 }
 
 impl State {
@@ -148,6 +154,7 @@ impl FakeWorkspace {
             rate_limit: opts.rate_limit,
             bucket: opts.rate_limit.map(|r| TokenBucket::new(r.burst, r.per_second)),
             throttled: 0,
+            clock_jump: None,
         };
         FakeWorkspace {
             inner: Arc::new(Inner {
@@ -157,7 +164,35 @@ impl FakeWorkspace {
                 directory,
                 faults: Faults::with_latency(latency),
                 state: Mutex::new(state),
+                clock_ahead_ms: AtomicU64::new(0),
             }),
+        }
+    }
+
+    /// The workspace's clock: this machine's, plus whatever it was moved ahead. Every time the
+    /// workspace states (creation, expiry, `Date`) and every liveness decision uses it.
+    pub fn now(&self) -> SystemTime {
+        SystemTime::now() + Duration::from_millis(self.inner.clock_ahead_ms.load(Ordering::SeqCst))
+    }
+
+    /// Moves the workspace's clock ahead (as a run that stalled would see it).
+    pub fn advance_clock(&self, by: Duration) {
+        self.inner.clock_ahead_ms.fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// After the next request of `op` is answered, moves the clock ahead by `by`: the world as
+    /// a client that stalled right after that call finds it.
+    pub fn advance_clock_after(&self, op: &str, by: Duration) {
+        self.state().clock_jump = Some((op.to_string(), by));
+    }
+
+    pub(crate) fn after_request(&self, op: &str) {
+        let jump = {
+            let mut st = self.state();
+            if st.clock_jump.as_ref().is_some_and(|(o, _)| o == op) { st.clock_jump.take() } else { None }
+        };
+        if let Some((_, by)) = jump {
+            self.advance_clock(by);
         }
     }
 
@@ -262,7 +297,7 @@ impl FakeWorkspace {
 
     /// Live tokens of a principal, oldest first.
     pub fn tokens(&self, principal: &str) -> Vec<TokenInfo> {
-        self.state().tokens.live_for(principal, SystemTime::now())
+        self.state().tokens.live_for(principal, self.now())
     }
 
     /// Every token ever issued here, including revoked and expired ones.
@@ -277,7 +312,7 @@ impl FakeWorkspace {
 
     /// True when the token exists, is not revoked and not expired.
     pub fn is_live(&self, token_id: &str) -> bool {
-        self.token(token_id).is_some_and(|t| t.is_live(SystemTime::now()))
+        self.token(token_id).is_some_and(|t| t.is_live(self.now()))
     }
 
     /// Revokes a token out of band (like an admin in the UI). False if unknown or already revoked.
@@ -288,7 +323,7 @@ impl FakeWorkspace {
     /// Databricks' inactivity revocation: revokes every live token whose last use (or
     /// creation, if never used) is before `cutoff`. Returns the revoked ids.
     pub fn revoke_unused_since(&self, cutoff: SystemTime) -> Vec<String> {
-        self.state().tokens.revoke_unused_since(cutoff, SystemTime::now())
+        self.state().tokens.revoke_unused_since(cutoff, self.now())
     }
 
     /// Moves every token's creation, expiry and last use `by` into the past, as if the
@@ -314,12 +349,12 @@ impl FakeWorkspace {
     /// workspace user (member, or Contributor on the resource). No side effects.
     pub fn authenticate_pat(&self, value: &str) -> bool {
         let st = self.state();
-        st.tokens.by_value(value).is_some_and(|t| t.is_live(SystemTime::now()) && st.is_user(&t.principal))
+        st.tokens.by_value(value).is_some_and(|t| t.is_live(self.now()) && st.is_user(&t.principal))
     }
 
     /// Summary for the `/_emulator/state` endpoint: live tokens without values.
     pub(crate) fn snapshot(&self) -> serde_json::Value {
-        let now = SystemTime::now();
+        let now = self.now();
         let st = self.state();
         let tokens: Vec<_> = st
             .tokens

@@ -20,6 +20,8 @@ pub struct TokenInfo {
     pub comment: String,
     /// Scopes given at creation (empty = unscoped).
     pub scopes: Vec<String>,
+    /// `autoscope_enabled` as given at creation (`None`: not sent).
+    pub autoscope: Option<bool>,
     /// Creation time.
     pub created: SystemTime,
     /// Expiry; `None` = never.
@@ -28,6 +30,8 @@ pub struct TokenInfo {
     pub last_used: Option<SystemTime>,
     /// Revoked (deleted through the API, out of band, or for inactivity).
     pub revoked: bool,
+    /// When it was revoked (this machine's clock).
+    pub revoked_at: Option<SystemTime>,
 }
 
 impl TokenInfo {
@@ -64,10 +68,12 @@ impl Tokens {
             principal: principal.to_string(),
             comment: comment.to_string(),
             scopes,
+            autoscope: None,
             created,
             expiry: lifetime.map(|l| created + l),
             last_used: None,
             revoked: false,
+            revoked_at: None,
         };
         self.by_id.insert(id.clone(), info.clone());
         self.by_value.insert(value.clone(), id.clone());
@@ -99,6 +105,7 @@ impl Tokens {
         match self.by_id.get_mut(id) {
             Some(t) if !t.revoked => {
                 t.revoked = true;
+                t.revoked_at = Some(SystemTime::now());
                 true
             }
             _ => false,
@@ -108,6 +115,12 @@ impl Tokens {
     pub fn touch(&mut self, id: &str, now: SystemTime) {
         if let Some(t) = self.by_id.get_mut(id) {
             t.last_used = Some(now);
+        }
+    }
+
+    pub fn set_autoscope(&mut self, id: &str, autoscope: Option<bool>) {
+        if let Some(t) = self.by_id.get_mut(id) {
+            t.autoscope = autoscope;
         }
     }
 
@@ -131,6 +144,7 @@ impl Tokens {
             let t = self.by_id.get_mut(id).expect("ordered ids exist");
             if t.is_live(now) && t.last_used.unwrap_or(t.created) < cutoff {
                 t.revoked = true;
+                t.revoked_at = Some(SystemTime::now());
                 revoked.push(id.clone());
             }
         }
