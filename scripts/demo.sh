@@ -88,5 +88,5 @@ for i, v in enumerate(s["vaults"]):
 PY
 say "Done: every secret holds a token that its workspace accepts (each was verified before it was written)."
 echo "analytics (revoke_grace_hours=0) keeps only its current token: each superseded one was revoked at once."
-echo "finance keeps its previous token for its 24 h grace; a token superseded twice in a row is revoked by the"
-echo "first run after it is an hour old (the orphan window that keeps concurrent rotations safe)."
+echo "finance keeps every token it superseded: nothing is revoked while the latest version is younger than its"
+echo "24 h grace, however many rotations happened; the first run after that revokes them."

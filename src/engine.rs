@@ -199,8 +199,21 @@ impl Engine {
     /// targets); the outcomes are reported in the order of `targets`.
     pub async fn run(&self, targets: &[&Target], opts: RunOptions) -> Vec<Outcome> {
         let deadline = Instant::now() + opts.budget;
-        let mut done: Vec<(usize, Outcome)> = futures::stream::iter(targets.iter().copied().enumerate())
-            .map(|(i, t)| async move { (i, self.run_target(t, opts, deadline).await) })
+        self.each_target(targets, |t| self.run_target(t, opts, deadline)).await
+    }
+
+    /// `work` for every target, at most `PAT_MAX_CONCURRENCY` at a time, a freed slot going to
+    /// the next target at once; results in the order of `targets`.
+    async fn each_target<'a, T, F, Fut>(&self, targets: &[&'a Target], work: F) -> Vec<T>
+    where
+        F: Fn(&'a Target) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let mut done: Vec<(usize, T)> = futures::stream::iter(targets.iter().copied().enumerate())
+            .map(|(i, t)| {
+                let fut = work(t);
+                async move { (i, fut.await) }
+            })
             .buffer_unordered(self.config.settings.max_concurrency)
             .collect()
             .await;
@@ -276,11 +289,7 @@ impl Engine {
     /// Reads (only) what `status` reports for each target.
     pub async fn status(&self, targets: &[&Target], budget: Duration) -> Vec<StatusRow> {
         let deadline = Instant::now() + budget;
-        futures::stream::iter(targets.iter().copied())
-            .map(|t| retry::within(deadline, self.status_one(t)))
-            .buffered(self.config.settings.max_concurrency)
-            .collect()
-            .await
+        self.each_target(targets, |t| retry::within(deadline, self.status_one(t))).await
     }
 
     async fn status_one(&self, t: &Target) -> StatusRow {

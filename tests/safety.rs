@@ -79,7 +79,11 @@ fn a_concurrent_writer_is_not_mistaken_for_an_out_of_band_revocation() {
         assert!(eventually(Duration::from_secs(5), || ws.faults().count("list") >= 1));
         let theirs = w.seed_managed(0, 0, "t", Duration::ZERO, 90 * DAY, Some(&before));
         let (code, r) = run.join().unwrap();
-        assert_eq!((code, r[0]["action"].as_str(), r[0]["reason"].as_str()), (0, Some("unchanged"), Some("fresh")), "{r:?}");
+        assert_eq!(
+            (code, r[0]["action"].as_str(), r[0]["reason"].as_str()),
+            (0, Some("unchanged"), Some("fresh")),
+            "{r:?}"
+        );
         assert_eq!(r[0]["token_id"].as_str(), Some(theirs.as_str()));
         assert!(ws.is_live(&before), "the other run's predecessor is inside its grace");
         assert_eq!(kv.versions("t-pat").len(), 2, "nothing written over the other run's version");
@@ -129,7 +133,11 @@ fn a_token_grown_too_old_before_its_write_is_replaced() {
     assert_eq!((code, r[0]["action"].as_str()), (0, Some("rotated")), "{r:?}");
     assert_eq!(ws.faults().count("create"), 2);
     let written = w.assert_secret_works(0, 0, "t-pat");
-    let first = ws.all_tokens().into_iter().find(|t| t.comment.starts_with("pat-rotator/t/") && t.revoked).expect("first token");
+    let first = ws
+        .all_tokens()
+        .into_iter()
+        .find(|t| t.comment.starts_with("pat-rotator/t/") && t.revoked)
+        .expect("first token");
     assert_ne!(first.token_id, written);
     assert_eq!(w.live_tokens(0).len(), 2, "old + the second new one");
 }
@@ -181,8 +189,8 @@ fn verification_accepts_a_scope_refusal_and_rejects_an_invalid_token() {
 fn autoscope_is_sent_only_when_set() {
     for (setting, want) in [(Some("true"), Some(true)), (Some("false"), Some(false)), (None, None)] {
         let mut w = World::new();
-        w.set("DATABRICKS_HOST", &w.emu.workspace(0).url().to_string());
-        w.set("KEY_VAULT_URL", &w.emu.vault(0).url().to_string());
+        let (host, vault) = (w.emu.workspace(0).url().to_string(), w.emu.vault(0).url().to_string());
+        w.set("DATABRICKS_HOST", &host).set("KEY_VAULT_URL", &vault);
         if let Some(v) = setting {
             w.set("PAT_AUTOSCOPE", v);
         }
@@ -204,7 +212,11 @@ fn a_workspace_url_that_is_not_databricks_is_a_configuration_error() {
     let w = World::one_target(&[("workspace_url", json!("https://login.example.com"))]);
     let o = w.cli(&["check-config"], &[]);
     assert_eq!(o.code, 2);
-    assert!(o.stderr.contains("targets[0].workspace_url") && o.stderr.contains("not an Azure Databricks workspace host"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("targets[0].workspace_url") && o.stderr.contains("not an Azure Databricks workspace host"),
+        "{}",
+        o.stderr
+    );
     let (code, _) = (w.cli(&["rotate"], &[]).code, ());
     assert_eq!(code, 2);
     assert_eq!(w.upstream_calls(), 0);
@@ -266,7 +278,13 @@ fn a_slow_workspace_does_not_hold_up_the_others() {
 fn odd_vault_data_does_not_panic_status() {
     let w = World::one_target(&[]);
     let id = "ééééééééééééééé-not-a-token";
-    w.emu.vault(0).seed_secret("t-pat", "x", Some("databricks-pat"), &[("managed-by", "pat-rotator"), ("databricks-token-id", id), ("token-expires-at", "soon")], None);
+    w.emu.vault(0).seed_secret(
+        "t-pat",
+        "x",
+        Some("databricks-pat"),
+        &[("managed-by", "pat-rotator"), ("databricks-token-id", id), ("token-expires-at", "soon")],
+        None,
+    );
     let o = w.cli(&["status"], &[]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
@@ -295,13 +313,18 @@ fn rotate_pat_logs_the_failure_summary_with_the_invocation_id() {
     assert!(line.contains("ERROR"), "{line}");
     assert!(line.contains("good (keyvault_forbidden)") && line.contains("bad (keyvault_forbidden)"), "{line}");
     assert!(line.contains("7b2f6c0e-1d9a-4c55-8f3e-0a6b9d4c2e11"), "{line}");
-    let per_target: Vec<&str> = log.lines().filter(|l| l.contains("good: failed") || l.contains("bad: failed")).collect();
+    let per_target: Vec<&str> =
+        log.lines().filter(|l| l.contains("good: failed") || l.contains("bad: failed")).collect();
     assert_eq!(per_target.len(), 2, "{log}");
     assert!(per_target.iter().all(|l| l.contains("invocation_id=7b2f6c0e-1d9a-4c55-8f3e-0a6b9d4c2e11")), "{log}");
 }
 
 fn tempdir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("pat-rotator-test-{}-{}", std::process::id(), SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos()));
+    let d = std::env::temp_dir().join(format!(
+        "pat-rotator-test-{}-{}",
+        std::process::id(),
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos()
+    ));
     std::fs::create_dir_all(&d).unwrap();
     d
 }

@@ -142,7 +142,9 @@ fn stored(s: azure_security_keyvault_secrets::models::Secret) -> StoredSecret {
 
 /// Key Vault's clock, from the answer's `Date` header.
 fn vault_date(headers: &azure_core::http::headers::Headers) -> Option<time::OffsetDateTime> {
-    headers.get_optional_str(&azure_core::http::headers::HeaderName::from_static("date")).and_then(crate::databricks::http_date)
+    headers
+        .get_optional_str(&azure_core::http::headers::HeaderName::from_static("date"))
+        .and_then(crate::databricks::http_date)
 }
 
 #[async_trait]
@@ -160,7 +162,10 @@ impl SecretStore for KeyVaultStore {
                     }
                     Err(e) => match e.kind() {
                         ErrorKind::HttpResponse { status, raw_response, .. } if u16::from(*status) == 404 => {
-                            Ok(SecretRead { latest: None, at: raw_response.as_ref().and_then(|r| vault_date(r.headers())) })
+                            Ok(SecretRead {
+                                latest: None,
+                                at: raw_response.as_ref().and_then(|r| vault_date(r.headers())),
+                            })
                         }
                         _ => Err(self.error("read", name, &e)),
                     },

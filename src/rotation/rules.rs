@@ -263,8 +263,14 @@ mod tests {
         );
         // Grace 0: the same right after a write, and a token known to be recorded (the one the
         // run superseded) goes however young it is.
-        let young_prev = [tok("new", "pat-rotator/t/9", Duration::ZERO, None), tok("p", "pat-rotator/t/8", Duration::minutes(5), None)];
-        assert_eq!(revocable(P, &ev(&young_prev, latest(Some("new"), Duration::ZERO), &["p"]), Duration::ZERO), vec!["p"]);
+        let young_prev = [
+            tok("new", "pat-rotator/t/9", Duration::ZERO, None),
+            tok("p", "pat-rotator/t/8", Duration::minutes(5), None),
+        ];
+        assert_eq!(
+            revocable(P, &ev(&young_prev, latest(Some("new"), Duration::ZERO), &["p"]), Duration::ZERO),
+            vec!["p"]
+        );
         assert!(revocable(P, &ev(&young_prev, latest(Some("new"), Duration::ZERO), &[]), Duration::ZERO).is_empty());
     }
 
@@ -301,8 +307,9 @@ mod tests {
 
     #[test]
     fn the_cap_revokes_the_oldest_but_never_the_latest_token() {
-        let mut t: Vec<TokenInfo> =
-            (0..8).map(|i| tok(&format!("t{i}"), &format!("pat-rotator/t/{i}"), Duration::hours(10 - i), None)).collect();
+        let mut t: Vec<TokenInfo> = (0..8)
+            .map(|i| tok(&format!("t{i}"), &format!("pat-rotator/t/{i}"), Duration::hours(10 - i), None))
+            .collect();
         t.push(tok("foreign", "by hand", Duration::days(9), None));
         // t0 is the oldest and the latest version's token: kept; t1, t2 go.
         assert_eq!(over_cap(P, &t, Some("t0"), &[], 0, 6), vec!["t1", "t2"]);

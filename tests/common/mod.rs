@@ -318,7 +318,13 @@ impl World {
         }
         let tag_refs: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let name = format!("{target}-pat");
-        self.emu.vault(kv).seed_secret(&name, &value, Some("databricks-pat"), &tag_refs, Some(expires.unix_timestamp()));
+        self.emu.vault(kv).seed_secret(
+            &name,
+            &value,
+            Some("databricks-pat"),
+            &tag_refs,
+            Some(expires.unix_timestamp()),
+        );
         // Written when the token was made.
         self.emu.vault(kv).age_latest_version(&name, age);
         id
@@ -327,7 +333,13 @@ impl World {
     /// Every token of workspace `ws` that was revoked while a version of `secret` in vault `kv`
     /// protected it (contract §7 step 4): named by the latest version at the time, or superseded
     /// less than `grace` before. Returns (token id, why) for each violation.
-    pub fn revocations_inside_grace(&self, kv: usize, ws: usize, secret: &str, grace: Duration) -> Vec<(String, String)> {
+    pub fn revocations_inside_grace(
+        &self,
+        kv: usize,
+        ws: usize,
+        secret: &str,
+        grace: Duration,
+    ) -> Vec<(String, String)> {
         let versions = self.emu.vault(kv).versions(secret);
         let mut bad = Vec::new();
         for t in self.emu.workspace(ws).all_tokens() {

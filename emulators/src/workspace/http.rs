@@ -204,7 +204,11 @@ impl FakeWorkspace {
         let principal = caller.principal.clone();
         let done = |response: HttpResponse| Outcome { response, principal: Some(principal.clone()) };
         if !scopes_allow(&caller.scopes, route.scope(), req.method()) {
-            return done(error(403, "PERMISSION_DENIED", "Your token is missing the required scopes for this endpoint."));
+            return done(error(
+                403,
+                "PERMISSION_DENIED",
+                "Your token is missing the required scopes for this endpoint.",
+            ));
         }
 
         if matches!(route, Route::Create | Route::List | Route::Delete)
@@ -418,8 +422,7 @@ impl FakeWorkspace {
             Err(r) => return r,
         };
         let mut st = self.state();
-        let owned_live =
-            st.tokens.get(&id).is_some_and(|t| t.principal == caller.principal && t.is_live(self.now()));
+        let owned_live = st.tokens.get(&id).is_some_and(|t| t.principal == caller.principal && t.is_live(self.now()));
         if !owned_live {
             return error(404, "RESOURCE_DOES_NOT_EXIST", &format!("Token with id {id} does not exist."));
         }

@@ -13,8 +13,8 @@ mod http;
 mod tokens;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 pub use tokens::TokenInfo;
