@@ -319,6 +319,24 @@ fn an_owner_change_is_reported_as_such_and_the_old_token_is_left_to_its_owner() 
     let o = w.cli(&["rotate", "--json"], &[]);
     assert_eq!(o.json()[0]["reason"], "revoked_in_workspace");
     assert!(!o.stderr.contains("owner changed"), "{}", o.stderr);
+
+    // And back to the service identity: the app's token is left to the app.
+    let apps_token = w.emu.vault(0).latest("t-pat").unwrap().tags["databricks-token-id"].clone();
+    let mut t = w.target("t", 0, 0);
+    t["revoke_grace_hours"] = json!(24);
+    w.targets(&[t]);
+    let o = w.cli(&["rotate", "--json"], &[]);
+    assert_eq!(o.json()[0]["action"], "reprovisioned", "{}", o.stderr);
+    assert!(
+        o.stderr.contains("owner changed")
+            && o.stderr.contains(&format!("belongs to app {APP_A}"))
+            && o.stderr.contains("now belong to the service identity"),
+        "{}",
+        o.stderr
+    );
+    assert!(w.emu.workspace(0).is_live(&apps_token));
+    let v = w.emu.vault(0).latest("t-pat").unwrap();
+    assert!(!v.tags.contains_key("databricks-client-id"), "no tag for the service identity's token");
 }
 
 #[test]
