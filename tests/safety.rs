@@ -277,7 +277,8 @@ fn a_slow_workspace_does_not_hold_up_the_others() {
 #[test]
 fn odd_vault_data_does_not_panic_status() {
     let w = World::one_target(&[]);
-    let id = "ééééééééééééééé-not-a-token";
+    // Byte 12 falls inside a two-byte character.
+    let id = "xéééééééééééééé-not-a-token";
     w.emu.vault(0).seed_secret(
         "t-pat",
         "x",
@@ -288,7 +289,7 @@ fn odd_vault_data_does_not_panic_status() {
     let o = w.cli(&["status"], &[]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
-    assert!(o.stdout.contains("éééééééééééé…"), "{}", o.stdout);
+    assert!(o.stdout.contains("xééééééééééé…"), "{}", o.stdout);
     let o = w.cli(&["status", "--json"], &[]);
     assert_eq!(o.json()[0]["token_id"], id);
     assert_eq!(o.json()[0]["token_exists"], false);
