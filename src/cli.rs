@@ -161,28 +161,39 @@ pub fn check_config(json: bool) -> ExitCode {
                 vec![
                     t.name.clone(),
                     t.workspace_url.clone(),
+                    t.owner(),
                     if t.workspace_resource_id.is_some() { "management-header".into() } else { "member".into() },
                     format!("{}/secrets/{}", t.key_vault_url, t.secret_name),
                     format!("{}d/{}d/{}h", t.lifetime_days, t.renew_before_days, t.revoke_grace_hours),
                 ]
             })
             .collect();
-        print!("{}", table(&["TARGET", "WORKSPACE", "ACCESS", "SECRET", "LIFETIME/RENEW/GRACE"], &rows));
+        print!("{}", table(&["TARGET", "WORKSPACE", "OWNER", "ACCESS", "SECRET", "LIFETIME/RENEW/GRACE"], &rows));
         println!(
             "{} target(s); credential {}; concurrency {}",
             config.targets.len(),
             config.settings.credential.as_str(),
             config.settings.max_concurrency
         );
-        let mut per_workspace: std::collections::BTreeMap<&str, usize> = Default::default();
+        // The quota is per principal and workspace: targets with their own client_id count
+        // against their app's service principal, not the service identity.
+        let mut per_owner: std::collections::BTreeMap<(&str, String), usize> = Default::default();
         for t in &config.targets {
-            *per_workspace.entry(t.workspace_url.as_str()).or_default() += 1;
+            *per_owner.entry((t.workspace_url.as_str(), t.owner())).or_default() += 1;
         }
-        for (ws, n) in per_workspace {
+        for ((ws, owner), n) in per_owner {
             // Each target keeps up to two tokens (current and, within its grace, previous).
             if n * 2 > QUOTA_HEADROOM {
                 println!(
-                    "warning: {n} targets share workspace {ws}; with a current and a previous token each they can exceed Databricks' quota of 600 tokens per identity and workspace"
+                    "warning: {n} targets share workspace {ws} as {owner}; with a current and a previous token each they can exceed Databricks' quota of 600 tokens per identity and workspace"
+                );
+            }
+        }
+        for t in &config.targets {
+            if let (Some(c), Some(_)) = (&t.client_id, &t.workspace_resource_id) {
+                println!(
+                    "warning: {}: has client_id {c} and workspace_resource_id; the management-token headers make app {c}'s service principal a workspace admin, which defeats a least-privilege principal (add it as a plain workspace member and drop workspace_resource_id)",
+                    t.name
                 );
             }
         }
@@ -227,6 +238,7 @@ pub fn status_table(rows: &[StatusRow]) -> String {
         .map(|r| {
             vec![
                 r.target.clone(),
+                r.owner.clone(),
                 r.secret_version.as_deref().map(short_id).unwrap_or_else(|| "-".into()),
                 r.token_id.as_deref().map(short_id).unwrap_or_else(|| "-".into()),
                 r.expires_at.clone().unwrap_or_else(|| "-".into()),
@@ -240,7 +252,7 @@ pub fn status_table(rows: &[StatusRow]) -> String {
             ]
         })
         .collect();
-    table(&["TARGET", "SECRET VERSION", "TOKEN", "EXPIRES", "DAYS LEFT", "IN WORKSPACE", "ERROR"], &rows)
+    table(&["TARGET", "OWNER", "SECRET VERSION", "TOKEN", "EXPIRES", "DAYS LEFT", "IN WORKSPACE", "ERROR"], &rows)
 }
 
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {

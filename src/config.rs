@@ -29,6 +29,9 @@ pub struct Target {
     pub scopes: Option<Vec<String>>,
     /// `autoscope_enabled` on token create; `None` sends nothing.
     pub autoscope: Option<bool>,
+    /// The app registration whose service principal owns this target's PATs (contract §8),
+    /// lower case; `None`: the service's own identity owns them.
+    pub client_id: Option<String>,
 }
 
 impl Target {
@@ -40,6 +43,14 @@ impl Target {
     /// Every token this program creates for the target has a comment starting with this.
     pub fn comment_prefix(&self) -> String {
         format!("pat-rotator/{}/", self.name)
+    }
+
+    /// Who owns this target's tokens, for tables and messages.
+    pub fn owner(&self) -> String {
+        match &self.client_id {
+            Some(c) => format!("app {c}"),
+            None => "service identity".to_string(),
+        }
     }
 }
 
@@ -61,6 +72,12 @@ impl CredentialKind {
             CredentialKind::ClientSecret => "client_secret",
             CredentialKind::WorkloadIdentity => "workload_identity",
         }
+    }
+
+    /// Whether this credential can present a client assertion for a federated exchange
+    /// (contract §8): a managed-identity token, or the workload identity's token file.
+    pub fn can_federate(self) -> bool {
+        matches!(self, CredentialKind::ManagedIdentity | CredentialKind::WorkloadIdentity)
     }
 }
 
@@ -144,6 +161,10 @@ impl Config {
         };
         check_unique(&targets, &mut errs);
         let settings = parse_settings(&get, &mut errs);
+        if let Some(s) = &settings {
+            let flat = get("PAT_TARGETS").is_none();
+            check_federation(&targets, s, flat, &mut errs);
+        }
 
         if errs.is_empty() {
             Ok(Config { targets, settings: settings.expect("settings parsed without errors") })
@@ -206,6 +227,7 @@ const TARGET_FIELDS: &[&str] = &[
     "revoke_grace_hours",
     "scopes",
     "autoscope",
+    "client_id",
 ];
 
 fn parse_targets_json(json: &str, errs: &mut Vec<String>) -> Vec<Target> {
@@ -254,6 +276,7 @@ fn parse_targets_json(json: &str, errs: &mut Vec<String>) -> Vec<Target> {
                 revoke_grace_hours: json_int(field("revoke_grace_hours"), &format!("{at}.revoke_grace_hours"), errs),
                 scopes: json_scopes(field("scopes"), &format!("{at}.scopes"), errs),
                 autoscope: json_bool(field("autoscope"), &format!("{at}.autoscope"), errs),
+                client_id: json_string(field("client_id"), &format!("{at}.client_id"), errs),
             },
             &|f| format!("{at}.{f}"),
             errs,
@@ -309,6 +332,7 @@ fn parse_flat_target(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<Strin
         revoke_grace_hours: int("PAT_REVOKE_GRACE_HOURS", errs),
         scopes,
         autoscope,
+        client_id: get("PAT_CLIENT_ID"),
     };
     let flat_name = |f: &str| {
         match f {
@@ -322,6 +346,7 @@ fn parse_flat_target(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<Strin
             "revoke_grace_hours" => "PAT_REVOKE_GRACE_HOURS",
             "scopes" => "PAT_SCOPES",
             "autoscope" => "PAT_AUTOSCOPE",
+            "client_id" => "PAT_CLIENT_ID",
             other => other,
         }
         .to_string()
@@ -351,6 +376,7 @@ struct RawTarget {
     revoke_grace_hours: Option<i64>,
     scopes: Option<Vec<String>>,
     autoscope: Option<bool>,
+    client_id: Option<String>,
 }
 
 fn build_target(raw: RawTarget, at: &dyn Fn(&str) -> String, errs: &mut Vec<String>) -> Option<Target> {
@@ -445,6 +471,17 @@ fn build_target(raw: RawTarget, at: &dyn Fn(&str) -> String, errs: &mut Vec<Stri
         }
         if scopes.is_empty() { None } else { Some(scopes) }
     });
+    let client_id = raw.client_id.and_then(|c| {
+        if is_guid(&c) {
+            Some(c.to_ascii_lowercase())
+        } else {
+            errs.push(format!(
+                "{}: \"{c}\" is not a GUID (the application (client) id of an Entra app registration)",
+                at("client_id")
+            ));
+            None
+        }
+    });
     if errs.len() != before {
         return None;
     }
@@ -459,6 +496,7 @@ fn build_target(raw: RawTarget, at: &dyn Fn(&str) -> String, errs: &mut Vec<Stri
         revoke_grace_hours: revoke_grace_hours as u32,
         scopes,
         autoscope: raw.autoscope,
+        client_id,
     })
 }
 
@@ -477,6 +515,36 @@ fn check_unique(targets: &[Target], errs: &mut Vec<String>) {
             ));
         }
     }
+}
+
+/// Contract §8: a target with `client_id` needs a tenant and a credential that can present a
+/// federated assertion (a managed-identity token, or the workload identity's token file).
+fn check_federation(targets: &[Target], s: &Settings, flat: bool, errs: &mut Vec<String>) {
+    for (i, t) in targets.iter().enumerate() {
+        let Some(c) = &t.client_id else { continue };
+        let at = if flat { "PAT_CLIENT_ID".to_string() } else { format!("targets[{i}].client_id") };
+        if s.tenant_id.is_none() {
+            errs.push(format!(
+                "{at}: \"{c}\" requires AZURE_TENANT_ID (the tenant of the app registration, where the federated exchange happens)"
+            ));
+        }
+        if !s.credential.can_federate() {
+            errs.push(format!(
+                "{at}: \"{c}\" requires PAT_CREDENTIAL managed_identity or workload_identity (a credential that can present a federated assertion); the credential is {}",
+                s.credential.as_str()
+            ));
+        }
+    }
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, hex digits in either case.
+pub fn is_guid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
 
 fn parse_settings(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<String>) -> Option<Settings> {
@@ -906,6 +974,43 @@ mod tests {
             CredentialKind::WorkloadIdentity
         );
         assert_eq!(pick(&[]), CredentialKind::AzureCli);
+    }
+
+    #[test]
+    fn client_id_is_a_lowercased_guid() {
+        let mi = [
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1/x"),
+            ("IDENTITY_HEADER", "h"),
+            ("AZURE_TENANT_ID", "7d5c2a9e-4b1f-4c3a-9e8d-6f0a1b2c3d4e"),
+            ("DATABRICKS_HOST", "adb-1.2.azuredatabricks.net"),
+            ("KEY_VAULT_URL", "https://v.vault.azure.net"),
+        ];
+        let mut v = mi.to_vec();
+        v.push(("PAT_CLIENT_ID", "0A1B2C3D-0000-4000-8000-00000000ABCD"));
+        assert_eq!(cfg(&v).unwrap().targets[0].client_id.as_deref(), Some("0a1b2c3d-0000-4000-8000-00000000abcd"));
+        let mut v = mi.to_vec();
+        v.push(("PAT_CLIENT_ID", "my-app"));
+        let e = cfg(&v).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert!(e.0[0].starts_with("PAT_CLIENT_ID: \"my-app\" is not a GUID"), "{e}");
+        let e = cfg(&[(
+            "PAT_TARGETS",
+            r#"[{"name":"a","workspace_url":"https://adb-1.2.azuredatabricks.net","key_vault_url":"https://v.vault.azure.net","secret_name":"s","client_id":"0a1b2c3d-0000-4000-8000-00000000abcd"}]"#,
+        )])
+        .unwrap_err();
+        assert!(e.0.iter().any(|m| m.starts_with("targets[0].client_id:") && m.contains("AZURE_TENANT_ID")), "{e}");
+        assert!(
+            e.0.iter().any(|m| m.starts_with("targets[0].client_id:") && m.contains("the credential is azure_cli")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn guid_shape() {
+        assert!(is_guid("2ff814a6-3304-4ab8-85cb-cd0e6f879c1d"));
+        assert!(!is_guid("2ff814a6-3304-4ab8-85cb-cd0e6f879c1"));
+        assert!(!is_guid("2ff814a633044ab885cbcd0e6f879c1d0000"));
+        assert!(!is_guid("2ff814a6-3304-4ab8-85cb-cd0e6f879c1g"));
     }
 
     #[test]

@@ -15,12 +15,13 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::azure::credential::{self, TokenSource};
+use crate::azure::federation;
 use crate::azure::keyvault::KeyVaultStore;
 use crate::config::{Config, Target};
 use crate::databricks::DatabricksWorkspace;
 use crate::error::{Code, Error, ErrorBody, Result};
-use crate::rotation::model::{Outcome, SecretView, rfc3339};
-use crate::rotation::ports::{SecretStore, SystemClock, Workspace};
+use crate::rotation::model::{Outcome, Reason, SecretView, SecretWrite, StoredSecret, rfc3339, short_id, tags};
+use crate::rotation::ports::{SecretRead, SecretStore, SystemClock, Workspace};
 use crate::rotation::rotate::{self, Ports, Request};
 use crate::transport::pacing::RateLimiter;
 use crate::transport::retry::{self, RetryPolicy};
@@ -38,8 +39,11 @@ pub struct RunOptions {
 /// retry layer already stops retrying at the deadline).
 const BACKSTOP: Duration = Duration::from_secs(20);
 
-/// A workspace client per URL and resource id (the id changes the headers it sends).
-type WorkspaceKey = (String, Option<String>);
+/// A workspace client per URL, resource id (the id changes the headers it sends) and owner
+/// (the target's `client_id`, or `None` for the service's own identity).
+type WorkspaceKey = (String, Option<String>, Option<String>);
+/// An app registration's token source per client id and exchange audience (contract §8).
+type AppKey = (String, &'static str);
 /// Per vault: the write budget and the budget of everything else.
 type VaultPacers = (Arc<RateLimiter>, Arc<RateLimiter>);
 
@@ -48,6 +52,7 @@ pub struct Engine {
     http: reqwest::Client,
     retry: RetryPolicy,
     tokens: OnceLock<std::result::Result<Arc<TokenSource>, Error>>,
+    apps: Mutex<HashMap<AppKey, Arc<TokenSource>>>,
     workspaces: Mutex<HashMap<WorkspaceKey, Arc<DatabricksWorkspace>>>,
     workspace_pacers: Mutex<HashMap<String, Arc<RateLimiter>>>,
     vaults: Mutex<HashMap<String, Arc<KeyVaultStore>>>,
@@ -70,6 +75,7 @@ impl Engine {
             retry,
             config: Arc::new(config),
             tokens: OnceLock::new(),
+            apps: Mutex::new(HashMap::new()),
             workspaces: Mutex::new(HashMap::new()),
             workspace_pacers: Mutex::new(HashMap::new()),
             vaults: Mutex::new(HashMap::new()),
@@ -92,12 +98,32 @@ impl Engine {
             .clone()
     }
 
+    /// The token source of whoever owns the target's PATs: the service's own identity, or the
+    /// app registration of its `client_id`, reached by federation from the service's identity.
+    fn owner_tokens(&self, t: &Target) -> Result<Arc<TokenSource>> {
+        let service = self.tokens()?;
+        let Some(client_id) = &t.client_id else { return Ok(service) };
+        let key = (client_id.clone(), federation::exchange_scope(&t.workspace_url));
+        if let Some(s) = self.apps.lock().expect("engine lock").get(&key) {
+            return Ok(s.clone());
+        }
+        let source = federation::app_token_source(
+            &self.config.settings,
+            &self.http,
+            client_id,
+            key.1,
+            service,
+            self.retry.clone(),
+        )?;
+        Ok(self.apps.lock().expect("engine lock").entry(key).or_insert(source).clone())
+    }
+
     fn workspace(&self, t: &Target) -> Result<Arc<DatabricksWorkspace>> {
-        let key = (t.workspace_url.clone(), t.workspace_resource_id.clone());
+        let key = (t.workspace_url.clone(), t.workspace_resource_id.clone(), t.client_id.clone());
         if let Some(w) = self.workspaces.lock().expect("engine lock").get(&key) {
             return Ok(w.clone());
         }
-        let tokens = self.tokens()?;
+        let tokens = self.owner_tokens(t)?;
         let rps = self.config.settings.pacing.workspace_rps;
         // One pacer per workspace URL, shared by clients with and without a resource id.
         let pacer = (rps > 0).then(|| {
@@ -215,14 +241,20 @@ impl Engine {
                 (Ok(w), Ok(v)) => (w, v),
                 (Err(e), _) | (_, Err(e)) => return Outcome::failed(&t.name, None, e),
             };
+            let watched = OwnerWatch { inner: store.as_ref(), seen: Mutex::new(None) };
             let ports = Ports {
                 workspace: ws.as_ref() as &dyn Workspace,
-                store: store.as_ref() as &dyn SecretStore,
+                store: &watched,
                 clock: &SystemClock,
                 retry: &self.retry,
             };
             let req = Request { target: t, force: opts.force, dry_run: opts.dry_run };
             let (_, outcome) = futures::join!(self.prefetch(t, &ws), rotate::rotate(req, &ports));
+            if outcome.reason == Some(Reason::RevokedInWorkspace)
+                && let Some(change) = watched.owner_change(t)
+            {
+                tracing::warn!(target_name = %t.name, "{change}");
+            }
             outcome
         };
         let outcome = match tokio::time::timeout_at(deadline + BACKSTOP, retry::within(deadline, work)).await {
@@ -242,15 +274,16 @@ impl Engine {
 
     /// Starts every identity token this target will need at once, instead of one after the
     /// other as each client discovers it (Key Vault's challenge, the management header).
+    ///
+    /// For a target with `client_id` the workspace's scopes are the app's: each waits for the
+    /// service's exchange-audience token (fetched alongside the vault token) and then for the
+    /// exchange, so a cold start costs exactly one more sequential round trip.
     async fn prefetch(&self, t: &Target, ws: &DatabricksWorkspace) {
-        let Ok(tokens) = self.tokens() else { return };
-        let mut scopes = ws.scopes();
-        scopes.extend(credential::vault_scope(&t.key_vault_url));
-        futures::future::join_all(scopes.into_iter().map(|s| {
-            let tokens = tokens.clone();
-            async move { tokens.prefetch(s).await }
-        }))
-        .await;
+        let (Ok(service), Ok(owner)) = (self.tokens(), self.owner_tokens(t)) else { return };
+        let mut wanted: Vec<(Arc<TokenSource>, &'static str)> =
+            ws.scopes().into_iter().map(|s| (owner.clone(), s)).collect();
+        wanted.extend(credential::vault_scope(&t.key_vault_url).map(|s| (service.clone(), s)));
+        futures::future::join_all(wanted.into_iter().map(|(tokens, s)| async move { tokens.prefetch(s).await })).await;
     }
 
     /// Reads (only) what `status` reports for each target.
@@ -262,6 +295,7 @@ impl Engine {
     async fn status_one(&self, t: &Target) -> StatusRow {
         let mut row = StatusRow {
             target: t.name.clone(),
+            owner: t.owner(),
             secret_id: None,
             secret_version: None,
             managed: None,
@@ -319,10 +353,84 @@ impl Engine {
     }
 }
 
+/// The secret store of one rotation, remembering who owned the token the latest version
+/// names (tag `databricks-client-id`), so that a token the current owner cannot see because
+/// the owner changed is reported as that, not as an out-of-band revocation.
+struct OwnerWatch<'a> {
+    inner: &'a dyn SecretStore,
+    seen: Mutex<Option<SeenVersion>>,
+}
+
+/// What [`OwnerWatch`] remembers of the latest version.
+#[derive(Clone)]
+struct SeenVersion {
+    managed: bool,
+    /// Its `databricks-client-id` tag.
+    client_id: Option<String>,
+    token_id: Option<String>,
+    token_expires_at: Option<String>,
+}
+
+impl OwnerWatch<'_> {
+    /// The message for an owner change, when the latest version was written for another owner.
+    fn owner_change(&self, t: &Target) -> Option<String> {
+        let SeenVersion { managed, client_id: old, token_id, token_expires_at: expires } =
+            self.seen.lock().expect("engine lock").clone()?;
+        let old = old.map(|c| c.to_ascii_lowercase());
+        if !managed || old == t.client_id {
+            return None;
+        }
+        let who = |c: &Option<String>| match c {
+            Some(c) => format!("app {c}"),
+            None => "the service identity".to_string(),
+        };
+        Some(format!(
+            "{}: owner changed: the secret's token {} belongs to {} (tag {}), this target's tokens now belong to {}; \
+             the new owner cannot see or revoke it, so a new token was provisioned (reported as revoked_in_workspace). \
+             Revoke the old token as its owner, or let it expire ({})",
+            t.name,
+            token_id.as_deref().map(short_id).unwrap_or_else(|| "?".into()),
+            who(&old),
+            tags::CLIENT_ID,
+            who(&t.client_id),
+            expires.unwrap_or_else(|| "unknown expiry".into()),
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretStore for OwnerWatch<'_> {
+    async fn read_latest(&self, name: &str) -> Result<SecretRead> {
+        let r = self.inner.read_latest(name).await;
+        let mut seen = self.seen.lock().expect("engine lock");
+        // The first read is the one the decision rests on; later ones (reading back a write)
+        // may already show this run's version.
+        if seen.is_none()
+            && let Ok(SecretRead { latest: Some(s), .. }) = &r
+        {
+            let v = SecretView::from_stored(s);
+            let client_id = s.tags.get(tags::CLIENT_ID).map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+            *seen = Some(SeenVersion {
+                managed: v.managed,
+                client_id,
+                token_id: v.token_id,
+                token_expires_at: v.token_expires_at.map(rfc3339),
+            });
+        }
+        r
+    }
+
+    async fn write(&self, secret: &SecretWrite) -> Result<StoredSecret> {
+        self.inner.write(secret).await
+    }
+}
+
 /// One row of `pat-rotator status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusRow {
     pub target: String,
+    /// Who owns the target's tokens: `service identity` or `app <client_id>` (contract §8).
+    pub owner: String,
     pub secret_id: Option<String>,
     pub secret_version: Option<String>,
     /// Whether the latest version was written by pat-rotator.

@@ -27,6 +27,9 @@ pub enum Code {
     Throttled,
     UpstreamUnavailable,
     Timeout,
+    /// Entra ID refused the federated exchange of a target's `client_id` (contract §8);
+    /// ProvisionPat answers 502 like other upstream refusals.
+    IdentityFederationRefused,
 }
 
 impl Code {
@@ -47,6 +50,7 @@ impl Code {
             Code::Throttled => "throttled",
             Code::UpstreamUnavailable => "upstream_unavailable",
             Code::Timeout => "timeout",
+            Code::IdentityFederationRefused => "identity_federation_refused",
         }
     }
 }

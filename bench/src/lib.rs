@@ -85,11 +85,18 @@ pub struct TargetSpec {
     pub kv: usize,
     /// Send the management headers (`workspace_resource_id`), as the original script does.
     pub resource_id: bool,
+    /// The target's PATs belong to this app registration, reached by federation (contract §8).
+    pub client_id: Option<String>,
 }
 
 impl TargetSpec {
     pub fn new(name: impl Into<String>, ws: usize, kv: usize) -> TargetSpec {
-        TargetSpec { name: name.into(), ws, kv, resource_id: false }
+        TargetSpec { name: name.into(), ws, kv, resource_id: false, client_id: None }
+    }
+
+    pub fn with_client_id(mut self, client_id: Option<&str>) -> TargetSpec {
+        self.client_id = client_id.map(str::to_string);
+        self
     }
 
     pub fn with_resource_id(mut self) -> TargetSpec {
@@ -112,6 +119,9 @@ pub fn targets_json(emu: &Emulators, specs: &[TargetSpec]) -> String {
             });
             if s.resource_id {
                 t["workspace_resource_id"] = json!(emu.workspace(s.ws).resource_id());
+            }
+            if let Some(c) = &s.client_id {
+                t["client_id"] = json!(c);
             }
             t
         })

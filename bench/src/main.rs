@@ -7,6 +7,8 @@
 //! - `rt`    — one due rotation of one target with the fakes adding D to every request: a
 //!   fresh `pat-rotator rotate` (cold) and a second forced `ProvisionPat` on a running `serve`
 //!   (warm); wall / D, the sequential rounds seen by the fakes, and the request sequence.
+//! - `fed`   — the same cold and warm rotation for a `client_id` target (the managed identity
+//!   federated into an app registration: one exchange at the Entra fake).
 //! - `orig`  — `bench/original.sh` (curl) vs `pat-rotator rotate`, one target, interleaved.
 //! - `scale` — 1,000 due targets in one vault (Key Vault throttling on, 10 rate-limited
 //!   workspaces) and across 50 vaults / 50 workspaces; 429 counts; peak RSS of the process.
@@ -23,7 +25,7 @@ use pat_rotator_bench::*;
 use pat_rotator_emulators::{EmulatorOptions, Emulators, WorkspaceOptions, WsRateLimit};
 use serde_json::json;
 
-const USAGE: &str = "usage: pat-rotator-bench [--only size,cold,rt,orig,scale] [--quick] [--out FILE] [--bin PATH] \
+const USAGE: &str = "usage: pat-rotator-bench [--only size,cold,rt,fed,orig,scale] [--quick] [--out FILE] [--bin PATH] \
 [--python PATH] [--d-ms 20,50] [--cold-runs N] [--rt-runs N] [--orig-runs N] [--scale-runs N] [--scale50-runs N] \
 [--all-sequences] [--set NAME=VALUE]...";
 
@@ -62,7 +64,7 @@ struct Opts {
 fn parse_args() -> Result<Opts, String> {
     let root = repo_root();
     let mut o = Opts {
-        sections: ["size", "cold", "rt", "orig", "scale"].map(String::from).to_vec(),
+        sections: ["size", "cold", "rt", "fed", "orig", "scale"].map(String::from).to_vec(),
         bin: profile_dir().join("pat-rotator"),
         python: root.join(".venv-interop/bin/python"),
         out: root.join("target/bench/results.md"),
@@ -87,7 +89,7 @@ fn parse_args() -> Result<Opts, String> {
                 let v = it.next().ok_or("--only needs a value")?;
                 o.sections = v.split(',').map(|s| s.trim().to_string()).collect();
                 if let Some(bad) =
-                    o.sections.iter().find(|s| !["size", "cold", "rt", "orig", "scale"].contains(&s.as_str()))
+                    o.sections.iter().find(|s| !["size", "cold", "rt", "fed", "orig", "scale"].contains(&s.as_str()))
                 {
                     return Err(format!("--only: unknown section '{bad}'"));
                 }
@@ -208,8 +210,14 @@ fn main() -> ExitCode {
     let want = |s: &str| o.sections.iter().any(|x| x == s);
     let mut failed = Vec::new();
     type Section = fn(&Opts, &mut Report) -> Result<(), String>;
-    let sections: [(&str, Section); 5] =
-        [("size", size), ("cold", cold_start), ("rt", round_trips), ("orig", original), ("scale", scale)];
+    let sections: [(&str, Section); 6] = [
+        ("size", size),
+        ("cold", cold_start),
+        ("rt", round_trips),
+        ("fed", federated_round_trips),
+        ("orig", original),
+        ("scale", scale),
+    ];
     for (name, f) in sections {
         if !want(name) {
             continue;
@@ -442,7 +450,7 @@ fn port_of(url: &str) -> u16 {
     url.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).expect("a URL with a port")
 }
 
-fn rt_at(o: &Opts, emu: &Emulators, d: Duration) -> Result<RtAtD, String> {
+fn rt_at(o: &Opts, emu: &Emulators, d: Duration, client_id: Option<&str>) -> Result<RtAtD, String> {
     let dm = d.as_millis();
     emu.set_latency(d);
     let ws_port = port_of(emu.workspace(0).url());
@@ -457,7 +465,8 @@ fn rt_at(o: &Opts, emu: &Emulators, d: Duration) -> Result<RtAtD, String> {
         }
     }
     let rotate_one = |name: &str| -> Result<Finished, String> {
-        let env = env_for(o, emu, &[("PAT_TARGETS", targets_json(emu, &[TargetSpec::new(name, 0, 0)]))]);
+        let spec = TargetSpec::new(name, 0, 0).with_client_id(client_id);
+        let env = env_for(o, emu, &[("PAT_TARGETS", targets_json(emu, &[spec]))]);
         let f =
             run(Command::new(&o.bin).args(["rotate", "--json"]).env_clear().envs(env)).map_err(|e| e.to_string())?;
         let v = f.json();
@@ -474,7 +483,8 @@ fn rt_at(o: &Opts, emu: &Emulators, d: Duration) -> Result<RtAtD, String> {
     }
     // Warm: one serve, targets warm-D-i.
     let names: Vec<String> = (0..o.rt_runs).map(|i| format!("warm-{dm}-{i}")).collect();
-    let specs: Vec<TargetSpec> = names.iter().map(|n| TargetSpec::new(n.clone(), 0, 0)).collect();
+    let specs: Vec<TargetSpec> =
+        names.iter().map(|n| TargetSpec::new(n.clone(), 0, 0).with_client_id(client_id)).collect();
     let port = free_port();
     let mut cmd = Command::new(&o.bin);
     cmd.arg("serve")
@@ -519,7 +529,7 @@ fn rt_at(o: &Opts, emu: &Emulators, d: Duration) -> Result<RtAtD, String> {
 fn round_trips(o: &Opts, r: &mut Report) -> Result<(), String> {
     let emu = Emulators::start(EmulatorOptions::default());
     progress(&format!("round trips at D = 0 (fixed overheads): {} cold, {} warm", o.rt_runs, o.rt_runs));
-    let zero = rt_at(o, &emu, Duration::ZERO)?; // also warms the page cache and the fakes' TLS
+    let zero = rt_at(o, &emu, Duration::ZERO, None)?; // also warms the page cache and the fakes' TLS
     r.line("## Round trips: one due rotation of one target, the fakes adding D to every request\n");
     r.line(&format!(
         "{} runs per D. *Cold*: a fresh `pat-rotator rotate --json` for a target with no secret (exec → exit, identity tokens included). \
@@ -554,7 +564,7 @@ Each timed `ProvisionPat` waits 1.2 s first, so the engine's per-workspace pacin
     for &d in &o.ds {
         let dm = d.as_millis();
         progress(&format!("round trips at D = {dm} ms: {} cold, {} warm", o.rt_runs, o.rt_runs));
-        let at = rt_at(o, &emu, d)?;
+        let at = rt_at(o, &emu, d, None)?;
         let bare = median(&at.bare);
         for (case, runs, target) in [
             ("cold (`rotate`)", &at.cold, Some(5.0)),
@@ -625,6 +635,66 @@ Each timed `ProvisionPat` waits 1.2 s first, so the engine's per-workspace pacin
     }
     r.line("\nRequest sequences (arrival at the fake, relative to exec for cold and to the request for warm):\n");
     r.line("```");
+    r.md.push_str(&seqs);
+    r.line("```\n");
+    Ok(())
+}
+
+/// The same cold and warm rotations for a target with `client_id` (contract §8): the app's
+/// token comes from exchanging the managed identity's token at Entra, which should add one
+/// sequential round on a cold start and none on a warm rotation.
+fn federated_round_trips(o: &Opts, r: &mut Report) -> Result<(), String> {
+    const APP: &str = "0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa";
+    let emu = Emulators::start(EmulatorOptions::default());
+    let app = emu.aad().trust_managed_identity(APP, emu.identity().principal());
+    emu.workspace(0).add_member(&app);
+    progress(&format!("federated round trips at D = 0 (warm-up): {} cold, {} warm", o.rt_runs, o.rt_runs));
+    rt_at(o, &emu, Duration::ZERO, Some(APP))?;
+    r.line("## Round trips of a `client_id` target (federated exchange)\n");
+    r.line(&format!(
+        "As the section above, for a target whose PATs belong to app registration `{APP}`: the managed identity's token for `api://AzureADTokenExchange` is exchanged at the Entra fake for the app's token. {} runs per D. Target: cold one sequential round more than the service identity's 5 (≤ 6 rounds), warm unchanged (≤ 4 rounds); wall / D is reported beside the rounds.\n",
+        o.rt_runs
+    ));
+    r.line("| D | case | runs | median wall | min–max | wall / D | rounds | exchanges | target |");
+    r.line("|---|---|---|---|---|---|---|---|---|");
+    let mut seqs = String::new();
+    for &d in &o.ds {
+        let dm = d.as_millis();
+        progress(&format!("federated round trips at D = {dm} ms: {} cold, {} warm", o.rt_runs, o.rt_runs));
+        let at = rt_at(o, &emu, d, Some(APP))?;
+        // The claim is about sequential rounds (one more on a cold start, none warm), so the
+        // rounds seen by the fakes are the target; wall / D is reported beside them.
+        for (case, runs, target) in
+            [("cold (`rotate`)", &at.cold, 6usize), ("warm (2nd `ProvisionPat`, force)", &at.warm, 4)]
+        {
+            let walls: Vec<f64> = runs.iter().map(|x| ms(x.wall)).collect();
+            let m = pick_median(runs);
+            let rounds = rounds(&m.calls, d).len();
+            let exchanges = m.calls.iter().filter(|c| c.service == "aad").count();
+            let per_d = median(&walls) / ms(d);
+            r.line(&format!(
+                "| {dm} ms | {case} | {} | {} | {per_d:.2} | {rounds} | {exchanges} | ≤ {target} rounds |",
+                runs.len(),
+                stats_cells(&walls, "ms", 1),
+            ));
+            r.check(
+                &format!("`client_id` target, {case} at D = {dm} ms"),
+                &format!("≤ {target} sequential rounds"),
+                format!("{rounds} sequential rounds, {exchanges} exchange(s), {per_d:.2} D"),
+                rounds <= target,
+            );
+            seqs.push_str(&sequence(
+                &format!("client_id {case}, D = {dm} ms, median run ({:.1} ms):", ms(m.wall)),
+                &m.calls,
+                m.t0,
+                d,
+                m.wall,
+            ));
+            seqs.push('\n');
+        }
+    }
+    emu.set_latency(Duration::ZERO);
+    r.line("\n```");
     r.md.push_str(&seqs);
     r.line("```\n");
     Ok(())

@@ -13,8 +13,16 @@
 //!   and `GET /common/discovery/instance` — the metadata MSAL (Python) fetches before its
 //!   first token request. The Rust SDK fetches none of them.
 //!
-//! A service principal has one credential string: sent as `client_secret`, or as the
-//! `client_assertion` (the content of a federated token file). The fake does not verify JWTs.
+//! A service principal registered with [`FakeAad::add_service_principal`] has one credential
+//! string: sent as `client_secret`, or as the `client_assertion` (the content of a federated
+//! token file). An app registered with [`FakeAad::add_app`] has federated identity credentials
+//! instead ([`FakeAad::add_federated_credential`], [`FakeAad::trust_managed_identity`]): it
+//! accepts as `client_assertion` a token the managed-identity fake issued for
+//! `api://AzureADTokenExchange`, unexpired, whose issuer (`{authority}/{tenant}/v2.0`),
+//! subject (the identity's object id) and audience a credential names, and refuses the rest
+//! as Entra does: AADSTS70021 (no federated credential at all), 700211 (issuer), 700213
+//! (subject), 700212 (audience), 700024 (expired), 50027 (not a token), 700016 (no such app).
+//! The fake does not verify JWT signatures: it looks the assertion up in the directory.
 //!
 //! Op names: `token`, `discovery`, `other`.
 
@@ -61,10 +69,36 @@ struct Inner {
 
 struct State {
     lifetime: Duration,
-    /// Client id (lowercase) → (credential, principal).
-    clients: HashMap<String, (String, Principal)>,
+    /// Client id (lowercase) → the app registration.
+    clients: HashMap<String, App>,
     issued: Vec<String>,
+    exchanges: Vec<(String, String)>,
 }
+
+/// An app registration and its service principal.
+#[derive(Clone)]
+struct App {
+    /// A client secret, also accepted as a literal client assertion (a federated token file's
+    /// content); `None` for an app that trusts federated identities only.
+    secret: Option<String>,
+    federated: Vec<FederatedCredential>,
+    principal: Principal,
+}
+
+/// A federated identity credential of an app registration (Microsoft Graph
+/// `federatedIdentityCredential`): whose tokens the app accepts as its client assertion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FederatedCredential {
+    /// For a managed identity: `{authority}/{tenant}/v2.0` ([`FakeAad::managed_identity_issuer`]).
+    pub issuer: String,
+    /// For a managed identity: its principal (object) id. Compared case-sensitively, as Entra does.
+    pub subject: String,
+    /// `api://AzureADTokenExchange` (or the USGov/China variants).
+    pub audience: String,
+}
+
+/// The audience of managed-identity tokens presented as federated assertions (public cloud).
+pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Flavor {
@@ -79,7 +113,12 @@ impl FakeAad {
                 url,
                 directory,
                 faults: Faults::with_latency(latency),
-                state: Mutex::new(State { lifetime: opts.token_lifetime, clients: HashMap::new(), issued: Vec::new() }),
+                state: Mutex::new(State {
+                    lifetime: opts.token_lifetime,
+                    clients: HashMap::new(),
+                    issued: Vec::new(),
+                    exchanges: Vec::new(),
+                }),
             }),
         }
     }
@@ -107,16 +146,68 @@ impl FakeAad {
     /// Registers a service principal with its credential (client secret, or the expected
     /// client assertion). Returns its new object id. Re-registering replaces the credential.
     pub fn add_service_principal(&self, client_id: &str, secret: &str) -> String {
-        let existing = self.state().clients.get(&client_id.to_ascii_lowercase()).map(|(_, p)| p.object_id.clone());
-        let object_id = existing.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        self.register(client_id, Some(secret.to_string()))
+    }
+
+    /// Registers an app with no secret (it can only be reached through a federated identity
+    /// credential, see [`FakeAad::add_federated_credential`]). Returns its service principal's
+    /// object id; registering again keeps the app and its credentials.
+    pub fn add_app(&self, client_id: &str) -> String {
+        if let Some(a) = self.state().clients.get(&client_id.to_ascii_lowercase()) {
+            return a.principal.object_id.clone();
+        }
+        self.register(client_id, None)
+    }
+
+    fn register(&self, client_id: &str, secret: Option<String>) -> String {
+        let existing = self.state().clients.get(&client_id.to_ascii_lowercase()).cloned();
+        let object_id = existing
+            .as_ref()
+            .map(|a| a.principal.object_id.clone())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let p = Principal {
             object_id: object_id.clone(),
             client_id: client_id.to_string(),
             kind: PrincipalKind::ServicePrincipal,
         };
         self.inner.directory.add_principal(p.clone());
-        self.state().clients.insert(client_id.to_ascii_lowercase(), (secret.to_string(), p));
+        let federated = existing.map(|a| a.federated).unwrap_or_default();
+        self.state().clients.insert(client_id.to_ascii_lowercase(), App { secret, federated, principal: p });
         object_id
+    }
+
+    /// Adds a federated identity credential to a registered app. Panics for an unknown app.
+    pub fn add_federated_credential(&self, client_id: &str, fic: FederatedCredential) {
+        let mut st = self.state();
+        let app = st.clients.get_mut(&client_id.to_ascii_lowercase()).expect("add_federated_credential: unknown app");
+        app.federated.push(fic);
+    }
+
+    /// Registers `client_id` (if needed) trusting the managed identity with object id
+    /// `mi_object_id` for the public-cloud exchange audience — what the Terraform sets up.
+    /// Returns the app's service principal object id.
+    pub fn trust_managed_identity(&self, client_id: &str, mi_object_id: &str) -> String {
+        let oid = self.add_app(client_id);
+        self.add_federated_credential(
+            client_id,
+            FederatedCredential {
+                issuer: self.managed_identity_issuer(),
+                subject: mi_object_id.to_string(),
+                audience: TOKEN_EXCHANGE_AUDIENCE.to_string(),
+            },
+        );
+        oid
+    }
+
+    /// The issuer a federated credential names for this tenant's managed identities:
+    /// `{authority}/{tenant}/v2.0`.
+    pub fn managed_identity_issuer(&self) -> String {
+        format!("{}/{}/v2.0", self.url(), self.tenant_id())
+    }
+
+    /// Tokens this fake issued in exchange for a federated assertion: (client id, audience), oldest first.
+    pub fn exchanges(&self) -> Vec<(String, String)> {
+        self.state().exchanges.clone()
     }
 
     /// Lifetime of tokens issued from now on.
@@ -205,6 +296,84 @@ impl FakeAad {
         }
     }
 
+    /// Entra's decision on a client assertion for `app` that is not its literal credential: a
+    /// token the managed-identity fake issued for the exchange audience, unexpired, whose
+    /// issuer, subject and audience one of the app's federated identity credentials names.
+    /// The refusals carry the real AADSTS codes and texts.
+    fn check_federated(&self, app: &App, assertion: &str) -> Result<(), HttpResponse> {
+        let wif = "https://learn.microsoft.com/entra/workload-id/workload-identity-federation";
+        let record = self.inner.directory.lookup(assertion).filter(|r| {
+            self.inner
+                .directory
+                .principal(&r.principal)
+                .is_some_and(|p| matches!(p.kind, PrincipalKind::SystemAssigned | PrincipalKind::UserAssigned))
+        });
+        let Some(record) = record else {
+            if app.secret.is_some() && app.federated.is_empty() {
+                // An app with a secret-like expected assertion (a token file's content).
+                return Err(aad_error(
+                    401,
+                    "invalid_client",
+                    700_213,
+                    "AADSTS700213: No matching federated identity record found for presented assertion subject.",
+                ));
+            }
+            return Err(aad_error(400, "invalid_request", 50_027, "AADSTS50027: JWT token is invalid or malformed."));
+        };
+        if record.expires_within(SystemTime::now(), Duration::ZERO) {
+            return Err(aad_error(
+                400,
+                "invalid_client",
+                700_024,
+                "AADSTS700024: Client assertion is not within its valid time range.",
+            ));
+        }
+        let (issuer, subject, audience) = (self.managed_identity_issuer(), record.principal.clone(), record.audience);
+        if app.federated.is_empty() {
+            return Err(aad_error(
+                400,
+                "invalid_request",
+                70_021,
+                &format!(
+                    "AADSTS70021: No matching federated identity record found for presented assertion. Assertion Issuer: '{issuer}'. Assertion Subject: '{subject}'. Assertion Audience: '{audience}'. {wif}"
+                ),
+            ));
+        }
+        let by_issuer: Vec<&FederatedCredential> = app.federated.iter().filter(|f| f.issuer == issuer).collect();
+        if by_issuer.is_empty() {
+            return Err(aad_error(
+                401,
+                "invalid_client",
+                700_211,
+                &format!(
+                    "AADSTS700211: No matching federated identity record found for presented assertion issuer '{issuer}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. {wif}"
+                ),
+            ));
+        }
+        let by_subject: Vec<&&FederatedCredential> = by_issuer.iter().filter(|f| f.subject == subject).collect();
+        if by_subject.is_empty() {
+            return Err(aad_error(
+                401,
+                "invalid_client",
+                700_213,
+                &format!(
+                    "AADSTS700213: No matching federated identity record found for presented assertion subject '{subject}'. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. {wif}"
+                ),
+            ));
+        }
+        if !by_subject.iter().any(|f| f.audience == audience) {
+            return Err(aad_error(
+                401,
+                "invalid_client",
+                700_212,
+                &format!(
+                    "AADSTS700212: No matching federated identity record found for presented assertion audience '{audience}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. {wif}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     async fn token(&self, tenant: &str, payload: web::Payload, flavor: Flavor) -> Outcome {
         let fail = |status, error, code, message: &str| Outcome::anonymous(aad_error(status, error, code, message));
         if !tenant.eq_ignore_ascii_case(self.tenant_id()) {
@@ -265,19 +434,21 @@ impl FakeAad {
             },
         };
         let registered = self.state().clients.get(&client_id.to_ascii_lowercase()).cloned();
-        let Some((credential, principal)) = registered else {
+        let Some(app) = registered else {
             return fail(
                 400,
                 "unauthorized_client",
                 700_016,
                 &format!(
-                    "AADSTS700016: Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
+                    "AADSTS700016: Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
                     self.tenant_id()
                 ),
             );
         };
+        let principal = app.principal.clone();
+        let mut federated = false;
         match (get("client_secret"), get("client_assertion_type"), get("client_assertion")) {
-            (Some(secret), _, _) if secret == credential => {}
+            (Some(secret), _, _) if app.secret.as_deref() == Some(secret) => {}
             (Some(_), _, _) => {
                 return fail(
                     401,
@@ -288,14 +459,12 @@ impl FakeAad {
                     ),
                 );
             }
-            (None, Some(JWT_BEARER), Some(assertion)) if assertion == credential => {}
-            (None, Some(JWT_BEARER), Some(_)) => {
-                return fail(
-                    401,
-                    "invalid_client",
-                    700_213,
-                    "AADSTS700213: No matching federated identity record found for presented assertion subject.",
-                );
+            (None, Some(JWT_BEARER), Some(assertion)) if app.secret.as_deref() == Some(assertion) => {}
+            (None, Some(JWT_BEARER), Some(assertion)) => {
+                if let Err(refusal) = self.check_federated(&app, assertion) {
+                    return Outcome::anonymous(refusal);
+                }
+                federated = true;
             }
             _ => {
                 return fail(
@@ -305,6 +474,9 @@ impl FakeAad {
                     "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
                 );
             }
+        }
+        if federated {
+            self.state().exchanges.push((principal.client_id.clone(), audience.clone()));
         }
 
         let lifetime = self.state().lifetime;

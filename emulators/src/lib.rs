@@ -8,7 +8,8 @@
 //!   (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`), plain HTTP. Also serves `/_emulator/state`
 //!   (see `state`).
 //! - [`aad`] — [`FakeAad`], Entra ID's token endpoint for service principals, HTTPS
-//!   (`AZURE_AUTHORITY_HOST`).
+//!   (`AZURE_AUTHORITY_HOST`): client secrets, and federated identity credentials that trust
+//!   the managed-identity fake's tokens for `api://AzureADTokenExchange`.
 //! - [`keyvault`] — [`FakeKeyVault`], the Key Vault secrets data plane, HTTPS: challenge,
 //!   RBAC, versions, paging, soft delete, throttling.
 //! - [`workspace`] — [`FakeWorkspace`], an Azure Databricks workspace's token API, plain
@@ -56,7 +57,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
 
-pub use aad::{AadOptions, FakeAad};
+pub use aad::{AadOptions, FakeAad, FederatedCredential};
 pub use directory::{Directory, IssuedToken, Principal, PrincipalKind};
 pub use faults::{Call, Fault, Faults};
 pub use identity::{FakeIdentity, IdentityOptions};

@@ -14,19 +14,27 @@ use pat_rotator_emulators::{EmulatorOptions, Emulators, WsRateLimit};
 
 const USAGE: &str = "usage: pat-rotator-emulators [--dir DIR] [--workspaces N] [--vaults M] [--latency-ms D] \
 [--no-kv-throttle] [--ws-rate BURST/PER_SEC] [--max-lifetime-days N] [--service-principal CLIENT_ID:SECRET]... \
-[--exit-on-stdin-eof]";
+[--federated-app CLIENT_ID]... [--exit-on-stdin-eof]";
 
 struct Args {
     dir: Option<PathBuf>,
     /// `(client_id, secret)` pairs registered with the AAD fake (workspace members, vault officers).
     service_principals: Vec<(String, String)>,
+    /// App registrations that trust the system-assigned managed identity through a federated
+    /// identity credential (contract §8; workspace members).
+    federated_apps: Vec<String>,
     opts: EmulatorOptions,
     exit_on_stdin_eof: bool,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut args =
-        Args { dir: None, service_principals: Vec::new(), opts: EmulatorOptions::default(), exit_on_stdin_eof: false };
+    let mut args = Args {
+        dir: None,
+        service_principals: Vec::new(),
+        federated_apps: Vec::new(),
+        opts: EmulatorOptions::default(),
+        exit_on_stdin_eof: false,
+    };
     fn value(flag: &str, v: Option<String>) -> Result<String, String> {
         v.ok_or_else(|| format!("{flag} needs a value"))
     }
@@ -58,6 +66,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                     .ok_or_else(|| "--service-principal: expected CLIENT_ID:SECRET".to_string())?;
                 args.service_principals.push((id.to_string(), secret.to_string()));
             }
+            "--federated-app" => args.federated_apps.push(value(&a, it.next())?),
             "--exit-on-stdin-eof" => args.exit_on_stdin_eof = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument '{other}'")),
@@ -109,6 +118,16 @@ fn main() -> ExitCode {
             ws.add_member(&object_id);
         }
         eprintln!("  service principal  client id {client_id}, object id {object_id}");
+    }
+    for client_id in &args.federated_apps {
+        let object_id = emulators.aad().trust_managed_identity(client_id, emulators.identity().principal());
+        for ws in emulators.workspaces() {
+            ws.add_member(&object_id);
+        }
+        eprintln!(
+            "  federated app      client id {client_id}, object id {object_id}, trusts subject {}",
+            emulators.identity().principal()
+        );
     }
 
     let env_sh: String = emulators.env_file_vars().iter().map(|(k, v)| export_line(k, v)).collect();
@@ -204,7 +223,7 @@ mod tests {
 
     #[test]
     fn parses_every_flag() {
-        let argv = "--dir /tmp/x --workspaces 3 --vaults 2 --latency-ms 15 --no-kv-throttle --ws-rate 10/2.5 --max-lifetime-days 90 --service-principal app:s:x --exit-on-stdin-eof";
+        let argv = "--dir /tmp/x --workspaces 3 --vaults 2 --latency-ms 15 --no-kv-throttle --ws-rate 10/2.5 --max-lifetime-days 90 --service-principal app:s:x --federated-app 0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa --exit-on-stdin-eof";
         let a = parse_args(argv.split(' ').map(String::from)).unwrap();
         assert_eq!(a.dir, Some(PathBuf::from("/tmp/x")));
         assert_eq!((a.opts.workspaces, a.opts.vaults), (3, 2));
@@ -214,6 +233,7 @@ mod tests {
         assert_eq!(a.opts.workspace.max_token_lifetime_days, 90);
         assert!(a.exit_on_stdin_eof);
         assert_eq!(a.service_principals, vec![("app".to_string(), "s:x".to_string())]);
+        assert_eq!(a.federated_apps, vec!["0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa".to_string()]);
         assert!(parse_args(["--ws-rate".to_string(), "10".to_string()].into_iter()).is_err());
         assert!(parse_args(["--bogus".to_string()].into_iter()).is_err());
     }

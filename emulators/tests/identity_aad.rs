@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{DBX, KV, client, form};
+use common::{DBX, KV, client, form, mi_token};
 use pat_rotator_emulators::{EmulatorOptions, Emulators, Fault};
 use serde_json::Value;
 
@@ -86,7 +86,10 @@ async fn aad_post(emu: &Emulators, http: &reqwest::Client, path: &str, pairs: &[
         .send()
         .await
         .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    let status = r.status().as_u16();
+    // An injected fault may answer with an empty body.
+    let text = r.text().await.unwrap();
+    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
 }
 
 #[tokio::test]
@@ -261,4 +264,108 @@ fn drop_stops_servers_and_removes_the_temp_dir() {
     assert!(t.elapsed() < Duration::from_secs(5), "drop took {:?}", t.elapsed());
     assert!(!dir.exists());
     assert!(std::net::TcpStream::connect(&addr).is_err(), "listener closed");
+}
+
+/// The managed identity federates into an app registration: the exchange succeeds only for an
+/// identity token for `api://AzureADTokenExchange` whose issuer, subject and audience a
+/// federated credential of the app names; the rest is refused with Entra's AADSTS answers.
+#[tokio::test]
+async fn aad_federated_exchange_of_a_managed_identity_token() {
+    use pat_rotator_emulators::FederatedCredential;
+    use pat_rotator_emulators::aad::TOKEN_EXCHANGE_AUDIENCE;
+    let emu = Emulators::start(EmulatorOptions::default());
+    let http = client(&emu);
+    let mi = emu.identity().principal().to_string();
+    let trusted = "11111111-1111-4111-8111-111111111111";
+    let untrusted = "22222222-2222-4222-8222-222222222222";
+    let elsewhere = "33333333-3333-4333-8333-333333333333";
+    let app_oid = emu.aad().trust_managed_identity(trusted, &mi);
+    emu.aad().add_app(untrusted);
+    emu.aad().add_app(elsewhere);
+    emu.aad().add_federated_credential(
+        elsewhere,
+        FederatedCredential {
+            issuer: emu.aad().managed_identity_issuer(),
+            subject: "44444444-4444-4444-8444-444444444444".into(),
+            audience: TOKEN_EXCHANGE_AUDIENCE.into(),
+        },
+    );
+    let assertion = mi_token(&emu, &http, TOKEN_EXCHANGE_AUDIENCE).await;
+    let v2 = format!("/{}/oauth2/v2.0/token", emu.tenant_id());
+    let scope = format!("{DBX}/.default");
+    let jwt = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+    let exchange = |client_id: &'static str, assertion: String| {
+        let (emu, http, v2, scope) = (&emu, &http, v2.clone(), scope.clone());
+        async move {
+            aad_post(
+                emu,
+                http,
+                &v2,
+                &[
+                    ("client_id", client_id),
+                    ("scope", &scope),
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", jwt),
+                    ("client_assertion", &assertion),
+                ],
+            )
+            .await
+        }
+    };
+
+    let (status, b) = exchange(trusted, assertion.clone()).await;
+    assert_eq!(status, 200, "{b}");
+    let rec = emu.directory().lookup(b["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!((rec.audience.as_str(), rec.principal.as_str()), (DBX, app_oid.as_str()), "the app's own token");
+    assert_eq!(emu.aad().exchanges(), vec![(trusted.to_string(), DBX.to_string())]);
+
+    let (status, b) = exchange(untrusted, assertion.clone()).await;
+    assert_eq!((status, b["error"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(b["error_codes"], serde_json::json!([70_021]));
+    let d = b["error_description"].as_str().unwrap();
+    assert!(d.starts_with("AADSTS70021: No matching federated identity record found for presented assertion."), "{d}");
+    assert!(
+        d.contains(&format!("Assertion Subject: '{mi}'"))
+            && d.contains("Assertion Audience: 'api://AzureADTokenExchange'")
+    );
+
+    let (status, b) = exchange(elsewhere, assertion.clone()).await;
+    assert_eq!((status, b["error"].as_str()), (401, Some("invalid_client")));
+    assert_eq!(b["error_codes"], serde_json::json!([700_213]));
+
+    // The identity's token for another audience is no assertion for this app.
+    let kv_token = mi_token(&emu, &http, KV).await;
+    let (status, b) = exchange(trusted, kv_token).await;
+    assert_eq!((status, b["error_codes"].clone()), (401, serde_json::json!([700_212])));
+    // Something that is not a token at all; an unknown app; an expired assertion.
+    assert_eq!(exchange(trusted, "not-a-token".into()).await.1["error_codes"], serde_json::json!([50_027]));
+    let (status, b) = exchange("55555555-5555-4555-8555-555555555555", assertion.clone()).await;
+    assert_eq!((status, b["error_codes"].clone()), (400, serde_json::json!([700_016])));
+    emu.directory().expire_all();
+    assert_eq!(exchange(trusted, assertion).await.1["error_codes"], serde_json::json!([700_024]));
+    assert_eq!(emu.aad().exchanges().len(), 1, "refusals issue nothing");
+
+    // A user-assigned identity can be the subject too.
+    let ua = emu
+        .identity()
+        .add_user_assigned("66666666-6666-4666-8666-666666666666", "77777777-7777-4777-8777-777777777777");
+    emu.aad().trust_managed_identity(untrusted, &ua.object_id);
+    let r = http
+        .get(format!(
+            "{}?{}",
+            emu.identity().endpoint(),
+            form(&[("api-version", "2019-08-01"), ("resource", TOKEN_EXCHANGE_AUDIENCE), ("client_id", &ua.client_id)])
+        ))
+        .header("X-IDENTITY-HEADER", emu.identity().header_value())
+        .send()
+        .await
+        .unwrap();
+    let ua_assertion = r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(exchange(untrusted, ua_assertion).await.0, 200);
+
+    // Fault injection on the exchange, as on every other fake.
+    emu.aad().faults().inject("token", Fault::status(503), 1);
+    let fresh = mi_token(&emu, &http, TOKEN_EXCHANGE_AUDIENCE).await;
+    assert_eq!(exchange(trusted, fresh.clone()).await.0, 503);
+    assert_eq!(exchange(trusted, fresh).await.0, 200);
 }

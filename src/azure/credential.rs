@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
@@ -34,6 +34,10 @@ pub const DATABRICKS_SCOPE: &str = "2ff814a6-3304-4ab8-85cb-cd0e6f879c1d/.defaul
 
 /// Reuse a cached token until this long before it expires.
 const REFRESH_BEFORE: Duration = Duration::from_secs(300);
+/// A refused federated exchange is reported again without asking Entra for this long, so a
+/// run (or a burst of ProvisionPat calls) asks once; a later run asks again, so a fixed
+/// federated credential is picked up without a restart.
+const REFUSAL_MEMO: Duration = Duration::from_secs(60);
 /// A freshly issued token must live at least this long to be used at all.
 pub const MIN_USABLE: Duration = Duration::from_secs(60);
 
@@ -139,11 +143,15 @@ pub fn credential_factory(settings: &Settings, http: &reqwest::Client) -> Result
 pub struct TokenSource {
     factory: CredentialFactory,
     credentials: Mutex<HashMap<String, Arc<dyn TokenCredential>>>,
-    kind: &'static str,
+    kind: String,
+    /// Set for an app registration's tokens obtained by federation (contract §8).
+    federation: Option<super::federation::Federation>,
     retry: RetryPolicy,
     cache: Mutex<HashMap<String, AccessToken>>,
     /// One fetch at a time per scope.
     fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The last failed fetch per scope, and when it ended.
+    failed: Mutex<HashMap<String, (Instant, Error)>>,
 }
 
 impl std::fmt::Debug for TokenSource {
@@ -157,10 +165,31 @@ impl TokenSource {
         Arc::new(TokenSource {
             factory,
             credentials: Mutex::new(HashMap::new()),
-            kind: kind.as_str(),
+            kind: kind.as_str().to_string(),
+            federation: None,
             retry,
             cache: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The tokens of an app registration, obtained by the federated exchange `factory`
+    /// performs (see [`super::federation`]).
+    pub fn federated(
+        factory: CredentialFactory,
+        federation: super::federation::Federation,
+        retry: RetryPolicy,
+    ) -> Arc<TokenSource> {
+        Arc::new(TokenSource {
+            factory,
+            credentials: Mutex::new(HashMap::new()),
+            kind: federation.label(),
+            federation: Some(federation),
+            retry,
+            cache: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
         })
     }
 
@@ -179,16 +208,48 @@ impl TokenSource {
         if let Some(t) = self.cached(scope) {
             return Ok(t);
         }
+        let asked = Instant::now();
         let gate = self.fetching.lock().expect("token source lock").entry(scope.to_string()).or_default().clone();
         let _guard = gate.lock().await;
         // Someone else may have fetched it while we waited.
         if let Some(t) = self.cached(scope) {
             return Ok(t);
         }
-        let token =
-            self.retry.run(&format!("getting an Entra ID token for {}", audience(scope)), || self.fetch(scope)).await?;
-        self.cache.lock().expect("token cache lock").insert(scope.to_string(), token.clone());
-        Ok(token)
+        // ... or failed to: whoever waited for that fetch shares its outcome (a prefetch and the
+        // request behind it make one series of attempts, not two); and a refused federated
+        // exchange is not asked again for a while, whatever the scope.
+        if let Some(e) = self.failure(scope, asked) {
+            return Err(e);
+        }
+        let fetched =
+            self.retry.run(&format!("getting an Entra ID token for {}", audience(scope)), || self.fetch(scope)).await;
+        match fetched {
+            Ok(token) => {
+                self.cache.lock().expect("token cache lock").insert(scope.to_string(), token.clone());
+                Ok(token)
+            }
+            Err(mut e) => {
+                // Retried here already: callers must not retry around it again.
+                e.transient = false;
+                self.failed.lock().expect("token source lock").insert(scope.to_string(), (Instant::now(), e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    /// A failure to report instead of fetching: the outcome of the fetch the caller waited for,
+    /// or a federation refusal younger than [`REFUSAL_MEMO`].
+    fn failure(&self, scope: &str, asked: Instant) -> Option<Error> {
+        let failed = self.failed.lock().expect("token source lock");
+        if let Some((at, e)) = failed.get(scope)
+            && *at >= asked
+        {
+            return Some(e.clone());
+        }
+        failed
+            .values()
+            .find(|(at, e)| e.code == Code::IdentityFederationRefused && at.elapsed() < REFUSAL_MEMO)
+            .map(|(_, e)| e.clone())
     }
 
     fn cached(&self, scope: &str) -> Option<AccessToken> {
@@ -228,6 +289,9 @@ impl TokenSource {
     }
 
     fn classify(&self, scope: &str, e: &azure_core::Error) -> Error {
+        if let Some(refused) = self.federation.as_ref().and_then(|f| f.refusal(scope, e)) {
+            return refused;
+        }
         let transient = is_transient(e);
         let err = Error::new(
             Code::IdentityUnavailable,

@@ -2,6 +2,7 @@
 //! official Azure SDK for Rust, both on the process's one HTTP client.
 
 pub mod credential;
+pub mod federation;
 pub mod keyvault;
 
 /// Every message of an Azure SDK error chain, joined — the SDK wraps its useful text.

@@ -214,7 +214,10 @@ impl Workspace for DatabricksWorkspace {
                     }
                 }
                 Err(e) if errors::never_sent(&e) => e,
-                Err(e) if e.code == Code::IdentityUnavailable => return Err(CreateError::Refused(e)),
+                // No token was asked for: the identity's token was not to be had.
+                Err(e) if matches!(e.code, Code::IdentityUnavailable | Code::IdentityFederationRefused) => {
+                    return Err(CreateError::Refused(e));
+                }
                 Err(e) => return Err(CreateError::Ambiguous(e)),
             };
             match self.retry.next_wait(attempt, &err) {

@@ -19,6 +19,8 @@ pub mod tags {
     pub const EXPIRES_AT: &str = "token-expires-at";
     pub const ROTATED_AT: &str = "rotated-at";
     pub const PREVIOUS_TOKEN_ID: &str = "previous-token-id";
+    /// The target's `client_id` (lower case), when the target's PATs belong to an app (§8).
+    pub const CLIENT_ID: &str = "databricks-client-id";
     /// `contentType` of every version we write.
     pub const CONTENT_TYPE: &str = "databricks-pat";
 }

@@ -286,6 +286,9 @@ fn secret_write(t: &Target, new: &NewToken, superseded: Option<&str>, rotated_at
     if let Some(prev) = superseded {
         tag_map.insert(tags::PREVIOUS_TOKEN_ID.to_string(), prev.to_string());
     }
+    if let Some(client_id) = &t.client_id {
+        tag_map.insert(tags::CLIENT_ID.to_string(), client_id.clone());
+    }
     SecretWrite {
         name: t.secret_name.clone(),
         value: new.value.clone(),

@@ -268,6 +268,7 @@ fn target(grace: u32) -> Target {
         revoke_grace_hours: grace,
         scopes: None,
         autoscope: None,
+        client_id: None,
     }
 }
 

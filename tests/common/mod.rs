@@ -235,6 +235,34 @@ impl World {
         }
     }
 
+    /// Registers app `client_id` trusting the service's (system-assigned) managed identity
+    /// through a federated identity credential, and makes its service principal a member of
+    /// workspace `ws`. Returns the service principal's object id.
+    pub fn federated_app(&self, client_id: &str, ws: usize) -> String {
+        let oid = self.emu.aad().trust_managed_identity(client_id, self.emu.identity().principal());
+        self.emu.workspace(ws).add_member(&oid);
+        oid
+    }
+
+    /// `principal`'s live tokens in workspace `ws` (ids), sorted.
+    pub fn live_tokens_of(&self, ws: usize, principal: &str) -> Vec<String> {
+        let mut v: Vec<String> = self.emu.workspace(ws).tokens(principal).into_iter().map(|t| t.token_id).collect();
+        v.sort();
+        v
+    }
+
+    /// The principals that wrote (successfully set) a secret in vault `kv`.
+    pub fn vault_writers(&self, kv: usize) -> Vec<String> {
+        self.emu
+            .vault(kv)
+            .faults()
+            .calls()
+            .iter()
+            .filter(|c| c.op == "set" && c.status == 200)
+            .map(|c| c.principal.clone().unwrap_or_default())
+            .collect()
+    }
+
     /// The identity's live tokens in workspace `ws` (ids), sorted.
     pub fn live_tokens(&self, ws: usize) -> Vec<String> {
         let w = self.emu.workspace(ws);
