@@ -20,8 +20,8 @@ use crate::azure::keyvault::KeyVaultStore;
 use crate::config::{Config, Target};
 use crate::databricks::DatabricksWorkspace;
 use crate::error::{Code, Error, ErrorBody, Result};
-use crate::rotation::model::{Outcome, Reason, SecretView, SecretWrite, StoredSecret, rfc3339, short_id, tags};
-use crate::rotation::ports::{SecretRead, SecretStore, SystemClock, Workspace};
+use crate::rotation::model::{Outcome, SecretView, rfc3339};
+use crate::rotation::ports::{SecretStore, SystemClock, Workspace};
 use crate::rotation::rotate::{self, Ports, Request};
 use crate::transport::pacing::RateLimiter;
 use crate::transport::retry::{self, RetryPolicy};
@@ -241,20 +241,14 @@ impl Engine {
                 (Ok(w), Ok(v)) => (w, v),
                 (Err(e), _) | (_, Err(e)) => return Outcome::failed(&t.name, None, e),
             };
-            let watched = OwnerWatch { inner: store.as_ref(), seen: Mutex::new(None) };
             let ports = Ports {
                 workspace: ws.as_ref() as &dyn Workspace,
-                store: &watched,
+                store: store.as_ref() as &dyn SecretStore,
                 clock: &SystemClock,
                 retry: &self.retry,
             };
             let req = Request { target: t, force: opts.force, dry_run: opts.dry_run };
             let (_, outcome) = futures::join!(self.prefetch(t, &ws), rotate::rotate(req, &ports));
-            if outcome.reason == Some(Reason::RevokedInWorkspace)
-                && let Some(change) = watched.owner_change(t)
-            {
-                tracing::warn!(target_name = %t.name, "{change}");
-            }
             outcome
         };
         let outcome = match tokio::time::timeout_at(deadline + BACKSTOP, retry::within(deadline, work)).await {
@@ -350,78 +344,6 @@ impl Engine {
             row.error = Some(ErrorBody::from(e));
         }
         row
-    }
-}
-
-/// The secret store of one rotation, remembering who owned the token the latest version
-/// names (tag `databricks-client-id`), so that a token the current owner cannot see because
-/// the owner changed is reported as that, not as an out-of-band revocation.
-struct OwnerWatch<'a> {
-    inner: &'a dyn SecretStore,
-    seen: Mutex<Option<SeenVersion>>,
-}
-
-/// What [`OwnerWatch`] remembers of the latest version.
-#[derive(Clone)]
-struct SeenVersion {
-    managed: bool,
-    /// Its `databricks-client-id` tag.
-    client_id: Option<String>,
-    token_id: Option<String>,
-    token_expires_at: Option<String>,
-}
-
-impl OwnerWatch<'_> {
-    /// The message for an owner change, when the latest version was written for another owner.
-    fn owner_change(&self, t: &Target) -> Option<String> {
-        let SeenVersion { managed, client_id: old, token_id, token_expires_at: expires } =
-            self.seen.lock().expect("engine lock").clone()?;
-        let old = old.map(|c| c.to_ascii_lowercase());
-        if !managed || old == t.client_id {
-            return None;
-        }
-        let who = |c: &Option<String>| match c {
-            Some(c) => format!("app {c}"),
-            None => "the service identity".to_string(),
-        };
-        Some(format!(
-            "{}: owner changed: the secret's token {} belongs to {} (tag {}), this target's tokens now belong to {}; \
-             the new owner cannot see or revoke it, so a new token was provisioned (reported as revoked_in_workspace). \
-             Revoke the old token as its owner, or let it expire ({})",
-            t.name,
-            token_id.as_deref().map(short_id).unwrap_or_else(|| "?".into()),
-            who(&old),
-            tags::CLIENT_ID,
-            who(&t.client_id),
-            expires.unwrap_or_else(|| "unknown expiry".into()),
-        ))
-    }
-}
-
-#[async_trait::async_trait]
-impl SecretStore for OwnerWatch<'_> {
-    async fn read_latest(&self, name: &str) -> Result<SecretRead> {
-        let r = self.inner.read_latest(name).await;
-        let mut seen = self.seen.lock().expect("engine lock");
-        // The first read is the one the decision rests on; later ones (reading back a write)
-        // may already show this run's version.
-        if seen.is_none()
-            && let Ok(SecretRead { latest: Some(s), .. }) = &r
-        {
-            let v = SecretView::from_stored(s);
-            let client_id = s.tags.get(tags::CLIENT_ID).map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
-            *seen = Some(SeenVersion {
-                managed: v.managed,
-                client_id,
-                token_id: v.token_id,
-                token_expires_at: v.token_expires_at.map(rfc3339),
-            });
-        }
-        r
-    }
-
-    async fn write(&self, secret: &SecretWrite) -> Result<StoredSecret> {
-        self.inner.write(secret).await
     }
 }
 

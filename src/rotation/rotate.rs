@@ -181,6 +181,12 @@ pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
         Decision::Rotate(reason) => reason,
     };
 
+    if reason == Reason::RevokedInWorkspace
+        && let Some(change) = owner_change(t, obs.latest.as_ref(), obs.view.as_ref())
+    {
+        warn!(target_name = %t.name, "{change}");
+    }
+
     if req.dry_run {
         let (proven, capped) = obs.sweep(&prefix, grace, 1, rules::MAX_LIVE_TOKENS);
         info!(target_name = %t.name, reason = reason.as_str(), would_revoke = proven.len() + capped.len(), "dry run: rotation planned");
@@ -271,6 +277,31 @@ pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
         error: None,
         failure: None,
     }
+}
+
+/// When the latest version names a token of another owner (tag `databricks-client-id` against
+/// the target's `client_id`, contract §8): the current owner cannot see it, so it looks revoked.
+/// The message says what happened and what to do about the old token.
+fn owner_change(t: &Target, latest: Option<&StoredSecret>, view: Option<&SecretView>) -> Option<String> {
+    let view = view.filter(|v| v.managed)?;
+    let old = latest?.tags.get(tags::CLIENT_ID).map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty());
+    if old == t.client_id {
+        return None;
+    }
+    let who = |c: &Option<String>| match c {
+        Some(c) => format!("app {c}"),
+        None => "the service identity".to_string(),
+    };
+    Some(format!(
+        "owner changed: the secret's token {} belongs to {} (tag {}), this target's tokens now belong to {}; \
+         the new owner cannot see or revoke it, so a new token is provisioned (reported as revoked_in_workspace). \
+         Revoke the old token as its owner, or let it expire ({})",
+        view.token_id.as_deref().map(short_id).unwrap_or_else(|| "?".into()),
+        who(&old),
+        tags::CLIENT_ID,
+        who(&t.client_id),
+        view.token_expires_at.map(rfc3339).unwrap_or_else(|| "unknown expiry".into()),
+    ))
 }
 
 /// The new version of contract §6.
