@@ -89,10 +89,11 @@ def find_binary() -> Path | None:
     candidates = [os.environ.get("PAT_ROTATOR_BIN", "")]
     candidates += [str(INFRA.parent / "target" / sub / "pat-rotator") for sub in (
         "x86_64-unknown-linux-gnu/release", "release", "debug")]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return Path(candidate)
-    return None
+    if candidates[0] and Path(candidates[0]).is_file():
+        return Path(candidates[0])
+    # The most recently built one: a stale release build must not stand in for today's code.
+    built = [Path(c) for c in candidates[1:] if Path(c).is_file() and os.access(c, os.X_OK)]
+    return max(built, key=lambda p: p.stat().st_mtime, default=None)
 
 
 def test_generated_pat_targets_are_accepted_by_pat_rotator(tmp_path):
@@ -117,6 +118,8 @@ def test_generated_pat_targets_are_accepted_by_pat_rotator(tmp_path):
         {"name": "analytics", "workspace": "new", "secret_name": "databricks-pat"},
         {"name": "ml-batch", "workspace": "ml", "secret_name": "ml-pat", "lifetime_days": 30,
          "renew_before_days": 10, "revoke_grace_hours": 0, "scopes": ["sql"]},
+        {"name": "etl-app", "workspace": "new", "secret_name": "etl-pat", "autoscope": False,
+         "client_id": "8F3C2A1E-1111-4A5B-9C7D-0E6F5A4B3C2D", "federated": True},
     ]
     root = tmp_path / "root"
     root.mkdir()
@@ -130,7 +133,12 @@ def test_generated_pat_targets_are_accepted_by_pat_rotator(tmp_path):
     tf(["init", "-backend=false", "-input=false", "-no-color"], root)
     tf(["apply", "-auto-approve", "-input=false", "-no-color"], root)
     pat_targets = tf(["output", "-raw", "pat_targets"], root).stdout
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PAT_TARGETS": pat_targets}
+    # As on the Function App: a user-assigned managed identity, the tenant for federation.
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "PAT_TARGETS": pat_targets,
+           "IDENTITY_ENDPOINT": "http://127.0.0.1:9/msi/token", "IDENTITY_HEADER": "x",
+           "AZURE_CLIENT_ID": "11111111-2222-3333-4444-555555555555",
+           "AZURE_TENANT_ID": "00000000-0000-0000-0000-000000000001"}
     proc = subprocess.run([str(binary), "check-config"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, f"{binary} check-config rejected PAT_TARGETS {pat_targets}:\n{proc.stdout}\n{proc.stderr}"
     assert "analytics" in proc.stdout and "ml-batch" in proc.stdout
+    assert "8f3c2a1e-1111-4a5b-9c7d-0e6f5a4b3c2d" in proc.stdout, proc.stdout
