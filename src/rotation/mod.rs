@@ -10,11 +10,15 @@
 //!   written against the ports.
 //!
 //! Invariants kept here (and tested in `rotate`'s tests and in `tests/`):
-//! 1. The token a secret's latest version names is never revoked by the run that read it.
-//! 2. A new token is written to the secret only after it has been proven to work.
+//! 1. A token is revoked only when what the run read proves that no consumer can hold it
+//!    ([`rules::revocable`]): never the latest version's token, nothing while the latest version
+//!    is inside the grace, never an unrecorded token younger than an hour; the per-target cap
+//!    ([`rules::over_cap`]) is the one override.
+//! 2. A new token is written to the secret only after it has been proven to work, and only
+//!    while it is younger than [`rules::MAX_UNWRITTEN_AGE`].
 //! 3. A run that created a token either records it in the secret or deletes it; when it cannot
 //!    know (the write's outcome is unknown and the read-back failed), the token carries this
-//!    target's comment prefix and is swept as an orphan after one hour.
+//!    target's comment prefix and a later run revokes it once it is an hour old.
 //! 4. Tokens whose comment does not start with `pat-rotator/<target>/` are never touched.
 
 pub mod model;
