@@ -364,3 +364,34 @@ mod reqwest {
         })
     }
 }
+
+/// A clock that jumps: this machine's clock two days ahead (libfaketime) must not make a token
+/// look past its grace. Grace and ages are judged on the services' clocks; the old rule
+/// compared the `rotated-at` tag with the local clock and revoked the superseded token.
+#[test]
+fn a_local_clock_jump_does_not_revoke_inside_the_grace() {
+    let Some(lib) = libfaketime() else {
+        assert!(std::env::var_os("CI").is_none(), "libfaketime is required in CI (.ci/run installs faketime)");
+        eprintln!("skipped: libfaketime not installed (apt-get install faketime)");
+        return;
+    };
+    let w = World::one_target(&[]);
+    w.emu.identity().set_token_lifetime(10 * DAY);
+    let old = w.seed_managed(0, 0, "t", 3 * DAY, 90 * DAY, None);
+    let (code, r) = w.rotate(&["--force"], &[]);
+    assert_eq!((code, r[0]["action"].as_str()), (0, Some("rotated")), "{r:?}");
+    let faked = [("LD_PRELOAD", lib.as_str()), ("FAKETIME", "+2d"), ("FAKETIME_DONT_FAKE_MONOTONIC", "1")];
+    let o = w.cli(&["rotate", "--json"], &faked);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let r = o.json();
+    assert_eq!(r[0]["action"], "unchanged", "{r:?}");
+    assert!(w.emu.workspace(0).is_live(&old), "superseded a moment ago by the services' clocks: {r:?}");
+    assert_eq!(r[0]["revoked_token_ids"], json!([]));
+}
+
+fn libfaketime() -> Option<String> {
+    ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .map(str::to_string)
+}
