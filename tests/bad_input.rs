@@ -71,6 +71,13 @@ fn every_invalid_target_field_is_named() {
         (with("scopes", json!(5)), "targets[0].scopes"),
         (with("scopes", json!(["sql", "bad scope"])), "targets[0].scopes: \"bad scope\""),
         (with("scopes", json!([1])), "targets[0].scopes"),
+        (with("autoscope", json!("yes")), "targets[0].autoscope: \"yes\" must be true or false"),
+        (with("autoscope", json!(1)), "targets[0].autoscope: must be a boolean"),
+        (
+            with("workspace_url", json!("https://adb-1.2.azuredatabricks.net.example.com")),
+            "not an Azure Databricks workspace host",
+        ),
+        (with("workspace_url", json!("https://10.0.0.5")), "targets[0].workspace_url"),
         (with("lifetime", json!(30)), "targets[0]: unknown field \"lifetime\""),
         (json!([base.clone(), base.clone()]).to_string(), "targets[1].name: \"t\" is used by more than one target"),
         ("{not json".into(), "PAT_TARGETS: not valid JSON"),
@@ -107,6 +114,14 @@ fn every_invalid_flat_and_service_setting_is_named() {
         (plus(&[("PAT_RENEW_BEFORE_DAYS", "95")]), "PAT_RENEW_BEFORE_DAYS: 95"),
         (plus(&[("PAT_REVOKE_GRACE_HOURS", "999")]), "PAT_REVOKE_GRACE_HOURS: 999"),
         (plus(&[("PAT_SCOPES", "sql,bad\u{7}scope")]), "PAT_SCOPES"),
+        (plus(&[("PAT_AUTOSCOPE", "maybe")]), "PAT_AUTOSCOPE: \"maybe\" must be true or false"),
+        (
+            vec![("DATABRICKS_HOST", "https://example.com"), ("KEY_VAULT_URL", &kv)],
+            "DATABRICKS_HOST: \"https://example.com\" is not an Azure Databricks workspace host",
+        ),
+        (plus(&[("PAT_HTTP_BUDGET_SECONDS", "231")]), "PAT_HTTP_BUDGET_SECONDS"),
+        (plus(&[("AzureFunctionsJobHost__functionTimeout", "00:01:00")]), "PAT_TIMER_BUDGET_SECONDS: 540 s is beyond"),
+        (plus(&[("PAT_CALL_TIMEOUT_SECONDS", "600"), ("PAT_RETRY_ATTEMPTS", "7")]), "orphan window"),
         (plus(&[("DATABRICKS_WORKSPACE_RESOURCE_ID", "/nope")]), "DATABRICKS_WORKSPACE_RESOURCE_ID"),
         (plus(&[("PAT_CREDENTIAL", "magic")]), "PAT_CREDENTIAL: \"magic\""),
         (
