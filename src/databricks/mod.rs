@@ -272,10 +272,10 @@ impl Workspace for DatabricksWorkspace {
     }
 
     async fn max_lifetime_days(&self) -> Option<u32> {
-        let body = self
+        let answer = self
             .call("reading workspace-conf", Method::GET, "/api/2.0/workspace-conf?keys=maxTokenLifetimeDays", None)
             .await
             .ok()?;
-        wire::parse_max_lifetime(&body.body)
+        wire::parse_max_lifetime(&answer.body)
     }
 }
