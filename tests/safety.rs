@@ -395,3 +395,32 @@ fn libfaketime() -> Option<String> {
         .find(|p| std::path::Path::new(p).exists())
         .map(str::to_string)
 }
+
+/// After the Function App's own identity changed (system- to user-assigned), the secret's token
+/// belongs to the old identity: the run says so as the likely cause, instead of only calling it
+/// an out-of-band revocation. With other tokens of the target visible, it says nothing extra.
+#[test]
+fn a_switch_of_the_service_identity_is_reported_as_the_likely_cause() {
+    let w = World::one_target(&[]);
+    let ws = w.emu.workspace(0);
+    // The old identity's token, named by the latest version.
+    let (old, value) =
+        ws.seed_token("old-system-assigned-oid", "pat-rotator/t/old", SystemTime::now() - 3 * DAY, Some(90 * DAY));
+    let tags = [("managed-by", "pat-rotator"), ("target", "t"), ("databricks-token-id", old.as_str())];
+    w.emu.vault(0).seed_secret("t-pat", &value, Some("databricks-pat"), &tags, None);
+    let o = w.cli(&["rotate", "--json"], &[]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.json()[0]["action"], "reprovisioned");
+    assert!(o.stderr.contains("holds no token of this target at all"), "{}", o.stderr);
+    assert!(o.stderr.contains("system- to user-assigned"), "{}", o.stderr);
+    assert!(ws.is_live(&old), "the old identity's token is not this identity's to revoke");
+
+    // An out-of-band revocation while the identity holds the target's previous token.
+    let w = World::one_target(&[]);
+    let prev = w.seed_token(0, "pat-rotator/t/prev", 40 * DAY, 90 * DAY).0;
+    let cur = w.seed_managed(0, 0, "t", 5 * DAY, 90 * DAY, Some(&prev));
+    w.emu.workspace(0).revoke(&cur);
+    let o = w.cli(&["rotate", "--json"], &[]);
+    assert_eq!(o.json()[0]["reason"], "revoked_in_workspace");
+    assert!(!o.stderr.contains("holds no token of this target"), "{}", o.stderr);
+}

@@ -182,7 +182,7 @@ pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
     };
 
     if reason == Reason::RevokedInWorkspace
-        && let Some(change) = owner_change(t, obs.latest.as_ref(), obs.view.as_ref())
+        && let Some(change) = owner_change(t, &obs, &prefix)
     {
         warn!(target_name = %t.name, "{change}");
     }
@@ -279,29 +279,40 @@ pub async fn rotate(req: Request<'_>, ports: &Ports<'_>) -> Outcome {
     }
 }
 
-/// When the latest version names a token of another owner (tag `databricks-client-id` against
-/// the target's `client_id`, contract §8): the current owner cannot see it, so it looks revoked.
-/// The message says what happened and what to do about the old token.
-fn owner_change(t: &Target, latest: Option<&StoredSecret>, view: Option<&SecretView>) -> Option<String> {
-    let view = view.filter(|v| v.managed)?;
-    let old = latest?.tags.get(tags::CLIENT_ID).map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty());
-    if old == t.client_id {
-        return None;
-    }
+/// Why the latest version's token may be invisible although nobody revoked it: its owner
+/// changed (contract §8). A change of `client_id` is known from the tag `databricks-client-id`.
+/// A change of the service's own identity (system- to user-assigned, say) leaves no tag; when
+/// the identity holds no token of this target at all, that is the likely cause and is said, as
+/// a likelihood. The message says what to do about the old token.
+fn owner_change(t: &Target, obs: &Observed, prefix: &str) -> Option<String> {
+    let view = obs.view.as_ref().filter(|v| v.managed)?;
+    let tag = obs.latest.as_ref()?.tags.get(tags::CLIENT_ID);
+    let old = tag.map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty());
+    let token = view.token_id.as_deref().map(short_id).unwrap_or_else(|| "?".into());
+    let expiry = view.token_expires_at.map(rfc3339).unwrap_or_else(|| "unknown expiry".into());
     let who = |c: &Option<String>| match c {
         Some(c) => format!("app {c}"),
         None => "the service identity".to_string(),
     };
-    Some(format!(
-        "owner changed: the secret's token {} belongs to {} (tag {}), this target's tokens now belong to {}; \
-         the new owner cannot see or revoke it, so a new token is provisioned (reported as revoked_in_workspace). \
-         Revoke the old token as its owner, or let it expire ({})",
-        view.token_id.as_deref().map(short_id).unwrap_or_else(|| "?".into()),
-        who(&old),
-        tags::CLIENT_ID,
-        who(&t.client_id),
-        view.token_expires_at.map(rfc3339).unwrap_or_else(|| "unknown expiry".into()),
-    ))
+    if old != t.client_id {
+        return Some(format!(
+            "owner changed: the secret's token {token} belongs to {} (tag {}), this target's tokens now belong to {}; \
+             the new owner cannot see or revoke it, so a new token is provisioned (reported as revoked_in_workspace). \
+             Revoke the old token as its owner, or let it expire ({expiry})",
+            who(&old),
+            tags::CLIENT_ID,
+            who(&t.client_id),
+        ));
+    }
+    let any_of_ours = obs.tokens.iter().any(|tok| tok.comment.as_deref().is_some_and(|c| c.starts_with(prefix)));
+    (!any_of_ours).then(|| {
+        format!(
+            "{} holds no token of this target at all, so the secret's token {token} was either revoked out of band or \
+             belongs to another identity: if the identity changed (e.g. system- to user-assigned), the old one's tokens \
+             cannot be seen or revoked by this one; revoke them as the old identity, or let them expire ({expiry})",
+            who(&t.client_id)
+        )
+    })
 }
 
 /// The new version of contract §6.
