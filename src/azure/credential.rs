@@ -44,12 +44,25 @@ pub const MIN_USABLE: Duration = Duration::from_secs(60);
 /// The management audience used in the `X-Databricks-Azure-SP-Management-Token` header, chosen
 /// by the workspace's cloud (what the Databricks SDKs do).
 pub fn management_scope(workspace_url: &str) -> &'static str {
+    by_cloud(
+        workspace_url,
+        [
+            "https://management.core.windows.net//.default",
+            "https://management.core.usgovcloudapi.net//.default",
+            "https://management.core.chinacloudapi.cn//.default",
+        ],
+    )
+}
+
+/// The value for the workspace's cloud: `[public, US Government, China]`, told apart by the
+/// workspace host's suffix (what the Databricks SDKs do).
+pub fn by_cloud(workspace_url: &str, [public, us_gov, china]: [&'static str; 3]) -> &'static str {
     if workspace_url.ends_with(".databricks.azure.us") {
-        "https://management.core.usgovcloudapi.net//.default"
+        us_gov
     } else if workspace_url.ends_with(".databricks.azure.cn") {
-        "https://management.core.chinacloudapi.cn//.default"
+        china
     } else {
-        "https://management.core.windows.net//.default"
+        public
     }
 }
 
@@ -162,16 +175,7 @@ impl std::fmt::Debug for TokenSource {
 
 impl TokenSource {
     pub fn new(factory: CredentialFactory, kind: CredentialKind, retry: RetryPolicy) -> Arc<TokenSource> {
-        Arc::new(TokenSource {
-            factory,
-            credentials: Mutex::new(HashMap::new()),
-            kind: kind.as_str().to_string(),
-            federation: None,
-            retry,
-            cache: Mutex::new(HashMap::new()),
-            fetching: Mutex::new(HashMap::new()),
-            failed: Mutex::new(HashMap::new()),
-        })
+        TokenSource::build(factory, kind.as_str().to_string(), None, retry)
     }
 
     /// The tokens of an app registration, obtained by the federated exchange `factory`
@@ -181,11 +185,20 @@ impl TokenSource {
         federation: super::federation::Federation,
         retry: RetryPolicy,
     ) -> Arc<TokenSource> {
+        TokenSource::build(factory, federation.label(), Some(federation), retry)
+    }
+
+    fn build(
+        factory: CredentialFactory,
+        kind: String,
+        federation: Option<super::federation::Federation>,
+        retry: RetryPolicy,
+    ) -> Arc<TokenSource> {
         Arc::new(TokenSource {
             factory,
             credentials: Mutex::new(HashMap::new()),
-            kind: federation.label(),
-            federation: Some(federation),
+            kind,
+            federation,
             retry,
             cache: Mutex::new(HashMap::new()),
             fetching: Mutex::new(HashMap::new()),

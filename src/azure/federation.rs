@@ -32,13 +32,14 @@ use crate::transport::retry::RetryPolicy;
 /// The audience of the service's token presented as the assertion, chosen by the workspace's
 /// cloud the way [`super::credential::management_scope`] is.
 pub fn exchange_scope(workspace_url: &str) -> &'static str {
-    if workspace_url.ends_with(".databricks.azure.us") {
-        "api://AzureADTokenExchangeUSGov/.default"
-    } else if workspace_url.ends_with(".databricks.azure.cn") {
-        "api://AzureADTokenExchangeChina/.default"
-    } else {
-        "api://AzureADTokenExchange/.default"
-    }
+    super::credential::by_cloud(
+        workspace_url,
+        [
+            "api://AzureADTokenExchange/.default",
+            "api://AzureADTokenExchangeUSGov/.default",
+            "api://AzureADTokenExchangeChina/.default",
+        ],
+    )
 }
 
 /// What a refusal message needs to say what to configure.

@@ -304,8 +304,7 @@ fn owner_change(t: &Target, obs: &Observed, prefix: &str) -> Option<String> {
             who(&t.client_id),
         ));
     }
-    let any_of_ours = obs.tokens.iter().any(|tok| tok.comment.as_deref().is_some_and(|c| c.starts_with(prefix)));
-    (!any_of_ours).then(|| {
+    rules::ours(prefix, &obs.tokens).next().is_none().then(|| {
         format!(
             "{} holds no token of this target at all, so the secret's token {token} was either revoked out of band or \
              belongs to another identity: if the identity changed (e.g. system- to user-assigned), the old one's tokens \
@@ -436,11 +435,7 @@ async fn create_verified(
                         )));
                     }
                 };
-                let ours = fresh
-                    .tokens
-                    .iter()
-                    .filter(|tok| tok.comment.as_deref().is_some_and(|c| c.starts_with(prefix)))
-                    .count();
+                let ours = rules::ours(prefix, &fresh.tokens).count();
                 let (proven, capped) = fresh.sweep(prefix, grace, 0, rules::MAX_LIVE_TOKENS - 1);
                 let mut done = revoke_all(ws, &t.name, &proven, "quota").await;
                 done.extend(revoke_all(ws, &t.name, &capped, "over_cap").await);

@@ -104,7 +104,8 @@ impl<'a> Latest<'a> {
     }
 }
 
-fn ours<'t>(prefix: &'t str, tokens: &'t [TokenInfo]) -> impl Iterator<Item = &'t TokenInfo> + 't {
+/// This target's tokens: those whose comment starts with `prefix`.
+pub fn ours<'t>(prefix: &'t str, tokens: &'t [TokenInfo]) -> impl Iterator<Item = &'t TokenInfo> + 't {
     tokens.iter().filter(move |t| t.comment.as_deref().is_some_and(|c| c.starts_with(prefix)))
 }
 
