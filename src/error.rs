@@ -30,6 +30,9 @@ pub enum Code {
     /// Entra ID refused the federated exchange of a target's `client_id` (contract §8);
     /// ProvisionPat answers 502 like other upstream refusals.
     IdentityFederationRefused,
+    /// No service principal with the target's `service_principal` application id in the
+    /// workspace (contract §9).
+    DatabricksPrincipalNotFound,
 }
 
 impl Code {
@@ -51,8 +54,32 @@ impl Code {
             Code::UpstreamUnavailable => "upstream_unavailable",
             Code::Timeout => "timeout",
             Code::IdentityFederationRefused => "identity_federation_refused",
+            Code::DatabricksPrincipalNotFound => "databricks_principal_not_found",
         }
     }
+}
+
+impl Code {
+    /// Every code, in the order of contract §5.
+    pub const ALL: [Code; 17] = [
+        Code::ConfigInvalid,
+        Code::UnknownTarget,
+        Code::InvalidRequest,
+        Code::IdentityUnavailable,
+        Code::DatabricksUnauthorized,
+        Code::DatabricksForbidden,
+        Code::DatabricksQuotaExceeded,
+        Code::DatabricksLifetimeTooLong,
+        Code::DatabricksError,
+        Code::KeyvaultForbidden,
+        Code::KeyvaultSecretDeleted,
+        Code::KeyvaultError,
+        Code::Throttled,
+        Code::UpstreamUnavailable,
+        Code::Timeout,
+        Code::IdentityFederationRefused,
+        Code::DatabricksPrincipalNotFound,
+    ];
 }
 
 impl fmt::Display for Code {

@@ -20,7 +20,11 @@ use serde_json::{Value, json};
 #[allow(unused_imports)]
 pub use pat_rotator_emulators::{Fault, identity, keyvault::Role};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_pat-rotator");
+/// The binary under test: the one cargo built, or `PAT_ROTATOR_BIN` (to run today's tests
+/// against an older build and watch them fail).
+pub fn bin() -> String {
+    std::env::var("PAT_ROTATOR_BIN").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| env!("CARGO_BIN_EXE_pat-rotator").into())
+}
 pub const CLIENT_SECRET: &str = "test-client-secret-Zq8v";
 
 pub struct World {
@@ -110,7 +114,7 @@ impl World {
 
     /// Runs `pat-rotator ARGS` to completion.
     pub fn cli(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
-        let out = Command::new(BIN)
+        let out = Command::new(bin())
             .args(args)
             .env_clear()
             .envs(self.env(extra))
@@ -151,7 +155,7 @@ impl World {
         env.push(("FUNCTIONS_CUSTOMHANDLER_PORT".into(), port_s));
         env.push(("FUNCTIONS_CUSTOMHANDLER_WORKER_ID".into(), "0d9e7a34-9c8b-4b53-9d10-5b3f0c2a1e77".into()));
         let started = Instant::now();
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .arg("serve")
             .current_dir(dir)
             .env_clear()
