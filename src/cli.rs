@@ -9,14 +9,41 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::config::{Config, ConfigError};
-use crate::engine::{Engine, RunOptions, StatusRow};
+use crate::engine::{Caller, Engine, RunOptions, StatusRow, TokensRow};
 use crate::rotation::model::{Outcome, short_id};
+
+/// Printed after the command list of `--help`: where configuration comes from and what the
+/// exit codes mean, so an operator needs no other page to run a command.
+const AFTER_HELP: &str = "\
+Configuration (environment variables = Function App settings; contract §2):
+  PAT_TARGETS                JSON array of targets: name, workspace_url, key_vault_url, secret_name,
+                             workspace_resource_id, lifetime_days (90), renew_before_days (30),
+                             revoke_grace_hours (24), scopes, autoscope, client_id,
+                             kind (pat | sp_oauth_secret), service_principal
+  without PAT_TARGETS        one target \"default\" from DATABRICKS_HOST, KEY_VAULT_URL or KEY_VAULT_NAME,
+                             PAT_SECRET_NAME, DATABRICKS_WORKSPACE_RESOURCE_ID, PAT_LIFETIME_DAYS,
+                             PAT_RENEW_BEFORE_DAYS, PAT_REVOKE_GRACE_HOURS, PAT_SCOPES, PAT_AUTOSCOPE,
+                             PAT_CLIENT_ID, PAT_KIND, PAT_SERVICE_PRINCIPAL
+  PAT_CREDENTIAL             auto | managed_identity | azure_cli | client_secret | workload_identity
+  AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST, AZURE_FEDERATED_TOKEN_FILE
+  IDENTITY_ENDPOINT, IDENTITY_HEADER   the managed-identity endpoint (set by Azure Functions)
+  PAT_MAX_CONCURRENCY (8), PAT_FORCE_COOLDOWN_MINUTES (15), PAT_CALL_TIMEOUT_SECONDS (30),
+  PAT_RETRY_ATTEMPTS (5), PAT_TIMER_BUDGET_SECONDS (540), PAT_HTTP_BUDGET_SECONDS (200)
+  RUST_LOG (info), PAT_LOG_FORMAT (text | json)
+
+Exit codes:
+  0  every target ended well
+  1  a target failed (or, for tokens --revoke, an id was refused or not found)
+  2  configuration or usage error; nothing was changed
+
+See README.md and docs/RUNBOOK.md (every error code, its cause and its fix).";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "pat-rotator",
     version,
-    about = "Keeps Azure Databricks PATs provisioned and rotated in Azure Key Vault"
+    about = "Keeps Azure Databricks PATs and service-principal OAuth secrets provisioned and rotated in Azure Key Vault",
+    after_help = AFTER_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -27,7 +54,7 @@ pub struct Cli {
 pub enum Command {
     /// Run as the Azure Functions custom handler (HTTP server on 127.0.0.1).
     Serve {
-        /// Port (default: FUNCTIONS_CUSTOMHANDLER_PORT, else 8080).
+        /// Port to listen on (default: FUNCTIONS_CUSTOMHANDLER_PORT, else 8080).
         #[arg(long)]
         port: Option<u16>,
     },
@@ -36,27 +63,51 @@ pub enum Command {
         /// Only this target (repeatable).
         #[arg(long = "target", value_name = "NAME")]
         targets: Vec<String>,
-        /// Rotate even when the current token is fresh.
+        /// Rotate even when the current credential is fresh.
         #[arg(long)]
         force: bool,
-        /// Decide and report, change nothing.
+        /// Incident response for a leaked credential: once the new version is written, revoke
+        /// every other credential of the target at once, inside its grace. Needs --force and
+        /// at least one --target.
+        #[arg(long)]
+        revoke_superseded: bool,
+        /// Decide and report; create, write and revoke nothing.
         #[arg(long)]
         dry_run: bool,
-        /// One JSON document (an array of result objects) on stdout.
+        /// Print one JSON document (an array of result objects) on stdout.
         #[arg(long)]
         json: bool,
     },
-    /// For each target: secret version, token id, expiry, days left, whether the token exists.
+    /// For each target: secret version, credential id, expiry, days left, whether it exists.
     Status {
+        /// Only this target (repeatable).
         #[arg(long = "target", value_name = "NAME")]
         targets: Vec<String>,
+        /// Print one JSON document (an array of status rows) on stdout.
         #[arg(long)]
         json: bool,
     },
     /// Parse and validate the configuration and print the targets. No network.
     CheckConfig {
+        /// Print the parsed configuration as one JSON document on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// The inventory: every token (or OAuth secret) each target's identity (or principal)
+    /// holds, whether it is the target's and whether the vault names it; --revoke removes
+    /// legacy or unrecorded ones by id.
+    Tokens {
+        /// Only this target (repeatable).
+        #[arg(long = "target", value_name = "NAME")]
+        targets: Vec<String>,
+        /// Print one JSON document on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Revoke this id in every selected target's workspace that holds it (repeatable).
+        /// Refused (nothing revoked, exit 1) when the latest version of a configured secret
+        /// names one of the ids.
+        #[arg(long = "revoke", value_name = "ID")]
+        revoke: Vec<String>,
     },
 }
 
@@ -70,6 +121,16 @@ pub fn port_from_env(flag: Option<u16>) -> Result<u16, String> {
         }
         _ => Ok(8080),
     }
+}
+
+/// A usage or configuration error: on stdout as JSON with `--json` (contract §1), always on
+/// stderr; exit 2.
+fn usage_error(json: bool, code: &str, message: &str) -> ExitCode {
+    if json {
+        println!("{}", json!({ "error": { "code": code, "message": message } }));
+    }
+    eprintln!("{message}");
+    ExitCode::from(2)
 }
 
 fn config_or_exit(json: bool) -> Result<Config, ExitCode> {
@@ -93,7 +154,24 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 
-pub fn rotate(targets: &[String], force: bool, dry_run: bool, json: bool) -> ExitCode {
+/// What `rotate` was asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct RotateArgs {
+    pub force: bool,
+    pub revoke_superseded: bool,
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+pub fn rotate(targets: &[String], a: RotateArgs) -> ExitCode {
+    let json = a.json;
+    if a.revoke_superseded && (!a.force || targets.is_empty()) {
+        return usage_error(
+            json,
+            "invalid_request",
+            "--revoke-superseded needs --force and at least one --target (it revokes every other credential of the named targets at once)",
+        );
+    }
     let config = match config_or_exit(json) {
         Ok(c) => c,
         Err(code) => return code,
@@ -102,15 +180,16 @@ pub fn rotate(targets: &[String], force: bool, dry_run: bool, json: bool) -> Exi
     let engine = Engine::new(config);
     let selected = match engine.select(targets) {
         Ok(s) => s,
-        Err(e) => {
-            if json {
-                println!("{}", json!({ "error": { "code": e.code, "message": e.message } }));
-            }
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(json, e.code.as_str(), &e.to_string()),
     };
-    let outcomes = runtime().block_on(engine.run(&selected, RunOptions { force, dry_run, budget }));
+    let opts = RunOptions {
+        force: a.force,
+        dry_run: a.dry_run,
+        revoke_superseded: a.revoke_superseded,
+        caller: Caller::Cli,
+        budget,
+    };
+    let outcomes = runtime().block_on(engine.run(&selected, opts));
     if json {
         println!("{}", serde_json::to_string_pretty(&outcomes).expect("outcomes serialise"));
     } else {
@@ -128,10 +207,7 @@ pub fn status(targets: &[String], json: bool) -> ExitCode {
     let engine = Engine::new(config);
     let selected = match engine.select(targets) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage_error(json, e.code.as_str(), &e.to_string()),
     };
     let rows = runtime().block_on(engine.status(&selected, budget));
     if json {
@@ -210,6 +286,75 @@ pub fn check_config(json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `pat-rotator tokens`: the inventory, or `--revoke`.
+pub fn tokens(targets: &[String], json: bool, revoke: &[String]) -> ExitCode {
+    let config = match config_or_exit(json) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let budget = config.settings.http_budget;
+    let engine = Engine::new(config);
+    let selected = match engine.select(targets) {
+        Ok(s) => s,
+        Err(e) => return usage_error(json, e.code.as_str(), &e.to_string()),
+    };
+    if !revoke.is_empty() {
+        let report = runtime().block_on(engine.revoke_ids(&selected, revoke, budget));
+        if json {
+            let revoked: Vec<_> = report.revoked.iter().map(|(id, t)| json!({ "token_id": id, "target": t })).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({ "revoked": revoked, "errors": report.errors }))
+                    .expect("serialises")
+            );
+        } else {
+            for (id, t) in &report.revoked {
+                println!("revoked {id} (target {t})");
+            }
+        }
+        for e in &report.errors {
+            eprintln!("error: {e}");
+        }
+        return if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) };
+    }
+    let rows = runtime().block_on(engine.inventory(&selected, budget));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialise"));
+    } else {
+        print!("{}", tokens_table(&rows));
+    }
+    if rows.iter().all(|r| r.error.is_none()) { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+pub fn tokens_table(rows: &[TokensRow]) -> String {
+    let mut out = Vec::new();
+    for r in rows {
+        for t in &r.tokens {
+            out.push(vec![
+                r.target.clone(),
+                t.token_id.clone(),
+                t.comment.clone().unwrap_or_else(|| "-".into()),
+                t.created_at.clone().unwrap_or_else(|| "-".into()),
+                t.expires_at.clone().unwrap_or_else(|| "never".into()),
+                if t.managed { "yes".into() } else { "no".into() },
+                if t.in_vault { "yes".into() } else { "no".into() },
+            ]);
+        }
+        if let Some(e) = &r.error {
+            out.push(vec![
+                r.target.clone(),
+                "-".into(),
+                format!("error {}: {}", e.code, e.message),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ]);
+        }
+    }
+    table(&["TARGET", "ID", "COMMENT", "CREATED", "EXPIRES", "MANAGED", "IN VAULT"], &out)
+}
+
 /// Tokens per identity and workspace that the targets may use before `check-config` warns
 /// (Databricks' quota is 600; the rest is left for orphans and the identity's other tokens).
 const QUOTA_HEADROOM: usize = 500;
@@ -248,11 +393,15 @@ pub fn status_table(rows: &[StatusRow]) -> String {
                     Some(false) => "NO".into(),
                     None => "?".into(),
                 },
+                if r.unrecorded.is_empty() { "-".into() } else { r.unrecorded.join(",") },
                 r.error.as_ref().map(|e| format!("{}: {}", e.code, e.message)).unwrap_or_default(),
             ]
         })
         .collect();
-    table(&["TARGET", "OWNER", "SECRET VERSION", "TOKEN", "EXPIRES", "DAYS LEFT", "IN WORKSPACE", "ERROR"], &rows)
+    table(
+        &["TARGET", "OWNER", "SECRET VERSION", "TOKEN", "EXPIRES", "DAYS LEFT", "IN WORKSPACE", "UNRECORDED", "ERROR"],
+        &rows,
+    )
 }
 
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {

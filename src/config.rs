@@ -32,6 +32,27 @@ pub struct Target {
     /// The app registration whose service principal owns this target's PATs (contract §8),
     /// lower case; `None`: the service's own identity owns them.
     pub client_id: Option<String>,
+    /// What the target holds: a PAT, or a service principal's OAuth secret (contract §9).
+    pub kind: TargetKind,
+    /// The application id of the service principal whose OAuth secret this target holds.
+    pub service_principal: Option<String>,
+}
+
+/// `kind` of a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Pat,
+    SpOauthSecret,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Pat => "pat",
+            TargetKind::SpOauthSecret => "sp_oauth_secret",
+        }
+    }
 }
 
 impl Target {
@@ -113,6 +134,8 @@ pub struct Settings {
     /// First back-off delay; doubles per attempt unless the service says `Retry-After`.
     pub retry_base_delay: Duration,
     pub pacing: Pacing,
+    /// `PAT_FORCE_COOLDOWN_MINUTES`: forced ProvisionPat requests inside it are unforced.
+    pub force_cooldown: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -228,6 +251,8 @@ const TARGET_FIELDS: &[&str] = &[
     "scopes",
     "autoscope",
     "client_id",
+    "kind",
+    "service_principal",
 ];
 
 fn parse_targets_json(json: &str, errs: &mut Vec<String>) -> Vec<Target> {
@@ -277,6 +302,8 @@ fn parse_targets_json(json: &str, errs: &mut Vec<String>) -> Vec<Target> {
                 scopes: json_scopes(field("scopes"), &format!("{at}.scopes"), errs),
                 autoscope: json_bool(field("autoscope"), &format!("{at}.autoscope"), errs),
                 client_id: json_string(field("client_id"), &format!("{at}.client_id"), errs),
+                kind: json_string(field("kind"), &format!("{at}.kind"), errs),
+                service_principal: json_string(field("service_principal"), &format!("{at}.service_principal"), errs),
             },
             &|f| format!("{at}.{f}"),
             errs,
@@ -333,6 +360,8 @@ fn parse_flat_target(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<Strin
         scopes,
         autoscope,
         client_id: get("PAT_CLIENT_ID"),
+        kind: get("PAT_KIND"),
+        service_principal: get("PAT_SERVICE_PRINCIPAL"),
     };
     let flat_name = |f: &str| {
         match f {
@@ -347,6 +376,8 @@ fn parse_flat_target(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<Strin
             "scopes" => "PAT_SCOPES",
             "autoscope" => "PAT_AUTOSCOPE",
             "client_id" => "PAT_CLIENT_ID",
+            "kind" => "PAT_KIND",
+            "service_principal" => "PAT_SERVICE_PRINCIPAL",
             other => other,
         }
         .to_string()
@@ -377,6 +408,8 @@ struct RawTarget {
     scopes: Option<Vec<String>>,
     autoscope: Option<bool>,
     client_id: Option<String>,
+    kind: Option<String>,
+    service_principal: Option<String>,
 }
 
 fn build_target(raw: RawTarget, at: &dyn Fn(&str) -> String, errs: &mut Vec<String>) -> Option<Target> {
@@ -482,6 +515,41 @@ fn build_target(raw: RawTarget, at: &dyn Fn(&str) -> String, errs: &mut Vec<Stri
             None
         }
     });
+    let kind = match raw.kind.as_deref() {
+        None | Some("pat") => TargetKind::Pat,
+        Some("sp_oauth_secret") => TargetKind::SpOauthSecret,
+        Some(other) => {
+            errs.push(format!("{}: \"{other}\" must be pat or sp_oauth_secret", at("kind")));
+            TargetKind::Pat
+        }
+    };
+    let service_principal = match (kind, raw.service_principal) {
+        (TargetKind::SpOauthSecret, None) => {
+            errs.push(format!("{}: is required with kind sp_oauth_secret", at("service_principal")));
+            None
+        }
+        (TargetKind::Pat, Some(_)) => {
+            errs.push(format!("{}: is only for kind sp_oauth_secret", at("service_principal")));
+            None
+        }
+        (_, Some(sp)) if !is_guid(&sp) => {
+            errs.push(format!(
+                "{}: \"{sp}\" is not a GUID (the service principal's application id)",
+                at("service_principal")
+            ));
+            None
+        }
+        (_, sp) => sp.map(|s| s.to_ascii_lowercase()),
+    };
+    if kind == TargetKind::SpOauthSecret {
+        for (f, set) in
+            [("scopes", scopes.is_some()), ("autoscope", raw.autoscope.is_some()), ("client_id", client_id.is_some())]
+        {
+            if set {
+                errs.push(format!("{}: is not allowed with kind sp_oauth_secret", at(f)));
+            }
+        }
+    }
     if errs.len() != before {
         return None;
     }
@@ -497,6 +565,8 @@ fn build_target(raw: RawTarget, at: &dyn Fn(&str) -> String, errs: &mut Vec<Stri
         scopes,
         autoscope: raw.autoscope,
         client_id,
+        kind,
+        service_principal,
     })
 }
 
@@ -628,6 +698,7 @@ fn parse_settings(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<String>)
         kv_window: Duration::from_millis(num("PAT_KV_WINDOW_MS", 10_000, 100..=600_000)),
     };
     let retry_base_delay = Duration::from_millis(num("PAT_RETRY_BASE_DELAY_MS", 500, 1..=60_000));
+    let force_cooldown = Duration::from_secs(num("PAT_FORCE_COOLDOWN_MINUTES", 15, 0..=1440) * 60);
     if let Some(v) = get(FUNCTION_TIMEOUT_SETTING) {
         match parse_timespan(&v) {
             Some(None) => {}
@@ -664,6 +735,7 @@ fn parse_settings(get: &impl Fn(&str) -> Option<String>, errs: &mut Vec<String>)
         retry_attempts,
         retry_base_delay,
         pacing,
+        force_cooldown,
     })
 }
 

@@ -11,13 +11,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { port } => serve(port),
-        Command::Rotate { targets, force, dry_run, json } => {
+        Command::Rotate { targets, force, revoke_superseded, dry_run, json } => {
             logging::init_cli();
-            cli::rotate(&targets, force, dry_run, json)
+            cli::rotate(&targets, cli::RotateArgs { force, revoke_superseded, dry_run, json })
         }
         Command::Status { targets, json } => {
             logging::init_cli();
             cli::status(&targets, json)
+        }
+        Command::Tokens { targets, json, revoke } => {
+            logging::init_cli();
+            cli::tokens(&targets, json, &revoke)
         }
         Command::CheckConfig { json } => {
             logging::init_cli();

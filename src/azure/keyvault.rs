@@ -12,15 +12,16 @@ use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::RequestContent;
-use azure_security_keyvault_secrets::models::{SecretAttributes, SetSecretParameters};
+use azure_security_keyvault_secrets::models::{SecretAttributes, SecretProperties, SetSecretParameters};
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
+use futures::TryStreamExt;
 use serde::Deserialize;
 use tracing::debug;
 
 use super::credential::sdk_client_options;
 use crate::error::{Code, Error, Result, excerpt};
 use crate::rotation::model::{SecretWrite, StoredSecret};
-use crate::rotation::ports::{SecretRead, SecretStore};
+use crate::rotation::ports::{SecretRead, SecretStore, WriteError};
 use crate::secret::Redacted;
 use crate::transport::pacing::RateLimiter;
 use crate::transport::retry::{RetryPolicy, parse_retry_after};
@@ -132,11 +133,26 @@ struct KvError {
 fn stored(s: azure_security_keyvault_secrets::models::Secret) -> StoredSecret {
     // The value is wrapped and dropped here: nothing downstream needs it.
     let _value = s.value.map(Redacted::new);
+    let attrs = s.attributes.unwrap_or_default();
     StoredSecret {
         id: s.id.unwrap_or_default(),
         tags: s.tags.unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
         content_type: s.content_type,
-        created: s.attributes.and_then(|a| a.created),
+        created: attrs.created,
+        enabled: attrs.enabled.unwrap_or(true),
+        expires: attrs.expires,
+    }
+}
+
+fn stored_properties(p: SecretProperties) -> StoredSecret {
+    let attrs = p.attributes.unwrap_or_default();
+    StoredSecret {
+        id: p.id.unwrap_or_default(),
+        tags: p.tags.unwrap_or_default().into_iter().collect::<BTreeMap<_, _>>(),
+        content_type: p.content_type,
+        created: attrs.created,
+        enabled: attrs.enabled.unwrap_or(true),
+        expires: attrs.expires,
     }
 }
 
@@ -147,10 +163,65 @@ fn vault_date(headers: &azure_core::http::headers::Headers) -> Option<time::Offs
         .and_then(crate::databricks::http_date)
 }
 
+/// A `403` for a disabled latest version (`SecretDisabled`): the secret exists, consumers just
+/// cannot read it.
+fn is_disabled(e: &azure_core::Error) -> bool {
+    let ErrorKind::HttpResponse { status, error_code, raw_response } = e.kind() else { return false };
+    if u16::from(*status) != 403 {
+        return false;
+    }
+    let body = raw_response.as_ref().map(|r| String::from_utf8_lossy(r.body()).to_string()).unwrap_or_default();
+    error_code.as_deref() == Some("SecretDisabled")
+        || body.contains("\"SecretDisabled\"")
+        || body.to_ascii_lowercase().contains("disabled secret")
+}
+
+/// Whether a failed request may have reached Key Vault and may still take effect: no answer
+/// came (a timeout, a connection lost after sending), or a gateway said it timed out. A refused
+/// connection never sent anything.
+fn outcome_unknown(e: &azure_core::Error) -> bool {
+    match e.kind() {
+        ErrorKind::HttpResponse { status, .. } => matches!(u16::from(*status), 408 | 504),
+        ErrorKind::Credential => false,
+        _ => !refused_connection(e),
+    }
+}
+
+fn refused_connection(e: &azure_core::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(x) = cur {
+        if let Some(r) = x.downcast_ref::<reqwest::Error>()
+            && r.is_connect()
+        {
+            return true;
+        }
+        if let Some(io) = x.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        cur = x.source();
+    }
+    false
+}
+
+impl KeyVaultStore {
+    /// The latest version's metadata when the vault refuses to read it because it is disabled:
+    /// the versions list still shows it.
+    async fn latest_from_versions(&self, name: &str) -> Result<Option<StoredSecret>> {
+        let versions = self.versions(name).await?;
+        Ok(versions.into_iter().max_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id))))
+    }
+}
+
 #[async_trait]
 impl SecretStore for KeyVaultStore {
     async fn read_latest(&self, name: &str) -> Result<SecretRead> {
-        let r = self
+        enum Got {
+            Read(SecretRead),
+            Disabled(Option<time::OffsetDateTime>),
+        }
+        let got = self
             .retry
             .run("reading the secret", || async {
                 self.reads.acquire().await;
@@ -158,46 +229,88 @@ impl SecretStore for KeyVaultStore {
                     Ok(resp) => {
                         let at = vault_date(resp.headers());
                         let secret = resp.into_model().map_err(|e| self.error("read", name, &e))?;
-                        Ok(SecretRead { latest: Some(stored(secret)), at })
+                        Ok(Got::Read(SecretRead { latest: Some(stored(secret)), at }))
                     }
                     Err(e) => match e.kind() {
                         ErrorKind::HttpResponse { status, raw_response, .. } if u16::from(*status) == 404 => {
-                            Ok(SecretRead {
+                            // "Absent" — or soft-deleted, or being recovered: the domain treats
+                            // it as no proof of anything.
+                            Ok(Got::Read(SecretRead {
                                 latest: None,
                                 at: raw_response.as_ref().and_then(|r| vault_date(r.headers())),
-                            })
+                            }))
+                        }
+                        ErrorKind::HttpResponse { raw_response, .. } if is_disabled(&e) => {
+                            Ok(Got::Disabled(raw_response.as_ref().and_then(|r| vault_date(r.headers()))))
                         }
                         _ => Err(self.error("read", name, &e)),
                     },
                 }
             })
             .await?;
+        let r = match got {
+            Got::Read(r) => r,
+            Got::Disabled(at) => {
+                let latest = self.latest_from_versions(name).await.map_err(|e| {
+                    e.context(
+                        "the latest version is disabled and the versions list (to see its tags) could not be read",
+                    )
+                })?;
+                SecretRead { latest, at }
+            }
+        };
         debug!(vault = %self.vault_url, secret = name, found = r.latest.is_some(), "read secret");
         Ok(r)
     }
 
-    async fn write(&self, w: &SecretWrite) -> Result<StoredSecret> {
-        // One attempt: the domain reads back and decides whether another is safe.
+    async fn versions(&self, name: &str) -> Result<Vec<StoredSecret>> {
         self.retry
-            .once("writing the secret", async {
-                let params = SetSecretParameters {
-                    value: Some(w.value.expose().to_string()),
-                    content_type: Some(w.content_type.clone()),
-                    tags: Some(w.tags.clone().into_iter().collect::<HashMap<_, _>>()),
-                    secret_attributes: Some(SecretAttributes {
-                        enabled: Some(true),
-                        expires: w.expires,
-                        ..Default::default()
-                    }),
-                };
-                let body: RequestContent<SetSecretParameters> =
-                    params.try_into().map_err(|e: azure_core::Error| self.error("write", &w.name, &e))?;
-                self.writes.acquire().await;
-                let resp =
-                    self.client.set_secret(&w.name, body, None).await.map_err(|e| self.error("write", &w.name, &e))?;
-                let secret = resp.into_model().map_err(|e| self.error("write", &w.name, &e))?;
-                Ok(stored(secret))
+            .run("listing the secret's versions", || async {
+                self.reads.acquire().await;
+                let pager = self
+                    .client
+                    .list_secret_properties_versions(name, None)
+                    .map_err(|e| self.error("versions list", name, &e))?;
+                let items: Vec<SecretProperties> =
+                    pager.try_collect().await.map_err(|e| self.error("versions list", name, &e))?;
+                Ok(items.into_iter().map(stored_properties).collect())
             })
             .await
+    }
+
+    async fn write(&self, w: &SecretWrite) -> std::result::Result<StoredSecret, WriteError> {
+        // One attempt: the domain reads back and decides whether another is safe.
+        let params = SetSecretParameters {
+            value: Some(w.value.expose().to_string()),
+            content_type: Some(w.content_type.clone()),
+            tags: Some(w.tags.clone().into_iter().collect::<HashMap<_, _>>()),
+            secret_attributes: Some(SecretAttributes { enabled: Some(true), expires: w.expires, ..Default::default() }),
+        };
+        let body: RequestContent<SetSecretParameters> =
+            params.try_into().map_err(|e: azure_core::Error| WriteError::Failed(self.error("write", &w.name, &e)))?;
+        self.writes.acquire().await;
+        let limit = self.retry.attempt_timeout();
+        let answer = tokio::time::timeout(limit, async {
+            let resp = self.client.set_secret(&w.name, body, None).await?;
+            resp.into_model()
+        })
+        .await;
+        match answer {
+            Ok(Ok(secret)) => Ok(stored(secret)),
+            Ok(Err(e)) if outcome_unknown(&e) => Err(WriteError::Unknown(self.error("write", &w.name, &e))),
+            Ok(Err(e)) => Err(WriteError::Failed(self.error("write", &w.name, &e))),
+            Err(_) => Err(WriteError::Unknown(
+                Error::new(
+                    Code::Timeout,
+                    format!(
+                        "Key Vault write of secret \"{}\" in {}: no answer within {} s",
+                        w.name,
+                        self.vault_url,
+                        limit.as_secs_f32()
+                    ),
+                )
+                .transient(),
+            )),
+        }
     }
 }

@@ -60,6 +60,7 @@ pub fn from_answer(
     retry_after: Option<&str>,
     body: &[u8],
     management_mode: bool,
+    forbidden: &str,
 ) -> Error {
     let (code, message) = parse_body(body);
     let s = status.as_u16();
@@ -84,10 +85,8 @@ pub fn from_answer(
             };
             Error::new(Code::DatabricksUnauthorized, format!("{detail} ({hint})"))
         }
-        403 => Error::new(
-            Code::DatabricksForbidden,
-            format!("{detail} (the identity needs the token CAN_USE permission in the workspace)"),
-        ),
+        403 if forbidden.is_empty() => Error::new(Code::DatabricksForbidden, detail),
+        403 => Error::new(Code::DatabricksForbidden, format!("{detail} ({forbidden})")),
         429 => Error::new(Code::Throttled, detail)
             .transient()
             .with_retry_after(Some(parse_retry_after(retry_after).unwrap_or(std::time::Duration::from_secs(1)))),
@@ -191,16 +190,17 @@ mod tests {
             None,
             br#"{"error_code":"QUOTA_EXCEEDED","message":"x"}"#,
             false,
+            "",
         );
         assert_eq!(e.code, Code::DatabricksQuotaExceeded);
-        let e = from_answer("op", "https://w", StatusCode::TOO_MANY_REQUESTS, Some("7"), b"", false);
+        let e = from_answer("op", "https://w", StatusCode::TOO_MANY_REQUESTS, Some("7"), b"", false, "");
         assert_eq!(
             (e.code, e.transient, e.retry_after),
             (Code::Throttled, true, Some(std::time::Duration::from_secs(7)))
         );
-        let e = from_answer("op", "https://w", StatusCode::BAD_GATEWAY, None, b"<html><pre>x</pre></html>", false);
+        let e = from_answer("op", "https://w", StatusCode::BAD_GATEWAY, None, b"<html><pre>x</pre></html>", false, "");
         assert_eq!((e.code, e.transient), (Code::UpstreamUnavailable, true));
-        let e = from_answer("op", "https://w", StatusCode::UNAUTHORIZED, None, b"", false);
+        let e = from_answer("op", "https://w", StatusCode::UNAUTHORIZED, None, b"", false, "");
         assert_eq!(e.code, Code::DatabricksUnauthorized);
         let e = from_answer(
             "op",
@@ -209,6 +209,7 @@ mod tests {
             None,
             br#"{"error_code":"PERMISSION_DENIED"}"#,
             false,
+            "",
         );
         assert_eq!(e.code, Code::DatabricksForbidden);
         let e = from_answer(
@@ -218,6 +219,7 @@ mod tests {
             None,
             br#"{"error_code":"INVALID_PARAMETER_VALUE","message":"Token lifetime exceeds the maximum of 30 days"}"#,
             false,
+            "",
         );
         assert_eq!(e.code, Code::DatabricksLifetimeTooLong);
         assert!(is_already_gone(StatusCode::NOT_FOUND, br#"{"error_code":"RESOURCE_DOES_NOT_EXIST"}"#));

@@ -1,29 +1,32 @@
-//! The Azure Databricks Token API (`/api/2.0/token/*`) on the process's HTTP client.
+//! An Azure Databricks workspace on the process's HTTP client, and the two credential issuers
+//! that live on it.
 //!
-//! - [`wire`]: the JSON shapes, lenient where Databricks is (`{}` for an empty list, ids and
-//!   times as strings or numbers, unknown fields ignored).
+//! - [`DatabricksWorkspace`]: one workspace as the calling identity sees it — authentication
+//!   (an Entra ID token, plus the management-token headers in management-header mode), one
+//!   exchange, idempotent calls retried. It knows nothing of credentials.
+//! - [`pat`]: the PAT issuer (Token API `/api/2.0/token/*`): comment ownership, the token quota,
+//!   the lifetime cap, verification with SCIM `Me`.
+//! - [`oauth_secret`]: the OAuth-secret issuer of a service principal (contract §9): SCIM
+//!   lookup, the secrets proxy API, ownership by record, the limit of five, verification at
+//!   the workspace's OIDC token endpoint.
+//! - [`wire`]: the JSON shapes, lenient where Databricks is.
 //! - [`errors`]: what a Databricks answer means, as a stable error code.
-//! - [`DatabricksWorkspace`]: the [`Workspace`](crate::rotation::ports::Workspace) port.
 //!
-//! Authentication: an Entra ID token for the Databricks application; when the target names a
-//! workspace resource id, also the management token and the resource id headers, which let an
-//! identity that is not (yet) a workspace member act through its Azure role on the workspace.
+//! Where to add a Databricks quirk: the issuer it concerns, or `errors.rs` if every call has it.
 
 pub mod errors;
+pub mod oauth_secret;
+pub mod pat;
 pub mod wire;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
 use time::OffsetDateTime;
 use tracing::debug;
 
 use crate::azure::credential::{DATABRICKS_SCOPE, TokenSource, management_scope};
-use crate::error::{Code, Error, Result};
-use crate::rotation::model::{CreateToken, NewToken};
-use crate::rotation::ports::{CreateError, Listing, Workspace};
+use crate::error::{Error, Result};
 use crate::secret::Redacted;
 use crate::transport::pacing::RateLimiter;
 use crate::transport::retry::RetryPolicy;
@@ -42,27 +45,30 @@ pub struct DatabricksWorkspace {
 }
 
 /// Who a request authenticates as.
-enum Auth<'a> {
+pub(crate) enum Auth<'a> {
     /// The identity (Entra ID token, plus the management headers when configured).
     Identity,
-    /// A PAT (to verify it).
-    Pat(&'a Redacted),
+    /// A bearer credential under test (a new PAT).
+    Bearer(&'a Redacted),
+    /// HTTP Basic with a client id and a secret under test (an OAuth secret at the token
+    /// endpoint).
+    Basic(&'a str, &'a Redacted),
+}
+
+/// A request body.
+pub(crate) enum Body<'a> {
+    None,
+    Json(serde_json::Value),
+    Form(&'a [(&'a str, &'a str)]),
 }
 
 /// A raw answer: status, `Retry-After`, the workspace's clock (`Date`), body.
-struct Answer {
-    status: StatusCode,
-    retry_after: Option<String>,
-    date: Option<OffsetDateTime>,
-    body: bytes::Bytes,
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub retry_after: Option<String>,
+    pub date: Option<OffsetDateTime>,
+    pub body: bytes::Bytes,
 }
-
-/// The verification call: `GET /api/2.0/preview/scim/v2/Me`. Databricks lists it under every
-/// token scope, so a token of any scope may call it, and an auto-scoped token learns nothing
-/// from it. The token API itself (`/api/2.0/token/*`) would not do: it is in the
-/// `authentication` scope, which a scoped token may lack and from which an auto-scoped token
-/// would keep the power to mint tokens of any scope.
-const VERIFY_PATH: &str = "/api/2.0/preview/scim/v2/Me";
 
 impl DatabricksWorkspace {
     pub fn new(
@@ -83,6 +89,11 @@ impl DatabricksWorkspace {
         }
     }
 
+    /// The workspace URL (`https://host`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// The scopes a request of this workspace needs, for prefetching.
     pub fn scopes(&self) -> Vec<&'static str> {
         let mut v = vec![DATABRICKS_SCOPE];
@@ -92,15 +103,13 @@ impl DatabricksWorkspace {
         v
     }
 
+    pub(crate) fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
     /// One HTTP exchange, no retry. `Err` only for transport trouble; any HTTP status is an
-    /// `Answer`.
-    async fn exchange(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-        auth: Auth<'_>,
-    ) -> Result<Answer> {
+    /// [`Answer`].
+    pub(crate) async fn exchange(&self, method: Method, path: &str, body: Body<'_>, auth: Auth<'_>) -> Result<Answer> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, &url).timeout(self.retry.attempt_timeout());
         match auth {
@@ -120,10 +129,16 @@ impl DatabricksWorkspace {
                     req = req.header(SP_MANAGEMENT_HEADER, m.expose()).header(RESOURCE_ID_HEADER, rid);
                 }
             }
-            Auth::Pat(pat) => req = req.bearer_auth(pat.expose()),
+            Auth::Bearer(secret) => req = req.bearer_auth(secret.expose()),
+            Auth::Basic(user, secret) => req = req.basic_auth(user, Some(secret.expose())),
         }
-        if let Some(b) = body {
-            req = req.json(&b);
+        match body {
+            Body::None => {}
+            Body::Json(b) => req = req.json(&b),
+            Body::Form(f) => {
+                let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(f.iter()).finish();
+                req = req.header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(encoded);
+            }
         }
         if let Some(p) = &self.pacer {
             p.acquire().await;
@@ -138,23 +153,37 @@ impl DatabricksWorkspace {
         Ok(Answer { status, retry_after, date, body })
     }
 
-    /// What an unsuccessful answer of the identity's call means.
-    fn refusal(&self, op: &str, a: &Answer) -> Error {
-        errors::from_answer(op, &self.base, a.status, a.retry_after.as_deref(), &a.body, self.resource_id.is_some())
+    /// What an unsuccessful answer of the identity's call means; `forbidden` says what a `403`
+    /// asks of the identity for this API.
+    pub(crate) fn refusal(&self, op: &str, a: &Answer, forbidden: &str) -> Error {
+        errors::from_answer(
+            op,
+            &self.base,
+            a.status,
+            a.retry_after.as_deref(),
+            &a.body,
+            self.resource_id.is_some(),
+            forbidden,
+        )
     }
 
-    /// An idempotent call, retried; returns the 2xx answer.
-    async fn call(
+    /// An idempotent call as the identity, retried; returns the 2xx answer.
+    pub(crate) async fn call(
         &self,
         op: &'static str,
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
+        forbidden: &str,
     ) -> Result<Answer> {
         self.retry
             .run(op, || async {
-                let a = self.exchange(method.clone(), path, body.clone(), Auth::Identity).await?;
-                if a.status.is_success() { Ok(a) } else { Err(self.refusal(op, &a)) }
+                let b = match &body {
+                    Some(v) => Body::Json(v.clone()),
+                    None => Body::None,
+                };
+                let a = self.exchange(method.clone(), path, b, Auth::Identity).await?;
+                if a.status.is_success() { Ok(a) } else { Err(self.refusal(op, &a, forbidden)) }
             })
             .await
     }
@@ -165,117 +194,11 @@ pub fn http_date(v: &str) -> Option<OffsetDateTime> {
     httpdate::parse_http_date(v).ok().map(OffsetDateTime::from)
 }
 
-#[async_trait]
-impl Workspace for DatabricksWorkspace {
-    async fn list_tokens(&self) -> Result<Listing> {
-        let a = self.call("listing tokens", Method::GET, "/api/2.0/token/list", None).await?;
-        let tokens = wire::parse_list(&a.body)
-            .map_err(|e| Error::new(Code::DatabricksError, format!("listing tokens in {}: {e}", self.base)))?;
-        Ok(Listing { tokens, at: a.date })
-    }
-
-    async fn create_token(&self, req: &CreateToken) -> std::result::Result<NewToken, CreateError> {
-        let mut body = json!({ "comment": req.comment, "lifetime_seconds": req.lifetime_seconds });
-        if let Some(scopes) = &req.scopes {
-            body["scopes"] = json!(scopes);
-        }
-        if let Some(autoscope) = req.autoscope {
-            body["autoscope_enabled"] = json!(autoscope);
-        }
-        // Retried only where the workspace cannot have acted: a refused connection, or 429.
-        // (Not through `RetryPolicy::run`: it would also retry a timeout, which here may mean a
-        // token was created.)
-        let mut attempt = 1;
-        loop {
-            let answer = self
-                .retry
-                .once(
-                    "creating a token",
-                    self.exchange(Method::POST, "/api/2.0/token/create", Some(body.clone()), Auth::Identity),
-                )
-                .await;
-            let err = match answer {
-                Ok(a) if a.status.is_success() => {
-                    return wire::parse_create(&a.body).map_err(|e| {
-                        CreateError::Ambiguous(Error::new(
-                            Code::DatabricksError,
-                            format!("creating a token in {}: unreadable answer ({e})", self.base),
-                        ))
-                    });
-                }
-                Ok(a) => {
-                    let e = self.refusal("creating a token", &a);
-                    if a.status == StatusCode::TOO_MANY_REQUESTS {
-                        e // not processed: safe to retry
-                    } else if a.status.is_server_error() {
-                        return Err(CreateError::Ambiguous(e));
-                    } else {
-                        return Err(CreateError::Refused(e));
-                    }
-                }
-                Err(e) if errors::never_sent(&e) => e,
-                // No token was asked for: the identity's token was not to be had.
-                Err(e) if matches!(e.code, Code::IdentityUnavailable | Code::IdentityFederationRefused) => {
-                    return Err(CreateError::Refused(e));
-                }
-                Err(e) => return Err(CreateError::Ambiguous(e)),
-            };
-            match self.retry.next_wait(attempt, &err) {
-                Ok(wait) => tokio::time::sleep(wait).await,
-                Err(_) => return Err(CreateError::Refused(err)),
-            }
-            attempt += 1;
-        }
-    }
-
-    async fn delete_token(&self, token_id: &str) -> Result<()> {
-        self.retry
-            .run("revoking a token", || async {
-                let a = self
-                    .exchange(
-                        Method::POST,
-                        "/api/2.0/token/delete",
-                        Some(json!({ "token_id": token_id })),
-                        Auth::Identity,
-                    )
-                    .await?;
-                if a.status.is_success() || errors::is_already_gone(a.status, &a.body) {
-                    Ok(())
-                } else {
-                    Err(self.refusal("revoking a token", &a))
-                }
-            })
-            .await
-    }
-
-    async fn verify_token(&self, token: &Redacted) -> Result<Option<OffsetDateTime>> {
-        self.retry
-            .run("verifying the new token", || async {
-                let a = self.exchange(Method::GET, VERIFY_PATH, None, Auth::Pat(token)).await?;
-                if a.status.is_success() || errors::is_missing_scopes(a.status, &a.body) {
-                    // A refusal for missing scopes comes only after the token authenticated.
-                    Ok(a.date)
-                } else {
-                    let mut e = errors::from_answer(
-                        "verifying the new token",
-                        &self.base,
-                        a.status,
-                        a.retry_after.as_deref(),
-                        &a.body,
-                        false,
-                    );
-                    e.message = crate::secret::scrub(&e.message, &[token]);
-                    Err(e)
-                }
-            })
-            .await
-    }
-
-    async fn max_lifetime_days(&self) -> Option<u32> {
-        let answer = self
-            .call("reading workspace-conf", Method::GET, "/api/2.0/workspace-conf?keys=maxTokenLifetimeDays", None)
-            .await
-            .ok()?;
-        wire::parse_max_lifetime(&answer.body)
+/// Whether a create that failed may be tried again at once: the workspace cannot have acted
+/// (a refused connection, 429). Any other failure of a create is ambiguous or a refusal.
+pub(crate) fn create_not_processed(a: &std::result::Result<Answer, Error>) -> bool {
+    match a {
+        Ok(a) => a.status == StatusCode::TOO_MANY_REQUESTS,
+        Err(e) => errors::never_sent(e),
     }
 }

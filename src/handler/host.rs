@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::provision;
 use super::{BodyError, State};
-use crate::engine::RunOptions;
+use crate::engine::{Caller, RunOptions};
 use crate::error::Code;
 
 /// The host's payloads are small; anything beyond this is not from the host.
@@ -80,7 +80,12 @@ async fn rotate_pat_in_span(body: Result<Vec<u8>, BodyError>, state: &State) -> 
     tracing::info!(past_due = ?info.is_past_due, scheduled = ?info.invocation_time, "RotatePat invoked");
     let targets = engine.select(&[]).expect("all targets");
     let budget = engine.config().settings.timer_budget;
-    let outcomes = engine.run(&targets, RunOptions { force: false, dry_run: false, budget }).await;
+    let outcomes = engine
+        .run(
+            &targets,
+            RunOptions { force: false, dry_run: false, revoke_superseded: false, caller: Caller::Timer, budget },
+        )
+        .await;
     let logs: Vec<String> = outcomes.iter().map(|o| o.log_line()).collect();
     let failed: Vec<&str> = outcomes.iter().filter(|o| !o.ok()).map(|o| o.target.as_str()).collect();
     if failed.is_empty() {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{BodyError, State};
-use crate::engine::RunOptions;
+use crate::engine::{Caller, RunOptions};
 use crate::error::Code;
 
 /// Larger bodies get 413.
@@ -137,7 +137,18 @@ pub async fn handle(content_type: Option<&str>, body: Result<Vec<u8>, BodyError>
         return a;
     };
     let budget = engine.config().settings.http_budget;
-    let outcomes = engine.run(&[target], RunOptions { force: req.force, dry_run: req.dry_run, budget }).await;
+    let outcomes = engine
+        .run(
+            &[target],
+            RunOptions {
+                force: req.force,
+                dry_run: req.dry_run,
+                revoke_superseded: false,
+                caller: Caller::Provision,
+                budget,
+            },
+        )
+        .await;
     let outcome = outcomes.into_iter().next().expect("one target in, one outcome out");
     let log = format!("ProvisionPat {}", outcome.log_line());
     match &outcome.failure {

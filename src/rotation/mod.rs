@@ -1,32 +1,40 @@
-//! The rotation domain: contract §7, free of HTTP and Azure types.
+//! The rotation domain: contract §7 for every kind of credential, free of HTTP, Azure types and
+//! configuration.
 //!
-//! - [`model`]: what a token, a stored secret and an outcome are.
-//! - [`rules`]: the pure decisions — rotate or not, and which tokens may be revoked. No I/O,
-//!   no clock reads: everything arrives as arguments, so every rule is a table-driven unit test.
-//! - [`ports`]: the three small traits the domain needs from the world (a workspace's token API,
-//!   a secret store, a clock). `databricks` and `azure::keyvault` implement them for real;
-//!   tests implement them in memory.
-//! - [`rotate`]: one target's rotation — read, decide, create, verify, write, compensate, revoke —
-//!   written against the ports.
+//! - [`model`]: what a credential, a secret version, a kind's [`Profile`] and an outcome are.
+//! - [`spec`]: what one rotation is asked to keep and do ([`Spec`], [`Request`]), built by the
+//!   engine from the configuration.
+//! - [`rules`]: the pure decisions — rotate or not, whose a credential is, which may be revoked.
+//!   No I/O, no clock reads: everything arrives as arguments, so every rule is a table test.
+//! - [`ports`]: the traits the domain needs from the world — an [`ports::Issuer`] of credentials
+//!   (`databricks::pat` for PATs, `databricks::oauth_secret` for OAuth secrets), a secret store,
+//!   a clock, the retry policy.
+//! - [`rotate`]: one target's rotation — read, decide, create, verify, write, compensate, revoke
+//!   — written against the ports, the same order of effects for every kind.
 //!
-//! Invariants kept here (and tested in `rotate`'s tests and in `tests/`):
-//! 1. A token is revoked only when what the run read proves that no consumer can hold it
-//!    ([`rules::revocable`]): never the latest version's token, nothing while the latest version
-//!    is inside the grace, never an unrecorded token younger than an hour; the per-target cap
-//!    ([`rules::over_cap`]) is the one override.
-//! 2. A new token is written to the secret only after it has been proven to work, and only
-//!    while it is younger than [`rules::MAX_UNWRITTEN_AGE`].
-//! 3. A run that created a token either records it in the secret or deletes it; when it cannot
-//!    know (the write's outcome is unknown and the read-back failed), the token carries this
-//!    target's comment prefix and a later run revokes it once it is an hour old.
-//! 4. Tokens whose comment does not start with `pat-rotator/<target>/` are never touched.
+//! Invariants kept here (tested in `tests.rs`, in `tests/` through the binary, and searched for
+//! by the simulator in `sim/`):
+//! 1. A credential is revoked only when what the run read proves that no consumer can hold it
+//!    ([`rules::revocable`]): never the one the latest version names (whatever its other tags),
+//!    nothing while the latest version is inside the grace or its age is unknown, nothing on a
+//!    read that said "absent", never an unrecorded one younger than an hour or of unknown age.
+//!    The exceptions are the cap ([`rules::over_cap`]) and `--revoke-superseded`.
+//! 2. A new credential is written only after it has been proven to work, and only while it is
+//!    younger than [`rules::MAX_UNWRITTEN_AGE`].
+//! 3. A run that created a credential records it, or deletes it when the write failed
+//!    definitively; when a write's outcome is unknown, or the read-back failed, it is kept, and
+//!    a later run finds it recorded or proves it an orphan.
+//! 4. Only the target's credentials are touched ([`model::Ownership`]): a PAT whose comment
+//!    names the target and this secret, or one a version of this secret records.
 
 pub mod model;
 pub mod ports;
 pub mod rotate;
 pub mod rules;
+pub mod spec;
 
-pub use model::{Action, Outcome, Reason, SecretView, StoredSecret, TokenInfo};
+pub use model::{Action, Outcome, Profile, Reason, SecretView};
+pub use spec::{Force, Request, Spec};
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
-//! Domain types: tokens as the workspace lists them, secrets as the store returns them, and the
-//! outcome object of contract §4.
+//! Domain types: credentials as an issuer lists them, secret versions as the store returns
+//! them, what a kind of credential looks like in the vault ([`Profile`]), and the outcome
+//! object of contract §4.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use time::OffsetDateTime;
 use crate::error::{Error, ErrorBody};
 use crate::secret::Redacted;
 
-/// Tag names of contract §6.
+/// Tag names of contract §6 and §9.
 pub mod tags {
     pub const MANAGED_BY: &str = "managed-by";
     pub const MANAGED_BY_VALUE: &str = "pat-rotator";
@@ -19,40 +20,86 @@ pub mod tags {
     pub const EXPIRES_AT: &str = "token-expires-at";
     pub const ROTATED_AT: &str = "rotated-at";
     pub const PREVIOUS_TOKEN_ID: &str = "previous-token-id";
-    /// The target's `client_id` (lower case), when the target's PATs belong to an app (§8).
+    /// A PAT target's `client_id` (§8), or an OAuth-secret target's application id (§9).
     pub const CLIENT_ID: &str = "databricks-client-id";
-    /// `contentType` of every version we write.
-    pub const CONTENT_TYPE: &str = "databricks-pat";
+    pub const SECRET_ID: &str = "databricks-secret-id";
+    pub const PREVIOUS_SECRET_ID: &str = "previous-secret-id";
 }
 
-/// A PAT as the Token API lists it (never its value).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenInfo {
-    pub id: String,
-    pub comment: Option<String>,
-    pub created_at: OffsetDateTime,
-    /// `None`: the token never expires.
-    pub expires_at: Option<OffsetDateTime>,
-}
-
-/// A token just created: the only moment its value is known.
+/// What one kind of credential looks like to the rotation: how it is named, recorded and
+/// bounded. Each issuer owns one (`databricks::pat::PROFILE`, `databricks::oauth_secret::PROFILE`);
+/// the order of effects is the same for every kind.
 #[derive(Debug)]
-pub struct NewToken {
+pub struct Profile {
+    /// For messages: "token", "OAuth secret".
+    pub noun: &'static str,
+    /// `contentType` of every version written; a latest version with another one is foreign.
+    pub content_type: &'static str,
+    /// The tag naming the credential a version holds, and the one naming its predecessor.
+    pub id_tag: &'static str,
+    pub previous_tag: &'static str,
+    /// A tag carrying the credential's expiry (RFC 3339), if the kind writes one.
+    pub expires_tag: Option<&'static str>,
+    /// At most this many live credentials of the target (contract §7 step 4; for OAuth secrets
+    /// the principal's limit of five).
+    pub cap: usize,
+    /// Whether the rotation itself revokes the oldest above `cap` (PATs: the quota is shared by
+    /// 600 tokens of the identity; OAuth secrets: the issuer refuses a sixth, so nothing is
+    /// revoked inside its grace).
+    pub revokes_over_cap: bool,
+    /// Whether a credential carries the create attempt that made it ([`Credential::attempt`]),
+    /// so that one whose create answer was lost can be found and deleted, and the create tried
+    /// again. Without it a lost create is never retried.
+    pub labels_attempts: bool,
+    /// Whether credentials the listing cannot attribute (recorded by no version) are reported
+    /// as a leak to clean up by hand (OAuth secrets: a crash between create and write leaves
+    /// one that nothing can identify).
+    pub reports_unrecorded: bool,
+}
+
+/// Whose a listed credential is, as far as the listing tells (contract §6, §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// Provably this target's and this secret's (a PAT whose comment names both).
+    Ours,
+    /// This target's only while a version of this secret names it: a PAT whose comment names
+    /// the target but predates the secret key, and every OAuth secret of the principal.
+    IfRecorded,
+    /// Never touched by this target.
+    NotOurs,
+}
+
+/// A credential as the issuer lists it (never its value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub id: String,
+    /// The PAT's comment (OAuth secrets have none).
+    pub comment: Option<String>,
+    /// By the issuer's clock; `None` when the issuer did not say (then no age is provable).
+    pub created_at: Option<OffsetDateTime>,
+    /// `None`: never expires (or unknown).
+    pub expires_at: Option<OffsetDateTime>,
+    pub ownership: Ownership,
+    /// The create attempt that made it, when the credential carries it (a PAT's comment).
+    pub attempt: Option<String>,
+}
+
+/// A credential just created: the only moment its value is known.
+#[derive(Debug)]
+pub struct NewCredential {
     pub value: Redacted,
-    pub info: TokenInfo,
+    pub info: Credential,
 }
 
-/// What to ask the Token API for.
+/// What to ask the issuer for.
 #[derive(Debug, Clone)]
-pub struct CreateToken {
-    pub comment: String,
+pub struct CreateRequest {
+    /// Unique per attempt; an issuer that can label credentials puts it on the new one.
+    pub attempt: String,
     pub lifetime_seconds: u64,
-    pub scopes: Option<Vec<String>>,
-    /// `autoscope_enabled`; `None` sends nothing (the workspace's default applies).
-    pub autoscope: Option<bool>,
 }
 
-/// The latest version of a secret, without its value (the domain never needs it).
+/// A version of a secret, without its value (the domain never needs it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSecret {
     /// Full id including the version: `https://…/secrets/<name>/<version>`.
@@ -62,12 +109,27 @@ pub struct StoredSecret {
     /// `attributes.created`: when Key Vault stored this version, by Key Vault's clock. It is
     /// the moment the version before it was superseded.
     pub created: Option<OffsetDateTime>,
+    /// `attributes.enabled`: consumers cannot read a disabled version.
+    pub enabled: bool,
+    /// `attributes.exp`.
+    pub expires: Option<OffsetDateTime>,
 }
 
 impl StoredSecret {
     /// The version part of [`StoredSecret::id`].
     pub fn version(&self) -> &str {
         self.id.rsplit('/').next().unwrap_or_default()
+    }
+
+    fn tag(&self, k: &str) -> Option<String> {
+        self.tags.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    /// The credential this version names and the one it superseded, by `profile`'s tags. A
+    /// version names its credential whatever else its tags say (a retagged version that lost
+    /// `managed-by` still holds a token consumers read).
+    pub fn names(&self, profile: &Profile) -> (Option<String>, Option<String>) {
+        (self.tag(profile.id_tag), self.tag(profile.previous_tag))
     }
 }
 
@@ -81,28 +143,34 @@ pub struct SecretWrite {
     pub tags: BTreeMap<String, String>,
 }
 
-/// What the tags of a stored secret say.
+/// What the latest version says, read with a kind's [`Profile`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretView {
     pub id: String,
+    /// Written by pat-rotator for this kind: `managed-by=pat-rotator` and the kind's
+    /// `contentType`.
     pub managed: bool,
-    pub token_id: Option<String>,
-    pub token_expires_at: Option<OffsetDateTime>,
+    pub enabled: bool,
+    /// The credential it names (whether or not `managed`).
+    pub credential_id: Option<String>,
+    pub previous_id: Option<String>,
+    pub expires_at: Option<OffsetDateTime>,
     pub rotated_at: Option<OffsetDateTime>,
-    pub previous_token_id: Option<String>,
 }
 
 impl SecretView {
-    pub fn from_stored(s: &StoredSecret) -> SecretView {
-        let tag = |k: &str| s.tags.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let time = |k: &str| tag(k).and_then(|v| parse_rfc3339(&v));
+    pub fn of(s: &StoredSecret, profile: &Profile) -> SecretView {
+        let (credential_id, previous_id) = s.names(profile);
+        let time = |k: &str| s.tag(k).and_then(|v| parse_rfc3339(&v));
         SecretView {
             id: s.id.clone(),
-            managed: tag(tags::MANAGED_BY).as_deref() == Some(tags::MANAGED_BY_VALUE),
-            token_id: tag(tags::TOKEN_ID),
-            token_expires_at: time(tags::EXPIRES_AT),
+            managed: s.tag(tags::MANAGED_BY).as_deref() == Some(tags::MANAGED_BY_VALUE)
+                && s.content_type.as_deref() == Some(profile.content_type),
+            enabled: s.enabled,
+            credential_id,
+            previous_id,
+            expires_at: profile.expires_tag.and_then(time).or(s.expires),
             rotated_at: time(tags::ROTATED_AT),
-            previous_token_id: tag(tags::PREVIOUS_TOKEN_ID),
         }
     }
 }
@@ -140,7 +208,9 @@ pub enum Reason {
     Expiring,
     RevokedInWorkspace,
     ForeignSecret,
+    DisabledSecret,
     Forced,
+    RecentlyRotated,
     Fresh,
 }
 
@@ -151,7 +221,9 @@ impl Reason {
             Reason::Expiring => "expiring",
             Reason::RevokedInWorkspace => "revoked_in_workspace",
             Reason::ForeignSecret => "foreign_secret",
+            Reason::DisabledSecret => "disabled_secret",
             Reason::Forced => "forced",
+            Reason::RecentlyRotated => "recently_rotated",
             Reason::Fresh => "fresh",
         }
     }
@@ -161,8 +233,8 @@ impl Reason {
         match self {
             Reason::NoSecret => Action::Created,
             Reason::RevokedInWorkspace => Action::Reprovisioned,
-            Reason::Fresh => Action::Unchanged,
-            Reason::Expiring | Reason::ForeignSecret | Reason::Forced => Action::Rotated,
+            Reason::Fresh | Reason::RecentlyRotated => Action::Unchanged,
+            Reason::Expiring | Reason::ForeignSecret | Reason::DisabledSecret | Reason::Forced => Action::Rotated,
         }
     }
 }
@@ -178,6 +250,9 @@ pub struct Outcome {
     pub expires_at: Option<String>,
     pub revoked_token_ids: Vec<String>,
     pub error: Option<ErrorBody>,
+    /// The run's warnings for this target (also logged as they happen).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// The full error, for the HTTP layer (status code, `Retry-After`); not serialised.
     #[serde(skip)]
     pub failure: Option<Error>,
@@ -194,6 +269,7 @@ impl Outcome {
             expires_at: None,
             revoked_token_ids: Vec::new(),
             error: Some(ErrorBody::from(&err)),
+            warnings: Vec::new(),
             failure: Some(err),
         }
     }
@@ -217,6 +293,9 @@ impl Outcome {
         if !self.revoked_token_ids.is_empty() {
             s.push_str(&format!(", revoked {}", self.revoked_token_ids.len()));
         }
+        if !self.warnings.is_empty() {
+            s.push_str(&format!(", {} warning(s)", self.warnings.len()));
+        }
         if let Some(e) = &self.error {
             s.push_str(&format!(", error {}: {}", e.code, e.message));
         }
@@ -224,7 +303,7 @@ impl Outcome {
     }
 }
 
-/// The first 12 characters of a token id: enough to tell tokens apart in a table. Counts
+/// The first 12 characters of an id: enough to tell credentials apart in a table. Counts
 /// characters, not bytes: ids come from tags anyone with write access can set.
 pub fn short_id(id: &str) -> String {
     match id.char_indices().nth(12) {

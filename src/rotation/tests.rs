@@ -1,4 +1,7 @@
 //! The rotation against in-memory ports: every invariant of the module docs, without HTTP.
+//! The issuer here is either kind: PAT-like (comments carry the target, the secret key and the
+//! attempt; the real naming functions of `databricks::pat`) or OAuth-secret-like (no comment,
+//! ownership by record, a limit of five).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -7,15 +10,17 @@ use async_trait::async_trait;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-use super::model::{CreateToken, NewToken, SecretWrite, StoredSecret, TokenInfo, tags};
-use super::ports::{Clock, CreateError, Listing, SecretRead, SecretStore, Workspace};
-use super::rotate::{Ports, Request, rotate};
+use super::model::{CreateRequest, Credential, NewCredential, Ownership, Profile, SecretWrite, StoredSecret, tags};
+use super::ports::{Backoff, Clock, CreateError, Issuer, Listing, Refusal, SecretRead, SecretStore, WriteError};
+use super::rotate::{Ports, rotate};
+use super::spec::{Force, Owner, Request, Spec};
 use super::{Action, Reason};
-use crate::config::Target;
+use crate::databricks::{oauth_secret, pat};
 use crate::error::{Code, Error, Result};
 use crate::secret::Redacted;
 
 const NOW: OffsetDateTime = datetime!(2026-11-26 03:00 UTC);
+const KEY: &str = "0123456789ab";
 
 struct FixedClock;
 impl Clock for FixedClock {
@@ -24,9 +29,29 @@ impl Clock for FixedClock {
     }
 }
 
+struct FastBackoff;
+impl Backoff for FastBackoff {
+    fn next_wait(&self, attempt: u32, _err: &Error) -> Option<std::time::Duration> {
+        (attempt < 3).then_some(std::time::Duration::from_millis(1))
+    }
+    fn past_deadline(&self) -> bool {
+        false
+    }
+}
+
+struct NoRetry;
+impl Backoff for NoRetry {
+    fn next_wait(&self, _attempt: u32, _err: &Error) -> Option<std::time::Duration> {
+        None
+    }
+    fn past_deadline(&self) -> bool {
+        true
+    }
+}
+
 #[derive(Debug, Clone)]
-struct MemToken {
-    info: TokenInfo,
+struct MemCred {
+    info: Credential,
     value: String,
 }
 
@@ -34,55 +59,95 @@ struct MemToken {
 enum CreateFault {
     #[default]
     None,
-    /// Create the token, then report an ambiguous failure (the response was lost).
+    /// Create the credential, then report an ambiguous failure (the response was lost).
     LostResponse,
-    Quota,
-    Refuse(Code),
+    Refuse,
 }
 
-#[derive(Default)]
-struct MemWorkspace {
-    tokens: Mutex<Vec<MemToken>>,
+struct MemIssuer {
+    profile: &'static Profile,
+    creds: Mutex<Vec<MemCred>>,
     create_faults: Mutex<VecDeque<CreateFault>>,
     verify_fails: Mutex<bool>,
     /// Lists that succeed before every further list fails (`None`: never fails).
     lists_before_failing: Mutex<Option<u32>>,
-    /// The first list leaves this token out (it was created just after the list was taken).
+    /// The first list leaves this credential out (it was created just after the list was taken).
     hidden_from_first_list: Mutex<Option<String>>,
     lists: Mutex<u32>,
-    /// The workspace's clock at verification is this much ahead of token creation.
+    /// The issuer's clock at verification is this much ahead of creation.
     verify_clock_ahead: Mutex<VecDeque<Duration>>,
+    /// Listings carry no `Date`.
+    no_date: Mutex<bool>,
     deletes: Mutex<Vec<String>>,
     creates: Mutex<u32>,
-    quota: usize,
+    limit: usize,
     next: Mutex<u32>,
 }
 
-impl MemWorkspace {
+impl MemIssuer {
+    fn pat() -> MemIssuer {
+        MemIssuer::with(&pat::PROFILE, 600)
+    }
+    fn oauth() -> MemIssuer {
+        MemIssuer::with(&oauth_secret::PROFILE, 5)
+    }
+    fn with(profile: &'static Profile, limit: usize) -> MemIssuer {
+        MemIssuer {
+            profile,
+            creds: Mutex::default(),
+            create_faults: Mutex::default(),
+            verify_fails: Mutex::default(),
+            lists_before_failing: Mutex::default(),
+            hidden_from_first_list: Mutex::default(),
+            lists: Mutex::default(),
+            verify_clock_ahead: Mutex::default(),
+            no_date: Mutex::default(),
+            deletes: Mutex::default(),
+            creates: Mutex::default(),
+            limit,
+            next: Mutex::default(),
+        }
+    }
+    fn is_pat(&self) -> bool {
+        self.profile.labels_attempts
+    }
+    /// A credential with `comment` (PATs; ignored for OAuth secrets), created `age` ago.
     fn seed(&self, id: &str, comment: &str, age: Duration, expires_in: Duration) {
-        self.tokens.lock().unwrap().push(MemToken {
-            info: TokenInfo {
+        let (ownership, attempt) =
+            if self.is_pat() { pat::ownership(Some(comment), "t", KEY) } else { (Ownership::IfRecorded, None) };
+        self.creds.lock().unwrap().push(MemCred {
+            info: Credential {
                 id: id.into(),
-                comment: Some(comment.into()),
-                created_at: NOW - age,
+                comment: self.is_pat().then(|| comment.to_string()),
+                created_at: Some(NOW - age),
                 expires_at: Some(NOW + expires_in),
+                ownership,
+                attempt,
             },
-            value: format!("dapi-{id}"),
+            value: format!("value-{id}"),
         });
     }
     fn ids(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.tokens.lock().unwrap().iter().map(|t| t.info.id.clone()).collect();
+        let mut v: Vec<String> = self.creds.lock().unwrap().iter().map(|t| t.info.id.clone()).collect();
         v.sort();
         v
     }
     fn value_of(&self, id: &str) -> Option<String> {
-        self.tokens.lock().unwrap().iter().find(|t| t.info.id == id).map(|t| t.value.clone())
+        self.creds.lock().unwrap().iter().find(|t| t.info.id == id).map(|t| t.value.clone())
     }
 }
 
+/// A comment of this target and secret.
+fn ours(attempt: &str) -> String {
+    pat::comment("t", KEY, attempt)
+}
+
 #[async_trait]
-impl Workspace for MemWorkspace {
-    async fn list_tokens(&self) -> Result<Listing> {
+impl Issuer for MemIssuer {
+    fn profile(&self) -> &'static Profile {
+        self.profile
+    }
+    async fn list(&self) -> Result<Listing> {
         if let Some(n) = self.lists_before_failing.lock().unwrap().as_mut() {
             if *n == 0 {
                 return Err(Error::new(Code::UpstreamUnavailable, "list down"));
@@ -91,65 +156,66 @@ impl Workspace for MemWorkspace {
         }
         *self.lists.lock().unwrap() += 1;
         let hidden = self.hidden_from_first_list.lock().unwrap().take();
-        let tokens = self
-            .tokens
+        let credentials = self
+            .creds
             .lock()
             .unwrap()
             .iter()
             .filter(|t| Some(&t.info.id) != hidden.as_ref())
             .map(|t| t.info.clone())
             .collect();
-        Ok(Listing { tokens, at: Some(NOW) })
+        let at = (!*self.no_date.lock().unwrap()).then_some(NOW);
+        Ok(Listing { credentials, at })
     }
-    async fn create_token(&self, req: &CreateToken) -> std::result::Result<NewToken, CreateError> {
+    async fn create(&self, req: &CreateRequest) -> std::result::Result<NewCredential, CreateError> {
         *self.creates.lock().unwrap() += 1;
         let fault = self.create_faults.lock().unwrap().pop_front().unwrap_or_default();
-        let quota = if self.quota == 0 { 600 } else { self.quota };
-        if matches!(fault, CreateFault::Quota) || self.tokens.lock().unwrap().len() >= quota {
-            return Err(CreateError::Refused(
-                Error::new(Code::DatabricksQuotaExceeded, "QUOTA_EXCEEDED").with_status(400),
-            ));
+        if self.creds.lock().unwrap().len() >= self.limit {
+            return Err(CreateError::Refused(Refusal::Full, Error::new(Code::DatabricksQuotaExceeded, "full")));
         }
-        if let CreateFault::Refuse(code) = fault {
-            return Err(CreateError::Refused(Error::new(code, "refused").with_status(400)));
+        if let CreateFault::Refuse = fault {
+            return Err(CreateError::Refused(Refusal::Other, Error::new(Code::DatabricksForbidden, "refused")));
         }
         let n = {
             let mut n = self.next.lock().unwrap();
             *n += 1;
             *n
         };
-        let t = MemToken {
-            info: TokenInfo {
+        let comment = self.is_pat().then(|| ours(&req.attempt));
+        let (ownership, attempt) =
+            if self.is_pat() { pat::ownership(comment.as_deref(), "t", KEY) } else { (Ownership::IfRecorded, None) };
+        let t = MemCred {
+            info: Credential {
                 id: format!("new{n}"),
-                comment: Some(req.comment.clone()),
-                created_at: NOW,
+                comment,
+                created_at: Some(NOW),
                 expires_at: Some(NOW + Duration::seconds(req.lifetime_seconds as i64)),
+                ownership,
+                attempt,
             },
-            value: format!("dapi-secret-{n}"),
+            value: format!("secret-value-{n}"),
         };
-        self.tokens.lock().unwrap().push(t.clone());
+        self.creds.lock().unwrap().push(t.clone());
         if matches!(fault, CreateFault::LostResponse) {
             return Err(CreateError::Ambiguous(Error::new(Code::Timeout, "lost").transient()));
         }
-        Ok(NewToken { value: Redacted::new(t.value), info: t.info })
+        Ok(NewCredential { value: Redacted::new(t.value), info: t.info })
     }
-    async fn delete_token(&self, id: &str) -> Result<()> {
+    async fn revoke(&self, id: &str) -> Result<()> {
         self.deletes.lock().unwrap().push(id.to_string());
-        self.tokens.lock().unwrap().retain(|t| t.info.id != id);
+        self.creds.lock().unwrap().retain(|t| t.info.id != id);
         Ok(())
     }
-    async fn verify_token(&self, token: &Redacted) -> Result<Option<OffsetDateTime>> {
+    async fn verify(&self, value: &Redacted) -> Result<Option<OffsetDateTime>> {
         if *self.verify_fails.lock().unwrap() {
-            return Err(Error::new(Code::DatabricksForbidden, "Invalid access token."));
+            return Err(Error::new(Code::DatabricksUnauthorized, "Invalid access token."));
         }
-        if self.tokens.lock().unwrap().iter().any(|t| t.value == token.expose()) {
-            Ok(Some(NOW + self.verify_clock_ahead.lock().unwrap().pop_front().unwrap_or(Duration::ZERO)))
+        if self.creds.lock().unwrap().iter().any(|t| t.value == value.expose()) {
+            let ahead = self.verify_clock_ahead.lock().unwrap().pop_front().unwrap_or(Duration::ZERO);
+            Ok((!*self.no_date.lock().unwrap()).then_some(NOW + ahead))
         } else {
-            Err(Error::new(Code::DatabricksForbidden, "Invalid access token."))
+            Err(Error::new(Code::DatabricksUnauthorized, "Invalid access token."))
         }
-    }
-    async fn max_lifetime_days(&self) -> Option<u32> {
-        Some(30)
     }
 }
 
@@ -158,27 +224,52 @@ struct Version {
     id: String,
     value: String,
     tags: BTreeMap<String, String>,
+    content_type: Option<String>,
     created: OffsetDateTime,
+    enabled: bool,
 }
 
 impl Version {
     fn stored(&self) -> StoredSecret {
-        StoredSecret { id: self.id.clone(), tags: self.tags.clone(), content_type: None, created: Some(self.created) }
+        StoredSecret {
+            id: self.id.clone(),
+            tags: self.tags.clone(),
+            content_type: self.content_type.clone(),
+            created: Some(self.created),
+            enabled: self.enabled,
+            expires: None,
+        }
     }
+}
+
+#[derive(Clone, Copy)]
+enum WriteFault {
+    /// The vault answered with an error; the version is not stored.
+    Refused,
+    /// The vault answered with an error although the version was stored.
+    LandedAnyway,
+    /// No answer; the version lands after the read-back (a timed-out PUT applied later).
+    TimeoutLandsLater,
+    /// No answer; the version never lands.
+    TimeoutNeverLands,
 }
 
 #[derive(Default)]
 struct MemStore {
     versions: Mutex<Vec<Version>>,
-    /// Fail writes: (landed anyway?, then fail reads too?)
-    write_fault: Mutex<Option<(bool, bool)>>,
+    write_faults: Mutex<VecDeque<WriteFault>>,
+    /// Writes that land after the next read-back.
+    pending: Mutex<Vec<Version>>,
     read_fails: Mutex<bool>,
     /// Reads that succeed before every further read fails (`None`: never fails).
     reads_before_failing: Mutex<Option<u32>>,
-    /// Written by another process when our next write fails: (token id, then fail the write).
+    /// Reads answer 404 (soft-deleted, or being recovered) although versions exist.
+    reads_absent: Mutex<bool>,
+    /// Written by another process when our next write fails: (credential id).
     concurrent_writer: Mutex<Option<String>>,
     /// Write attempts that fail (transiently) without landing.
     transient_write_failures: Mutex<u32>,
+    version_lists: Mutex<u32>,
     writes: Mutex<u32>,
 }
 
@@ -186,15 +277,25 @@ impl MemStore {
     fn latest(&self) -> Option<Version> {
         self.versions.lock().unwrap().last().cloned()
     }
-    fn seed(&self, value: &str, tags: &[(&str, &str)], age: Duration) {
+    fn push(&self, value: &str, tags: &[(&str, &str)], content_type: &str, age: Duration) {
         let mut versions = self.versions.lock().unwrap();
         let n = versions.len();
         versions.push(Version {
             id: format!("https://kv/secrets/s/v{n}"),
             value: value.into(),
             tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            content_type: Some(content_type.to_string()),
             created: NOW - age,
+            enabled: true,
         });
+    }
+    fn land_pending(&self) {
+        let pending: Vec<Version> = self.pending.lock().unwrap().drain(..).collect();
+        let mut v = self.versions.lock().unwrap();
+        for mut p in pending {
+            p.id = format!("https://kv/secrets/s/v{}", v.len());
+            v.push(p);
+        }
     }
 }
 
@@ -210,98 +311,115 @@ impl SecretStore for MemStore {
         if *self.read_fails.lock().unwrap() {
             return Err(Error::new(Code::UpstreamUnavailable, "read down"));
         }
-        Ok(SecretRead { latest: self.latest().map(|v| v.stored()), at: Some(NOW) })
+        let latest = if *self.reads_absent.lock().unwrap() { None } else { self.latest().map(|v| v.stored()) };
+        // A PUT that timed out lands after the read-back saw the old version.
+        self.land_pending();
+        Ok(SecretRead { latest, at: Some(NOW) })
     }
-    async fn write(&self, w: &SecretWrite) -> Result<StoredSecret> {
+    async fn versions(&self, _name: &str) -> Result<Vec<StoredSecret>> {
+        *self.version_lists.lock().unwrap() += 1;
+        Ok(self.versions.lock().unwrap().iter().map(Version::stored).collect())
+    }
+    async fn write(&self, w: &SecretWrite) -> std::result::Result<StoredSecret, WriteError> {
         *self.writes.lock().unwrap() += 1;
-        let fault = *self.write_fault.lock().unwrap();
         let v = Version {
             id: format!("https://kv/secrets/s/v{}", self.versions.lock().unwrap().len()),
             value: w.value.expose().to_string(),
             tags: w.tags.clone(),
+            content_type: Some(w.content_type.clone()),
             created: NOW,
+            enabled: true,
         };
         if let Some(other) = self.concurrent_writer.lock().unwrap().take() {
-            let n = self.versions.lock().unwrap().len();
-            self.seed(
-                &format!("dapi-{other}"),
+            self.push(
+                &format!("value-{other}"),
                 &[(tags::MANAGED_BY, "pat-rotator"), (tags::TOKEN_ID, other.as_str())],
+                "databricks-pat",
                 Duration::ZERO,
             );
-            let _ = n;
-            return Err(Error::new(Code::UpstreamUnavailable, "503 from vault").with_status(503).transient());
+            return Err(WriteError::Failed(
+                Error::new(Code::UpstreamUnavailable, "503 from vault").with_status(503).transient(),
+            ));
         }
         {
             let mut left = self.transient_write_failures.lock().unwrap();
             if *left > 0 {
                 *left -= 1;
-                return Err(Error::new(Code::Throttled, "429 from vault").with_status(429).transient());
+                return Err(WriteError::Failed(
+                    Error::new(Code::Throttled, "429 from vault").with_status(429).transient(),
+                ));
             }
         }
+        let fault = self.write_faults.lock().unwrap().pop_front();
         match fault {
             None => {
                 self.versions.lock().unwrap().push(v.clone());
                 Ok(v.stored())
             }
-            Some((landed, then_reads_fail)) => {
-                if landed {
-                    self.versions.lock().unwrap().push(v);
-                }
-                if then_reads_fail {
-                    *self.read_fails.lock().unwrap() = true;
-                }
-                Err(Error::new(Code::UpstreamUnavailable, "500 from vault").with_status(500))
+            Some(WriteFault::Refused) => {
+                Err(WriteError::Failed(Error::new(Code::KeyvaultForbidden, "403 from vault").with_status(403)))
+            }
+            Some(WriteFault::LandedAnyway) => {
+                self.versions.lock().unwrap().push(v);
+                Err(WriteError::Failed(Error::new(Code::UpstreamUnavailable, "500 from vault").with_status(500)))
+            }
+            Some(WriteFault::TimeoutLandsLater) => {
+                self.pending.lock().unwrap().push(v);
+                Err(WriteError::Unknown(Error::new(Code::Timeout, "no answer").transient()))
+            }
+            Some(WriteFault::TimeoutNeverLands) => {
+                Err(WriteError::Unknown(Error::new(Code::Timeout, "no answer").transient()))
             }
         }
     }
 }
 
-fn target(grace: u32) -> Target {
-    Target {
-        name: "t".into(),
-        workspace_url: "https://adb-1.1.azuredatabricks.net".into(),
-        workspace_resource_id: None,
-        key_vault_url: "https://kv.vault.azure.net".into(),
+fn spec(grace: i64) -> Spec {
+    Spec {
+        target: "t".into(),
         secret_name: "s".into(),
         lifetime_days: 90,
-        renew_before_days: 30,
-        revoke_grace_hours: grace,
-        scopes: None,
-        autoscope: None,
-        client_id: None,
+        renew_before: Duration::days(30),
+        grace: Duration::hours(grace),
+        tags: BTreeMap::new(),
+        owner: Some(Owner { client_id: None }),
     }
 }
 
-async fn run(t: &Target, ws: &MemWorkspace, kv: &MemStore, force: bool, dry_run: bool) -> super::Outcome {
-    let retry = crate::transport::retry::RetryPolicy {
-        attempts: 3,
-        base_delay: std::time::Duration::from_millis(1),
-        max_delay: std::time::Duration::from_millis(5),
-        call_timeout: std::time::Duration::from_secs(5),
-    };
-    let ports = Ports { workspace: ws, store: kv, clock: &FixedClock, retry: &retry };
-    rotate(Request { target: t, force, dry_run }, &ports).await
+fn req(force: Force) -> Request {
+    Request { force, dry_run: false, revoke_superseded: false }
 }
 
-/// A managed secret naming token `id` (created `age` ago, expiring in `exp`).
-fn seed_current(ws: &MemWorkspace, kv: &MemStore, id: &str, age: Duration, exp: Duration, prev: Option<&str>) {
-    ws.seed(id, &format!("pat-rotator/t/{id}"), age, exp);
+async fn run_req(s: &Spec, ws: &MemIssuer, kv: &MemStore, r: Request) -> super::Outcome {
+    let ports = Ports { issuer: ws, store: kv, clock: &FixedClock, backoff: &FastBackoff };
+    rotate(s, r, &ports).await
+}
+
+async fn run(s: &Spec, ws: &MemIssuer, kv: &MemStore, force: bool, dry_run: bool) -> super::Outcome {
+    let force = if force { Force::Cli } else { Force::No };
+    run_req(s, ws, kv, Request { force, dry_run, revoke_superseded: false }).await
+}
+
+/// A managed PAT secret naming credential `id` (created `age` ago, expiring in `exp`).
+fn seed_current(ws: &MemIssuer, kv: &MemStore, id: &str, age: Duration, exp: Duration, prev: Option<&str>) {
+    ws.seed(id, &ours(id), age, exp);
     let rotated = super::model::rfc3339(NOW - age);
+    let p = ws.profile;
     let mut tags = vec![
         (tags::MANAGED_BY, "pat-rotator"),
         (tags::TARGET, "t"),
-        (tags::TOKEN_ID, id),
+        (p.id_tag, id),
         (tags::ROTATED_AT, rotated.as_str()),
     ];
-    if let Some(p) = prev {
-        tags.push((tags::PREVIOUS_TOKEN_ID, p));
+    if let Some(prev) = prev {
+        tags.push((p.previous_tag, prev));
     }
-    kv.seed(&format!("dapi-{id}"), &tags, age);
+    kv.push(&format!("value-{id}"), &tags, p.content_type, age);
 }
 
 #[tokio::test]
 async fn first_run_creates_and_records_a_working_token() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!((o.action, o.reason), (Action::Created, Some(Reason::NoSecret)), "{o:?}");
     let v = kv.latest().unwrap();
@@ -309,8 +427,11 @@ async fn first_run_creates_and_records_a_working_token() {
     assert_eq!(o.token_id.as_deref(), Some(id.as_str()));
     assert_eq!(ws.value_of(&id).as_deref(), Some(v.value.as_str()), "the vault holds the live token's value");
     assert_eq!(v.tags[tags::MANAGED_BY], "pat-rotator");
+    assert_eq!(v.content_type.as_deref(), Some("databricks-pat"));
     assert!(!v.tags.contains_key(tags::PREVIOUS_TOKEN_ID));
     assert_eq!(o.expires_at.as_deref(), Some("2027-02-24T03:00:00Z"));
+    let comment = ws.creds.lock().unwrap()[0].info.comment.clone().unwrap();
+    assert!(comment.starts_with(&format!("pat-rotator/t/{KEY}/")), "{comment}");
 
     // Second run: unchanged, no write of any kind.
     let o2 = run(&t, &ws, &kv, false, false).await;
@@ -318,23 +439,23 @@ async fn first_run_creates_and_records_a_working_token() {
     assert_eq!(*kv.writes.lock().unwrap(), 1);
     assert_eq!(*ws.creates.lock().unwrap(), 1);
     assert!(ws.deletes.lock().unwrap().is_empty());
+    assert_eq!(*kv.version_lists.lock().unwrap(), 0, "the steady state reads one version");
 }
 
 #[tokio::test]
 async fn expiring_token_is_rotated_and_previous_kept_within_grace() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     seed_current(&ws, &kv, "old", Duration::days(70), Duration::days(20), None);
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!((o.action, o.reason), (Action::Rotated, Some(Reason::Expiring)));
     assert!(o.revoked_token_ids.is_empty());
-    let v = kv.latest().unwrap();
-    assert_eq!(v.tags[tags::PREVIOUS_TOKEN_ID], "old");
+    assert_eq!(kv.latest().unwrap().tags[tags::PREVIOUS_TOKEN_ID], "old");
     assert_eq!(ws.ids(), vec!["new1", "old"]);
 }
 
 #[tokio::test]
 async fn grace_zero_revokes_the_superseded_token_after_the_write() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(0));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(0));
     seed_current(&ws, &kv, "old", Duration::days(1), Duration::days(89), None);
     let o = run(&t, &ws, &kv, true, false).await;
     assert_eq!((o.action, o.reason), (Action::Rotated, Some(Reason::Forced)));
@@ -344,8 +465,8 @@ async fn grace_zero_revokes_the_superseded_token_after_the_write() {
 
 #[tokio::test]
 async fn previous_past_grace_is_swept_by_an_unchanged_run() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
-    ws.seed("prev", "pat-rotator/t/p", Duration::days(61), Duration::days(29));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    ws.seed("prev", &ours("p"), Duration::days(61), Duration::days(29));
     seed_current(&ws, &kv, "cur", Duration::days(2), Duration::days(88), Some("prev"));
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Unchanged);
@@ -355,18 +476,19 @@ async fn previous_past_grace_is_swept_by_an_unchanged_run() {
 
 #[tokio::test]
 async fn revoked_out_of_band_is_reprovisioned() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     seed_current(&ws, &kv, "gone", Duration::days(1), Duration::days(89), None);
-    ws.tokens.lock().unwrap().clear();
+    ws.creds.lock().unwrap().clear();
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!((o.action, o.reason), (Action::Reprovisioned, Some(Reason::RevokedInWorkspace)));
     assert!(!kv.latest().unwrap().tags.contains_key(tags::PREVIOUS_TOKEN_ID), "a gone token is not a previous one");
+    assert!(o.warnings.iter().any(|w| w.contains("holds no token of this target")), "{:?}", o.warnings);
 }
 
 #[tokio::test]
 async fn foreign_secret_gets_a_new_version_and_its_value_is_left_alone() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
-    kv.seed("hand-made", &[], Duration::days(3));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    kv.push("hand-made", &[], "text/plain", Duration::days(3));
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!((o.action, o.reason), (Action::Rotated, Some(Reason::ForeignSecret)));
     let versions = kv.versions.lock().unwrap().clone();
@@ -375,21 +497,36 @@ async fn foreign_secret_gets_a_new_version_and_its_value_is_left_alone() {
 }
 
 #[tokio::test]
+async fn a_version_of_the_other_kind_is_foreign() {
+    // An OAuth-secret version where a PAT target reads (or the reverse) is not this kind's.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    ws.seed("cur", &ours("cur"), Duration::days(1), Duration::days(89));
+    kv.push(
+        "v",
+        &[(tags::MANAGED_BY, "pat-rotator"), (tags::TOKEN_ID, "cur")],
+        "databricks-oauth-secret",
+        Duration::days(1),
+    );
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.reason, Some(Reason::ForeignSecret), "{o:?}");
+}
+
+#[tokio::test]
 async fn failed_write_deletes_the_new_token_and_keeps_the_old() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(0));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(0));
     seed_current(&ws, &kv, "old", Duration::days(70), Duration::days(20), None);
-    *kv.write_fault.lock().unwrap() = Some((false, false));
+    kv.write_faults.lock().unwrap().push_back(WriteFault::Refused);
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Failed);
-    assert_eq!(o.error.as_ref().unwrap().code, Code::UpstreamUnavailable);
+    assert_eq!(o.error.as_ref().unwrap().code, Code::KeyvaultForbidden);
     assert_eq!(ws.ids(), vec!["old"], "new token deleted, old one untouched even with grace 0");
     assert_eq!(kv.latest().unwrap().tags[tags::TOKEN_ID], "old");
 }
 
 #[tokio::test]
 async fn write_that_landed_despite_an_error_is_a_success() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
-    *kv.write_fault.lock().unwrap() = Some((true, false));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    kv.write_faults.lock().unwrap().push_back(WriteFault::LandedAnyway);
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Created, "{o:?}");
     assert_eq!(ws.ids(), vec!["new1"]);
@@ -397,9 +534,11 @@ async fn write_that_landed_despite_an_error_is_a_success() {
 }
 
 #[tokio::test]
-async fn unknown_write_outcome_keeps_the_token_for_the_orphan_sweep() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
-    *kv.write_fault.lock().unwrap() = Some((true, true));
+async fn a_failed_read_back_keeps_the_token() {
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    kv.write_faults.lock().unwrap().push_back(WriteFault::LandedAnyway);
+    // The first read works; the read-back after the failed write does not.
+    *kv.reads_before_failing.lock().unwrap() = Some(1);
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Failed);
     assert!(o.error.as_ref().unwrap().message.contains("kept"), "{o:?}");
@@ -409,8 +548,37 @@ async fn unknown_write_outcome_keeps_the_token_for_the_orphan_sweep() {
 }
 
 #[tokio::test]
+async fn a_timed_out_write_that_lands_later_never_names_a_dead_token() {
+    // Finding 4: the PUT times out, the read-back shows the old version, the PUT lands later.
+    // No further attempt is allowed (the budget is spent), so the run must decide on the
+    // read-back alone — which it must not trust.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    seed_current(&ws, &kv, "old", Duration::days(70), Duration::days(20), None);
+    kv.write_faults.lock().unwrap().push_back(WriteFault::TimeoutLandsLater);
+    let ports = Ports { issuer: &ws, store: &kv, clock: &FixedClock, backoff: &NoRetry };
+    let o = rotate(&t, req(Force::No), &ports).await;
+    assert_eq!(o.action, Action::Failed, "{o:?}");
+    let latest = kv.latest().unwrap();
+    let named = &latest.tags[tags::TOKEN_ID];
+    assert_eq!(named, "new1", "the late write landed");
+    assert!(ws.ids().contains(named), "the vault names a live token: {:?}", ws.ids());
+    assert!(o.error.as_ref().unwrap().message.contains("kept"), "{o:?}");
+}
+
+#[tokio::test]
+async fn a_timed_out_write_is_retried_with_the_same_token() {
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    kv.write_faults.lock().unwrap().push_back(WriteFault::TimeoutNeverLands);
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.action, Action::Created, "{o:?}");
+    assert_eq!(*kv.writes.lock().unwrap(), 2);
+    assert_eq!(*ws.creates.lock().unwrap(), 1, "no second token");
+    assert!(ws.deletes.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn lost_create_response_is_cleaned_up_and_retried() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     ws.create_faults.lock().unwrap().push_back(CreateFault::LostResponse);
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Created, "{o:?}");
@@ -421,13 +589,13 @@ async fn lost_create_response_is_cleaned_up_and_retried() {
 
 #[tokio::test]
 async fn lost_create_responses_are_retried_a_bounded_number_of_times_without_leaking() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     ws.create_faults.lock().unwrap().extend([CreateFault::LostResponse, CreateFault::LostResponse]);
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Created, "third create succeeds: {o:?}");
     assert_eq!(ws.ids(), vec!["new3"]);
 
-    let (ws, kv) = (MemWorkspace::default(), MemStore::default());
+    let (ws, kv) = (MemIssuer::pat(), MemStore::default());
     ws.create_faults.lock().unwrap().extend((0..5).map(|_| CreateFault::LostResponse));
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Failed);
@@ -438,94 +606,191 @@ async fn lost_create_responses_are_retried_a_bounded_number_of_times_without_lea
 
 #[tokio::test]
 async fn lost_create_response_without_a_list_is_not_retried() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     ws.create_faults.lock().unwrap().push_back(CreateFault::LostResponse);
     // The first list (step 1) works; the one after the ambiguous create fails.
     *ws.lists_before_failing.lock().unwrap() = Some(1);
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Failed);
     assert_eq!(*ws.creates.lock().unwrap(), 1, "no second create while the first may exist");
-    assert_eq!(ws.ids().len(), 1, "left for the orphan sweep (it carries the target's prefix)");
-    assert!(ws.tokens.lock().unwrap()[0].info.comment.as_deref().unwrap().starts_with("pat-rotator/t/"));
+    assert_eq!(ws.ids().len(), 1, "left for the orphan sweep (it carries the target's and secret's prefix)");
+    assert_eq!(ws.creds.lock().unwrap()[0].info.ownership, Ownership::Ours);
 }
 
 #[tokio::test]
 async fn failed_verification_deletes_the_new_token() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     *ws.verify_fails.lock().unwrap() = true;
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Failed);
+    assert_eq!(o.error.as_ref().unwrap().code, Code::DatabricksUnauthorized);
     assert!(ws.ids().is_empty());
     assert_eq!(*kv.writes.lock().unwrap(), 0, "an unverified token is never written");
 }
 
 #[tokio::test]
 async fn quota_exceeded_sweeps_own_stale_tokens_and_retries_once() {
-    let ws = MemWorkspace { quota: 3, ..Default::default() };
-    let (kv, t) = (MemStore::default(), target(24));
+    let ws = MemIssuer::with(&pat::PROFILE, 3);
+    let (kv, t) = (MemStore::default(), spec(24));
     seed_current(&ws, &kv, "cur", Duration::days(70), Duration::days(20), None);
     ws.seed("foreign", "someone else's", Duration::days(300), Duration::days(300));
-    // An orphan younger than the window is not swept before the create...
-    ws.seed("young", "pat-rotator/t/young", Duration::minutes(30), Duration::days(89));
+    // An orphan younger than the window is not swept...
+    ws.seed("young", &ours("young"), Duration::minutes(30), Duration::days(89));
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Failed);
     assert_eq!(o.error.as_ref().unwrap().code, Code::DatabricksQuotaExceeded);
-    assert!(o.error.as_ref().unwrap().message.contains("3 tokens"), "{o:?}");
+    assert!(o.error.as_ref().unwrap().message.contains("3 listed"), "{o:?}");
     assert_eq!(ws.ids(), vec!["cur", "foreign", "young"], "nothing revocable was touched");
+    assert_eq!(*ws.creates.lock().unwrap(), 1);
 
-    // ...but an old orphan is, and then the create fits.
-    let ws = MemWorkspace { quota: 3, ..Default::default() };
+    // ...but an old orphan is, and then the second create fits.
+    let ws = MemIssuer::with(&pat::PROFILE, 3);
     let kv = MemStore::default();
     seed_current(&ws, &kv, "cur", Duration::days(70), Duration::days(20), None);
     ws.seed("foreign", "someone else's", Duration::days(300), Duration::days(300));
-    ws.seed("orphan", "pat-rotator/t/orphan", Duration::hours(2), Duration::days(89));
+    ws.seed("orphan", &ours("orphan"), Duration::hours(2), Duration::days(89));
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Rotated, "{o:?}");
     assert_eq!(o.revoked_token_ids, vec!["orphan"]);
     assert_eq!(ws.ids(), vec!["cur", "foreign", "new1"]);
+    assert_eq!(*ws.creates.lock().unwrap(), 2, "one refused create, one retry after the sweep");
 }
 
 #[tokio::test]
-async fn quota_error_from_the_workspace_triggers_one_sweep_and_retry() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
-    ws.create_faults.lock().unwrap().push_back(CreateFault::Quota);
-    // Aged between the first list and the quota error: not swept up front.
-    seed_current(&ws, &kv, "cur", Duration::days(70), Duration::days(20), None);
+async fn a_full_issuer_with_an_absent_read_revokes_nothing() {
+    // Finding 1: a soft-deleted secret reads 404. At the quota, the sweep must not take the
+    // token consumers still hold as an orphan.
+    let ws = MemIssuer::with(&pat::PROFILE, 2);
+    let (kv, t) = (MemStore::default(), spec(0));
+    seed_current(&ws, &kv, "cur", Duration::days(5), Duration::days(80), None);
+    ws.seed("other", &ours("other"), Duration::days(6), Duration::days(80));
+    *kv.reads_absent.lock().unwrap() = true;
     let o = run(&t, &ws, &kv, false, false).await;
-    // Nothing revocable: fails with the quota code, after exactly one extra list.
-    assert_eq!(o.error.as_ref().map(|e| e.code), Some(Code::DatabricksQuotaExceeded));
+    assert_eq!(o.error.as_ref().map(|e| e.code), Some(Code::DatabricksQuotaExceeded), "{o:?}");
+    assert!(o.revoked_token_ids.is_empty());
+    assert_eq!(ws.ids(), vec!["cur", "other"]);
+    assert!(o.error.as_ref().unwrap().message.contains("absent"), "{o:?}");
+}
+
+#[tokio::test]
+async fn an_absent_read_revokes_nothing_even_over_the_cap() {
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(0));
+    seed_current(&ws, &kv, "cur", Duration::days(5), Duration::days(80), None);
+    for i in 0..7 {
+        ws.seed(&format!("x{i}"), &ours(&format!("x{i}")), Duration::days(3), Duration::days(80));
+    }
+    *kv.reads_absent.lock().unwrap() = true;
+    let o = run(&t, &ws, &kv, false, false).await;
+    // The write lands (on the "absent" name), but nothing may be revoked on that evidence.
+    assert_eq!(o.action, Action::Created, "{o:?}");
+    assert!(o.revoked_token_ids.is_empty(), "{o:?}");
+    assert!(ws.ids().contains(&"cur".to_string()));
+}
+
+#[tokio::test]
+async fn the_retagged_latest_version_still_protects_its_token() {
+    // Finding 3: `set-attributes --tags` dropped managed-by; the version still names "cur".
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    ws.seed("cur", &ours("cur"), Duration::days(5), Duration::days(80));
+    kv.push("value-cur", &[(tags::TOKEN_ID, "cur")], "databricks-pat", Duration::days(3));
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!((o.action, o.reason), (Action::Rotated, Some(Reason::ForeignSecret)), "{o:?}");
+    assert!(o.revoked_token_ids.is_empty(), "{o:?}");
+    assert!(ws.ids().contains(&"cur".to_string()), "consumers' token lives through its grace");
+    assert_eq!(kv.latest().unwrap().tags[tags::PREVIOUS_TOKEN_ID], "cur");
+}
+
+#[tokio::test]
+async fn a_disabled_latest_version_is_replaced_and_its_token_kept() {
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), None);
+    kv.versions.lock().unwrap().last_mut().unwrap().enabled = false;
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!((o.action, o.reason), (Action::Rotated, Some(Reason::DisabledSecret)), "{o:?}");
+    assert!(o.revoked_token_ids.is_empty());
+    assert_eq!(ws.ids(), vec!["cur", "new1"]);
+    assert!(kv.latest().unwrap().enabled);
+}
+
+#[tokio::test]
+async fn ages_need_the_issuers_clock() {
+    // Finding 5: no Date on the listing: an unrecorded token of ours proves no age.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), None);
+    ws.seed("in-flight", &ours("in-flight"), Duration::hours(2), Duration::days(89));
+    *ws.no_date.lock().unwrap() = true;
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.action, Action::Unchanged);
+    assert!(o.revoked_token_ids.is_empty(), "{o:?}");
+    *ws.no_date.lock().unwrap() = false;
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.revoked_token_ids, vec!["in-flight"], "with the issuer's clock it is an orphan");
+}
+
+#[tokio::test]
+async fn tokens_of_another_secret_are_never_revoked() {
+    // Finding 2: the target's secret_name changed; the old secret's token is someone's still.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(0));
+    seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), None);
+    ws.seed("old-secret", &pat::comment("t", "ffffffffffff", "a"), Duration::days(9), Duration::days(80));
+    for _ in 0..8 {
+        let o = run(&t, &ws, &kv, true, false).await;
+        assert!(o.ok(), "{o:?}");
+        assert!(!o.revoked_token_ids.contains(&"old-secret".to_string()), "{o:?}");
+    }
+    assert!(ws.ids().contains(&"old-secret".to_string()));
+}
+
+#[tokio::test]
+async fn legacy_comments_are_ours_only_while_a_version_records_them() {
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    ws.seed("legacy-recorded", "pat-rotator/t/aaa", Duration::days(60), Duration::days(30));
+    kv.push(
+        "v0",
+        &[(tags::MANAGED_BY, "pat-rotator"), (tags::TOKEN_ID, "legacy-recorded")],
+        "databricks-pat",
+        Duration::days(60),
+    );
+    ws.seed("legacy-unrecorded", "pat-rotator/t/bbb", Duration::days(60), Duration::days(30));
+    seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), None);
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.action, Action::Unchanged);
+    assert_eq!(o.revoked_token_ids, vec!["legacy-recorded"], "{o:?}");
+    assert_eq!(*kv.version_lists.lock().unwrap(), 1, "the versions list was read to settle them");
+    assert!(ws.ids().contains(&"legacy-unrecorded".to_string()));
+}
+
+#[tokio::test]
+async fn lifetime_refusal_is_reported_as_is() {
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    ws.create_faults.lock().unwrap().push_back(CreateFault::Refuse);
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.error.unwrap().code, Code::DatabricksForbidden);
     assert_eq!(*ws.creates.lock().unwrap(), 1);
 }
 
 #[tokio::test]
-async fn lifetime_above_cap_names_the_cap() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
-    ws.create_faults.lock().unwrap().push_back(CreateFault::Refuse(Code::DatabricksError));
-    let o = run(&t, &ws, &kv, false, false).await;
-    let e = o.error.unwrap();
-    assert_eq!(e.code, Code::DatabricksLifetimeTooLong);
-    assert!(e.message.contains("30 days"), "{}", e.message);
-}
-
-#[tokio::test]
 async fn orphans_old_and_young_and_foreign_tokens() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
-    seed_current(&ws, &kv, "cur", Duration::days(1), Duration::days(89), None);
-    ws.seed("old-orphan", "pat-rotator/t/x", Duration::hours(2), Duration::days(89));
-    ws.seed("young-orphan", "pat-rotator/t/y", Duration::minutes(5), Duration::days(89));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    seed_current(&ws, &kv, "cur", Duration::hours(3), Duration::days(89), None);
+    ws.seed("old-orphan", &ours("x"), Duration::hours(2), Duration::days(89));
+    ws.seed("young-orphan", &ours("y"), Duration::minutes(5), Duration::days(89));
     ws.seed("foreign", "pat-rotator/t2/z", Duration::days(5), Duration::days(80));
     ws.seed("hand", "manual", Duration::days(500), Duration::days(1));
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Unchanged);
+    assert!(o.revoked_token_ids.is_empty(), "the latest version is inside the grace: {o:?}");
+    kv.versions.lock().unwrap().last_mut().unwrap().created = NOW - Duration::days(2);
+    let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.revoked_token_ids, vec!["old-orphan"]);
     assert_eq!(ws.ids(), vec!["cur", "foreign", "hand", "young-orphan"]);
 }
 
 #[tokio::test]
 async fn dry_run_changes_nothing() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(0));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(0));
     seed_current(&ws, &kv, "cur", Duration::days(70), Duration::days(20), None);
-    ws.seed("old-orphan", "pat-rotator/t/x", Duration::hours(2), Duration::days(89));
+    ws.seed("old-orphan", &ours("x"), Duration::hours(2), Duration::days(89));
     let o = run(&t, &ws, &kv, false, true).await;
     assert_eq!((o.action, o.reason), (Action::Planned, Some(Reason::Expiring)));
     assert_eq!(ws.ids(), vec!["cur", "old-orphan"]);
@@ -535,7 +800,7 @@ async fn dry_run_changes_nothing() {
 
 #[tokio::test]
 async fn read_failure_fails_before_any_effect() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     *kv.read_fails.lock().unwrap() = true;
     let o = run(&t, &ws, &kv, true, false).await;
     assert_eq!(o.action, Action::Failed);
@@ -543,21 +808,11 @@ async fn read_failure_fails_before_any_effect() {
 }
 
 #[tokio::test]
-async fn outcome_debug_never_shows_a_value() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
-    let o = run(&t, &ws, &kv, false, false).await;
-    let text = format!("{o:?} {}", serde_json::to_string(&o).unwrap());
-    assert!(!text.contains("dapi-secret-1"), "{text}");
-}
-
-#[tokio::test]
-async fn a_failed_write_revokes_nothing_even_when_the_secret_is_missing() {
-    // A soft-deleted secret reads as missing, so every old token of ours looks like an orphan;
-    // the write then fails (409). Revoking before the write would have left nothing working.
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(0));
-    ws.seed("was-current", "pat-rotator/t/a", Duration::days(10), Duration::days(80));
-    ws.seed("old-orphan", "pat-rotator/t/b", Duration::hours(3), Duration::days(80));
-    *kv.write_fault.lock().unwrap() = Some((false, false));
+async fn a_failed_write_revokes_nothing_even_when_the_secret_reads_absent() {
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(0));
+    ws.seed("was-current", &ours("a"), Duration::days(10), Duration::days(80));
+    ws.seed("old-orphan", &ours("b"), Duration::hours(3), Duration::days(80));
+    kv.write_faults.lock().unwrap().push_back(WriteFault::Refused);
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Failed);
     assert!(o.revoked_token_ids.is_empty());
@@ -566,8 +821,7 @@ async fn a_failed_write_revokes_nothing_even_when_the_secret_is_missing() {
 
 #[tokio::test]
 async fn quick_rotations_keep_every_superseded_token_through_its_grace() {
-    // T1 superseded by T2, T2 by T3 a moment later: T1 (old, superseded moments ago) must live.
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     seed_current(&ws, &kv, "t1", Duration::days(2), Duration::days(88), None);
     let a = run(&t, &ws, &kv, true, false).await;
     let b = run(&t, &ws, &kv, true, false).await;
@@ -578,12 +832,11 @@ async fn quick_rotations_keep_every_superseded_token_through_its_grace() {
 
 #[tokio::test]
 async fn a_failed_read_in_the_quota_path_revokes_nothing() {
-    let ws = MemWorkspace { quota: 3, ..Default::default() };
-    let (kv, t) = (MemStore::default(), target(24));
-    ws.seed("prev", "pat-rotator/t/p", Duration::days(60), Duration::days(30));
+    let ws = MemIssuer::with(&pat::PROFILE, 3);
+    let (kv, t) = (MemStore::default(), spec(24));
+    ws.seed("prev", &ours("p"), Duration::days(60), Duration::days(30));
     seed_current(&ws, &kv, "cur", Duration::days(5), Duration::days(20), Some("prev"));
     ws.seed("foreign", "someone else's", Duration::days(300), Duration::days(300));
-    // The first read works, the re-read after QUOTA_EXCEEDED fails.
     *kv.reads_before_failing.lock().unwrap() = Some(1);
     let o = run(&t, &ws, &kv, true, false).await;
     assert_eq!(o.error.as_ref().map(|e| e.code), Some(Code::DatabricksQuotaExceeded), "{o:?}");
@@ -592,8 +845,8 @@ async fn a_failed_read_in_the_quota_path_revokes_nothing() {
 }
 
 #[tokio::test]
-async fn a_forcing_loop_never_keeps_more_than_six_tokens() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+async fn a_cli_forcing_loop_never_keeps_more_than_six_tokens() {
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     for i in 0..9 {
         let o = run(&t, &ws, &kv, true, false).await;
         assert!(o.ok(), "{i}: {o:?}");
@@ -605,9 +858,47 @@ async fn a_forcing_loop_never_keeps_more_than_six_tokens() {
 }
 
 #[tokio::test]
+async fn forced_provisions_inside_the_cooldown_are_unforced() {
+    // Finding 6: seven forced calls in a second must not push the cap into a consumer's token.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    seed_current(&ws, &kv, "cur", Duration::days(2), Duration::days(80), None);
+    let force = Force::Provision { cooldown: Duration::minutes(15) };
+    let first = run_req(&t, &ws, &kv, req(force)).await;
+    assert_eq!((first.action, first.reason), (Action::Rotated, Some(Reason::Forced)), "{first:?}");
+    for _ in 0..6 {
+        let o = run_req(&t, &ws, &kv, req(force)).await;
+        assert_eq!((o.action, o.reason), (Action::Unchanged, Some(Reason::RecentlyRotated)), "{o:?}");
+        assert_eq!(o.token_id, first.token_id);
+    }
+    assert_eq!(ws.ids(), vec!["cur", "new1"], "nothing revoked, nothing more created");
+    // Cooldown 0, but the room below the cap still holds them back.
+    let force = Force::Provision { cooldown: Duration::ZERO };
+    for _ in 0..8 {
+        let o = run_req(&t, &ws, &kv, req(force)).await;
+        assert!(o.revoked_token_ids.is_empty(), "{o:?}");
+    }
+    assert_eq!(ws.ids().len(), 5, "{:?}", ws.ids());
+}
+
+#[tokio::test]
+async fn revoke_superseded_revokes_every_other_token_at_once() {
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    ws.seed("prev", &ours("p"), Duration::days(3), Duration::days(80));
+    seed_current(&ws, &kv, "cur", Duration::hours(1), Duration::days(80), Some("prev"));
+    ws.seed("other-secret", &pat::comment("t", "ffffffffffff", "a"), Duration::days(1), Duration::days(80));
+    ws.seed("hand", "manual", Duration::days(1), Duration::days(80));
+    let o = run_req(&t, &ws, &kv, Request { force: Force::Cli, dry_run: false, revoke_superseded: true }).await;
+    assert_eq!(o.action, Action::Rotated, "{o:?}");
+    let mut revoked = o.revoked_token_ids.clone();
+    revoked.sort();
+    assert_eq!(revoked, vec!["cur", "prev"]);
+    assert_eq!(ws.ids(), vec!["hand", "new1", "other-secret"]);
+    assert_eq!(o.warnings.iter().filter(|w| w.contains("--revoke-superseded")).count(), 2, "{:?}", o.warnings);
+}
+
+#[tokio::test]
 async fn a_token_missing_from_the_first_list_is_looked_for_again() {
-    // A concurrent run wrote a version naming a token created after our list was taken.
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     seed_current(&ws, &kv, "b", Duration::minutes(1), Duration::days(89), None);
     *ws.hidden_from_first_list.lock().unwrap() = Some("b".into());
     let o = run(&t, &ws, &kv, false, false).await;
@@ -618,20 +909,19 @@ async fn a_token_missing_from_the_first_list_is_looked_for_again() {
 
 #[tokio::test]
 async fn a_write_retry_stops_when_another_run_wrote_a_newer_version() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     seed_current(&ws, &kv, "cur", Duration::days(70), Duration::days(20), None);
-    ws.seed("theirs", "pat-rotator/t/theirs", Duration::ZERO, Duration::days(90));
+    ws.seed("theirs", &ours("theirs"), Duration::ZERO, Duration::days(90));
     *kv.concurrent_writer.lock().unwrap() = Some("theirs".into());
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!((o.action, o.token_id.as_deref()), (Action::Unchanged, Some("theirs")), "{o:?}");
     assert_eq!(*kv.writes.lock().unwrap(), 1, "no blind retry over the newer version");
     assert_eq!(ws.ids(), vec!["cur", "theirs"], "our token deleted, theirs and the old one kept");
-    assert_eq!(kv.latest().unwrap().tags[tags::TOKEN_ID], "theirs");
 }
 
 #[tokio::test]
 async fn a_write_that_did_not_land_is_retried_after_reading_back() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     *kv.transient_write_failures.lock().unwrap() = 2;
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Created, "{o:?}");
@@ -641,17 +931,109 @@ async fn a_write_that_did_not_land_is_retried_after_reading_back() {
 
 #[tokio::test]
 async fn a_token_too_old_to_write_is_deleted_and_replaced() {
-    let (ws, kv, t) = (MemWorkspace::default(), MemStore::default(), target(24));
-    // The workspace's clock says 31 minutes passed between create and verification.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     ws.verify_clock_ahead.lock().unwrap().push_back(Duration::minutes(31));
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Created, "{o:?}");
     assert_eq!(ws.deletes.lock().unwrap().as_slice(), ["new1"]);
     assert_eq!(kv.latest().unwrap().tags[tags::TOKEN_ID], "new2");
 
-    let (ws, kv) = (MemWorkspace::default(), MemStore::default());
+    let (ws, kv) = (MemIssuer::pat(), MemStore::default());
     ws.verify_clock_ahead.lock().unwrap().extend([Duration::minutes(31), Duration::minutes(45)]);
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.error.as_ref().map(|e| e.code), Some(Code::Timeout), "{o:?}");
     assert!(ws.ids().is_empty() && kv.latest().is_none());
+}
+
+#[tokio::test]
+async fn the_result_never_carries_the_new_value() {
+    // The result object and its Debug form carry ids only: a credential's value must not
+    // reach them even though the run held it (and wrote it).
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    ws.create_faults.lock().unwrap().push_back(CreateFault::LostResponse);
+    *ws.verify_fails.lock().unwrap() = false;
+    let o = run(&t, &ws, &kv, false, false).await;
+    let written = kv.latest().unwrap().value;
+    assert!(written.starts_with("secret-value-"), "the run did hold and write a value: {written}");
+    let text = format!("{o:?} {}", serde_json::to_string(&o).unwrap());
+    assert!(!text.contains(&written), "{text}");
+    assert!(!text.contains("secret-value-"), "{text}");
+}
+
+// OAuth secrets (contract §9): the same order, with ownership by record and a limit of five.
+
+fn oauth_spec(grace: i64) -> Spec {
+    Spec { owner: None, ..spec(grace) }
+}
+
+#[tokio::test]
+async fn oauth_first_run_and_rerun() {
+    let (ws, kv, t) = (MemIssuer::oauth(), MemStore::default(), oauth_spec(24));
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.action, Action::Created, "{o:?}");
+    let v = kv.latest().unwrap();
+    assert_eq!(v.content_type.as_deref(), Some("databricks-oauth-secret"));
+    assert_eq!(v.tags[tags::SECRET_ID], "new1");
+    assert!(!v.tags.contains_key(tags::TOKEN_ID) && !v.tags.contains_key(tags::EXPIRES_AT));
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!((o.action, o.reason), (Action::Unchanged, Some(Reason::Fresh)), "{o:?}");
+    assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+}
+
+#[tokio::test]
+async fn oauth_secrets_nobody_recorded_are_reported_never_deleted() {
+    let (ws, kv, t) = (MemIssuer::oauth(), MemStore::default(), oauth_spec(0));
+    seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), None);
+    ws.seed("someone-elses", "", Duration::days(100), Duration::days(600));
+    for _ in 0..3 {
+        let o = run(&t, &ws, &kv, true, false).await;
+        assert!(o.ok(), "{o:?}");
+        assert!(!o.revoked_token_ids.contains(&"someone-elses".to_string()), "{o:?}");
+        assert!(
+            o.warnings.iter().any(|w| w.contains("someone-elses") && w.contains("tokens --target t --revoke")),
+            "{:?}",
+            o.warnings
+        );
+    }
+    assert!(ws.ids().contains(&"someone-elses".to_string()));
+}
+
+#[tokio::test]
+async fn oauth_at_the_limit_fails_naming_what_it_may_not_touch() {
+    let (ws, kv, t) = (MemIssuer::oauth(), MemStore::default(), oauth_spec(24));
+    seed_current(&ws, &kv, "cur", Duration::hours(2), Duration::days(80), None);
+    for i in 0..4 {
+        ws.seed(&format!("theirs{i}"), "", Duration::days(10), Duration::days(600));
+    }
+    let o = run(&t, &ws, &kv, true, false).await;
+    let e = o.error.clone().expect("fails");
+    assert_eq!(e.code, Code::DatabricksQuotaExceeded);
+    assert!(e.message.contains("theirs0") && e.message.contains("theirs3"), "{}", e.message);
+    assert_eq!(ws.ids().len(), 5, "nothing deleted");
+}
+
+#[tokio::test]
+async fn oauth_an_ambiguous_create_is_not_retried_and_names_what_appeared() {
+    let (ws, kv, t) = (MemIssuer::oauth(), MemStore::default(), oauth_spec(24));
+    seed_current(&ws, &kv, "cur", Duration::days(70), Duration::days(20), None);
+    ws.create_faults.lock().unwrap().push_back(CreateFault::LostResponse);
+    let o = run(&t, &ws, &kv, false, false).await;
+    let e = o.error.clone().expect("fails");
+    assert_eq!(e.code, Code::Timeout);
+    assert!(e.message.contains("new1"), "{}", e.message);
+    assert_eq!(*ws.creates.lock().unwrap(), 1);
+    assert_eq!(ws.ids(), vec!["cur", "new1"], "the unidentifiable secret is not deleted on a guess");
+}
+
+#[tokio::test]
+async fn oauth_the_superseded_secret_goes_after_its_grace() {
+    let (ws, kv, t) = (MemIssuer::oauth(), MemStore::default(), oauth_spec(24));
+    seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), None);
+    let o = run(&t, &ws, &kv, true, false).await;
+    assert_eq!(o.action, Action::Rotated);
+    assert!(o.revoked_token_ids.is_empty());
+    kv.versions.lock().unwrap().last_mut().unwrap().created = NOW - Duration::days(2);
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.revoked_token_ids, vec!["cur"], "{o:?}");
+    assert_eq!(*kv.version_lists.lock().unwrap(), 0, "the latest version's previous-secret-id records it");
 }

@@ -23,7 +23,10 @@ pub use pat_rotator_emulators::{Fault, identity, keyvault::Role};
 /// The binary under test: the one cargo built, or `PAT_ROTATOR_BIN` (to run today's tests
 /// against an older build and watch them fail).
 pub fn bin() -> String {
-    std::env::var("PAT_ROTATOR_BIN").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| env!("CARGO_BIN_EXE_pat-rotator").into())
+    std::env::var("PAT_ROTATOR_BIN")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_pat-rotator").into())
 }
 pub const CLIENT_SECRET: &str = "test-client-secret-Zq8v";
 

@@ -1,0 +1,63 @@
+//! What one rotation is asked to keep: the rotation's own view of a configured target, built by
+//! the engine from the configuration, so that this module never reads configuration itself.
+
+use std::collections::BTreeMap;
+
+use time::Duration;
+
+/// One target, as the rotation needs it.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The target's name (tag `target`, messages).
+    pub target: String,
+    pub secret_name: String,
+    pub lifetime_days: u32,
+    pub renew_before: Duration,
+    /// `revoke_grace_hours`.
+    pub grace: Duration,
+    /// Tags every version of this target carries besides those the rotation derives
+    /// (`databricks-host`, and `databricks-client-id` when there is one).
+    pub tags: BTreeMap<String, String>,
+    /// Who owns the target's credentials, for the "owner changed" explanation of a vanished
+    /// credential (contract §8); `None` when a change of owner cannot explain it.
+    pub owner: Option<Owner>,
+}
+
+/// The owner of a target's credentials: the `databricks-client-id` tag it writes (`None`: the
+/// service's own identity, which writes no such tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub client_id: Option<String>,
+}
+
+impl Owner {
+    pub fn describe(client_id: &Option<String>) -> String {
+        match client_id {
+            Some(c) => format!("app {c}"),
+            None => "the service identity".to_string(),
+        }
+    }
+}
+
+/// How `force` was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Force {
+    No,
+    /// The CLI: always honoured (and may push a target to its cap).
+    Cli,
+    /// ProvisionPat: declined inside the cooldown, or when the target is one below its cap
+    /// (contract §3).
+    Provision {
+        cooldown: Duration,
+    },
+}
+
+/// What one run was asked to do for one target.
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    pub force: Force,
+    pub dry_run: bool,
+    /// Incident response (CLI only): once the new version is written, every other credential
+    /// of the target is revoked at once, grace or not.
+    pub revoke_superseded: bool,
+}
