@@ -73,8 +73,12 @@ pub fn ownership(comment: Option<&str>, target: &str, secret_key: &str) -> (Owne
     let Some(rest) = rest.strip_prefix('/') else { return (Ownership::NotOurs, None) };
     match rest.split_once('/') {
         // The old defect, for the simulator to find: ownership by target name alone.
-        #[cfg(feature = "sim-bug-owner-by-name")]
-        Some((_, attempt)) if !attempt.is_empty() && !attempt.contains('/') => {
+        #[cfg(feature = "sim-bugs")]
+        Some((_, attempt))
+            if crate::rotation::bugs::on(crate::rotation::bugs::Bug::OwnerByName)
+                && !attempt.is_empty()
+                && !attempt.contains('/') =>
+        {
             (Ownership::Ours, Some(attempt.to_string()))
         }
         Some((key, attempt)) if key == secret_key && !attempt.is_empty() && !attempt.contains('/') => {

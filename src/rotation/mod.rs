@@ -27,6 +27,8 @@
 //! 4. Only the target's credentials are touched ([`model::Ownership`]): a PAT whose comment
 //!    names the target and this secret, or one a version of this secret records.
 
+#[cfg(feature = "sim-bugs")]
+pub mod bugs;
 pub mod model;
 pub mod ports;
 pub mod rotate;

@@ -63,6 +63,14 @@ const AMBIGUOUS_PAUSE: std::time::Duration = std::time::Duration::from_millis(20
 /// Credentials created in one run because the previous one grew too old to be written.
 const MAX_STALE_CREATES: u32 = 2;
 
+/// The old defect of finding 1, for the simulator: an "absent" read taken as proof.
+fn absent_is_proof() -> bool {
+    #[cfg(feature = "sim-bugs")]
+    return super::bugs::on(super::bugs::Bug::AbsentIsProof);
+    #[cfg(not(feature = "sim-bugs"))]
+    false
+}
+
 /// One target's rotation.
 pub async fn rotate(spec: &Spec, req: Request, ports: &Ports<'_>) -> Outcome {
     let run = Run { spec, req, ports, profile: ports.issuer.profile(), warnings: Mutex::new(Vec::new()) };
@@ -92,8 +100,8 @@ impl Observed {
         let v = self.view.as_ref()?;
         // The old defect, for the simulator to find: only a version still tagged `managed-by`
         // protected its credential.
-        #[cfg(feature = "sim-bug-retag")]
-        if !v.managed {
+        #[cfg(feature = "sim-bugs")]
+        if super::bugs::on(super::bugs::Bug::RetagUnprotected) && !v.managed {
             return None;
         }
         v.credential_id.as_deref()
@@ -279,8 +287,8 @@ impl Run<'_> {
         #[allow(unused_mut)]
         let (mut creds_at, mut vault_at) = (listing.at.map(|at| at - slack), read.at);
         // The old defect, for the simulator to find: a missing `Date` fell back to our clock.
-        #[cfg(feature = "sim-bug-no-date")]
-        {
+        #[cfg(feature = "sim-bugs")]
+        if super::bugs::on(super::bugs::Bug::NoDateLocalClock) {
             let local = self.ports.clock.now();
             creds_at = creds_at.or(Some(local - slack));
             vault_at = vault_at.or(Some(local));
@@ -426,7 +434,7 @@ impl Run<'_> {
                 ));
             }
             revoked.extend(self.revoke_all(&others, "revoke_superseded").await);
-        } else if obs.latest.is_some() {
+        } else if obs.latest.is_some() || absent_is_proof() {
             // What the first read proved stays proven (no later version can name a credential
             // that was already too old to be written); the new version proves the superseded
             // credential revocable once the grace has passed since it was written, i.e. at once
@@ -639,8 +647,7 @@ impl Run<'_> {
                 "nothing was revoked to make room, because the {noun}s and the secret could not be read again ({re})"
             ))
         })?;
-        #[cfg(not(feature = "sim-bug-404-proof"))]
-        if fresh.latest.is_none() {
+        if fresh.latest.is_none() && !absent_is_proof() {
             return Err(refusal.context(&format!(
                 "nothing was revoked to make room: the secret reads as absent (deleted, soft-deleted or being recovered), which proves nothing about the {noun}s consumers hold"
             )));
@@ -775,9 +782,8 @@ impl Run<'_> {
                 Err(WriteError::Failed(e)) => (e, false),
                 // The old defect, for the simulator to find: a timed-out write was taken as one
                 // that did not land.
-                #[cfg(feature = "sim-bug-timeout-write")]
-                Err(WriteError::Unknown(e)) => (e.transient(), false),
-                #[cfg(not(feature = "sim-bug-timeout-write"))]
+                #[cfg(feature = "sim-bugs")]
+                Err(WriteError::Unknown(e)) if super::bugs::on(super::bugs::Bug::TimeoutIsFailure) => (e, false),
                 Err(WriteError::Unknown(e)) => (e, true),
             };
             if unknown {

@@ -143,17 +143,18 @@ pub enum Latest<'a> {
 /// revocable.
 pub fn revocable(ev: &Evidence<'_>, grace: Duration) -> Vec<String> {
     let (protected, created) = match ev.latest {
-        #[cfg(not(feature = "sim-bug-404-proof"))]
-        Latest::Absent => return Vec::new(),
         // The old defect, for the simulator to find: an absent secret read as "no version names
         // anything", so every old credential of ours looked like an orphan.
-        #[cfg(feature = "sim-bug-404-proof")]
-        Latest::Absent => {
+        #[cfg(feature = "sim-bugs")]
+        Latest::Absent if super::bugs::on(super::bugs::Bug::AbsentIsProof) => {
             return ours(ev.creds)
-                .filter(|c| age(c, ev.creds_at).is_some_and(|a| a >= ORPHAN_WINDOW))
+                .filter(|c| {
+                    ev.recorded.contains(&c.id.as_str()) || age(c, ev.creds_at).is_some_and(|a| a >= ORPHAN_WINDOW)
+                })
                 .map(|c| c.id.clone())
                 .collect();
         }
+        Latest::Absent => return Vec::new(),
         Latest::Found { credential_id, created } => (credential_id, created),
     };
     let superseded_long_enough = match (created, ev.vault_at) {
@@ -343,7 +344,6 @@ mod tests {
         assert!(revocable(&ev(&young_prev, found(Some("new"), Duration::ZERO), &[]), Duration::ZERO).is_empty());
     }
 
-    #[cfg(not(feature = "sim-bug-404-proof"))]
     #[test]
     fn an_absent_secret_proves_nothing() {
         let t = [ours_cred("a", Duration::days(30)), ours_cred("b", Duration::hours(3))];

@@ -1037,3 +1037,69 @@ async fn oauth_the_superseded_secret_goes_after_its_grace() {
     assert_eq!(o.revoked_token_ids, vec!["cur"], "{o:?}");
     assert_eq!(*kv.version_lists.lock().unwrap(), 0, "the latest version's previous-secret-id records it");
 }
+
+/// Each old defect, switched on, breaks the scenario that guards it (proof that the switches the
+/// simulator relies on really bring the defect back).
+#[cfg(feature = "sim-bugs")]
+mod old_defects {
+    use super::*;
+    use crate::rotation::bugs::{self, Bug};
+
+    #[tokio::test]
+    async fn absent_is_proof() {
+        bugs::set(&[Bug::AbsentIsProof]);
+        let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(0));
+        seed_current(&ws, &kv, "cur", Duration::days(5), Duration::days(80), None);
+        *kv.reads_absent.lock().unwrap() = true;
+        let o = run(&t, &ws, &kv, false, false).await;
+        bugs::set(&[]);
+        assert_eq!(o.revoked_token_ids, vec!["cur"], "{o:?}");
+    }
+
+    #[tokio::test]
+    async fn owner_by_name() {
+        bugs::set(&[Bug::OwnerByName]);
+        let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(0));
+        seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), None);
+        ws.seed("old-secret", &pat::comment("t", "ffffffffffff", "a"), Duration::days(9), Duration::days(80));
+        let o = run(&t, &ws, &kv, true, false).await;
+        bugs::set(&[]);
+        assert!(o.revoked_token_ids.contains(&"old-secret".to_string()), "{o:?}");
+    }
+
+    #[tokio::test]
+    async fn retag_unprotected() {
+        bugs::set(&[Bug::RetagUnprotected]);
+        let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+        ws.seed("cur", &ours("cur"), Duration::days(5), Duration::days(80));
+        kv.push("value-cur", &[(tags::TOKEN_ID, "cur")], "databricks-pat", Duration::days(3));
+        let o = run(&t, &ws, &kv, false, false).await;
+        bugs::set(&[]);
+        assert!(o.revoked_token_ids.contains(&"cur".to_string()), "{o:?}");
+    }
+
+    #[tokio::test]
+    async fn timeout_is_failure() {
+        bugs::set(&[Bug::TimeoutIsFailure]);
+        let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+        seed_current(&ws, &kv, "old", Duration::days(70), Duration::days(20), None);
+        kv.write_faults.lock().unwrap().push_back(WriteFault::TimeoutLandsLater);
+        let ports = Ports { issuer: &ws, store: &kv, clock: &FixedClock, backoff: &NoRetry };
+        let _ = rotate(&t, req(Force::No), &ports).await;
+        bugs::set(&[]);
+        let named = kv.latest().unwrap().tags[tags::TOKEN_ID].clone();
+        assert!(!ws.ids().contains(&named), "the vault names a dead token: {named} {:?}", ws.ids());
+    }
+
+    #[tokio::test]
+    async fn no_date_local_clock() {
+        bugs::set(&[Bug::NoDateLocalClock]);
+        let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+        seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), None);
+        ws.seed("in-flight", &ours("in-flight"), Duration::hours(2), Duration::days(89));
+        *ws.no_date.lock().unwrap() = true;
+        let o = run(&t, &ws, &kv, false, false).await;
+        bugs::set(&[]);
+        assert_eq!(o.revoked_token_ids, vec!["in-flight"], "{o:?}");
+    }
+}
