@@ -16,7 +16,9 @@ use serde_json::json;
 const GRACE: std::time::Duration = DAY;
 
 fn setup() -> World {
-    let w = World::one_target(&[]);
+    let mut w = World::one_target(&[]);
+    // Forced requests here race on purpose; the ProvisionPat cooldown would turn them away.
+    w.set("PAT_FORCE_COOLDOWN_MINUTES", "0");
     // The current version is older than the grace, so everything else it makes provable would
     // be revocable at once: a run that reads a stale version must still not revoke a newer one.
     w.seed_managed(0, 0, "t", 2 * DAY, 90 * DAY, None);

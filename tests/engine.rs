@@ -128,7 +128,7 @@ fn grace_zero_revokes_at_once_and_grace_positive_later() {
     let mut w2 = World::new();
     let t = w2.target("late", 0, 0);
     w2.targets(&[t]);
-    let (prev, _) = w2.seed_token(0, "pat-rotator/late/prev", 70 * DAY, 90 * DAY);
+    let (prev, _) = w2.seed_token(0, &w2.comment("late", 0, "prev"), 70 * DAY, 90 * DAY);
     w2.seed_managed(0, 0, "late", 25 * HOUR, 90 * DAY, Some(&prev));
     let (_, r) = w2.rotate(&[], &[]);
     assert_eq!(r[0]["action"], "unchanged");
@@ -169,8 +169,9 @@ fn orphan_sweep_old_revoked_young_kept_foreign_untouched() {
     let t = w.target("sweep", 0, 0);
     w.targets(&[t]);
     let cur = w.seed_managed(0, 0, "sweep", DAY, 90 * DAY, None);
-    let (old_orphan, _) = w.seed_token(0, "pat-rotator/sweep/crashed-run", 2 * HOUR, 90 * DAY);
-    let (young_orphan, _) = w.seed_token(0, "pat-rotator/sweep/in-flight", 10 * 60 * Duration::from_secs(1), 90 * DAY);
+    let (old_orphan, _) = w.seed_token(0, &w.comment("sweep", 0, "crashed-run"), 2 * HOUR, 90 * DAY);
+    let (young_orphan, _) =
+        w.seed_token(0, &w.comment("sweep", 0, "in-flight"), 10 * 60 * Duration::from_secs(1), 90 * DAY);
     let (foreign, _) = w.seed_token(0, "created by hand for a notebook", 400 * DAY, 500 * DAY);
     let (other_target, _) = w.seed_token(0, "pat-rotator/sweep-2/x", 400 * DAY, 500 * DAY);
     let (code, r) = w.rotate(&[], &[]);
@@ -295,7 +296,8 @@ fn provision_pat_force_dry_run_and_the_host_envelope() {
     let mut w = World::new();
     let t = w.target("adf", 0, 0);
     w.targets(&[t]);
-    let h = w.serve(&[]);
+    // No force cooldown here: a forced request right after the first one rotates.
+    let h = w.serve(&[("PAT_FORCE_COOLDOWN_MINUTES", "0")]);
     let r = h.provision(json!({"target": "adf", "dry_run": true}));
     assert_eq!((r.status, r.json()["action"].as_str()), (200, Some("planned")));
     assert!(w.emu.vault(0).latest("adf-pat").is_none(), "a dry run changes nothing");

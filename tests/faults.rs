@@ -185,7 +185,7 @@ fn quota_exceeded_sweeps_this_targets_stale_tokens_first() {
     for i in 0..3 {
         foreign.push(ws.seed_token(&principal, &format!("notebook {i}"), SystemTime::now() - DAY, Some(30 * DAY)).0);
     }
-    let (stale, _) = w.seed_token(0, "pat-rotator/t/crashed", 3 * HOUR, 90 * DAY);
+    let (stale, _) = w.seed_token(0, &w.comment("t", 0, "crashed"), 3 * HOUR, 90 * DAY);
     ws.set_token_quota(5); // old + 3 foreign + stale = 5: full
     let (code, r) = w.rotate(&[], &[]);
     assert_eq!(code, 0, "{r:?}");
@@ -289,7 +289,7 @@ fn unauthorized_and_forbidden_have_clear_codes() {
 #[test]
 fn deleting_an_already_gone_token_counts_as_done() {
     let w = world(&[]);
-    let (prev, _) = w.seed_token(0, "pat-rotator/t/prev", 70 * DAY, 90 * DAY);
+    let (prev, _) = w.seed_token(0, &w.comment("t", 0, "prev"), 70 * DAY, 90 * DAY);
     w.seed_managed(0, 0, "t", 2 * DAY, 90 * DAY, Some(&prev));
     w.emu.workspace(0).faults().inject(
         "delete",

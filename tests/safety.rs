@@ -20,7 +20,7 @@ fn code_of(r: &[Value]) -> &str {
 #[test]
 fn quota_with_a_failed_re_read_revokes_nothing() {
     let w = World::one_target(&[]);
-    let prev = w.seed_token(0, "pat-rotator/t/older", 40 * DAY, 90 * DAY).0;
+    let prev = w.seed_token(0, &w.comment("t", 0, "older"), 40 * DAY, 90 * DAY).0;
     let cur = w.seed_managed(0, 0, "t", 5 * DAY, 90 * DAY, Some(&prev));
     w.seed_token(0, "someone else's", 300 * DAY, 400 * DAY);
     let ws = w.emu.workspace(0);
@@ -46,8 +46,8 @@ fn two_quick_rotations_keep_the_first_token_through_its_grace() {
     assert_eq!(code, 0, "{r:?}");
     assert_eq!((r[0]["action"].as_str(), r[1]["action"].as_str()), (Some("rotated"), Some("rotated")));
     assert!(w.emu.workspace(0).is_live(&t1), "T1 revoked inside its grace");
-    // And again with two separate ProvisionPat calls.
-    let h = w.serve(&[]);
+    // And again with two separate ProvisionPat calls (no force cooldown: this is about the grace).
+    let h = w.serve(&[("PAT_FORCE_COOLDOWN_MINUTES", "0")]);
     for _ in 0..2 {
         assert_eq!(h.provision(json!({"target": "t", "force": true})).status, 200);
     }
@@ -106,7 +106,9 @@ fn a_lost_write_answer_is_read_back_not_written_twice() {
 }
 
 /// A write that timed out while another run wrote a newer version: the retry used to write
-/// over it (and orphan the other run's token). Now the read-back sees it and the run stops.
+/// over it (and orphan the other run's token). Now the read-back sees it and the run stops —
+/// and keeps its own token, because a write whose outcome is unknown may still land (§7.4); a
+/// later run finds it recorded or proves it an orphan.
 #[test]
 fn a_write_retry_stops_when_another_run_wrote_meanwhile() {
     let w = World::one_target(&[]);
@@ -121,11 +123,11 @@ fn a_write_retry_stops_when_another_run_wrote_meanwhile() {
         assert_eq!((code, r[0]["action"].as_str()), (0, Some("unchanged")), "{r:?}");
         assert_eq!(r[0]["token_id"].as_str(), Some(theirs.as_str()));
         assert_eq!(kv.versions("t-pat").len(), 2, "nothing written over the other run's version");
-        let mut live = w.live_tokens(0);
-        live.sort();
-        let mut want = vec![before.clone(), theirs.clone()];
-        want.sort();
-        assert_eq!(live, want, "this run's token deleted; the other run's and the old one live");
+        let live = w.live_tokens(0);
+        assert_eq!(live.len(), 3, "the old token, theirs, and this run's (kept: its write may land): {live:?}");
+        assert!(live.contains(&before) && live.contains(&theirs));
+        let warnings = r[0]["warnings"].as_array().cloned().unwrap_or_default();
+        assert!(warnings.iter().any(|w| w.as_str().unwrap_or("").contains("kept")), "{r:?}");
     });
 }
 
@@ -368,13 +370,13 @@ mod reqwest {
 /// A clock that jumps: this machine's clock two days ahead (libfaketime) must not make a token
 /// look past its grace. Grace and ages are judged on the services' clocks; the old rule
 /// compared the `rotated-at` tag with the local clock and revoked the superseded token.
+///
+/// Without libfaketime (at build time) the test is reported as ignored, never as passed; in CI
+/// `libfaketime_is_installed_in_ci` fails instead.
 #[test]
+#[cfg_attr(not(has_faketime), ignore = "skipped: libfaketime is not installed (apt-get install faketime)")]
 fn a_local_clock_jump_does_not_revoke_inside_the_grace() {
-    let Some(lib) = libfaketime() else {
-        assert!(std::env::var_os("CI").is_none(), "libfaketime is required in CI (.ci/run installs faketime)");
-        eprintln!("skipped: libfaketime not installed (apt-get install faketime)");
-        return;
-    };
+    let lib = libfaketime().expect("libfaketime (found at build time) is gone");
     let w = World::one_target(&[]);
     w.emu.identity().set_token_lifetime(10 * DAY);
     let old = w.seed_managed(0, 0, "t", 3 * DAY, 90 * DAY, None);
@@ -387,6 +389,18 @@ fn a_local_clock_jump_does_not_revoke_inside_the_grace() {
     assert_eq!(r[0]["action"], "unchanged", "{r:?}");
     assert!(w.emu.workspace(0).is_live(&old), "superseded a moment ago by the services' clocks: {r:?}");
     assert_eq!(r[0]["revoked_token_ids"], json!([]));
+}
+
+/// CI installs faketime (`scripts/test.sh`): there the clock-jump test must run, not be ignored.
+#[test]
+fn libfaketime_is_installed_in_ci() {
+    if std::env::var_os("CI").is_some() {
+        assert!(
+            cfg!(has_faketime),
+            "libfaketime is required in CI (scripts/test.sh installs faketime); rebuild after installing it"
+        );
+        assert!(libfaketime().is_some(), "libfaketime is required in CI");
+    }
 }
 
 fn libfaketime() -> Option<String> {
@@ -417,7 +431,7 @@ fn a_switch_of_the_service_identity_is_reported_as_the_likely_cause() {
 
     // An out-of-band revocation while the identity holds the target's previous token.
     let w = World::one_target(&[]);
-    let prev = w.seed_token(0, "pat-rotator/t/prev", 40 * DAY, 90 * DAY).0;
+    let prev = w.seed_token(0, &w.comment("t", 0, "prev"), 40 * DAY, 90 * DAY).0;
     let cur = w.seed_managed(0, 0, "t", 5 * DAY, 90 * DAY, Some(&prev));
     w.emu.workspace(0).revoke(&cur);
     let o = w.cli(&["rotate", "--json"], &[]);

@@ -626,7 +626,9 @@ impl Run<'_> {
                 let verified = Verified { issuer_at, at: Instant::now(), wall: clock.now(), sent, sent_wall };
                 Ok((new, verified, swept))
             }
-            Err(e) => {
+            Err(mut e) => {
+                // An upstream answer may quote what it was sent; the value never goes further.
+                e.message = crate::secret::scrub(&e.message, &[&new.value]);
                 warn!(target_name = %spec.target, token = %short_id(&new.info.id), "new {} failed verification; deleting it", self.noun());
                 let note = match issuer.revoke(&new.info.id).await {
                     Ok(()) => "it was deleted".to_string(),

@@ -69,6 +69,8 @@ struct MemIssuer {
     creds: Mutex<Vec<MemCred>>,
     create_faults: Mutex<VecDeque<CreateFault>>,
     verify_fails: Mutex<bool>,
+    /// Verification refusals quote the presented value (as some upstream bodies do).
+    verify_echoes: Mutex<bool>,
     /// Lists that succeed before every further list fails (`None`: never fails).
     lists_before_failing: Mutex<Option<u32>>,
     /// The first list leaves this credential out (it was created just after the list was taken).
@@ -97,6 +99,7 @@ impl MemIssuer {
             creds: Mutex::default(),
             create_faults: Mutex::default(),
             verify_fails: Mutex::default(),
+            verify_echoes: Mutex::default(),
             lists_before_failing: Mutex::default(),
             hidden_from_first_list: Mutex::default(),
             lists: Mutex::default(),
@@ -209,6 +212,10 @@ impl Issuer for MemIssuer {
     async fn verify(&self, value: &Redacted) -> Result<Option<OffsetDateTime>> {
         if *self.verify_fails.lock().unwrap() {
             return Err(Error::new(Code::DatabricksUnauthorized, "Invalid access token."));
+        }
+        if *self.verify_echoes.lock().unwrap() {
+            let quoted = format!("rejected Authorization: Bearer {}", value.expose());
+            return Err(Error::new(Code::DatabricksUnauthorized, quoted));
         }
         if self.creds.lock().unwrap().iter().any(|t| t.value == value.expose()) {
             let ahead = self.verify_clock_ahead.lock().unwrap().pop_front().unwrap_or(Duration::ZERO);
@@ -946,18 +953,16 @@ async fn a_token_too_old_to_write_is_deleted_and_replaced() {
 }
 
 #[tokio::test]
-async fn the_result_never_carries_the_new_value() {
-    // The result object and its Debug form carry ids only: a credential's value must not
-    // reach them even though the run held it (and wrote it).
+async fn a_refusal_that_quotes_the_new_value_never_reaches_the_result() {
+    // Some upstream answers quote what they were sent. The verification error below carries
+    // the new credential's value; the result (message, Debug, JSON) must not.
     let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
-    ws.create_faults.lock().unwrap().push_back(CreateFault::LostResponse);
-    *ws.verify_fails.lock().unwrap() = false;
+    *ws.verify_echoes.lock().unwrap() = true;
     let o = run(&t, &ws, &kv, false, false).await;
-    let written = kv.latest().unwrap().value;
-    assert!(written.starts_with("secret-value-"), "the run did hold and write a value: {written}");
+    assert_eq!(o.action, Action::Failed);
     let text = format!("{o:?} {}", serde_json::to_string(&o).unwrap());
-    assert!(!text.contains(&written), "{text}");
-    assert!(!text.contains("secret-value-"), "{text}");
+    assert!(text.contains("Bearer [redacted]"), "the refusal text is kept, the value is not: {text}");
+    assert!(!text.contains("secret-value-1"), "{text}");
 }
 
 // OAuth secrets (contract §9): the same order, with ownership by record and a limit of five.

@@ -290,6 +290,13 @@ impl World {
         id
     }
 
+    /// The comment pat-rotator gives a token of `target` whose secret is `{target}-pat` in vault
+    /// `kv` (contract §6: target, secret key, attempt).
+    pub fn comment(&self, target: &str, kv: usize, attempt: &str) -> String {
+        let key = pat_rotator::databricks::pat::secret_key(&self.emu.vault(kv).url(), &format!("{target}-pat"));
+        pat_rotator::databricks::pat::comment(target, &key, attempt)
+    }
+
     /// Seeds a token of `target` in workspace `ws` owned by the identity.
     pub fn seed_token(&self, ws: usize, comment: &str, age: Duration, lifetime: Duration) -> (String, String) {
         let w = self.emu.workspace(ws);
@@ -306,7 +313,7 @@ impl World {
         lifetime: Duration,
         previous: Option<&str>,
     ) -> String {
-        let (id, value) = self.seed_token(ws, &format!("pat-rotator/{target}/seeded"), age, lifetime);
+        let (id, value) = self.seed_token(ws, &self.comment(target, kv, "seeded"), age, lifetime);
         let created = time::OffsetDateTime::now_utc() - age;
         let expires = created + lifetime;
         let fmt = |t: time::OffsetDateTime| {

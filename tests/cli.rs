@@ -1,0 +1,104 @@
+//! The command line as an operator meets it: `tokens` (the inventory and `--revoke`), `--help`,
+//! and `--json` usage errors for every subcommand (contract §1).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn row<'a>(tokens: &'a Value, id: &str) -> &'a Value {
+    tokens.as_array().unwrap().iter().find(|t| t["token_id"] == id).unwrap_or_else(|| panic!("{id} not in {tokens}"))
+}
+
+/// The original script's "Terraform-generated token" is listed as not the target's and not in
+/// the vault, and can be revoked by id; the token the vault names cannot.
+#[test]
+fn tokens_lists_legacy_tokens_and_revokes_them_by_id() {
+    let w = World::one_target(&[]);
+    let cur = w.seed_managed(0, 0, "t", 2 * DAY, 90 * DAY, None);
+    let (legacy, _) = w.seed_token(0, "Terraform-generated token", 200 * DAY, 400 * DAY);
+    let out = w.cli(&["tokens", "--json"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v = out.json();
+    assert_eq!(v[0]["target"], "t");
+    let tokens = &v[0]["tokens"];
+    let l = row(tokens, &legacy);
+    assert_eq!((l["managed"].as_bool(), l["in_vault"].as_bool()), (Some(false), Some(false)), "{l}");
+    assert_eq!(l["comment"], "Terraform-generated token");
+    assert!(l["created_at"].as_str().unwrap().ends_with('Z') && l["expires_at"].is_string(), "{l}");
+    let c = row(tokens, &cur);
+    assert_eq!((c["managed"].as_bool(), c["in_vault"].as_bool()), (Some(true), Some(true)), "{c}");
+    let keys: Vec<&String> = c.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["token_id", "comment", "created_at", "expires_at", "managed", "in_vault"]);
+    // The human table names them too.
+    let table = w.cli(&["tokens"], &[]);
+    assert!(table.stdout.contains(&legacy) && table.stdout.contains("Terraform-generated token"), "{}", table.stdout);
+
+    // The current token is refused, and then nothing at all is revoked.
+    let out = w.cli(&["tokens", "--revoke", &legacy, "--revoke", &cur], &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains(&cur) && out.stderr.contains("names"), "{}", out.stderr);
+    let ws = w.emu.workspace(0);
+    assert!(ws.is_live(&cur) && ws.is_live(&legacy), "nothing revoked when one id is refused");
+
+    // An id nobody holds: exit 1.
+    let out = w.cli(&["tokens", "--revoke", "0000feedface"], &[]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("found in no"), "{}", out.stderr);
+
+    let out = w.cli(&["tokens", "--target", "t", "--revoke", &legacy, "--json"], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.json()["revoked"][0]["token_id"], legacy.as_str());
+    assert!(!ws.is_live(&legacy) && ws.is_live(&cur));
+}
+
+/// `--help` says where configuration comes from and what the exit codes mean, and every flag of
+/// every subcommand has a help text.
+#[test]
+fn help_lists_settings_exit_codes_and_every_flag() {
+    let w = World::new();
+    let top = w.cli(&["--help"], &[]);
+    assert_eq!(top.code, 0);
+    for needle in ["PAT_TARGETS", "PAT_FORCE_COOLDOWN_MINUTES", "PAT_LOG_FORMAT", "Exit codes", "tokens", "RUNBOOK"] {
+        assert!(top.stdout.contains(needle), "{needle} missing from --help:\n{}", top.stdout);
+    }
+    for sub in ["serve", "rotate", "status", "check-config", "tokens"] {
+        let h = w.cli(&[sub, "--help"], &[]);
+        assert_eq!(h.code, 0, "{sub}");
+        let options = h.stdout.split("Options:").nth(1).unwrap_or_else(|| panic!("{sub}: no options:\n{}", h.stdout));
+        for line in options.lines().filter(|l| l.trim_start().starts_with("--")) {
+            let flag = line.split_whitespace().next().unwrap();
+            let text = line.trim_start().trim_start_matches(flag).trim_start();
+            let text = text.trim_start_matches(|c: char| c.is_ascii_uppercase() || c == '<' || c == '>').trim();
+            assert!(!text.is_empty(), "{sub} {flag} has no help text:\n{}", h.stdout);
+        }
+    }
+}
+
+/// With `--json`, a usage or configuration error is one JSON object on stdout, exit 2, for
+/// every subcommand.
+#[test]
+fn json_usage_errors_for_every_subcommand() {
+    let w = World::one_target(&[]);
+    for args in [
+        vec!["rotate", "--target", "nope", "--json"],
+        vec!["status", "--target", "nope", "--json"],
+        vec!["tokens", "--target", "nope", "--json"],
+    ] {
+        let out = w.cli(&args, &[]);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert_eq!(out.json()["error"]["code"], "unknown_target", "{args:?}: {}", out.stdout);
+        assert_eq!(w.upstream_calls(), 0, "{args:?}: a usage error calls nobody");
+    }
+    for args in
+        [vec!["rotate", "--json"], vec!["status", "--json"], vec!["tokens", "--json"], vec!["check-config", "--json"]]
+    {
+        let out = w.cli(&args, &[("PAT_TARGETS", "[{\"name\":\"BAD\"}]")]);
+        assert_eq!(out.code, 2, "{args:?}");
+        assert_eq!(out.json()["error"]["code"], "config_invalid", "{args:?}: {}", out.stdout);
+    }
+}
