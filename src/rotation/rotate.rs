@@ -668,16 +668,13 @@ impl Run<'_> {
         } else {
             String::new()
         };
-        Err(Error::new(
-            Code::DatabricksQuotaExceeded,
-            format!(
-                "{} ({} listed, {ours} of them this target's, none provably revocable yet{untouchable}); delete unused {noun}s, or wait for the grace of the superseded ones",
-                refusal.message,
-                fresh.creds.len()
-            ),
-        )
-        .with_status(refusal.status.unwrap_or(400))
-        .with_upstream_code(refusal.upstream_code.clone()))
+        // The issuer's other facts about the refusal (for the HTTP layer) travel unchanged.
+        let message = format!(
+            "{} ({} listed, {ours} of them this target's, none provably revocable yet{untouchable}); delete unused {noun}s, or wait for the grace of the superseded ones",
+            refusal.message,
+            fresh.creds.len()
+        );
+        Err(Error { code: Code::DatabricksQuotaExceeded, message, ..refusal })
     }
 
     /// After an ambiguous create: find the credential carrying `attempt` and delete it. True

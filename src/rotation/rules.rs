@@ -318,7 +318,7 @@ mod tests {
             ours_cred("prev", Duration::days(60)),
             ours_cred("old-orphan", Duration::hours(2)),
             ours_cred("young-orphan", Duration::minutes(10)),
-            cred("foreign", Ownership::NotOurs, Duration::days(400), None),
+            cred("foreign", Ownership::NotOurs, Duration::days(365), None),
         ]
     }
 

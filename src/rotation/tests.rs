@@ -345,7 +345,7 @@ impl SecretStore for MemStore {
                 Duration::ZERO,
             );
             return Err(WriteError::Failed(
-                Error::new(Code::UpstreamUnavailable, "503 from vault").with_status(503).transient(),
+                Error::new(Code::UpstreamUnavailable, "unavailable").transient(),
             ));
         }
         {
@@ -353,7 +353,7 @@ impl SecretStore for MemStore {
             if *left > 0 {
                 *left -= 1;
                 return Err(WriteError::Failed(
-                    Error::new(Code::Throttled, "429 from vault").with_status(429).transient(),
+                    Error::new(Code::Throttled, "throttled").transient(),
                 ));
             }
         }
@@ -364,11 +364,11 @@ impl SecretStore for MemStore {
                 Ok(v.stored())
             }
             Some(WriteFault::Refused) => {
-                Err(WriteError::Failed(Error::new(Code::KeyvaultForbidden, "403 from vault").with_status(403)))
+                Err(WriteError::Failed(Error::new(Code::KeyvaultForbidden, "forbidden")))
             }
             Some(WriteFault::LandedAnyway) => {
                 self.versions.lock().unwrap().push(v);
-                Err(WriteError::Failed(Error::new(Code::UpstreamUnavailable, "500 from vault").with_status(500)))
+                Err(WriteError::Failed(Error::new(Code::UpstreamUnavailable, "failed")))
             }
             Some(WriteFault::TimeoutLandsLater) => {
                 self.pending.lock().unwrap().push(v);
@@ -783,7 +783,7 @@ async fn orphans_old_and_young_and_foreign_tokens() {
     ws.seed("old-orphan", &ours("x"), Duration::hours(2), Duration::days(89));
     ws.seed("young-orphan", &ours("y"), Duration::minutes(5), Duration::days(89));
     ws.seed("foreign", "pat-rotator/t2/z", Duration::days(5), Duration::days(80));
-    ws.seed("hand", "manual", Duration::days(500), Duration::days(1));
+    ws.seed("hand", "manual", Duration::days(555), Duration::days(1));
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Unchanged);
     assert!(o.revoked_token_ids.is_empty(), "the latest version is inside the grace: {o:?}");
