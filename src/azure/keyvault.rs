@@ -160,7 +160,7 @@ fn stored_properties(p: SecretProperties) -> StoredSecret {
 fn vault_date(headers: &azure_core::http::headers::Headers) -> Option<time::OffsetDateTime> {
     headers
         .get_optional_str(&azure_core::http::headers::HeaderName::from_static("date"))
-        .and_then(crate::databricks::http_date)
+        .and_then(crate::transport::http_date)
 }
 
 /// A `403` for a disabled latest version (`SecretDisabled`): the secret exists, consumers just

@@ -147,7 +147,11 @@ impl DatabricksWorkspace {
         let status = resp.status();
         let retry_after =
             resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let date = resp.headers().get(reqwest::header::DATE).and_then(|v| v.to_str().ok()).and_then(http_date);
+        let date = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::transport::http_date);
         let body = resp.bytes().await.map_err(|e| errors::transport(&self.base, path, &e))?;
         debug!(workspace = %self.base, path, status = status.as_u16(), "databricks call");
         Ok(Answer { status, retry_after, date, body })
@@ -187,11 +191,6 @@ impl DatabricksWorkspace {
             })
             .await
     }
-}
-
-/// An HTTP `Date` header (RFC 7231), as both services send it.
-pub fn http_date(v: &str) -> Option<OffsetDateTime> {
-    httpdate::parse_http_date(v).ok().map(OffsetDateTime::from)
 }
 
 /// Whether a create that failed may be tried again at once: the workspace cannot have acted

@@ -344,17 +344,13 @@ impl SecretStore for MemStore {
                 "databricks-pat",
                 Duration::ZERO,
             );
-            return Err(WriteError::Failed(
-                Error::new(Code::UpstreamUnavailable, "unavailable").transient(),
-            ));
+            return Err(WriteError::Failed(Error::new(Code::UpstreamUnavailable, "unavailable").transient()));
         }
         {
             let mut left = self.transient_write_failures.lock().unwrap();
             if *left > 0 {
                 *left -= 1;
-                return Err(WriteError::Failed(
-                    Error::new(Code::Throttled, "throttled").transient(),
-                ));
+                return Err(WriteError::Failed(Error::new(Code::Throttled, "throttled").transient()));
             }
         }
         let fault = self.write_faults.lock().unwrap().pop_front();
@@ -363,9 +359,7 @@ impl SecretStore for MemStore {
                 self.versions.lock().unwrap().push(v.clone());
                 Ok(v.stored())
             }
-            Some(WriteFault::Refused) => {
-                Err(WriteError::Failed(Error::new(Code::KeyvaultForbidden, "forbidden")))
-            }
+            Some(WriteFault::Refused) => Err(WriteError::Failed(Error::new(Code::KeyvaultForbidden, "forbidden"))),
             Some(WriteFault::LandedAnyway) => {
                 self.versions.lock().unwrap().push(v);
                 Err(WriteError::Failed(Error::new(Code::UpstreamUnavailable, "failed")))

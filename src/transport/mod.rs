@@ -10,3 +10,9 @@
 pub mod client;
 pub mod pacing;
 pub mod retry;
+
+/// An HTTP `Date` header (RFC 7231), as both services send it: their clocks, by which every
+/// age and grace is judged.
+pub fn http_date(v: &str) -> Option<time::OffsetDateTime> {
+    httpdate::parse_http_date(v).ok().map(time::OffsetDateTime::from)
+}
