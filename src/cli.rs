@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, TargetKind};
 use crate::engine::{Caller, Engine, RunOptions, StatusRow, TokensRow};
 use crate::rotation::model::{Outcome, short_id};
 
@@ -140,6 +140,15 @@ fn config_or_exit(json: bool) -> Result<Config, ExitCode> {
     })
 }
 
+/// The configuration of a command that acts on it, its warnings on stderr.
+fn config_warned(json: bool) -> Result<Config, ExitCode> {
+    let config = config_or_exit(json)?;
+    for w in config_warnings(&config) {
+        eprintln!("warning: {w}");
+    }
+    Ok(config)
+}
+
 fn report_config_error(e: &ConfigError, json: bool) {
     if json {
         println!("{}", json!({ "error": { "code": "config_invalid", "message": e.to_string() }, "problems": e.0 }));
@@ -172,7 +181,7 @@ pub fn rotate(targets: &[String], a: RotateArgs) -> ExitCode {
             "--revoke-superseded needs --force and at least one --target (it revokes every other credential of the named targets at once)",
         );
     }
-    let config = match config_or_exit(json) {
+    let config = match config_warned(json) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -199,7 +208,7 @@ pub fn rotate(targets: &[String], a: RotateArgs) -> ExitCode {
 }
 
 pub fn status(targets: &[String], json: bool) -> ExitCode {
-    let config = match config_or_exit(json) {
+    let config = match config_warned(json) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -223,12 +232,10 @@ pub fn check_config(json: bool) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let warnings = config_warnings(&config);
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "targets": config.targets, "settings": config.settings }))
-                .expect("config serialises")
-        );
+        let doc = json!({ "targets": config.targets, "settings": config.settings, "warnings": warnings });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("config serialises"));
     } else {
         let rows: Vec<Vec<String>> = config
             .targets
@@ -236,59 +243,76 @@ pub fn check_config(json: bool) -> ExitCode {
             .map(|t| {
                 vec![
                     t.name.clone(),
+                    t.kind.as_str().to_string(),
                     t.workspace_url.clone(),
-                    t.owner(),
+                    match (&t.kind, &t.service_principal) {
+                        (TargetKind::SpOauthSecret, Some(sp)) => format!("principal {sp}"),
+                        _ => t.owner(),
+                    },
                     if t.workspace_resource_id.is_some() { "management-header".into() } else { "member".into() },
                     format!("{}/secrets/{}", t.key_vault_url, t.secret_name),
                     format!("{}d/{}d/{}h", t.lifetime_days, t.renew_before_days, t.revoke_grace_hours),
                 ]
             })
             .collect();
-        print!("{}", table(&["TARGET", "WORKSPACE", "OWNER", "ACCESS", "SECRET", "LIFETIME/RENEW/GRACE"], &rows));
+        print!(
+            "{}",
+            table(&["TARGET", "KIND", "WORKSPACE", "OWNER", "ACCESS", "SECRET", "LIFETIME/RENEW/GRACE"], &rows)
+        );
         println!(
             "{} target(s); credential {}; concurrency {}",
             config.targets.len(),
             config.settings.credential.as_str(),
             config.settings.max_concurrency
         );
-        // The quota is per principal and workspace: targets with their own client_id count
-        // against their app's service principal, not the service identity.
-        let mut per_owner: std::collections::BTreeMap<(&str, String), usize> = Default::default();
-        for t in &config.targets {
-            *per_owner.entry((t.workspace_url.as_str(), t.owner())).or_default() += 1;
-        }
-        for ((ws, owner), n) in per_owner {
-            // Each target keeps up to two tokens (current and, within its grace, previous).
-            if n * 2 > QUOTA_HEADROOM {
-                println!(
-                    "warning: {n} targets share workspace {ws} as {owner}; with a current and a previous token each they can exceed Databricks' quota of 600 tokens per identity and workspace"
-                );
-            }
-        }
-        for t in &config.targets {
-            if let (Some(c), Some(_)) = (&t.client_id, &t.workspace_resource_id) {
-                println!(
-                    "warning: {}: has client_id {c} and workspace_resource_id; the management-token headers make app {c}'s service principal a workspace admin, which defeats a least-privilege principal (add it as a plain workspace member and drop workspace_resource_id)",
-                    t.name
-                );
-            }
-        }
-        for t in &config.targets {
-            let interval = t.lifetime_days - t.renew_before_days;
-            if interval >= 90 {
-                println!(
-                    "warning: {}: tokens are replaced every {interval} days; Azure Databricks revokes PATs unused for 90 days (pat-rotator re-provisions them, but consumers see a revoked token in between)",
-                    t.name
-                );
-            }
-        }
+    }
+    for w in &warnings {
+        eprintln!("warning: {w}");
     }
     ExitCode::SUCCESS
 }
 
+/// What an operator should know about a valid configuration: settings that are ignored or
+/// suspicious (from the parser), the token quota, least privilege, the 90-day inactivity rule.
+/// Printed on stderr by every command that reads the configuration.
+pub fn config_warnings(config: &Config) -> Vec<String> {
+    let mut out: Vec<String> = config.warnings.clone();
+    // The PAT quota is per principal and workspace: targets with their own client_id count
+    // against their app's service principal, not the service identity. OAuth-secret targets
+    // hold no PAT.
+    let mut per_owner: std::collections::BTreeMap<(&str, String), usize> = Default::default();
+    for t in config.targets.iter().filter(|t| t.kind == TargetKind::Pat) {
+        *per_owner.entry((t.workspace_url.as_str(), t.owner())).or_default() += 1;
+    }
+    for ((ws, owner), n) in per_owner {
+        // Each target keeps up to two tokens (current and, within its grace, previous).
+        if n * 2 > QUOTA_HEADROOM {
+            out.push(format!(
+                "{n} targets share workspace {ws} as {owner}; with a current and a previous token each they can exceed Databricks' quota of 600 tokens per identity and workspace"
+            ));
+        }
+    }
+    for t in &config.targets {
+        if let (Some(c), Some(_)) = (&t.client_id, &t.workspace_resource_id) {
+            out.push(format!(
+                "{}: has client_id {c} and workspace_resource_id; the management-token headers make app {c}'s service principal a workspace admin, which defeats a least-privilege principal (add it as a plain workspace member and drop workspace_resource_id)",
+                t.name
+            ));
+        }
+        let interval = t.lifetime_days - t.renew_before_days;
+        if t.kind == TargetKind::Pat && interval >= 90 {
+            out.push(format!(
+                "{}: tokens are replaced every {interval} days; Azure Databricks revokes PATs unused for 90 days (pat-rotator re-provisions them, but consumers see a revoked token in between)",
+                t.name
+            ));
+        }
+    }
+    out
+}
+
 /// `pat-rotator tokens`: the inventory, or `--revoke`.
 pub fn tokens(targets: &[String], json: bool, revoke: &[String]) -> ExitCode {
-    let config = match config_or_exit(json) {
+    let config = match config_warned(json) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -142,6 +142,8 @@ pub struct Settings {
 pub struct Config {
     pub targets: Vec<Target>,
     pub settings: Settings,
+    /// Problems that do not stop the program (ignored or suspicious settings).
+    pub warnings: Vec<String>,
 }
 
 /// Every problem found, one line each.
@@ -190,7 +192,7 @@ impl Config {
         }
 
         if errs.is_empty() {
-            Ok(Config { targets, settings: settings.expect("settings parsed without errors") })
+            Ok(Config { targets, settings: settings.expect("settings parsed without errors"), warnings: Vec::new() })
         } else {
             Err(ConfigError(errs))
         }

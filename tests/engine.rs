@@ -452,11 +452,11 @@ fn check_config_warns_about_the_token_quota_and_the_inactivity_rule() {
     let many: Vec<serde_json::Value> = (0..260).map(|i| w.target(&format!("t{i}"), 0, 0)).collect();
     let o = w.cli(&["check-config"], &[("PAT_TARGETS", &serde_json::to_string(&many).unwrap())]);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert!(o.stdout.contains("warning: 260 targets share workspace"), "{}", o.stdout);
+    assert!(o.stderr.contains("warning: 260 targets share workspace"), "{}", o.stderr);
     let mut long = w.target("long", 0, 0);
     long["lifetime_days"] = json!(365);
     long["renew_before_days"] = json!(30);
     let o = w.cli(&["check-config"], &[("PAT_TARGETS", &json!([long]).to_string())]);
-    assert!(o.stdout.contains("warning: long: tokens are replaced every 335 days"), "{}", o.stdout);
-    assert!(!o.stdout.contains("share workspace"));
+    assert!(o.stderr.contains("warning: long: tokens are replaced every 335 days"), "{}", o.stderr);
+    assert!(!o.stderr.contains("share workspace"), "{}", o.stderr);
 }

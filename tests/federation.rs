@@ -250,8 +250,8 @@ fn check_config_shows_owners_counts_quota_per_owner_and_warns_about_admin_header
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stdout.contains("OWNER") && o.stdout.contains("service identity"), "{}", o.stdout);
     assert!(o.stdout.contains(&format!("app {APP_A}")), "{}", o.stdout);
-    assert!(!o.stdout.contains("quota of 600"), "quota is counted per owner: {}", o.stdout);
-    assert!(o.stdout.contains("warning: admin: has client_id") && o.stdout.contains("workspace admin"), "{}", o.stdout);
+    assert!(!o.stderr.contains("quota of 600"), "quota is counted per owner: {}", o.stderr);
+    assert!(o.stderr.contains("warning: admin: has client_id") && o.stderr.contains("workspace admin"), "{}", o.stderr);
     let o = w.cli(&["check-config", "--json"], &[]);
     assert_eq!(o.json()["targets"][1]["client_id"], APP_A);
 
@@ -262,10 +262,10 @@ fn check_config_shows_owners_counts_quota_per_owner_and_warns_about_admin_header
     w.targets(&targets);
     let o = w.cli(&["check-config"], &[]);
     assert!(
-        o.stdout
+        o.stderr
             .contains(&format!("warning: 300 targets share workspace {} as app {APP_A};", w.emu.workspace(0).url())),
         "{}",
-        o.stdout
+        o.stderr
     );
     assert_eq!(w.upstream_calls(), 0);
 }
