@@ -78,7 +78,7 @@ fn a_502_tells_the_caller_the_code_and_the_log_the_detail() {
     for detail in ["keyvault_forbidden", "Key Vault Secrets Officer", identity.object_id.as_str()] {
         assert!(line.contains(detail), "the log line lacks {detail:?}: {line}");
     }
-    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains("ERROR") && line.contains("target_name"), "{line}");
 }
 
 #[test]

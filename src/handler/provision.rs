@@ -69,12 +69,10 @@ impl Rejection {
 /// span, the invocation id) and answers with the code's fixed sentence only.
 fn fail(r: Rejection, target: Option<&str>, retry_after: Option<u64>, invocation_id: &str) -> Answer {
     let (status, code) = (r.status.as_u16(), r.code);
-    match (r.status.is_server_error(), target) {
-        (true, Some(t)) => {
-            tracing::error!(code = %code, target_name = %t, "ProvisionPat answered {status} {code}: {}", r.detail)
-        }
-        (true, None) => tracing::error!(code = %code, "ProvisionPat answered {status} {code}: {}", r.detail),
-        (false, _) => tracing::warn!(code = %code, "ProvisionPat answered {status} {code}: {}", r.detail),
+    if r.status.is_server_error() {
+        tracing::error!(code = %code, target_name = target, "ProvisionPat answered {status} {code}: {}", r.detail);
+    } else {
+        tracing::warn!(code = %code, target_name = target, "ProvisionPat answered {status} {code}: {}", r.detail);
     }
     Answer {
         status: r.status,
