@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use zeroize::Zeroize;
+
 /// A secret string. See the module docs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Redacted(String);
@@ -26,6 +28,11 @@ impl Redacted {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Zeroes every byte of the buffer (spare capacity too) and leaves the value empty.
+    fn wipe(&mut self) {
+        self.0.zeroize();
+    }
 }
 
 impl fmt::Debug for Redacted {
@@ -41,11 +48,12 @@ impl fmt::Display for Redacted {
 }
 
 impl Drop for Redacted {
-    /// Overwrite the buffer so the value does not linger in freed memory (best effort: copies
-    /// made by HTTP stacks are out of our reach).
+    /// Overwrites the whole buffer, spare capacity included, so the value does not linger in
+    /// freed memory. `zeroize` writes volatile, so the compiler cannot drop the writes as dead
+    /// stores to memory about to be freed (a plain `fill(0)` may be). Best effort: copies made
+    /// by HTTP stacks and the SDK are out of our reach.
     fn drop(&mut self) {
-        // SAFETY: zero bytes are valid UTF-8.
-        unsafe { self.0.as_bytes_mut() }.fill(0);
+        self.wipe();
     }
 }
 
@@ -72,6 +80,22 @@ mod tests {
         assert_eq!(format!("{s}"), "[redacted]");
         assert_eq!(format!("{:?}", Some(&s)), "Some([redacted])");
         assert_eq!(s.expose(), "dapi0123456789abcdef");
+    }
+
+    #[test]
+    fn the_wipe_clears_every_byte_of_the_buffer() {
+        // Spare capacity that once held part of the value: a wipe of only `len` bytes misses it.
+        let mut value = String::from("dapi-0123456789abcdef");
+        value.truncate(4);
+        let mut s = Redacted::new(value);
+        let (ptr, cap) = (s.0.as_ptr(), s.0.capacity());
+        assert!(cap >= 21);
+        s.wipe();
+        // SAFETY: the allocation is still owned by `s` (zeroize keeps the capacity) and every
+        // byte of it was just written.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr, cap) };
+        assert!(bytes.iter().all(|b| *b == 0), "{bytes:?}");
+        assert_eq!(s.0.capacity(), cap);
     }
 
     #[test]

@@ -389,7 +389,12 @@ fn configuration_errors() {
     assert_eq!(r.json()["error"]["code"], "config_invalid");
     let r = h.provision(json!({"target": "y"}));
     assert_eq!(r.status, 500);
-    assert!(r.json()["error"]["message"].as_str().unwrap().contains("targets[1].secret_name"));
+    // The body says only the code's fixed sentence (contract §3); the problem is in the log.
+    assert_eq!(
+        r.json()["error"]["message"],
+        pat_rotator::handler::public::sentence(pat_rotator::error::Code::ConfigInvalid)
+    );
+    assert!(eventually(Duration::from_secs(5), || h.log().contains("targets[1].secret_name")), "{}", h.log());
     assert_eq!(w.upstream_calls(), 0);
 
     // Usage errors are exit 2 too.

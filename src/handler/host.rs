@@ -9,8 +9,7 @@ use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::provision;
-use super::{BodyError, State};
+use super::{BodyError, State, provision, public};
 use crate::engine::{Caller, RunOptions};
 use crate::error::Code;
 
@@ -52,15 +51,10 @@ fn find_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     o.get(key).or_else(|| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)).filter(|v| !v.is_null())
 }
 
-/// `RotatePat`. Every line logged on its behalf carries the host's invocation id
-/// (`X-Azure-Functions-InvocationId`), so the per-target lines and the failure summary can be
+/// `RotatePat`. The caller runs it inside a span carrying the invocation id (the host's
+/// `X-Azure-Functions-InvocationId`), so the per-target lines and the failure summary can be
 /// found beside the failed invocation in Application Insights.
-pub async fn rotate_pat(body: Result<Vec<u8>, BodyError>, state: &State, invocation_id: Option<&str>) -> HttpResponse {
-    let span = tracing::info_span!("RotatePat", invocation_id = %invocation_id.unwrap_or("-"));
-    tracing::Instrument::instrument(rotate_pat_in_span(body, state), span).await
-}
-
-async fn rotate_pat_in_span(body: Result<Vec<u8>, BodyError>, state: &State) -> HttpResponse {
+pub async fn rotate_pat(body: Result<Vec<u8>, BodyError>, state: &State, invocation_id: &str) -> HttpResponse {
     let info = match &body {
         Ok(b) => parse_timer(b),
         Err(_) => TimerInfo::default(),
@@ -68,12 +62,13 @@ async fn rotate_pat_in_span(body: Result<Vec<u8>, BodyError>, state: &State) -> 
     let engine = match state.engine() {
         Ok(e) => e,
         Err(ce) => {
-            let message = format!("configuration invalid: {ce}");
-            tracing::error!("RotatePat: {message}");
+            // The host discards this body (non-2xx), but it is no place for the detail either.
+            tracing::error!(code = %Code::ConfigInvalid, "RotatePat answered 500 config_invalid: configuration invalid: {ce}");
+            let error = public::error_body(Code::ConfigInvalid, invocation_id)["error"].take();
+            let logs = [format!("RotatePat: {}", public::sentence(Code::ConfigInvalid))];
             return host_json(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                json!({ "Outputs": {}, "Logs": [format!("RotatePat: {message}")], "ReturnValue": null,
-                        "error": { "code": Code::ConfigInvalid, "message": message } }),
+                json!({ "Outputs": {}, "Logs": logs, "ReturnValue": null, "error": error }),
             );
         }
     };
@@ -107,15 +102,15 @@ async fn rotate_pat_in_span(body: Result<Vec<u8>, BodyError>, state: &State) -> 
     host_json(
         StatusCode::INTERNAL_SERVER_ERROR,
         json!({ "Outputs": {}, "Logs": logs, "ReturnValue": null, "failed_targets": failed,
-                "error": { "code": first.code, "message": summary } }),
+                "error": { "code": first.code, "message": summary, "invocation_id": invocation_id } }),
     )
 }
 
 /// `ProvisionPat` in the host's envelope: `Data.req` is the HTTP request, the answer goes to
-/// the `res` output binding.
-pub async fn provision_pat(body: Result<Vec<u8>, BodyError>, state: &State) -> HttpResponse {
+/// the `res` output binding. Runs inside the request's span, like [`rotate_pat`].
+pub async fn provision_pat(body: Result<Vec<u8>, BodyError>, state: &State, invocation_id: &str) -> HttpResponse {
     let answer = match body {
-        Err(e) => provision::handle(None, Err(e), state).await,
+        Err(e) => provision::handle(None, Err(e), state, invocation_id).await,
         Ok(b) => {
             let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
             let req = find_ci(&v, "Data").and_then(|d| find_ci(d, "req"));
@@ -136,7 +131,7 @@ pub async fn provision_pat(body: Result<Vec<u8>, BodyError>, state: &State) -> H
                 Some(b) => Ok(b),
                 None => Ok(Vec::new()),
             };
-            provision::handle(content_type.as_deref(), inner, state).await
+            provision::handle(content_type.as_deref(), inner, state, invocation_id).await
         }
     };
     let mut headers = json!({ "Content-Type": "application/json" });

@@ -10,10 +10,19 @@
 //!
 //! This layer only translates: host JSON or an HTTP request in, a call of the [`Engine`] out,
 //! and the result back in the host's shape. It never logs a request's query string (the
-//! function key travels there) or its headers.
+//! function key travels there) or its headers. Error bodies say only the code, a fixed
+//! sentence and the invocation id ([`public`]); the detail goes to the log.
+//!
+//! Each invocation runs inside a span named after its function with the field
+//! `invocation_id`, so every line logged on its behalf carries the id (text:
+//! `RotatePat{invocation_id=…}: …`; JSON: the `invocation_id` key). The host sends its id in
+//! `X-Azure-Functions-InvocationId` on the timer request, the envelope and the forwarded HTTP
+//! request alike (`DefaultHttpWorkerService.AddHeaders`, called for both); when it is missing
+//! (a direct call), a fresh UUID stands in.
 
 pub mod host;
 pub mod provision;
+pub mod public;
 
 use std::sync::{Arc, OnceLock};
 
@@ -21,6 +30,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use futures::StreamExt;
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
@@ -96,29 +106,29 @@ async fn dispatch(req: HttpRequest, body: web::Payload, state: web::Data<State>)
             HttpResponse::Ok().content_type("text/plain").body("pat-rotator ok")
         }
         ("/rotatepat", &Method::POST) => {
-            // An id of the host's making: printable, short; anything else is not logged.
-            let invocation = req
-                .headers()
-                .get("x-azure-functions-invocationid")
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-                .map(str::to_string);
-            host::rotate_pat(read_body(body, host::MAX_HOST_BODY).await, &state, invocation.as_deref()).await
+            let id = invocation_id(&req);
+            let work = async { host::rotate_pat(read_body(body, host::MAX_HOST_BODY).await, &state, &id).await };
+            work.instrument(tracing::info_span!("RotatePat", invocation_id = %id)).await
         }
         ("/api/provisionpat", &Method::POST) => {
+            let id = invocation_id(&req);
             let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
             let declared =
                 req.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-            let body = if declared.is_some_and(|n| n > provision::MAX_BODY) {
-                Err(BodyError::TooLarge)
-            } else {
-                read_body(body, provision::MAX_BODY).await
+            let work = async {
+                let body = if declared.is_some_and(|n| n > provision::MAX_BODY) {
+                    Err(BodyError::TooLarge)
+                } else {
+                    read_body(body, provision::MAX_BODY).await
+                };
+                provision::handle(content_type.as_deref(), body, &state, &id).await
             };
-            let answer = provision::handle(content_type.as_deref(), body, &state).await;
-            answer.into_http()
+            work.instrument(tracing::info_span!("ProvisionPat", invocation_id = %id)).await.into_http()
         }
         ("/provisionpat", &Method::POST) => {
-            host::provision_pat(read_body(body, host::MAX_HOST_BODY).await, &state).await
+            let id = invocation_id(&req);
+            let work = async { host::provision_pat(read_body(body, host::MAX_HOST_BODY).await, &state, &id).await };
+            work.instrument(tracing::info_span!("ProvisionPat", invocation_id = %id)).await
         }
         ("" | "/rotatepat" | "/api/provisionpat" | "/provisionpat", _) => error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -127,6 +137,25 @@ async fn dispatch(req: HttpRequest, body: web::Payload, state: web::Data<State>)
         ),
         _ => error_response(StatusCode::NOT_FOUND, "not_found", "no such function"),
     }
+}
+
+/// The host's invocation id, or a new UUID when the request carries none.
+///
+/// In forwarding mode the host copies the caller's headers first and then adds its own
+/// `X-Azure-Functions-InvocationId` (`HttpRequestExtensions.ToHttpRequestMessage`, then
+/// `DefaultHttpWorkerService.AddHeaders`), so a caller who sends the header too arrives as
+/// several values: the host's is the last. Only a short id of letters, digits and `-` is
+/// taken, so nothing a caller sends can shape a log line.
+pub fn invocation_id(req: &HttpRequest) -> String {
+    req.headers()
+        .get_all("x-azure-functions-invocationid")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .last()
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
 #[derive(Debug)]

@@ -10,9 +10,9 @@ use std::time::Duration;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{BodyError, State};
+use super::{BodyError, State, public};
 use crate::engine::{Caller, RunOptions};
 use crate::error::Code;
 
@@ -35,20 +35,11 @@ pub struct Answer {
     pub status: StatusCode,
     pub body: Value,
     pub retry_after: Option<u64>,
+    /// A line for the host envelope's `Logs`: status and code, no upstream detail.
     pub log: String,
 }
 
 impl Answer {
-    fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Answer {
-        let message = message.into();
-        Answer {
-            status,
-            log: format!("ProvisionPat: {} {code}: {message}", status.as_u16()),
-            body: json!({ "error": { "code": code, "message": message } }),
-            retry_after: None,
-        }
-    }
-
     pub fn into_http(self) -> HttpResponse {
         let mut r = HttpResponse::build(self.status);
         r.content_type("application/json");
@@ -59,82 +50,118 @@ impl Answer {
     }
 }
 
-/// Validates the request. `Err` is the 4xx answer.
-pub fn parse(content_type: Option<&str>, body: Result<Vec<u8>, BodyError>) -> Result<ProvisionRequest, Answer> {
+/// Why a request is answered with an error: the status and code the caller sees, and the
+/// detail only the log gets.
+#[derive(Debug)]
+pub struct Rejection {
+    pub status: StatusCode,
+    pub code: Code,
+    pub detail: String,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, code: Code, detail: impl Into<String>) -> Rejection {
+        Rejection { status, code, detail: detail.into() }
+    }
+}
+
+/// Logs the failure with its detail (one line, carrying the code and, through the request's
+/// span, the invocation id) and answers with the code's fixed sentence only.
+fn fail(r: Rejection, target: Option<&str>, retry_after: Option<u64>, invocation_id: &str) -> Answer {
+    let (status, code) = (r.status.as_u16(), r.code);
+    if r.status.is_server_error() {
+        tracing::error!(code = %code, target_name = target, "ProvisionPat answered {status} {code}: {}", r.detail);
+    } else {
+        tracing::warn!(code = %code, target_name = target, "ProvisionPat answered {status} {code}: {}", r.detail);
+    }
+    Answer {
+        status: r.status,
+        body: public::error_body(code, invocation_id),
+        retry_after,
+        log: format!("ProvisionPat answered {status} {code} (invocation_id={invocation_id})"),
+    }
+}
+
+/// Validates the request. `Err` says which 4xx to answer and why.
+pub fn parse(content_type: Option<&str>, body: Result<Vec<u8>, BodyError>) -> Result<ProvisionRequest, Rejection> {
     if let Some(ct) = content_type {
         let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if mime != "application/json" && !mime.ends_with("+json") {
-            return Err(Answer::error(
+            return Err(Rejection::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                Code::InvalidRequest.as_str(),
-                format!("Content-Type must be application/json, not \"{}\"", truncate(ct, 80)),
+                Code::InvalidRequest,
+                format!("Content-Type must be application/json, not {:?}", truncate(ct, 80)),
             ));
         }
     }
     let body = match body {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
-            return Err(Answer::error(
+            return Err(Rejection::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                Code::InvalidRequest.as_str(),
+                Code::InvalidRequest,
                 format!("the request body is larger than {} KiB", MAX_BODY / 1024),
             ));
         }
         Err(BodyError::Read(e)) => {
-            return Err(Answer::error(
+            return Err(Rejection::new(
                 StatusCode::BAD_REQUEST,
-                Code::InvalidRequest.as_str(),
+                Code::InvalidRequest,
                 format!("could not read the body: {e}"),
             ));
         }
     };
+    let bad = |m: String| Rejection::new(StatusCode::BAD_REQUEST, Code::InvalidRequest, m);
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Answer::error(
-            StatusCode::BAD_REQUEST,
-            Code::InvalidRequest.as_str(),
-            "the body is empty; send {\"target\": \"<name>\"}",
-        ));
+        return Err(bad("the body is empty; send {\"target\": \"<name>\"}".into()));
     }
-    let bad = |m: String| Answer::error(StatusCode::BAD_REQUEST, Code::InvalidRequest.as_str(), m);
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| bad(format!("the body is not valid JSON: {}", truncate(&e.to_string(), 200))))?;
-    if !value.is_object() {
+    let Some(object) = value.as_object() else {
         return Err(bad(
             "the body must be a JSON object: {\"target\": \"<name>\", \"force\": false, \"dry_run\": false}".into(),
         ));
+    };
+    if object.contains_key("revoke_superseded") {
+        return Err(bad("revoke_superseded is not offered by ProvisionPat; it exists on the CLI only \
+             (pat-rotator rotate --target NAME --force --revoke-superseded)"
+            .into()));
     }
-    // Parsed again, strictly, from the bytes: this also rejects duplicate keys, which a
-    // `Value` would silently collapse.
+    // Parsed again, strictly, from the bytes: this also rejects unknown fields and duplicate
+    // keys, which a `Value` would silently collapse.
     serde_json::from_slice(&body).map_err(|e| bad(format!("invalid request body: {}", truncate(&e.to_string(), 300))))
 }
 
-/// Handles a ProvisionPat request end to end.
-pub async fn handle(content_type: Option<&str>, body: Result<Vec<u8>, BodyError>, state: &State) -> Answer {
+/// Handles a ProvisionPat request end to end. Every error answer carries `invocation_id`; the
+/// caller runs this inside a span with the same id, so every line logged for the request does.
+pub async fn handle(
+    content_type: Option<&str>,
+    body: Result<Vec<u8>, BodyError>,
+    state: &State,
+    invocation_id: &str,
+) -> Answer {
     let engine = match state.engine() {
         Ok(e) => e,
         Err(ce) => {
-            return Answer::error(
+            let r = Rejection::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Code::ConfigInvalid.as_str(),
+                Code::ConfigInvalid,
                 format!("configuration invalid: {ce}"),
             );
+            return fail(r, None, None, invocation_id);
         }
     };
     let req = match parse(content_type, body) {
         Ok(r) => r,
-        Err(a) => {
-            tracing::warn!("{}", a.log);
-            return a;
-        }
+        Err(r) => return fail(r, None, None, invocation_id),
     };
     let Some(target) = engine.config().target(&req.target) else {
-        let a = Answer::error(
+        let r = Rejection::new(
             StatusCode::NOT_FOUND,
-            Code::UnknownTarget.as_str(),
-            format!("\"{}\" is not a configured target", truncate(&req.target, 100)),
+            Code::UnknownTarget,
+            format!("{:?} is not a configured target", truncate(&req.target, 100)),
         );
-        tracing::warn!("{}", a.log);
-        return a;
+        return fail(r, None, None, invocation_id);
     };
     let budget = engine.config().settings.http_budget;
     let outcomes = engine
@@ -150,13 +177,12 @@ pub async fn handle(content_type: Option<&str>, body: Result<Vec<u8>, BodyError>
         )
         .await;
     let outcome = outcomes.into_iter().next().expect("one target in, one outcome out");
-    let log = format!("ProvisionPat {}", outcome.log_line());
     match &outcome.failure {
         None => Answer {
             status: StatusCode::OK,
             body: serde_json::to_value(&outcome).expect("outcome serialises"),
             retry_after: None,
-            log,
+            log: format!("ProvisionPat {}", outcome.log_line()),
         },
         Some(e) => {
             let status = match e.code {
@@ -167,7 +193,8 @@ pub async fn handle(content_type: Option<&str>, body: Result<Vec<u8>, BodyError>
             };
             let retry_after = (e.code == Code::Throttled)
                 .then(|| e.retry_after.unwrap_or(Duration::from_secs(30)).as_secs_f64().ceil().max(1.0) as u64);
-            Answer { status, body: json!({ "error": { "code": e.code, "message": e.message } }), retry_after, log }
+            let r = Rejection::new(status, e.code, e.message.clone());
+            fail(r, Some(&outcome.target), retry_after, invocation_id)
         }
     }
 }
@@ -180,7 +207,7 @@ fn truncate(s: &str, n: usize) -> String {
 mod tests {
     use super::*;
 
-    fn p(ct: Option<&str>, body: &str) -> Result<ProvisionRequest, Answer> {
+    fn p(ct: Option<&str>, body: &str) -> Result<ProvisionRequest, Rejection> {
         parse(ct, Ok(body.as_bytes().to_vec()))
     }
 
@@ -194,7 +221,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        let status = |r: Result<ProvisionRequest, Answer>| r.err().map(|a| a.status.as_u16());
+        let status = |r: Result<ProvisionRequest, Rejection>| r.err().map(|a| a.status.as_u16());
         assert_eq!(status(p(Some("text/plain"), r#"{"target":"a"}"#)), Some(415));
         assert_eq!(status(p(None, "")), Some(400));
         assert_eq!(status(p(None, "{")), Some(400));
@@ -204,5 +231,16 @@ mod tests {
         assert_eq!(status(p(None, r#"{"force":true}"#)), Some(400));
         assert_eq!(status(p(None, r#"["a"]"#)), Some(400));
         assert_eq!(status(parse(None, Err(BodyError::TooLarge))), Some(413));
+        for body in [r#"{"target":"a","revoke_superseded":true}"#, r#"{"target":"a","revoke_superseded":false}"#] {
+            let r = p(None, body).unwrap_err();
+            assert_eq!((r.status.as_u16(), r.code), (400, Code::InvalidRequest));
+            assert!(r.detail.contains("CLI only"), "{}", r.detail);
+        }
+    }
+
+    #[test]
+    fn caller_text_in_a_detail_is_quoted_so_it_cannot_forge_a_log_line() {
+        let r = p(Some("text/plain\nERROR forged"), r#"{"target":"a"}"#).unwrap_err();
+        assert!(!r.detail.contains('\n'), "{}", r.detail);
     }
 }

@@ -1,0 +1,114 @@
+//! What a caller of the Functions is told when something went wrong (contract §3).
+//!
+//! Anyone holding the function key can call ProvisionPat, so its error bodies say only what
+//! class of thing failed: the stable code, the fixed sentence below and the invocation id. The
+//! detail an operator needs (the AADSTS text, the issuer, the identity's object id, the RBAC
+//! role, the vault URL, the configuration problem) goes to the log, one line carrying the same
+//! invocation id, where the runbook's query finds it. The sentences are the second column of
+//! the table in `docs/RUNBOOK.md`; a unit test keeps the two equal.
+
+use serde_json::{Value, json};
+
+use crate::error::Code;
+
+/// The fixed, non-sensitive sentence for `code`.
+pub fn sentence(code: Code) -> &'static str {
+    match code {
+        Code::ConfigInvalid => {
+            "The service's configuration is invalid; an operator must correct the Function App settings."
+        }
+        Code::UnknownTarget => "The request names a target that is not configured.",
+        Code::InvalidRequest => {
+            "The request is not valid: send Content-Type application/json and a JSON object of at most 64 KiB with a string target and optional booleans force and dry_run, no other fields."
+        }
+        Code::IdentityUnavailable => "The service could not obtain an Entra ID token for its identity.",
+        Code::DatabricksUnauthorized => {
+            "The Databricks workspace did not accept the service's credentials, or a new token failed verification."
+        }
+        Code::DatabricksForbidden => {
+            "The Databricks workspace denied the service's identity the right to manage tokens."
+        }
+        Code::DatabricksQuotaExceeded => {
+            "The Databricks workspace refused a new token or secret because a quota is full."
+        }
+        Code::DatabricksLifetimeTooLong => {
+            "The Databricks workspace refused the configured token lifetime as longer than its maximum."
+        }
+        Code::DatabricksError => "The Databricks workspace answered with an unexpected error.",
+        Code::KeyvaultForbidden => "Key Vault denied the service's identity access to the secret.",
+        Code::KeyvaultSecretDeleted => {
+            "The Key Vault secret is deleted but recoverable; an operator must recover or purge it."
+        }
+        Code::KeyvaultError => "Key Vault answered with an unexpected error.",
+        Code::Throttled => "Azure or Databricks is throttling requests; retry after the Retry-After interval.",
+        Code::UpstreamUnavailable => "Azure or Databricks could not be reached or was unavailable; retry later.",
+        Code::Timeout => "The work did not finish within its time budget; retry later.",
+        Code::IdentityFederationRefused => {
+            "Entra ID refused the federated credential exchange for the target's app registration."
+        }
+        Code::DatabricksPrincipalNotFound => {
+            "The target's service principal does not exist in the Databricks workspace."
+        }
+    }
+}
+
+/// `{"error": {"code", "message", "invocation_id"}}`: all a caller learns of a failure.
+pub fn error_body(code: Code, invocation_id: &str) -> Value {
+    json!({ "error": { "code": code, "message": sentence(code), "invocation_id": invocation_id } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RUNBOOK: &str = include_str!("../../docs/RUNBOOK.md");
+
+    /// The rows of the runbook's code table: (code, sentence).
+    fn runbook_rows() -> Vec<(String, String)> {
+        RUNBOOK
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.trim().strip_prefix('|')?.split('|').map(str::trim).collect();
+                let code = cells.first()?.strip_prefix('`')?.strip_suffix('`')?;
+                Some((code.to_string(), cells.get(1)?.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_code_has_the_runbooks_sentence() {
+        let rows = runbook_rows();
+        for code in Code::ALL {
+            let found: Vec<&String> = rows.iter().filter(|(c, _)| c == code.as_str()).map(|(_, s)| s).collect();
+            assert_eq!(found.len(), 1, "docs/RUNBOOK.md has {} rows for `{code}`", found.len());
+            assert_eq!(found[0], sentence(code), "`{code}`: the runbook and the handler disagree");
+        }
+        let known: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        for (c, _) in &rows {
+            assert!(known.contains(&c.as_str()), "the runbook lists `{c}`, which is no error code");
+        }
+        assert_eq!(rows.len(), Code::ALL.len());
+    }
+
+    #[test]
+    fn sentences_are_short_distinct_and_name_nothing() {
+        let mut seen = std::collections::HashSet::new();
+        for code in Code::ALL {
+            let s = sentence(code);
+            assert!(seen.insert(s), "`{code}` shares its sentence");
+            assert!(s.len() <= 200 && s.ends_with('.'), "`{code}`: {s}");
+            for bad in ["http", "vault.azure", "AADSTS", "|", "<", "`"] {
+                assert!(!s.contains(bad), "`{code}` sentence contains {bad:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_body_has_exactly_code_message_and_invocation_id() {
+        let b = error_body(Code::KeyvaultForbidden, "inv");
+        assert_eq!(
+            b,
+            json!({"error": {"code": "keyvault_forbidden", "message": sentence(Code::KeyvaultForbidden), "invocation_id": "inv"}})
+        );
+    }
+}
