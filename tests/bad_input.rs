@@ -29,6 +29,19 @@ fn every_invalid_target_field_is_named() {
         }
         json!([t]).to_string()
     };
+    let with_all = |fields: &[(&str, Value)]| {
+        let mut t = base.clone();
+        for (k, v) in fields {
+            t[*k] = v.clone();
+        }
+        json!([t]).to_string()
+    };
+    let sp = "11111111-2222-4333-8444-555555555555";
+    let sp_target = |extra: &[(&str, Value)]| {
+        let mut f = vec![("kind", json!("sp_oauth_secret")), ("service_principal", json!(sp))];
+        f.extend_from_slice(extra);
+        with_all(&f)
+    };
     let long_secret = "a".repeat(128);
     let cases: Vec<(String, &str)> = vec![
         (with("name", json!("Bad_Name")), "targets[0].name: \"Bad_Name\""),
@@ -79,6 +92,33 @@ fn every_invalid_target_field_is_named() {
         ),
         (with("workspace_url", json!("https://10.0.0.5")), "targets[0].workspace_url"),
         (with("lifetime", json!(30)), "targets[0]: unknown field \"lifetime\""),
+        (with("kind", json!("oauth")), "targets[0].kind: \"oauth\" is not one of pat, sp_oauth_secret"),
+        (with("kind", json!(1)), "targets[0].kind: must be a string"),
+        (
+            with("kind", json!("sp_oauth_secret")),
+            "targets[0].service_principal: is required when kind is sp_oauth_secret",
+        ),
+        (with("service_principal", json!(sp)), "targets[0].service_principal: is not allowed when kind is pat"),
+        (sp_target(&[("service_principal", json!("my-sp"))]), "targets[0].service_principal: \"my-sp\" is not a GUID"),
+        (sp_target(&[("scopes", json!(["sql"]))]), "targets[0].scopes: is not allowed when kind is sp_oauth_secret"),
+        (sp_target(&[("autoscope", json!(true))]), "targets[0].autoscope: is not allowed when kind is sp_oauth_secret"),
+        (
+            sp_target(&[("client_id", json!("0a1b2c3d-0000-4000-8000-00000000abcd"))]),
+            "targets[0].client_id: is not allowed when kind is sp_oauth_secret",
+        ),
+        (sp_target(&[("lifetime_days", json!(731))]), "targets[0].lifetime_days: 731 is out of range (1..=730)"),
+        (
+            with("workspace_url", json!("https://u:pw@adb-1.2.azuredatabricks.net")),
+            "targets[0].workspace_url: \"https://adb-1.2.azuredatabricks.net\" must not contain a user name or password",
+        ),
+        (
+            with("key_vault_url", json!("https://127.0.0.1:1/?sig=x")),
+            "targets[0].key_vault_url: \"https://127.0.0.1\" must not have a query",
+        ),
+        (
+            with("key_vault_url", json!("https://127.0.0.1:1#x")),
+            "targets[0].key_vault_url: \"https://127.0.0.1\" must not have a query",
+        ),
         (json!([base.clone(), base.clone()]).to_string(), "targets[1].name: \"t\" is used by more than one target"),
         ("{not json".into(), "PAT_TARGETS: not valid JSON"),
         ("{}".into(), "PAT_TARGETS: must be a JSON array"),
@@ -135,6 +175,36 @@ fn every_invalid_flat_and_service_setting_is_named() {
         (plus(&[("PAT_MAX_CONCURRENCY", "0")]), "PAT_MAX_CONCURRENCY"),
         (plus(&[("PAT_CALL_TIMEOUT_SECONDS", "-3")]), "PAT_CALL_TIMEOUT_SECONDS"),
         (plus(&[("AZURE_AUTHORITY_HOST", "http://login.example")]), "AZURE_AUTHORITY_HOST"),
+        (plus(&[("PAT_KIND", "oauth")]), "PAT_KIND: \"oauth\" is not one of pat, sp_oauth_secret"),
+        (
+            plus(&[("PAT_KIND", "sp_oauth_secret")]),
+            "PAT_SERVICE_PRINCIPAL: is required when PAT_KIND is sp_oauth_secret",
+        ),
+        (
+            plus(&[("PAT_SERVICE_PRINCIPAL", "11111111-2222-4333-8444-555555555555")]),
+            "PAT_SERVICE_PRINCIPAL: is not allowed when PAT_KIND is pat",
+        ),
+        (
+            plus(&[
+                ("PAT_KIND", "sp_oauth_secret"),
+                ("PAT_SERVICE_PRINCIPAL", "11111111-2222-4333-8444-555555555555"),
+                ("PAT_SCOPES", "sql"),
+            ]),
+            "PAT_SCOPES: is not allowed when PAT_KIND is sp_oauth_secret",
+        ),
+        (
+            plus(&[("PAT_KIND", "sp_oauth_secret"), ("PAT_SERVICE_PRINCIPAL", "sp")]),
+            "PAT_SERVICE_PRINCIPAL: \"sp\" is not a GUID",
+        ),
+        (
+            plus(&[("PAT_FORCE_COOLDOWN_MINUTES", "1441")]),
+            "PAT_FORCE_COOLDOWN_MINUTES: \"1441\" must be an integer in 0..=1440",
+        ),
+        (plus(&[("PAT_LOG_FORMAT", "xml")]), "PAT_LOG_FORMAT: \"xml\" is not one of text, json"),
+        (
+            vec![("DATABRICKS_HOST", &ws), ("KEY_VAULT_URL", "https://127.0.0.1:1/?sig=x")],
+            "KEY_VAULT_URL: \"https://127.0.0.1\" must not have a query",
+        ),
     ];
     for (env, needle) in &cases {
         let mut env = env.clone();
@@ -146,6 +216,65 @@ fn every_invalid_flat_and_service_setting_is_named() {
         }
         check(&w, &env, needle);
     }
+    assert_eq!(w.upstream_calls(), 0);
+}
+
+/// Contract §2: a URL with userinfo, a query or a fragment is a configuration error that
+/// shows only the scheme and host. Nothing the program prints or answers, in any command or
+/// as the custom handler, carries the credential.
+#[test]
+fn url_credentials_are_never_echoed() {
+    let w = World::new();
+    let ws = w.emu.workspace(0).url().to_string();
+    let kv = w.emu.vault(0).url().to_string();
+    let secret = "Zq8vUrlS3cret";
+    let with_secret = |url: &str, how: &str| {
+        let (scheme, host) = url.split_once("://").unwrap();
+        match how {
+            "userinfo" => format!("{scheme}://admin:{secret}@{host}"),
+            "query" => format!("{url}/?sig={secret}"),
+            "fragment" => format!("{url}#{secret}"),
+            // A password with a '#': no parser finds the host, so none is shown.
+            _ => format!("{scheme}://admin:{secret}#x@{host}"),
+        }
+    };
+    let mut envs: Vec<Vec<(&str, String)>> = Vec::new();
+    for how in ["userinfo", "query", "fragment", "broken"] {
+        envs.push(vec![("DATABRICKS_HOST", with_secret(&ws, how)), ("KEY_VAULT_URL", kv.clone())]);
+        envs.push(vec![("DATABRICKS_HOST", ws.clone()), ("KEY_VAULT_URL", with_secret(&kv, how))]);
+        let t = json!([{"name": "t", "workspace_url": with_secret(&ws, how), "key_vault_url": with_secret(&kv, how), "secret_name": "s"}]);
+        envs.push(vec![("PAT_TARGETS", t.to_string())]);
+    }
+    for env in &envs {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        for args in [&["check-config"][..], &["check-config", "--json"], &["rotate", "--json"], &["status", "--json"]] {
+            let o = w.cli(args, &env);
+            assert_eq!(o.code, 2, "{args:?} {env:?}: {}", o.stderr);
+            assert!(
+                !o.stdout.contains(secret) && !o.stderr.contains(secret),
+                "{args:?} {env:?} leaked:\n{}{}",
+                o.stdout,
+                o.stderr
+            );
+            assert!(!o.stderr.contains("admin"), "{args:?} {env:?} leaked the user name: {}", o.stderr);
+        }
+    }
+    // The handler: its log and every answer.
+    let env: Vec<(&str, &str)> = envs[0].iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let h = w.serve(&env);
+    let replies = [h.invoke_timer(false), h.provision(json!({"target": "default"})), h.get("/")];
+    for r in &replies {
+        assert!(!r.text.contains(secret), "answer leaked: {}", r.text);
+    }
+    assert_eq!(replies[0].status, 500);
+    assert!(!h.log().contains(secret), "log leaked: {}", h.log());
+    let o = w.cli(&["check-config"], &env);
+    let host = ws.split_once("://").unwrap().1.split(':').next().unwrap();
+    assert!(
+        o.stderr.contains(&format!("DATABRICKS_HOST: \"http://{host}\" must not contain a user name or password")),
+        "{}",
+        o.stderr
+    );
     assert_eq!(w.upstream_calls(), 0);
 }
 
