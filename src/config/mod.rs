@@ -8,21 +8,21 @@
 //!
 //! Where each rule lives:
 //!
-//! - [`fields`] — THE table of target fields: one row per field (JSON key, flat setting,
+//! - `fields.rs` — THE table of target fields: one row per field (JSON key, flat setting,
 //!   parser, rule, default, kinds, where it goes in [`Target`]), and the builder that reads
 //!   `PAT_TARGETS` and the flat form off it. Adding a field is a row there plus its
 //!   [`Target`] field.
-//! - [`checks`] — rules that relate fields, targets or settings (renewal before the lifetime
+//! - `checks.rs` — rules that relate fields, targets or settings (renewal before the lifetime
 //!   ends, §9's fields per kind, unique names and secrets, §8's needs of `client_id`).
-//! - [`target`] — [`Target`] and [`TargetKind`], what the rest of the program uses.
-//! - [`settings`] — service-wide settings ([`Settings`], [`Pacing`], budgets and their limits).
-//! - [`host_json`] — the Functions host's `functionTimeout`, which bounds the timer budget.
-//! - [`clouds`] — [`Cloud`]: public, US Government or China, chosen by the workspace host; its
+//! - `target.rs` — [`Target`] and [`TargetKind`], what the rest of the program uses.
+//! - `settings.rs` — service-wide settings ([`Settings`], [`Pacing`], budgets and their limits).
+//! - `host_json.rs` — the Functions host's `functionTimeout`, which bounds the timer budget.
+//! - `clouds.rs` — [`Cloud`]: public, US Government or China, chosen by the workspace host; its
 //!   DNS suffixes and Entra ID audiences.
-//! - [`urls`] — normalising and validating the two URLs, and showing one in a message without a
+//! - `urls.rs` — normalising and validating the two URLs, and showing one in a message without a
 //!   credential it may carry.
-//! - [`names`] — the shapes of names and ids (secret, vault, target names; GUIDs; ARM ids).
-//! - [`warnings`] — valid but suspicious settings, reported in [`Config::warnings`].
+//! - `names.rs` — the shapes of names and ids (secret, vault, target names; GUIDs; ARM ids).
+//! - `warnings.rs` — valid but suspicious settings, reported in [`Config::warnings`].
 
 mod checks;
 pub mod clouds;
