@@ -40,6 +40,11 @@ fn serve(port: Option<u16>) -> ExitCode {
         }
     };
     let config = Config::from_env_for_host(std::path::Path::new("host.json"));
+    if let Ok(c) = &config {
+        for w in cli::config_warnings(c) {
+            tracing::warn!("configuration: {w}");
+        }
+    }
     if let Err(e) = &config {
         // Keep serving: every invocation answers with this error, so the host does not
         // crash-loop and the problem is visible where the invocations are logged.

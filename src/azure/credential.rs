@@ -24,6 +24,7 @@ use azure_identity::{
     WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 
+use crate::config::Cloud;
 use crate::config::{CredentialKind, Settings};
 use crate::error::{Code, Error, Result};
 use crate::secret::Redacted;
@@ -44,41 +45,17 @@ pub const MIN_USABLE: Duration = Duration::from_secs(60);
 /// The management audience used in the `X-Databricks-Azure-SP-Management-Token` header, chosen
 /// by the workspace's cloud (what the Databricks SDKs do).
 pub fn management_scope(workspace_url: &str) -> &'static str {
-    by_cloud(
-        workspace_url,
-        [
-            "https://management.core.windows.net//.default",
-            "https://management.core.usgovcloudapi.net//.default",
-            "https://management.core.chinacloudapi.cn//.default",
-        ],
-    )
-}
-
-/// The value for the workspace's cloud: `[public, US Government, China]`, told apart by the
-/// workspace host's suffix (what the Databricks SDKs do).
-pub fn by_cloud(workspace_url: &str, [public, us_gov, china]: [&'static str; 3]) -> &'static str {
-    if workspace_url.ends_with(".databricks.azure.us") {
-        us_gov
-    } else if workspace_url.ends_with(".databricks.azure.cn") {
-        china
-    } else {
-        public
-    }
+    Cloud::of_workspace(workspace_url).management_scope()
 }
 
 /// The scope Key Vault's challenge will ask for, when it can be known in advance (used only to
 /// fetch the token early; the challenge remains authoritative).
 pub fn vault_scope(vault_url: &str) -> Option<&'static str> {
-    let host = url::Url::parse(vault_url).ok()?.host_str()?.to_ascii_lowercase();
-    if host.ends_with(".vault.azure.net") || crate::config::url_is_loopback(vault_url) {
-        Some("https://vault.azure.net/.default")
-    } else if host.ends_with(".vault.usgovcloudapi.net") {
-        Some("https://vault.usgovcloudapi.net/.default")
-    } else if host.ends_with(".vault.azure.cn") {
-        Some("https://vault.azure.cn/.default")
-    } else {
-        None
+    if crate::config::url_is_loopback(vault_url) {
+        return Some(Cloud::Public.vault_scope());
     }
+    let host = url::Url::parse(vault_url).ok()?.host_str()?.to_ascii_lowercase();
+    Cloud::of_vault_host(&host).map(Cloud::vault_scope)
 }
 
 /// SDK client options: our HTTP client as transport, no SDK-level retries (ours apply).

@@ -32,14 +32,7 @@ use crate::transport::retry::RetryPolicy;
 /// The audience of the service's token presented as the assertion, chosen by the workspace's
 /// cloud the way [`super::credential::management_scope`] is.
 pub fn exchange_scope(workspace_url: &str) -> &'static str {
-    super::credential::by_cloud(
-        workspace_url,
-        [
-            "api://AzureADTokenExchange/.default",
-            "api://AzureADTokenExchangeUSGov/.default",
-            "api://AzureADTokenExchangeChina/.default",
-        ],
-    )
+    crate::config::Cloud::of_workspace(workspace_url).token_exchange_scope()
 }
 
 /// What a refusal message needs to say what to configure.

@@ -100,6 +100,35 @@ impl Cloud {
     }
 }
 
+impl Cloud {
+    /// The v2 scope of [`Cloud::vault_audience`].
+    pub const fn vault_scope(self) -> &'static str {
+        match self {
+            Cloud::Public => "https://vault.azure.net/.default",
+            Cloud::UsGov => "https://vault.usgovcloudapi.net/.default",
+            Cloud::China => "https://vault.azure.cn/.default",
+        }
+    }
+
+    /// The v2 scope of [`Cloud::management_audience`] (double slash, as the SDKs send it).
+    pub const fn management_scope(self) -> &'static str {
+        match self {
+            Cloud::Public => "https://management.core.windows.net//.default",
+            Cloud::UsGov => "https://management.core.usgovcloudapi.net//.default",
+            Cloud::China => "https://management.core.chinacloudapi.cn//.default",
+        }
+    }
+
+    /// The v2 scope of [`Cloud::token_exchange_audience`].
+    pub const fn token_exchange_scope(self) -> &'static str {
+        match self {
+            Cloud::Public => "api://AzureADTokenExchange/.default",
+            Cloud::UsGov => "api://AzureADTokenExchangeUSGov/.default",
+            Cloud::China => "api://AzureADTokenExchangeChina/.default",
+        }
+    }
+}
+
 /// The DNS suffixes of Azure Databricks workspace hosts (public, US Government, China clouds).
 /// Entra ID tokens for Azure Databricks are sent to the workspace, so nothing else may be one.
 pub const DATABRICKS_HOST_SUFFIXES: &[&str] = &[
@@ -117,6 +146,15 @@ fn host_of(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_scope_is_its_audience_and_default() {
+        for c in Cloud::ALL {
+            assert_eq!(c.vault_scope(), format!("{}/.default", c.vault_audience()));
+            assert_eq!(c.management_scope(), format!("{}/.default", c.management_audience()));
+            assert_eq!(c.token_exchange_scope(), format!("{}/.default", c.token_exchange_audience()));
+        }
+    }
 
     #[test]
     fn workspace_host_picks_the_cloud() {
