@@ -102,3 +102,33 @@ fn json_usage_errors_for_every_subcommand() {
         assert_eq!(out.json()["error"]["code"], "config_invalid", "{args:?}: {}", out.stdout);
     }
 }
+
+/// Settings that are ignored or misspelt are warned about on stderr, by every command that reads
+/// the configuration, and by `serve` in its log; they never fail the configuration.
+#[test]
+fn ignored_and_misspelt_settings_are_warned_about() {
+    let w = World::one_target(&[]);
+    let extra = [("PAT_LIFETIME_DAY", "30"), ("KEY_VAULT_URL", "https://unused.vault.azure.net")];
+    for args in [vec!["check-config"], vec!["status"], vec!["tokens"], vec!["rotate", "--dry-run"]] {
+        let out = w.cli(&args, &extra);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(
+                "warning: PAT_LIFETIME_DAY: not a pat-rotator setting, ignored (did you mean PAT_LIFETIME_DAYS?)"
+            ),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("KEY_VAULT_URL: ignored, because PAT_TARGETS is set"), "{args:?}: {}", out.stderr);
+        assert!(!out.stdout.contains("warning"), "{args:?}: warnings stay off stdout: {}", out.stdout);
+    }
+    let out = w.cli(&["check-config", "--json"], &extra);
+    let warnings = out.json()["warnings"].to_string();
+    assert!(warnings.contains("PAT_LIFETIME_DAY"), "{warnings}");
+    let h = w.serve(&extra);
+    assert!(
+        eventually(Duration::from_secs(5), || h.log().contains("PAT_LIFETIME_DAY: not a pat-rotator setting")),
+        "{}",
+        h.log()
+    );
+}
