@@ -568,6 +568,11 @@ async fn discovery_documents_point_at_the_token_endpoint() {
     assert_eq!(oidc["issuer"], format!("{}/oidc", ws.url()));
     assert!(oidc["grant_types_supported"].as_array().unwrap().contains(&json!("client_credentials")));
     assert_eq!(ws.faults().count("discovery"), 2);
+    // Wrong methods.
+    assert_eq!(w.http.post(w.url("/.well-known/databricks-config")).send().await.unwrap().status(), 405);
+    let r = w.http.get(w.url("/oidc/v1/token")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_request");
 }
 
 #[tokio::test]
