@@ -460,7 +460,7 @@ fn rt_at(o: &Opts, emu: &Emulators, d: Duration, client_id: Option<&str>) -> Res
         let (status, _) = http(ws_port, "GET", "/.well-known/databricks-config", None, Duration::from_secs(10))
             .map_err(|e| e.to_string())?;
         bare.push(ms(t0.elapsed()));
-        if status != 404 {
+        if status != 200 {
             return Err(format!("probe answered {status}"));
         }
     }

@@ -38,6 +38,22 @@ pub(crate) fn b64url_decode(input: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Standard base64 (RFC 4648 §4, `+` `/`, padding optional), as in HTTP Basic credentials.
+/// `None` on any other character.
+pub(crate) fn b64_std_decode(input: &str) -> Option<Vec<u8>> {
+    let url_safe: String = input
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => Some('-'),
+            '/' => Some('_'),
+            '-' | '_' => None,
+            c => Some(c),
+        })
+        .collect::<Option<String>>()?;
+    b64url_decode(&url_safe)
+}
+
 /// `n` random lowercase hex characters (n ≤ 64), from UUID v4 randomness.
 pub(crate) fn random_hex(n: usize) -> String {
     let mut s = String::with_capacity(64);
@@ -72,6 +88,10 @@ mod tests {
         }
         assert_eq!(b64url_encode(b"{\"a\":1}"), "eyJhIjoxfQ");
         assert!(b64url_decode("a+b").is_none());
+        // "client:se+cr/et?" in standard base64, with and without padding.
+        assert_eq!(b64_std_decode("Y2xpZW50OnNlK2NyL2V0Pw==").unwrap(), b"client:se+cr/et?");
+        assert_eq!(b64_std_decode("Y2xpZW50OnNlK2NyL2V0Pw").unwrap(), b"client:se+cr/et?");
+        assert!(b64_std_decode("a-b").is_none());
     }
 
     #[test]
@@ -85,6 +105,20 @@ mod tests {
 
 /// `YYYY-MM-DD HH:MM:SSZ` for Unix seconds, the timestamp style of AAD error bodies.
 pub(crate) fn utc_timestamp(secs: i64) -> String {
+    let (y, m, d, rem) = civil(secs);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// RFC 3339 in UTC with milliseconds (`2023-01-01T19:30:41.000Z`), the time format of
+/// Databricks' protobuf-based APIs (service principal secrets).
+pub(crate) fn rfc3339_millis(millis: i64) -> String {
+    let (y, m, d, rem) = civil(millis.div_euclid(1000));
+    let ms = millis.rem_euclid(1000);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// (year, month, day, seconds into the day) of Unix seconds, proleptic Gregorian, UTC.
+fn civil(secs: i64) -> (i64, i64, i64, i64) {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Howard Hinnant's days-to-civil algorithm.
@@ -97,7 +131,7 @@ pub(crate) fn utc_timestamp(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    (y, m, d, rem)
 }
 
 #[cfg(test)]
@@ -107,5 +141,12 @@ mod time_tests {
         assert_eq!(super::utc_timestamp(0), "1970-01-01 00:00:00Z");
         assert_eq!(super::utc_timestamp(1_700_000_000), "2023-11-14 22:13:20Z");
         assert_eq!(super::utc_timestamp(951_782_400), "2000-02-29 00:00:00Z");
+    }
+
+    #[test]
+    fn rfc3339_millis_formats_known_instants() {
+        assert_eq!(super::rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::rfc3339_millis(1_672_601_441_007), "2023-01-01T19:30:41.007Z");
+        assert_eq!(super::rfc3339_millis(951_782_400_999), "2000-02-29T00:00:00.999Z");
     }
 }

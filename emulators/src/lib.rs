@@ -12,9 +12,12 @@
 //!   the managed-identity fake's tokens for `api://AzureADTokenExchange`.
 //! - [`keyvault`] — [`FakeKeyVault`], the Key Vault secrets data plane, HTTPS: challenge,
 //!   RBAC, versions, paging, soft delete, throttling.
-//! - [`workspace`] — [`FakeWorkspace`], an Azure Databricks workspace's token API, plain
-//!   HTTP: Entra ID and PAT auth, membership and management-header mode, quota, lifetime cap,
-//!   rate limit.
+//! - [`workspace`] — [`FakeWorkspace`], an Azure Databricks workspace, plain HTTP: the token
+//!   API (Entra ID and PAT auth, membership and management-header mode, quota, lifetime cap,
+//!   rate limit), service principals with Databricks OAuth secrets (SCIM, the secrets API, the
+//!   OIDC token endpoint and discovery documents, OAuth access tokens).
+//! - `relay` — the loopback relay in front of each workspace that lets an answer go out
+//!   without `Date` (actix always writes one).
 //! - [`directory`] — [`Directory`], shared by all of them: the principals, and every bearer
 //!   token the identity and AAD fakes issued, so the others can validate what they receive.
 //! - [`faults`] — [`Faults`]/[`Fault`]: per-fake latency, injected failures (status, delay,
@@ -44,6 +47,7 @@ pub mod faults;
 pub mod identity;
 pub mod keyvault;
 mod ratelimit;
+mod relay;
 mod state;
 pub mod tls;
 pub mod workspace;
@@ -51,7 +55,7 @@ pub mod workspace;
 use std::io;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -62,7 +66,9 @@ pub use directory::{Directory, IssuedToken, Principal, PrincipalKind};
 pub use faults::{Call, Fault, Faults};
 pub use identity::{FakeIdentity, IdentityOptions};
 pub use keyvault::{FakeKeyVault, KeyVaultOptions, KvThrottle, Role, StoredVersion};
-pub use workspace::{FakeWorkspace, TokenInfo, WorkspaceOptions, WsRateLimit};
+pub use workspace::{
+    FakeWorkspace, OAuthToken, ServicePrincipal, SpKind, SpSecretInfo, TokenInfo, WorkspaceOptions, WsRateLimit,
+};
 
 /// What to start, and how the fakes behave initially (most settings can be changed later
 /// through the fakes' handles).
@@ -116,6 +122,8 @@ pub struct Emulators {
     ca_pem_path: PathBuf,
     dir: PathBuf,
     owns_dir: bool,
+    /// Application ids registered with [`Emulators::add_oauth_service_principal`], in order.
+    oauth_sps: Mutex<Vec<String>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -125,7 +133,8 @@ enum Server {
     Identity(TcpListener, FakeIdentity),
     Aad(TcpListener, rustls::ServerConfig, FakeAad),
     Vault(TcpListener, rustls::ServerConfig, FakeKeyVault),
-    Workspace(TcpListener, FakeWorkspace),
+    /// The workspace's own listener, and the relay's listener clients connect to (if any).
+    Workspace(TcpListener, Option<TcpListener>, FakeWorkspace),
 }
 
 fn loopback_listener() -> io::Result<(TcpListener, u16)> {
@@ -182,10 +191,17 @@ impl Emulators {
 
         let mut workspaces = Vec::new();
         for i in 0..opts.workspaces {
-            let (l, port) = loopback_listener()?;
+            let (l, backend_port) = loopback_listener()?;
+            let (relay, port) = if opts.workspace.date_relay {
+                let (r, p) = loopback_listener()?;
+                (Some(r), p)
+            } else {
+                (None, backend_port)
+            };
             let resource_id =
                 opts.workspace.resource_ids.get(i).cloned().unwrap_or_else(|| workspace::default_resource_id(i));
             let ws = FakeWorkspace::new(
+                i,
                 format!("http://127.0.0.1:{port}"),
                 resource_id,
                 identity.principal().to_string(),
@@ -193,7 +209,7 @@ impl Emulators {
                 &opts.workspace,
                 opts.latency,
             );
-            servers.push(Server::Workspace(l, ws.clone()));
+            servers.push(Server::Workspace(l, relay, ws.clone()));
             workspaces.push(ws);
         }
 
@@ -223,6 +239,7 @@ impl Emulators {
             ca_pem_path,
             dir,
             owns_dir,
+            oauth_sps: Mutex::new(Vec::new()),
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -283,6 +300,23 @@ impl Emulators {
         &self.dir
     }
 
+    /// Registers a Databricks-managed service principal that can hold OAuth secrets in every
+    /// workspace (a member, not an admin) and lists it in [`Self::env_file_vars`] as
+    /// `DATABRICKS_SP_APP_ID_<k>`. Returns it as each workspace knows it (SCIM ids differ).
+    pub fn add_oauth_service_principal(&self, application_id: &str, display_name: &str) -> Vec<ServicePrincipal> {
+        let sps: Vec<ServicePrincipal> = self
+            .workspaces
+            .iter()
+            .map(|w| w.add_service_principal(application_id, display_name, SpKind::DatabricksManaged))
+            .collect();
+        let mut known = self.oauth_sps.lock().unwrap_or_else(|e| e.into_inner());
+        let app = application_id.to_ascii_lowercase();
+        if !known.contains(&app) {
+            known.push(app);
+        }
+        sps
+    }
+
     /// Sets the added latency of every fake.
     pub fn set_latency(&self, latency: Duration) {
         for f in self.all_faults() {
@@ -312,7 +346,8 @@ impl Emulators {
 
     /// [`Self::env`] plus what a demo needs to address the fakes: `REQUESTS_CA_BUNDLE`
     /// (Python clients), `DATABRICKS_HOST_<i>`, `DATABRICKS_WORKSPACE_RESOURCE_ID_<i>`,
-    /// `KEY_VAULT_URL_<j>` and `EMULATOR_STATE_URL`.
+    /// `KEY_VAULT_URL_<j>`, `DATABRICKS_SP_APP_ID_<k>` (the principals of
+    /// [`Self::add_oauth_service_principal`]; no secrets) and `EMULATOR_STATE_URL`.
     pub fn env_file_vars(&self) -> Vec<(String, String)> {
         let mut v = self.env();
         v.push(("REQUESTS_CA_BUNDLE".into(), self.ca_pem_path.display().to_string()));
@@ -322,6 +357,9 @@ impl Emulators {
         }
         for (j, kv) in self.vaults.iter().enumerate() {
             v.push((format!("KEY_VAULT_URL_{j}"), kv.url().to_string()));
+        }
+        for (k, app) in self.oauth_sps.lock().unwrap_or_else(|e| e.into_inner()).iter().enumerate() {
+            v.push((format!("DATABRICKS_SP_APP_ID_{k}"), app.clone()));
         }
         v.push(("EMULATOR_STATE_URL".into(), self.identity.state_url()));
         v
@@ -342,7 +380,13 @@ impl Emulators {
                 "client_id": self.identity.system_principal().client_id,
             },
             "aad": {"authority_host": self.aad.url(), "token_endpoint": self.aad.token_endpoint()},
-            "workspaces": self.workspaces.iter().map(|w| serde_json::json!({"url": w.url(), "resource_id": w.resource_id()})).collect::<Vec<_>>(),
+            "workspaces": self.workspaces.iter().map(|w| serde_json::json!({
+                "url": w.url(), "resource_id": w.resource_id(), "workspace_id": w.workspace_id(),
+                "service_principals": w.service_principals().iter().map(|sp| serde_json::json!({
+                    "application_id": sp.application_id, "scim_id": sp.scim_id,
+                    "display_name": sp.display_name, "kind": sp.kind.as_str(),
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
             "vaults": self.vaults.iter().map(|k| serde_json::json!({"url": k.url(), "name": k.name()})).collect::<Vec<_>>(),
             "state_url": self.identity.state_url(),
         })
@@ -390,7 +434,26 @@ fn run_servers(servers: Vec<Server>, ready: mpsc::Sender<io::Result<()>>, stop: 
                 Server::Identity(l, f) => server!(f, identity::handle).listen(l).map(|s| s.run()),
                 Server::Aad(l, tls, f) => server!(f, aad::handle).listen_rustls_0_23(l, tls).map(|s| s.run()),
                 Server::Vault(l, tls, f) => server!(f, keyvault::handle).listen_rustls_0_23(l, tls).map(|s| s.run()),
-                Server::Workspace(l, f) => server!(f, workspace::handle).listen(l).map(|s| s.run()),
+                Server::Workspace(l, relay, f) => {
+                    let backend = l.local_addr();
+                    let running = server!(f, workspace::handle).listen(l).map(|s| s.run());
+                    if let Some(relay) = relay {
+                        let listening = backend.and_then(|b| {
+                            relay.set_nonblocking(true)?;
+                            Ok((tokio::net::TcpListener::from_std(relay)?, b))
+                        });
+                        match listening {
+                            Ok((relay, backend)) => {
+                                actix_web::rt::spawn(relay::serve(relay, backend));
+                            }
+                            Err(e) => {
+                                let _ = ready.send(Err(e));
+                                return;
+                            }
+                        }
+                    }
+                    running
+                }
             };
             match running {
                 Ok(srv) => {

@@ -14,7 +14,7 @@ use pat_rotator_emulators::{EmulatorOptions, Emulators, WsRateLimit};
 
 const USAGE: &str = "usage: pat-rotator-emulators [--dir DIR] [--workspaces N] [--vaults M] [--latency-ms D] \
 [--no-kv-throttle] [--ws-rate BURST/PER_SEC] [--max-lifetime-days N] [--service-principal CLIENT_ID:SECRET]... \
-[--federated-app CLIENT_ID]... [--exit-on-stdin-eof]";
+[--federated-app CLIENT_ID]... [--oauth-sp APP_ID]... [--exit-on-stdin-eof]";
 
 struct Args {
     dir: Option<PathBuf>,
@@ -23,6 +23,9 @@ struct Args {
     /// App registrations that trust the system-assigned managed identity through a federated
     /// identity credential (contract §8; workspace members).
     federated_apps: Vec<String>,
+    /// Application ids of Databricks-managed service principals (OAuth secrets, contract §9)
+    /// registered in every workspace.
+    oauth_sps: Vec<String>,
     opts: EmulatorOptions,
     exit_on_stdin_eof: bool,
 }
@@ -32,6 +35,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         dir: None,
         service_principals: Vec::new(),
         federated_apps: Vec::new(),
+        oauth_sps: Vec::new(),
         opts: EmulatorOptions::default(),
         exit_on_stdin_eof: false,
     };
@@ -67,12 +71,26 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                 args.service_principals.push((id.to_string(), secret.to_string()));
             }
             "--federated-app" => args.federated_apps.push(value(&a, it.next())?),
+            "--oauth-sp" => {
+                let v = value(&a, it.next())?;
+                if !is_guid(&v) {
+                    return Err(format!("--oauth-sp: '{v}' is not an application id (a GUID)"));
+                }
+                args.oauth_sps.push(v.to_ascii_lowercase());
+            }
             "--exit-on-stdin-eof" => args.exit_on_stdin_eof = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument '{other}'")),
         }
     }
     Ok(args)
+}
+
+/// `8-4-4-4-12` hexadecimal digits.
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// `export NAME='value'` with POSIX single-quote escaping.
@@ -128,6 +146,12 @@ fn main() -> ExitCode {
             "  federated app      client id {client_id}, object id {object_id}, trusts subject {}",
             emulators.identity().principal()
         );
+    }
+
+    for (k, app) in args.oauth_sps.iter().enumerate() {
+        let sps = emulators.add_oauth_service_principal(app, &format!("oauth-sp-{k}"));
+        let ids: Vec<&str> = sps.iter().map(|s| s.scim_id.as_str()).collect();
+        eprintln!("  OAuth principal    application id {app}, SCIM id per workspace {}", ids.join(", "));
     }
 
     let env_sh: String = emulators.env_file_vars().iter().map(|(k, v)| export_line(k, v)).collect();
@@ -223,7 +247,7 @@ mod tests {
 
     #[test]
     fn parses_every_flag() {
-        let argv = "--dir /tmp/x --workspaces 3 --vaults 2 --latency-ms 15 --no-kv-throttle --ws-rate 10/2.5 --max-lifetime-days 90 --service-principal app:s:x --federated-app 0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa --exit-on-stdin-eof";
+        let argv = "--dir /tmp/x --workspaces 3 --vaults 2 --latency-ms 15 --no-kv-throttle --ws-rate 10/2.5 --max-lifetime-days 90 --service-principal app:s:x --federated-app 0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa --oauth-sp 0B0B0B0B-1111-4111-8111-BBBBBBBBBBBB --exit-on-stdin-eof";
         let a = parse_args(argv.split(' ').map(String::from)).unwrap();
         assert_eq!(a.dir, Some(PathBuf::from("/tmp/x")));
         assert_eq!((a.opts.workspaces, a.opts.vaults), (3, 2));
@@ -234,6 +258,12 @@ mod tests {
         assert!(a.exit_on_stdin_eof);
         assert_eq!(a.service_principals, vec![("app".to_string(), "s:x".to_string())]);
         assert_eq!(a.federated_apps, vec!["0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa".to_string()]);
+        assert_eq!(a.oauth_sps, vec!["0b0b0b0b-1111-4111-8111-bbbbbbbbbbbb".to_string()]);
+        assert!(parse_args(["--oauth-sp".to_string(), "not-a-guid".to_string()].into_iter()).is_err());
+        assert!(
+            parse_args(["--oauth-sp".to_string(), "0b0b0b0b-1111-4111-8111-bbbbbbbbbbb".to_string()].into_iter())
+                .is_err()
+        );
         assert!(parse_args(["--ws-rate".to_string(), "10".to_string()].into_iter()).is_err());
         assert!(parse_args(["--bogus".to_string()].into_iter()).is_err());
     }

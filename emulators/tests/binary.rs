@@ -95,3 +95,44 @@ fn rejects_bad_arguments_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn registers_oauth_service_principals_without_printing_secrets() {
+    let dir = temp_dir("oauth");
+    let app = "0b0b0b0b-1111-4111-8111-bbbbbbbbbbbb";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pat-rotator-emulators"))
+        .args([
+            "--dir",
+            dir.to_str().unwrap(),
+            "--workspaces",
+            "2",
+            "--oauth-sp",
+            &app.to_uppercase(),
+            "--exit-on-stdin-eof",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "emulators ready\n");
+    let env_sh = std::fs::read_to_string(dir.join("env.sh")).unwrap();
+    assert!(env_sh.contains(&format!("export DATABRICKS_SP_APP_ID_0='{app}'")), "{env_sh}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("emulators.json")).unwrap()).unwrap();
+    for ws in json["workspaces"].as_array().unwrap() {
+        let sp = &ws["service_principals"][0];
+        assert_eq!(sp["application_id"], app);
+        assert_eq!(sp["kind"], "databricks_managed");
+        assert!(sp["scim_id"].as_str().unwrap().parse::<i64>().is_ok());
+    }
+    drop(child.stdin.take());
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_pat-rotator-emulators")).args(["--oauth-sp", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--oauth-sp"));
+}

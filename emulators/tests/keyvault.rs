@@ -361,3 +361,83 @@ fn default_throttle_is_the_documented_limit() {
     let t = KeyVaultOptions::default().throttle.expect("on by default");
     assert_eq!((t.window, t.write_limit, t.other_limit, t.retry_after), (Duration::from_secs(10), 300, 4000, true));
 }
+
+#[tokio::test]
+async fn recovery_is_asynchronous_with_a_recovery_delay() {
+    let v = vault(EmulatorOptions::default()).await;
+    let kv = v.emu.vault(0);
+    kv.seed_secret("secret-sauce", "v1", None, &[], None);
+    kv.seed_secret("other", "x", None, &[], None);
+    assert!(kv.soft_delete("secret-sauce"));
+    kv.set_recovery_delay(Duration::from_millis(1500));
+
+    let r = v.http.post(v.url("/deletedsecrets/secret-sauce/recover")).bearer_auth(&v.token).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the recover call itself succeeds at once");
+    assert!(kv.is_recovering("SECRET-SAUCE"));
+
+    // While it recovers: invisible to GET, to the versions list and to the secret list...
+    let (status, code, _) = error_code(v.get("/secrets/secret-sauce/").await).await;
+    assert_eq!((status, code.as_str()), (404, "SecretNotFound"));
+    let b: Value = v.get("/secrets/secret-sauce/versions").await.json().await.unwrap();
+    assert_eq!(b["value"], json!([]));
+    let b: Value = v.get("/secrets").await.json().await.unwrap();
+    let names: Vec<&str> = b["value"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert!(names.iter().all(|id| !id.ends_with("/secret-sauce")) && names.len() == 1, "{names:?}");
+    // ...and a write is refused with Key Vault's 409 (body exactly as recorded from Azure,
+    // Content-Length 176 for this name).
+    let r = v.put("secret-sauce", json!({"value": "v2"})).await;
+    let len = r.headers()["content-length"].to_str().unwrap().to_string();
+    let (status, code, body) = error_code(r).await;
+    assert_eq!((status, code.as_str(), len.as_str()), (409, "Conflict", "176"));
+    assert_eq!(body["error"]["innererror"]["code"], "ObjectIsBeingRecovered");
+    assert_eq!(
+        body["error"]["message"],
+        "Secret secret-sauce is currently being recovered and cannot be re-created; retry later."
+    );
+    assert_eq!(kv.versions("secret-sauce").len(), 1, "the refused write changed nothing");
+
+    // Once the delay has passed, the secret is back and writable.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert!(!kv.is_recovering("secret-sauce"));
+    let b: Value = v.get("/secrets/secret-sauce").await.json().await.unwrap();
+    assert_eq!(b["value"], "v1");
+    assert_eq!(v.put("secret-sauce", json!({"value": "v2"})).await.status(), 200);
+    assert_eq!(kv.latest("secret-sauce").unwrap().value, "v2");
+}
+
+#[tokio::test]
+async fn recovery_without_delay_is_immediate() {
+    let v = vault(EmulatorOptions::default()).await;
+    let kv = v.emu.vault(0);
+    kv.seed_secret("s", "v1", None, &[], None);
+    kv.soft_delete("s");
+    let r = v.http.post(v.url("/deletedsecrets/s/recover")).bearer_auth(&v.token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(!kv.is_recovering("s"));
+    assert_eq!(v.get("/secrets/s").await.status(), 200);
+}
+
+/// `Fault::delay(d)` on `set` with a client timeout below `d`: the client gives up, and the
+/// write still lands when the delay is over — "a write that times out and lands later".
+#[tokio::test]
+async fn delayed_write_lands_after_the_client_timed_out() {
+    let v = vault(EmulatorOptions::default()).await;
+    let kv = v.emu.vault(0);
+    kv.seed_secret("late", "old", None, &[], None);
+    kv.faults().inject("set", pat_rotator_emulators::Fault::delay(Duration::from_millis(1200)), 1);
+    let started = std::time::Instant::now();
+    let r = v
+        .http
+        .put(v.url("/secrets/late"))
+        .bearer_auth(&v.token)
+        .timeout(Duration::from_millis(300))
+        .json(&json!({"value": "new"}))
+        .send()
+        .await;
+    assert!(r.is_err_and(|e| e.is_timeout()), "the client timed out");
+    assert!(started.elapsed() < Duration::from_millis(1000));
+    assert_eq!(kv.latest("late").unwrap().value, "old", "not yet applied when the client gave up");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(kv.latest("late").unwrap().value, "new", "the write landed after the client gave up");
+    assert_eq!(kv.faults().calls().iter().filter(|c| c.op == "set").map(|c| c.status).collect::<Vec<_>>(), vec![200]);
+}

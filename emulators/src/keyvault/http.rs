@@ -399,6 +399,21 @@ impl FakeKeyVault {
             _ => web::Bytes::new(),
         };
         let now = unix_secs(SystemTime::now());
+        // A secret whose recovery is still in progress is invisible; writing it is refused.
+        if let Some(name) = route.name()
+            && self.state().recovering(name)
+        {
+            return done(match route {
+                Route::Set(_) => error(
+                    409,
+                    "Conflict",
+                    &format!("Secret {name} is currently being recovered and cannot be re-created; retry later."),
+                    Some("ObjectIsBeingRecovered"),
+                ),
+                Route::Versions(_) => self.page(req.path(), &api_version, param("maxresults"), None, Vec::new()),
+                _ => not_found(name),
+            });
+        }
         done(match route {
             Route::Set(name) => self.set(name, &body, now),
             Route::Get(name, version) => self.get(name, version.as_deref()),
@@ -411,7 +426,11 @@ impl FakeKeyVault {
                 self.page(req.path(), &api_version, param("maxresults"), param("$skiptoken"), items)
             }
             Route::List => {
-                let secrets = self.state().store.list();
+                let secrets: Vec<_> = {
+                    let mut st = self.state();
+                    let all = st.store.list();
+                    all.into_iter().filter(|(n, _)| !st.recovering(n)).collect()
+                };
                 let items: Vec<Value> = secrets.iter().map(|(n, v)| self.bundle(self.secret_id(n), v, false)).collect();
                 self.page(req.path(), &api_version, param("maxresults"), param("$skiptoken"), items)
             }
@@ -436,7 +455,15 @@ impl FakeKeyVault {
                 }
             }
             Route::Recover(name) => {
-                let recovered = self.state().store.recover(name);
+                let recovered = {
+                    let mut st = self.state();
+                    let r = st.store.recover(name);
+                    if r.is_ok() && !st.recovery_delay.is_zero() {
+                        let until = Instant::now() + st.recovery_delay;
+                        st.recovering.insert(name.to_ascii_lowercase(), until);
+                    }
+                    r
+                };
                 match recovered {
                     Ok(s) => ok_json(self.bundle(
                         format!("{}/{}", self.secret_id(&s.name), s.latest().version),

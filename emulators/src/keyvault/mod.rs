@@ -13,7 +13,7 @@ mod store;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 pub use store::StoredVersion;
 
@@ -95,6 +95,25 @@ struct State {
     writes: SlidingWindow,
     others: SlidingWindow,
     throttled: u64,
+    /// How long a recovered secret stays invisible (real recovery is asynchronous).
+    recovery_delay: Duration,
+    /// Lowercase names being recovered, until when.
+    recovering: HashMap<String, Instant>,
+}
+
+impl State {
+    /// Whether `name` is still being recovered (forgets finished recoveries).
+    fn recovering(&mut self, name: &str) -> bool {
+        let key = name.to_ascii_lowercase();
+        match self.recovering.get(&key) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                self.recovering.remove(&key);
+                false
+            }
+            None => false,
+        }
+    }
 }
 
 impl State {
@@ -122,6 +141,8 @@ impl FakeKeyVault {
             writes: SlidingWindow::new(Duration::ZERO, 0),
             others: SlidingWindow::new(Duration::ZERO, 0),
             throttled: 0,
+            recovery_delay: Duration::ZERO,
+            recovering: HashMap::new(),
         };
         state.reset_windows();
         FakeKeyVault {
@@ -181,6 +202,20 @@ impl FakeKeyVault {
     /// Turns purge protection on or off.
     pub fn set_purge_protection(&self, on: bool) {
         self.state().purge_protection = on;
+    }
+
+    /// Makes recovery asynchronous, as in real Key Vault: after a successful
+    /// `POST /deletedsecrets/{name}/recover` the secret stays invisible for `delay` — `GET`
+    /// answers 404 `SecretNotFound`, the versions list is empty, the secret list omits it, and
+    /// `PUT` answers 409 `Conflict` / `ObjectIsBeingRecovered`. `Duration::ZERO` (the default)
+    /// recovers at once.
+    pub fn set_recovery_delay(&self, delay: Duration) {
+        self.state().recovery_delay = delay;
+    }
+
+    /// True while a recovery of `name` is still in progress (see [`Self::set_recovery_delay`]).
+    pub fn is_recovering(&self, name: &str) -> bool {
+        self.state().recovering(name)
     }
 
     /// Writes a version directly (no HTTP, no auth, no limits). Returns the version id.

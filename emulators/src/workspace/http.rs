@@ -1,8 +1,10 @@
-//! The workspace's wire protocol: authentication, authorization and the token endpoints.
+//! The workspace's wire protocol: routing, authentication, authorization and the token API.
+//! The service principal routes (SCIM list, OAuth secrets, OIDC) are in `sp_http.rs`.
 //!
-//! Order of checks: rate limit (refused requests take no token from the bucket), then
-//! authentication (PAT or Entra ID token, membership or management-header mode), then the
-//! route's own permission (token use, admin), then the operation.
+//! Order of checks: the unauthenticated OIDC routes (discovery documents, token endpoint) are
+//! answered first; then rate limit (refused requests take no token from the bucket), then
+//! authentication (PAT, OAuth access token or Entra ID token, membership or management-header
+//! mode), then the route's own permission (scopes, token use, admin), then the operation.
 
 use std::time::{Duration, Instant};
 
@@ -20,55 +22,99 @@ use crate::ratelimit::retry_after_secs;
 const DEFAULT_LIFETIME_SECS: i64 = 2 * 365 * 86_400;
 /// Databricks refuses Entra ID tokens that expire within this margin.
 const AAD_EXPIRY_MARGIN: Duration = Duration::from_secs(30);
-const MAX_BODY: usize = 64 * 1024;
+pub(super) const MAX_BODY: usize = 64 * 1024;
 const MGMT_TOKEN_HEADER: &str = "x-databricks-azure-sp-management-token";
 const RESOURCE_ID_HEADER: &str = "x-databricks-azure-workspace-resource-id";
 
 #[derive(Debug, PartialEq, Eq)]
-enum Route {
-    WellKnown,
+pub(super) enum Route {
+    /// `/.well-known/databricks-config` (host metadata; unauthenticated).
+    HostMetadata,
+    /// `/oidc/.well-known/oauth-authorization-server` (unauthenticated).
+    OidcMetadata,
+    /// `/oidc/v1/token` (client credentials; unauthenticated).
+    OidcToken,
     Create,
     List,
     Delete,
     ConfGet,
     ConfPatch,
     Me,
+    /// `GET /api/2.0/preview/scim/v2/ServicePrincipals`.
+    ScimSpList,
+    /// `GET /api/2.0/accounts/servicePrincipals/{id}/credentials/secrets`.
+    SpSecretList(String),
+    /// `POST` on the same path.
+    SpSecretCreate(String),
+    /// `DELETE .../credentials/secrets/{secret_id}`.
+    SpSecretDelete(String, String),
     Unknown,
 }
 
 impl Route {
     fn parse(method: &Method, path: &str) -> Route {
         match (method.as_str(), path) {
-            (_, "/.well-known/databricks-config") => Route::WellKnown,
-            ("POST", "/api/2.0/token/create") => Route::Create,
-            ("GET", "/api/2.0/token/list") => Route::List,
-            ("POST", "/api/2.0/token/delete") => Route::Delete,
-            ("GET", "/api/2.0/workspace-conf") => Route::ConfGet,
-            ("PATCH", "/api/2.0/workspace-conf") => Route::ConfPatch,
-            ("GET", "/api/2.0/preview/scim/v2/Me") => Route::Me,
+            (_, "/.well-known/databricks-config") => return Route::HostMetadata,
+            (_, "/oidc/.well-known/oauth-authorization-server") => return Route::OidcMetadata,
+            (_, "/oidc/v1/token") => return Route::OidcToken,
+            ("POST", "/api/2.0/token/create") => return Route::Create,
+            ("GET", "/api/2.0/token/list") => return Route::List,
+            ("POST", "/api/2.0/token/delete") => return Route::Delete,
+            ("GET", "/api/2.0/workspace-conf") => return Route::ConfGet,
+            ("PATCH", "/api/2.0/workspace-conf") => return Route::ConfPatch,
+            ("GET", "/api/2.0/preview/scim/v2/Me") => return Route::Me,
+            ("GET", "/api/2.0/preview/scim/v2/ServicePrincipals") => return Route::ScimSpList,
+            _ => {}
+        }
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match (method.as_str(), segs.as_slice()) {
+            ("GET", ["api", "2.0", "accounts", "servicePrincipals", id, "credentials", "secrets"])
+                if !id.is_empty() =>
+            {
+                Route::SpSecretList(id.to_string())
+            }
+            ("POST", ["api", "2.0", "accounts", "servicePrincipals", id, "credentials", "secrets"])
+                if !id.is_empty() =>
+            {
+                Route::SpSecretCreate(id.to_string())
+            }
+            ("DELETE", ["api", "2.0", "accounts", "servicePrincipals", id, "credentials", "secrets", secret])
+                if !id.is_empty() && !secret.is_empty() =>
+            {
+                Route::SpSecretDelete(id.to_string(), secret.to_string())
+            }
             _ => Route::Unknown,
         }
     }
 
-    fn op(&self) -> &'static str {
+    pub(super) fn op(&self) -> &'static str {
         match self {
             Route::Create => "create",
             Route::List => "list",
             Route::Delete => "delete",
             Route::ConfGet | Route::ConfPatch => "conf",
             Route::Me => "me",
-            Route::WellKnown | Route::Unknown => "other",
+            Route::ScimSpList => "scim_sp",
+            Route::SpSecretList(_) => "sp_secret_list",
+            Route::SpSecretCreate(_) => "sp_secret_create",
+            Route::SpSecretDelete(..) => "sp_secret_delete",
+            Route::OidcToken => "oidc_token",
+            Route::HostMetadata | Route::OidcMetadata => "discovery",
+            Route::Unknown => "other",
         }
     }
 
     /// The token scope an endpoint belongs to (Databricks' "API scopes" reference): the token
-    /// API is in `authentication`, workspace settings in `settings`; `None` for endpoints every
-    /// scope includes (`/scim/v2/Me` is listed under every scope).
+    /// API and the service principal secrets API are in `authentication`, workspace settings in
+    /// `settings`, SCIM service principals in `iam` (assumed); `None` for endpoints every scope
+    /// includes (`/scim/v2/Me` is listed under every scope).
     fn scope(&self) -> Option<&'static str> {
         match self {
             Route::Create | Route::List | Route::Delete => Some("authentication"),
+            Route::SpSecretList(_) | Route::SpSecretCreate(_) | Route::SpSecretDelete(..) => Some("authentication"),
             Route::ConfGet | Route::ConfPatch => Some("settings"),
-            Route::Me | Route::WellKnown | Route::Unknown => None,
+            Route::ScimSpList => Some("iam"),
+            Route::Me | Route::HostMetadata | Route::OidcMetadata | Route::OidcToken | Route::Unknown => None,
         }
     }
 }
@@ -89,32 +135,39 @@ fn scopes_allow(scopes: &[String], need: Option<&str>, method: &Method) -> bool 
 }
 
 /// Who is calling, once authenticated.
-struct Caller {
-    principal: String,
-    /// The scopes of the PAT it presented (empty: unscoped, or an Entra ID token).
-    scopes: Vec<String>,
+pub(super) struct Caller {
+    pub principal: String,
+    /// The scopes of the PAT or OAuth access token it presented (empty: unscoped, or an Entra
+    /// ID token).
+    pub scopes: Vec<String>,
 }
 
 /// actix entry point for every request to a workspace.
 pub(crate) async fn handle(req: HttpRequest, payload: web::Payload, ws: web::Data<FakeWorkspace>) -> HttpResponse {
     let route = Route::parse(req.method(), req.path());
     let mut resp = ws.faults().run(route.op(), &req, ws.serve(&route, &req, payload)).await;
-    // Databricks' front end dates every answer; clients may read its clock from it.
-    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&httpdate::fmt_http_date(ws.now())) {
+    if ws.take_omit_date(route.op()) {
+        // actix would add its own `Date`; the relay in front deletes it and this marker.
+        resp.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static(crate::relay::OMIT_DATE_MARKER),
+            actix_web::http::header::HeaderValue::from_static("1"),
+        );
+    } else if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&httpdate::fmt_http_date(ws.now())) {
+        // Databricks' front end dates every answer; clients may read its clock from it.
         resp.headers_mut().insert(actix_web::http::header::DATE, v);
     }
     ws.after_request(route.op());
     resp
 }
 
-fn json_response(status: u16, body: Value) -> HttpResponse {
+pub(super) fn json_response(status: u16, body: Value) -> HttpResponse {
     HttpResponseBuilder::new(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .content_type("application/json")
         .body(body.to_string())
 }
 
 /// Databricks' error shape.
-fn error(status: u16, code: &str, message: &str) -> HttpResponse {
+pub(super) fn error(status: u16, code: &str, message: &str) -> HttpResponse {
     json_response(status, json!({"error_code": code, "message": message}))
 }
 
@@ -122,11 +175,11 @@ fn unauthenticated(message: &str) -> HttpResponse {
     error(401, "401", message)
 }
 
-fn invalid_token() -> HttpResponse {
+pub(super) fn invalid_token() -> HttpResponse {
     error(403, "403", "Invalid access token.")
 }
 
-fn invalid_param(message: &str) -> HttpResponse {
+pub(super) fn invalid_param(message: &str) -> HttpResponse {
     error(400, "INVALID_PARAMETER_VALUE", message)
 }
 
@@ -151,7 +204,7 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 }
 
 /// Parses a JSON object body (an empty body counts as `{}`).
-fn object_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, HttpResponse> {
+pub(super) fn object_body(body: &[u8]) -> Result<serde_json::Map<String, Value>, HttpResponse> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Map::new());
     }
@@ -186,13 +239,11 @@ fn string_field(m: &serde_json::Map<String, Value>, key: &str) -> Result<Option<
 
 impl FakeWorkspace {
     async fn serve(&self, route: &Route, req: &HttpRequest, payload: web::Payload) -> Outcome {
-        if *route == Route::WellKnown {
-            // The Python SDK probes this to detect unified hosts; an Azure workspace has none.
-            return Outcome::anonymous(error(
-                404,
-                "ENDPOINT_NOT_FOUND",
-                "No API found for 'GET /.well-known/databricks-config'",
-            ));
+        match route {
+            Route::HostMetadata => return Outcome::anonymous(self.host_metadata(req)),
+            Route::OidcMetadata => return Outcome::anonymous(self.oidc_metadata(req)),
+            Route::OidcToken => return self.oidc_token(req, payload).await,
+            _ => {}
         }
         if let Err(r) = self.rate_limit() {
             return Outcome::anonymous(r);
@@ -217,16 +268,18 @@ impl FakeWorkspace {
             return done(error(403, "PERMISSION_DENIED", "User does not have permission to use tokens."));
         }
         let body = match route {
-            Route::Create | Route::Delete | Route::ConfPatch => match payload.to_bytes_limited(MAX_BODY).await {
-                Ok(Ok(b)) => b,
-                _ => {
-                    return done(error(
-                        400,
-                        "MALFORMED_REQUEST",
-                        "The request body is too large or could not be read.",
-                    ));
+            Route::Create | Route::Delete | Route::ConfPatch | Route::SpSecretCreate(_) => {
+                match payload.to_bytes_limited(MAX_BODY).await {
+                    Ok(Ok(b)) => b,
+                    _ => {
+                        return done(error(
+                            400,
+                            "MALFORMED_REQUEST",
+                            "The request body is too large or could not be read.",
+                        ));
+                    }
                 }
-            },
+            }
             _ => web::Bytes::new(),
         };
         done(match route {
@@ -243,30 +296,15 @@ impl FakeWorkspace {
             Route::Delete => self.delete(&caller, &body),
             Route::ConfGet => self.conf_get(&caller, req),
             Route::ConfPatch => self.conf_patch(&caller, &body),
-            Route::Me => {
-                let client_id =
-                    self.inner.directory.principal(&caller.principal).map(|p| p.client_id).unwrap_or_default();
-                let numeric = caller
-                    .principal
-                    .bytes()
-                    .fold(1_000_000_007u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
-                    % 9_000_000_000_000_000;
-                json_response(
-                    200,
-                    json!({
-                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal"],
-                        "id": (numeric + 1_000_000_000_000_000).to_string(),
-                        "userName": client_id,
-                        "applicationId": client_id,
-                        "displayName": format!("principal {}", caller.principal),
-                        "active": true,
-                    }),
-                )
-            }
+            Route::Me => self.me(&caller),
+            Route::ScimSpList => self.scim_sp_list(&caller, req),
+            Route::SpSecretList(id) => self.sp_secret_list(&caller, id, req),
+            Route::SpSecretCreate(id) => self.sp_secret_create(&caller, id, &body),
+            Route::SpSecretDelete(id, secret) => self.sp_secret_delete(&caller, id, secret),
             Route::Unknown => {
                 error(404, "ENDPOINT_NOT_FOUND", &format!("No API found for '{} {}'", req.method(), req.path()))
             }
-            Route::WellKnown => unreachable!("answered above"),
+            Route::HostMetadata | Route::OidcMetadata | Route::OidcToken => unreachable!("answered above"),
         })
     }
 
@@ -307,6 +345,15 @@ impl FakeWorkspace {
                 }
                 st.tokens.touch(&t.token_id, now);
                 return Ok(Caller { principal: t.principal, scopes: t.scopes });
+            }
+            // An OAuth access token minted at /oidc/v1/token? It acts as its service principal
+            // until it expires, even if the secret it was minted with was deleted since.
+            if let Some(t) = st.sps.token(token) {
+                let sp = self.workspace_sps(&st).into_iter().find(|s| s.application_id == t.application_id);
+                return match sp {
+                    Some(sp) if t.expires > now => Ok(Caller { principal: sp.principal, scopes: t.scopes }),
+                    _ => Err(invalid_token()),
+                };
             }
         }
 

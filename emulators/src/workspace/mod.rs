@@ -1,15 +1,21 @@
-//! `FakeWorkspace`: an Azure Databricks workspace's token API with real auth semantics.
+//! `FakeWorkspace`: an Azure Databricks workspace's token API, service principal OAuth
+//! secrets and OIDC token endpoint, with real auth semantics.
 //!
 //! Served over plain HTTP at `http://127.0.0.1:PORT` (the program allows `http://` for
-//! loopback workspace URLs only). Who may call and how is decided in `http.rs`: Entra ID
-//! tokens from the shared [`crate::Directory`] (audience Azure Databricks, not
-//! expiring within 30 s), or live PATs of this workspace; non-members only through the Azure
-//! management-token headers. The PATs themselves live in `tokens.rs`.
+//! loopback workspace URLs only), through the loopback relay of [`crate::relay`] so that an
+//! answer can go out without `Date`. Who may call and how is decided in `http.rs`: Entra ID
+//! tokens from the shared [`crate::Directory`] (audience Azure Databricks, not expiring within
+//! 30 s), live PATs of this workspace, or OAuth access tokens minted at `/oidc/v1/token`;
+//! non-members only through the Azure management-token headers. The PATs live in `tokens.rs`;
+//! service principals, their OAuth secrets and the minted access tokens in `sp.rs`.
 //!
-//! Op names for faults and the call log: `create`, `list`, `delete`, `conf`, `other`
-//! (everything else, including `/.well-known/databricks-config` and SCIM `Me`).
+//! Op names for faults and the call log: `create`, `list`, `delete`, `conf`, `me`, `scim_sp`,
+//! `sp_secret_list`, `sp_secret_create`, `sp_secret_delete`, `oidc_token`, `discovery`,
+//! `other` (everything else).
 
 mod http;
+mod sp;
+mod sp_http;
 mod tokens;
 
 use std::collections::HashSet;
@@ -17,13 +23,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+pub use sp::{OAuthToken, ServicePrincipal, SpKind, SpSecretInfo};
 pub use tokens::TokenInfo;
 
 pub(crate) use http::handle;
 
 use crate::directory::{Directory, unix_millis};
+use crate::encoding::rfc3339_millis;
 use crate::faults::Faults;
 use crate::ratelimit::TokenBucket;
+use sp::ServicePrincipals;
 use tokens::Tokens;
 
 /// Token-bucket rate limit of a workspace.
@@ -56,6 +65,16 @@ pub struct WorkspaceOptions {
     /// ARM resource ids by workspace index; missing entries get
     /// `/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Databricks/workspaces/ws<N>`.
     pub resource_ids: Vec<String>,
+    /// Live OAuth secrets one service principal may hold (Databricks: five).
+    pub sp_secret_limit: usize,
+    /// Longest OAuth secret lifetime accepted, in days (Databricks: 730, also the default).
+    pub sp_secret_max_lifetime_days: u32,
+    /// Whether Microsoft Entra ID-managed service principals may hold Databricks OAuth secrets.
+    /// Default `false`: the secrets API refuses them (see the README for the evidence).
+    pub entra_sp_oauth_secrets: bool,
+    /// Put the loopback relay of [`crate::relay`] in front of the workspace (default `true`).
+    /// Without it [`FakeWorkspace::omit_date`] cannot work (actix always writes `Date`).
+    pub date_relay: bool,
 }
 
 impl Default for WorkspaceOptions {
@@ -68,6 +87,10 @@ impl Default for WorkspaceOptions {
             rate_limit: None,
             auto_provision: true,
             resource_ids: Vec::new(),
+            sp_secret_limit: 5,
+            sp_secret_max_lifetime_days: 730,
+            entra_sp_oauth_secrets: false,
+            date_relay: true,
         }
     }
 }
@@ -81,6 +104,10 @@ pub struct FakeWorkspace {
 struct Inner {
     url: String,
     resource_id: String,
+    /// Numeric workspace id (`adb-<id>` on Azure), in `/.well-known/databricks-config`.
+    workspace_id: String,
+    /// Whether answers pass through the relay (so the `Date` header can be left out).
+    date_relay: bool,
     identity_principal: String,
     directory: Arc<Directory>,
     faults: Faults,
@@ -104,6 +131,13 @@ struct State {
     throttled: u64,
     /// After the next request of this op is answered, the clock jumps ahead this much.
     clock_jump: Option<(String, Duration)>,
+    /// Service principals, OAuth secrets, minted access tokens.
+    sps: ServicePrincipals,
+    sp_secret_limit: usize,
+    sp_secret_max_lifetime: Duration,
+    entra_sp_secrets: bool,
+    /// Ops whose next answers go out without `Date`: `(op, remaining)`, consulted in order.
+    omit_date: Vec<(String, usize)>,
 }
 
 impl State {
@@ -118,6 +152,9 @@ impl State {
     }
 }
 
+/// Azure Databricks account id every fake workspace reports (account ids are GUIDs).
+pub const ACCOUNT_ID: &str = "5e1a7c3b-2d4f-4a6e-9b8c-0d1e2f3a4b5c";
+
 /// Default ARM id of workspace `index`.
 pub(crate) fn default_resource_id(index: usize) -> String {
     format!(
@@ -126,7 +163,9 @@ pub(crate) fn default_resource_id(index: usize) -> String {
 }
 
 impl FakeWorkspace {
+    #[allow(clippy::too_many_arguments, reason = "crate-internal constructor called from one place")]
     pub(crate) fn new(
+        index: usize,
         url: String,
         resource_id: String,
         identity_principal: String,
@@ -155,11 +194,18 @@ impl FakeWorkspace {
             bucket: opts.rate_limit.map(|r| TokenBucket::new(r.burst, r.per_second)),
             throttled: 0,
             clock_jump: None,
+            sps: ServicePrincipals::default(),
+            sp_secret_limit: opts.sp_secret_limit,
+            sp_secret_max_lifetime: Duration::from_secs(u64::from(opts.sp_secret_max_lifetime_days) * 86_400),
+            entra_sp_secrets: opts.entra_sp_oauth_secrets,
+            omit_date: Vec::new(),
         };
         FakeWorkspace {
             inner: Arc::new(Inner {
                 url,
                 resource_id,
+                workspace_id: (7_300_000_000_000_000u64 + index as u64).to_string(),
+                date_relay: opts.date_relay,
                 identity_principal,
                 directory,
                 faults: Faults::with_latency(latency),
@@ -340,9 +386,14 @@ impl FakeWorkspace {
         self.state().tokens.age(token_id, by)
     }
 
-    /// Every PAT value ever issued here (for redaction tests).
+    /// Every secret value ever issued here, for redaction tests: PATs, service principal OAuth
+    /// secrets and the OAuth access tokens minted at `/oidc/v1/token`.
     pub fn issued_values(&self) -> Vec<String> {
-        self.state().tokens.issued_values()
+        let st = self.state();
+        let mut v = st.tokens.issued_values();
+        v.extend(st.sps.issued_secrets());
+        v.extend(st.sps.issued_tokens());
+        v
     }
 
     /// Whether this value would authenticate now: a live token whose owner is still a
@@ -350,6 +401,172 @@ impl FakeWorkspace {
     pub fn authenticate_pat(&self, value: &str) -> bool {
         let st = self.state();
         st.tokens.by_value(value).is_some_and(|t| t.is_live(self.now()) && st.is_user(&t.principal))
+    }
+
+    /// Numeric workspace id (as in `adb-<id>.<n>.azuredatabricks.net`), reported by
+    /// `/.well-known/databricks-config`.
+    pub fn workspace_id(&self) -> &str {
+        &self.inner.workspace_id
+    }
+
+    /// Registers a service principal in the workspace (a member, not an admin) and returns it;
+    /// registering an application id again returns the existing principal. An Entra-managed
+    /// principal whose application id the directory knows (e.g. from
+    /// [`crate::FakeAad::add_service_principal`]) is the same workspace principal as its Entra
+    /// ID tokens; any other is keyed by its application id.
+    pub fn add_service_principal(&self, application_id: &str, display_name: &str, kind: SpKind) -> ServicePrincipal {
+        let key = match kind {
+            SpKind::EntraManaged => self
+                .inner
+                .directory
+                .principal_by_client_id(application_id)
+                .map(|p| p.object_id)
+                .unwrap_or_else(|| application_id.to_ascii_lowercase()),
+            SpKind::DatabricksManaged => application_id.to_ascii_lowercase(),
+        };
+        let mut st = self.state();
+        let sp = st.sps.add(application_id, display_name, kind, &key);
+        st.members.insert(sp.principal.clone());
+        sp
+    }
+
+    /// Removes a registered service principal from the workspace (and from the admins): the
+    /// secrets API answers 404 for it, its secrets and access tokens stop working. False if unknown.
+    pub fn remove_service_principal(&self, application_id: &str) -> bool {
+        let mut st = self.state();
+        let Some(sp) = st.sps.by_app(application_id) else { return false };
+        st.members.remove(&sp.principal);
+        st.admins.remove(&sp.principal);
+        true
+    }
+
+    /// The registered service principal with this application id (in the workspace or not).
+    pub fn service_principal(&self, application_id: &str) -> Option<ServicePrincipal> {
+        self.state().sps.by_app(application_id)
+    }
+
+    /// Every registered service principal, in registration order.
+    pub fn service_principals(&self) -> Vec<ServicePrincipal> {
+        self.state().sps.all().to_vec()
+    }
+
+    /// Creates an OAuth secret directly (no HTTP, no limit or lifetime checks), created at
+    /// `created_at` (the workspace's clock). Returns the secret and its value.
+    ///
+    /// # Panics
+    /// When no service principal with that application id is registered.
+    pub fn seed_sp_secret(
+        &self,
+        application_id: &str,
+        created_at: SystemTime,
+        lifetime: Duration,
+    ) -> (SpSecretInfo, String) {
+        let mut st = self.state();
+        let sp = st.sps.by_app(application_id).unwrap_or_else(|| panic!("no service principal {application_id}"));
+        st.sps.create_secret(&sp.application_id, Vec::new(), created_at, lifetime)
+    }
+
+    /// Live (not deleted, not expired by the workspace's clock) OAuth secrets of a service
+    /// principal, oldest first: what the secrets API lists.
+    pub fn sp_secrets(&self, application_id: &str) -> Vec<SpSecretInfo> {
+        self.state().sps.live_secrets(application_id, self.now())
+    }
+
+    /// Every OAuth secret ever issued here, including deleted and expired ones.
+    pub fn all_sp_secrets(&self) -> Vec<SpSecretInfo> {
+        self.state().sps.all_secrets()
+    }
+
+    /// One OAuth secret by id (live or not).
+    pub fn sp_secret(&self, secret_id: &str) -> Option<SpSecretInfo> {
+        self.state().sps.secret(secret_id)
+    }
+
+    /// Deletes an OAuth secret out of band (like an admin in the UI). False if unknown or
+    /// already deleted. Access tokens minted with it keep working until they expire.
+    pub fn delete_sp_secret(&self, secret_id: &str) -> bool {
+        let now = self.now();
+        self.state().sps.delete_secret(secret_id, now)
+    }
+
+    /// Moves every OAuth secret's creation, update and expiry `by` into the past.
+    pub fn age_sp_secrets(&self, by: Duration) {
+        let mut st = self.state();
+        for id in st.sps.secret_ids() {
+            st.sps.age_secret(&id, by);
+        }
+    }
+
+    /// Like [`Self::age_sp_secrets`] for one secret. False if unknown.
+    pub fn age_sp_secret(&self, secret_id: &str, by: Duration) -> bool {
+        self.state().sps.age_secret(secret_id, by)
+    }
+
+    /// Whether `/oidc/v1/token` would issue a token now for this client id and secret. No side effects.
+    pub fn sp_secret_works(&self, application_id: &str, secret: &str) -> bool {
+        self.check_client(application_id, secret).is_ok()
+    }
+
+    /// Makes every OAuth access token minted here expire now (they otherwise live an hour of
+    /// the workspace's clock, even after their secret is deleted).
+    pub fn expire_oauth_tokens(&self) {
+        let now = self.now();
+        self.state().sps.expire_tokens(now);
+    }
+
+    /// Every OAuth secret value issued here (a subset of [`Self::issued_values`]).
+    pub fn issued_sp_secrets(&self) -> Vec<String> {
+        self.state().sps.issued_secrets()
+    }
+
+    /// Every OAuth access token minted here (a subset of [`Self::issued_values`]).
+    pub fn issued_oauth_tokens(&self) -> Vec<String> {
+        self.state().sps.issued_tokens()
+    }
+
+    /// Sets the number of live OAuth secrets one service principal may hold.
+    pub fn set_sp_secret_limit(&self, limit: usize) {
+        self.state().sp_secret_limit = limit;
+    }
+
+    /// Sets the longest OAuth secret lifetime accepted.
+    pub fn set_sp_secret_max_lifetime_days(&self, days: u32) {
+        self.state().sp_secret_max_lifetime = Duration::from_secs(u64::from(days) * 86_400);
+    }
+
+    /// Lets Entra-managed service principals hold Databricks OAuth secrets, or not (default).
+    pub fn set_entra_sp_oauth_secrets(&self, allowed: bool) {
+        self.state().entra_sp_secrets = allowed;
+    }
+
+    /// The next `times` answers of `op` (`"*"` = any op; `usize::MAX` = always) go out without
+    /// a `Date` header — whatever they are, fault answers included. Rules are consulted in the
+    /// order given.
+    ///
+    /// # Panics
+    /// When the workspace runs without its relay (`WorkspaceOptions::date_relay = false`).
+    pub fn omit_date(&self, op: &str, times: usize) {
+        assert!(
+            self.inner.date_relay,
+            "omit_date needs the workspace's relay: WorkspaceOptions::date_relay is false (actix always writes Date)"
+        );
+        if times > 0 {
+            self.state().omit_date.push((op.to_string(), times));
+        }
+    }
+
+    /// Whether this answer of `op` is to go out without `Date` (consumes one use of a rule).
+    pub(crate) fn take_omit_date(&self, op: &str) -> bool {
+        let mut st = self.state();
+        let Some(i) = st.omit_date.iter().position(|(o, _)| o == op || o == "*") else { return false };
+        let remaining = &mut st.omit_date[i].1;
+        if *remaining != usize::MAX {
+            *remaining -= 1;
+            if *remaining == 0 {
+                st.omit_date.remove(i);
+            }
+        }
+        true
     }
 
     /// Summary for the `/_emulator/state` endpoint: live tokens without values.
@@ -370,9 +587,34 @@ impl FakeWorkspace {
                 })
             })
             .collect();
+        let sps: Vec<_> = st
+            .sps
+            .all()
+            .iter()
+            .map(|sp| {
+                let secrets: Vec<_> = st
+                    .sps
+                    .all_secrets()
+                    .into_iter()
+                    .filter(|s| s.application_id == sp.application_id)
+                    .map(|s| {
+                        serde_json::json!({
+                            "id": s.id, "status": if s.deleted { "DELETED" } else if s.is_live(now) { "ACTIVE" } else { "EXPIRED" },
+                            "create_time": rfc3339_millis(unix_millis(s.created)),
+                            "expire_time": rfc3339_millis(unix_millis(s.expires)),
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "scim_id": sp.scim_id, "application_id": sp.application_id, "display_name": sp.display_name,
+                    "kind": sp.kind.as_str(), "in_workspace": st.members.contains(&sp.principal), "secrets": secrets,
+                })
+            })
+            .collect();
         serde_json::json!({
-            "url": self.inner.url, "resource_id": self.inner.resource_id,
+            "url": self.inner.url, "resource_id": self.inner.resource_id, "workspace_id": self.inner.workspace_id,
             "max_token_lifetime_days": st.max_lifetime_days, "live_tokens": tokens, "throttled": st.throttled,
+            "service_principals": sps,
         })
     }
 
