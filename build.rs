@@ -1,5 +1,7 @@
-//! Build-time facts for the tests: whether libfaketime is installed, so the clock-jump test is
-//! reported as ignored ("skipped") rather than passed when it cannot run.
+//! Build-time facts for the tests, so a test that cannot run here is reported as ignored
+//! ("skipped: …"), never as passed: whether libfaketime is installed (the clock-jump test), and
+//! whether the Python clients of the interop tests are (`scripts/setup-python.sh`), unless
+//! `PAT_ROTATOR_SKIP_PYTHON=1`.
 
 const FAKETIME: [&str; 2] =
     ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1"];
@@ -11,5 +13,16 @@ fn main() {
     }
     if FAKETIME.iter().any(|p| std::path::Path::new(p).exists()) {
         println!("cargo::rustc-cfg=has_faketime");
+    }
+
+    println!("cargo::rustc-check-cfg=cfg(has_interop_python)");
+    println!("cargo::rerun-if-env-changed=PAT_ROTATOR_PYTHON");
+    println!("cargo::rerun-if-env-changed=PAT_ROTATOR_SKIP_PYTHON");
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv-interop/bin/python");
+    println!("cargo::rerun-if-changed={venv}");
+    let python = std::env::var("PAT_ROTATOR_PYTHON").unwrap_or_else(|_| venv.to_string());
+    let skip = std::env::var("PAT_ROTATOR_SKIP_PYTHON").as_deref() == Ok("1");
+    if !skip && std::path::Path::new(&python).exists() {
+        println!("cargo::rustc-cfg=has_interop_python");
     }
 }

@@ -5,9 +5,12 @@
 //! the minted token forced out, signing in fails. So the emulator pat-rotator is tested against
 //! behaves like the workspace the SDK was written for.
 //!
-//! Needs the virtualenv that `scripts/test.sh` creates (`PAT_ROTATOR_PYTHON`); without it the
-//! test fails and says how to get it, unless `PAT_ROTATOR_SKIP_PYTHON=1` is set (then it says
-//! "skipped").
+//! And end to end: pat-rotator provisions a §9 target; the official Key Vault client reads what
+//! it wrote, and a `WorkspaceClient(auth_type="oauth-m2m")` signs in with that client id and
+//! secret.
+//!
+//! Needs the virtualenv that `scripts/test.sh` creates (`PAT_ROTATOR_PYTHON`); without it (or
+//! with `PAT_ROTATOR_SKIP_PYTHON=1` at build time) the tests are ignored, reported "skipped".
 
 mod common;
 
@@ -19,18 +22,14 @@ use serde_json::Value;
 
 const APP: &str = "0b0b0b0b-1111-4111-8111-bbbbbbbbbbbb";
 
-fn python() -> Option<String> {
-    if std::env::var("PAT_ROTATOR_SKIP_PYTHON").as_deref() == Ok("1") {
-        eprintln!("skipped: PAT_ROTATOR_SKIP_PYTHON=1");
-        return None;
-    }
+/// The interpreter of the interop venv. The tests that use it are ignored ("skipped") when the
+/// build found none (see build.rs); under `CI=true` `interop_python_is_installed_in_ci` fails
+/// instead.
+fn python() -> String {
     let default = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv-interop/bin/python");
     let p = std::env::var("PAT_ROTATOR_PYTHON").unwrap_or_else(|_| default.to_string());
-    assert!(
-        std::path::Path::new(&p).exists(),
-        "{p} is missing: run scripts/setup-python.sh (or scripts/test.sh), or set PAT_ROTATOR_SKIP_PYTHON=1"
-    );
-    Some(p)
+    assert!(std::path::Path::new(&p).exists(), "{p} is missing: run scripts/setup-python.sh (or scripts/test.sh)");
+    p
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -41,8 +40,12 @@ fn sha256_hex(s: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_interop_python),
+    ignore = "skipped: no interop venv (scripts/setup-python.sh), or PAT_ROTATOR_SKIP_PYTHON=1"
+)]
 fn python_sdk_manages_secrets_and_signs_in_with_one() {
-    let Some(py) = python() else { return };
+    let py = python();
     let w = World::new();
     let ws = w.emu.workspace(0);
     let sp = w.emu.add_oauth_service_principal(APP, "interop principal").remove(0);
@@ -129,4 +132,61 @@ fn python_sdk_manages_secrets_and_signs_in_with_one() {
     w.record(&err);
     assert!(status.success(), "python failed: {err}");
     // Dropping the World checks that no secret or token appears in anything recorded.
+}
+
+#[test]
+#[cfg_attr(
+    not(has_interop_python),
+    ignore = "skipped: no interop venv (scripts/setup-python.sh), or PAT_ROTATOR_SKIP_PYTHON=1"
+)]
+fn the_sdk_signs_in_with_the_secret_pat_rotator_wrote() {
+    let py = python();
+    let mut w = World::new();
+    let sp = w.emu.add_oauth_service_principal(APP, "etl principal").remove(0);
+    let mut t = w.target("etl", 0, 0);
+    t["kind"] = serde_json::json!("sp_oauth_secret");
+    t["service_principal"] = serde_json::json!(APP);
+    w.targets(&[t]);
+    let (code, r) = w.rotate(&[], &[]);
+    assert_eq!((code, r[0]["action"].as_str()), (0, Some("created")), "{r:?}");
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/read_oauth_secret.py");
+    let out = Command::new(py)
+        .arg(script)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", w.emu.dir())
+        .envs(w.emu.env())
+        .env("REQUESTS_CA_BUNDLE", w.emu.ca_pem_path())
+        .env("VAULT_URL", w.emu.vault(0).url())
+        .env("SECRET_NAME", "etl-pat")
+        .env("WORKSPACE_URL", w.emu.workspace(0).url())
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    w.record(&stdout);
+    w.record(&stderr);
+    assert!(out.status.success(), "python failed: {stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(v["content_type"], "databricks-oauth-secret", "{v}");
+    assert_eq!(v["tags"]["databricks-client-id"], APP);
+    assert_eq!(v["tags"]["databricks-secret-id"], r[0]["token_id"]);
+    assert!(v["expires_on"].is_number(), "{v}");
+    assert!(v.get("error").is_none(), "the SDK could not sign in: {v}");
+    assert_eq!(v["auth_type"], "oauth-m2m");
+    assert_eq!(v["me"]["id"], sp.scim_id.as_str(), "signed in as the service principal: {v}");
+    let issued: Vec<String> = w.emu.workspace(0).issued_sp_secrets().iter().map(|s| sha256_hex(s)).collect();
+    assert!(issued.contains(&v["value_sha256"].as_str().unwrap().to_string()));
+}
+
+/// CI creates the venv (`scripts/test.sh`): there the interop tests must run, not be ignored.
+#[test]
+fn interop_python_is_installed_in_ci() {
+    if std::env::var_os("CI").is_some() {
+        assert!(
+            cfg!(has_interop_python),
+            "the interop venv is required in CI (scripts/test.sh creates it); rebuild after creating it"
+        );
+    }
 }

@@ -153,7 +153,16 @@ impl OAuthSecretIssuer {
                 .context("the service principal holds its limit of five OAuth secrets");
             return CreateError::Refused(Refusal::Full, e);
         }
-        if e.status == Some(400) && m.contains("lifetime") {
+        if m.contains("microsoft entra id") || m.contains("entra id managed") {
+            // Azure Databricks holds OAuth secrets only for the service principals it manages;
+            // an Entra ID app registration authenticates with Entra ID instead.
+            let e = e.context(&format!(
+                "service principal {} is managed by Microsoft Entra ID, and Azure Databricks creates OAuth secrets only for Databricks-managed service principals: use a Databricks-managed principal for this target, or keep a PAT of the Entra app with a `kind: pat` target and `client_id` (contract §8)",
+                self.application_id
+            ));
+            return CreateError::Refused(Refusal::Other, e);
+        }
+        if e.status == Some(400) && (m.contains("lifetime") || m.contains("730 days")) {
             let e = Error { code: Code::DatabricksLifetimeTooLong, ..e }
                 .context("an OAuth secret lives at most 730 days: set lifetime_days to 730 or less");
             return CreateError::Refused(Refusal::LifetimeAboveCap, e);
