@@ -247,3 +247,27 @@ fn revoke_superseded_is_incident_response() {
     let r = h.provision(json!({"target": "t", "force": true, "revoke_superseded": true}));
     assert_eq!(r.status, 400, "{}", r.text);
 }
+
+/// Finding 5: a workspace answer without `Date` fell back to the host clock. With the host
+/// clock two hours fast, another instance's rotation in flight (a token of ours ten minutes
+/// old, not yet written) was revoked as an orphan.
+#[test]
+#[cfg_attr(not(has_faketime), ignore = "skipped: libfaketime is not installed (apt-get install faketime)")]
+fn an_answer_without_date_proves_no_age() {
+    let lib =
+        ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("libfaketime");
+    let w = World::one_target(&[]);
+    w.seed_managed(0, 0, "t", 2 * DAY, 90 * DAY, None);
+    let in_flight = w.seed_token(0, &w.comment("t", 0, "other-instance"), Duration::from_secs(600), 90 * DAY).0;
+    w.emu.workspace(0).omit_date("list", usize::MAX);
+    let faked = [("LD_PRELOAD", lib), ("FAKETIME", "+2h"), ("FAKETIME_DONT_FAKE_MONOTONIC", "1")];
+    let o = w.cli(&["rotate", "--json"], &faked);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let r = o.json();
+    assert_eq!(r[0]["action"], "unchanged", "{r}");
+    assert_eq!(r[0]["revoked_token_ids"], json!([]), "{r}");
+    assert!(w.emu.workspace(0).is_live(&in_flight), "a rotation in flight was revoked on the local clock");
+}
