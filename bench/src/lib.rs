@@ -87,15 +87,22 @@ pub struct TargetSpec {
     pub resource_id: bool,
     /// The target's PATs belong to this app registration, reached by federation (contract §8).
     pub client_id: Option<String>,
+    /// The target holds this service principal's OAuth secret instead of a PAT (contract §9).
+    pub oauth_sp: Option<String>,
 }
 
 impl TargetSpec {
     pub fn new(name: impl Into<String>, ws: usize, kv: usize) -> TargetSpec {
-        TargetSpec { name: name.into(), ws, kv, resource_id: false, client_id: None }
+        TargetSpec { name: name.into(), ws, kv, resource_id: false, client_id: None, oauth_sp: None }
     }
 
     pub fn with_client_id(mut self, client_id: Option<&str>) -> TargetSpec {
         self.client_id = client_id.map(str::to_string);
+        self
+    }
+
+    pub fn with_oauth_sp(mut self, application_id: Option<&str>) -> TargetSpec {
+        self.oauth_sp = application_id.map(str::to_string);
         self
     }
 
@@ -123,6 +130,10 @@ pub fn targets_json(emu: &Emulators, specs: &[TargetSpec]) -> String {
             if let Some(c) = &s.client_id {
                 t["client_id"] = json!(c);
             }
+            if let Some(sp) = &s.oauth_sp {
+                t["kind"] = json!("sp_oauth_secret");
+                t["service_principal"] = json!(sp);
+            }
             t
         })
         .collect();
@@ -137,6 +148,8 @@ pub fn program_env(emu: &Emulators, settings: &[(&str, String)]) -> Vec<(String,
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
         ("HOME".into(), std::env::var("HOME").unwrap_or_else(|_| "/tmp".into())),
+        // The benches time forced ProvisionPat rotations back to back: no ProvisionPat cooldown.
+        ("PAT_FORCE_COOLDOWN_MINUTES".into(), "0".into()),
     ];
     env.extend(emu.env());
     for (k, v) in settings {

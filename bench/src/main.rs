@@ -25,7 +25,7 @@ use pat_rotator_bench::*;
 use pat_rotator_emulators::{EmulatorOptions, Emulators, WorkspaceOptions, WsRateLimit};
 use serde_json::json;
 
-const USAGE: &str = "usage: pat-rotator-bench [--only size,cold,rt,fed,orig,scale] [--quick] [--out FILE] [--bin PATH] \
+const USAGE: &str = "usage: pat-rotator-bench [--only size,cold,rt,fed,oauth,orig,scale] [--quick] [--out FILE] [--bin PATH] \
 [--python PATH] [--d-ms 20,50] [--cold-runs N] [--rt-runs N] [--orig-runs N] [--scale-runs N] [--scale50-runs N] \
 [--all-sequences] [--set NAME=VALUE]...";
 
@@ -64,7 +64,7 @@ struct Opts {
 fn parse_args() -> Result<Opts, String> {
     let root = repo_root();
     let mut o = Opts {
-        sections: ["size", "cold", "rt", "fed", "orig", "scale"].map(String::from).to_vec(),
+        sections: ["size", "cold", "rt", "fed", "oauth", "orig", "scale"].map(String::from).to_vec(),
         bin: profile_dir().join("pat-rotator"),
         python: root.join(".venv-interop/bin/python"),
         out: root.join("target/bench/results.md"),
@@ -88,8 +88,10 @@ fn parse_args() -> Result<Opts, String> {
             "--only" => {
                 let v = it.next().ok_or("--only needs a value")?;
                 o.sections = v.split(',').map(|s| s.trim().to_string()).collect();
-                if let Some(bad) =
-                    o.sections.iter().find(|s| !["size", "cold", "rt", "fed", "orig", "scale"].contains(&s.as_str()))
+                if let Some(bad) = o
+                    .sections
+                    .iter()
+                    .find(|s| !["size", "cold", "rt", "fed", "oauth", "orig", "scale"].contains(&s.as_str()))
                 {
                     return Err(format!("--only: unknown section '{bad}'"));
                 }
@@ -210,11 +212,12 @@ fn main() -> ExitCode {
     let want = |s: &str| o.sections.iter().any(|x| x == s);
     let mut failed = Vec::new();
     type Section = fn(&Opts, &mut Report) -> Result<(), String>;
-    let sections: [(&str, Section); 6] = [
+    let sections: [(&str, Section); 7] = [
         ("size", size),
         ("cold", cold_start),
         ("rt", round_trips),
         ("fed", federated_round_trips),
+        ("oauth", oauth_round_trips),
         ("orig", original),
         ("scale", scale),
     ];
@@ -450,7 +453,50 @@ fn port_of(url: &str) -> u16 {
     url.rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse().ok()).expect("a URL with a port")
 }
 
-fn rt_at(o: &Opts, emu: &Emulators, d: Duration, client_id: Option<&str>) -> Result<RtAtD, String> {
+/// Which kind of target a round-trip section rotates.
+#[derive(Clone, Copy)]
+enum RtTarget<'a> {
+    /// A PAT of the service's identity (`None`) or of an app registration (contract §8).
+    Pat(Option<&'a str>),
+    /// A service principal's OAuth secret (contract §9): each target has a principal of its own
+    /// (a principal holds at most five secrets), see [`sp_of`].
+    OAuth,
+}
+
+impl RtTarget<'_> {
+    fn spec(self, name: impl Into<String>) -> TargetSpec {
+        let name = name.into();
+        match self {
+            RtTarget::Pat(client_id) => TargetSpec::new(name, 0, 0).with_client_id(client_id),
+            RtTarget::OAuth => {
+                let sp = sp_of(&name);
+                TargetSpec::new(name, 0, 0).with_oauth_sp(Some(&sp))
+            }
+        }
+    }
+
+    /// Target names of one kind never meet another kind's secret.
+    fn prefix(self) -> &'static str {
+        match self {
+            RtTarget::Pat(_) => "",
+            RtTarget::OAuth => "o",
+        }
+    }
+}
+
+/// The application id of the principal of OAuth-secret target `name`.
+fn sp_of(name: &str) -> String {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    format!("0b0b0b0b-2222-4222-8222-{:012x}", h & 0xffff_ffff_ffff)
+}
+
+/// The target names [`rt_at`] rotates at `d`.
+fn rt_names(o: &Opts, d: Duration, kind: RtTarget<'_>) -> Vec<String> {
+    let (p, dm) = (kind.prefix(), d.as_millis());
+    (0..o.rt_runs).flat_map(|i| [format!("{p}cold-{dm}-{i}"), format!("{p}warm-{dm}-{i}")]).collect()
+}
+
+fn rt_at(o: &Opts, emu: &Emulators, d: Duration, kind: RtTarget<'_>) -> Result<RtAtD, String> {
     let dm = d.as_millis();
     emu.set_latency(d);
     let ws_port = port_of(emu.workspace(0).url());
@@ -465,7 +511,7 @@ fn rt_at(o: &Opts, emu: &Emulators, d: Duration, client_id: Option<&str>) -> Res
         }
     }
     let rotate_one = |name: &str| -> Result<Finished, String> {
-        let spec = TargetSpec::new(name, 0, 0).with_client_id(client_id);
+        let spec = kind.spec(name);
         let env = env_for(o, emu, &[("PAT_TARGETS", targets_json(emu, &[spec]))]);
         let f =
             run(Command::new(&o.bin).args(["rotate", "--json"]).env_clear().envs(env)).map_err(|e| e.to_string())?;
@@ -478,13 +524,12 @@ fn rt_at(o: &Opts, emu: &Emulators, d: Duration, client_id: Option<&str>) -> Res
     let mut cold = Vec::new();
     for i in 0..o.rt_runs {
         reset_calls(emu);
-        let f = rotate_one(&format!("cold-{dm}-{i}"))?;
+        let f = rotate_one(&format!("{}cold-{dm}-{i}", kind.prefix()))?;
         cold.push(RtRun { wall: f.wall, calls: all_calls(emu), t0: f.started });
     }
     // Warm: one serve, targets warm-D-i.
-    let names: Vec<String> = (0..o.rt_runs).map(|i| format!("warm-{dm}-{i}")).collect();
-    let specs: Vec<TargetSpec> =
-        names.iter().map(|n| TargetSpec::new(n.clone(), 0, 0).with_client_id(client_id)).collect();
+    let names: Vec<String> = (0..o.rt_runs).map(|i| format!("{}warm-{dm}-{i}", kind.prefix())).collect();
+    let specs: Vec<TargetSpec> = names.iter().map(|n| kind.spec(n.clone())).collect();
     let port = free_port();
     let mut cmd = Command::new(&o.bin);
     cmd.arg("serve")
@@ -529,7 +574,7 @@ fn rt_at(o: &Opts, emu: &Emulators, d: Duration, client_id: Option<&str>) -> Res
 fn round_trips(o: &Opts, r: &mut Report) -> Result<(), String> {
     let emu = Emulators::start(EmulatorOptions::default());
     progress(&format!("round trips at D = 0 (fixed overheads): {} cold, {} warm", o.rt_runs, o.rt_runs));
-    let zero = rt_at(o, &emu, Duration::ZERO, None)?; // also warms the page cache and the fakes' TLS
+    let zero = rt_at(o, &emu, Duration::ZERO, RtTarget::Pat(None))?; // also warms the page cache and the fakes' TLS
     r.line("## Round trips: one due rotation of one target, the fakes adding D to every request\n");
     r.line(&format!(
         "{} runs per D. *Cold*: a fresh `pat-rotator rotate --json` for a target with no secret (exec → exit, identity tokens included). \
@@ -564,7 +609,7 @@ Each timed `ProvisionPat` waits 1.2 s first, so the engine's per-workspace pacin
     for &d in &o.ds {
         let dm = d.as_millis();
         progress(&format!("round trips at D = {dm} ms: {} cold, {} warm", o.rt_runs, o.rt_runs));
-        let at = rt_at(o, &emu, d, None)?;
+        let at = rt_at(o, &emu, d, RtTarget::Pat(None))?;
         let bare = median(&at.bare);
         for (case, runs, target) in [
             ("cold (`rotate`)", &at.cold, Some(5.0)),
@@ -649,7 +694,7 @@ fn federated_round_trips(o: &Opts, r: &mut Report) -> Result<(), String> {
     let app = emu.aad().trust_managed_identity(APP, emu.identity().principal());
     emu.workspace(0).add_member(&app);
     progress(&format!("federated round trips at D = 0 (warm-up): {} cold, {} warm", o.rt_runs, o.rt_runs));
-    rt_at(o, &emu, Duration::ZERO, Some(APP))?;
+    rt_at(o, &emu, Duration::ZERO, RtTarget::Pat(Some(APP)))?;
     r.line("## Round trips of a `client_id` target (federated exchange)\n");
     r.line(&format!(
         "As the section above, for a target whose PATs belong to app registration `{APP}`: the managed identity's token for `api://AzureADTokenExchange` is exchanged at the Entra fake for the app's token. {} runs per D. Target: cold one sequential round more than the service identity's 5 (≤ 6 rounds), warm unchanged (≤ 4 rounds); wall / D is reported beside the rounds.\n",
@@ -661,7 +706,7 @@ fn federated_round_trips(o: &Opts, r: &mut Report) -> Result<(), String> {
     for &d in &o.ds {
         let dm = d.as_millis();
         progress(&format!("federated round trips at D = {dm} ms: {} cold, {} warm", o.rt_runs, o.rt_runs));
-        let at = rt_at(o, &emu, d, Some(APP))?;
+        let at = rt_at(o, &emu, d, RtTarget::Pat(Some(APP)))?;
         // The claim is about sequential rounds (one more on a cold start, none warm), so the
         // rounds seen by the fakes are the target; wall / D is reported beside them.
         for (case, runs, target) in
@@ -691,6 +736,74 @@ fn federated_round_trips(o: &Opts, r: &mut Report) -> Result<(), String> {
                 m.wall,
             ));
             seqs.push('\n');
+        }
+    }
+    emu.set_latency(Duration::ZERO);
+    r.line("\n```");
+    r.md.push_str(&seqs);
+    r.line("```\n");
+    Ok(())
+}
+
+/// An OAuth-secret rotation (contract §9) beside a PAT rotation, in the same emulators and run:
+/// the secret's principal is found once per process (SCIM), so a cold rotation takes one more
+/// sequential round than a PAT's and a warm one none.
+fn oauth_round_trips(o: &Opts, r: &mut Report) -> Result<(), String> {
+    let emu = Emulators::start(EmulatorOptions::default());
+    for d in std::iter::once(Duration::ZERO).chain(o.ds.iter().copied()) {
+        for name in rt_names(o, d, RtTarget::OAuth) {
+            emu.add_oauth_service_principal(&sp_of(&name), &name);
+        }
+    }
+    progress(&format!("OAuth-secret round trips at D = 0 (warm-up): {} cold, {} warm", o.rt_runs, o.rt_runs));
+    rt_at(o, &emu, Duration::ZERO, RtTarget::OAuth)?;
+    rt_at(o, &emu, Duration::ZERO, RtTarget::Pat(None))?;
+    r.line("## Round trips of an OAuth-secret target beside a PAT target\n");
+    r.line(&format!(
+        "A target of `kind: sp_oauth_secret` (a principal of its own: SCIM lookup, the secrets proxy API, verification at `/oidc/v1/token`) and a PAT target, measured alternately in the same emulators, {} runs each per D. Targets: PAT ≤ 5 cold / ≤ 4 warm rounds (held from the section above); OAuth secret ≤ 6 cold (the SCIM lookup, once per process) / ≤ 4 warm.\n",
+        o.rt_runs
+    ));
+    r.line("| D | kind | case | runs | median wall | min–max | wall / D | rounds | target |");
+    r.line("|---|---|---|---|---|---|---|---|---|");
+    let mut seqs = String::new();
+    for &d in &o.ds {
+        let dm = d.as_millis();
+        progress(&format!(
+            "OAuth-secret and PAT round trips at D = {dm} ms: {} cold, {} warm each",
+            o.rt_runs, o.rt_runs
+        ));
+        let oauth = rt_at(o, &emu, d, RtTarget::OAuth)?;
+        let pat = rt_at(o, &emu, d, RtTarget::Pat(None))?;
+        for (kind, at, cold_target) in [("OAuth secret", &oauth, 6usize), ("PAT", &pat, 5)] {
+            for (case, runs, target) in
+                [("cold (`rotate`)", &at.cold, cold_target), ("warm (2nd `ProvisionPat`, force)", &at.warm, 4)]
+            {
+                let walls: Vec<f64> = runs.iter().map(|x| ms(x.wall)).collect();
+                let m = pick_median(runs);
+                let rounds = rounds(&m.calls, d).len();
+                let per_d = median(&walls) / ms(d);
+                r.line(&format!(
+                    "| {dm} ms | {kind} | {case} | {} | {} | {per_d:.2} | {rounds} | ≤ {target} rounds |",
+                    runs.len(),
+                    stats_cells(&walls, "ms", 1),
+                ));
+                r.check(
+                    &format!("{kind} target, {case} at D = {dm} ms"),
+                    &format!("≤ {target} sequential rounds"),
+                    format!("{rounds} sequential rounds, {per_d:.2} D"),
+                    rounds <= target,
+                );
+                if kind == "OAuth secret" {
+                    seqs.push_str(&sequence(
+                        &format!("OAuth secret {case}, D = {dm} ms, median run ({:.1} ms):", ms(m.wall)),
+                        &m.calls,
+                        m.t0,
+                        d,
+                        m.wall,
+                    ));
+                    seqs.push('\n');
+                }
+            }
         }
     }
     emu.set_latency(Duration::ZERO);
