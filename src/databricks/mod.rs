@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 use tracing::debug;
 
 use crate::azure::credential::{DATABRICKS_SCOPE, TokenSource, management_scope};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::secret::Redacted;
 use crate::transport::pacing::RateLimiter;
 use crate::transport::retry::RetryPolicy;
@@ -193,11 +193,49 @@ impl DatabricksWorkspace {
     }
 }
 
-/// Whether a create that failed may be tried again at once: the workspace cannot have acted
-/// (a refused connection, 429). Any other failure of a create is ambiguous or a refusal.
-pub(crate) fn create_not_processed(a: &std::result::Result<Answer, Error>) -> bool {
-    match a {
-        Ok(a) => a.status == StatusCode::TOO_MANY_REQUESTS,
-        Err(e) => errors::never_sent(e),
+/// How a create failed, before the issuer reads the refusal.
+pub(crate) enum CreateFailure {
+    /// The workspace answered 4xx, or no request was sent (the identity's token was not to be
+    /// had): nothing was created.
+    Refused(Error),
+    /// It may have acted (5xx, timeout, a connection lost after sending).
+    Ambiguous(Error),
+}
+
+impl DatabricksWorkspace {
+    /// A create as the identity: one attempt, tried again only where the workspace cannot have
+    /// acted (a refused connection, 429) — not through [`RetryPolicy::run`], which would also
+    /// retry a timeout, after which a credential may exist. Returns the 2xx answer.
+    pub(crate) async fn create_call(
+        &self,
+        op: &'static str,
+        path: &str,
+        body: serde_json::Value,
+        forbidden: &str,
+    ) -> std::result::Result<Answer, CreateFailure> {
+        let mut attempt = 1;
+        loop {
+            let answer =
+                self.retry.once(op, self.exchange(Method::POST, path, Body::Json(body.clone()), Auth::Identity)).await;
+            let err = match answer {
+                Ok(a) if a.status.is_success() => return Ok(a),
+                Ok(a) if a.status == StatusCode::TOO_MANY_REQUESTS => self.refusal(op, &a, forbidden),
+                Ok(a) if a.status.is_server_error() => {
+                    return Err(CreateFailure::Ambiguous(self.refusal(op, &a, forbidden)));
+                }
+                Ok(a) => return Err(CreateFailure::Refused(self.refusal(op, &a, forbidden))),
+                Err(e) if errors::never_sent(&e) => e,
+                // No request was sent: the identity's token was not to be had.
+                Err(e) if matches!(e.code, Code::IdentityUnavailable | Code::IdentityFederationRefused) => {
+                    return Err(CreateFailure::Refused(e));
+                }
+                Err(e) => return Err(CreateFailure::Ambiguous(e)),
+            };
+            match self.retry.next_wait(attempt, &err) {
+                Ok(wait) => tokio::time::sleep(wait).await,
+                Err(_) => return Err(CreateFailure::Refused(err)),
+            }
+            attempt += 1;
+        }
     }
 }

@@ -21,7 +21,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use super::{Auth, Body, DatabricksWorkspace, create_not_processed, errors, wire};
+use super::{Auth, Body, CreateFailure, DatabricksWorkspace, errors, wire};
 use crate::error::{Code, Error, Result};
 use crate::rotation::model::{CreateRequest, Credential, NewCredential, Ownership, Profile, tags};
 use crate::rotation::ports::{CreateError, Issuer, Listing, Refusal};
@@ -187,49 +187,19 @@ impl Issuer for OAuthSecretIssuer {
         let path = self.secrets_path(&scim_id);
         let body = json!({ "lifetime": format!("{}s", req.lifetime_seconds) });
         // Never retried once it may have reached the workspace: a lost secret cannot be found
-        // again (contract §9). Only a refused connection or 429 is tried again.
-        let retry = self.ws.retry();
-        let mut attempt = 1;
-        loop {
-            let answer = retry
-                .once(
-                    "creating an OAuth secret",
-                    self.ws.exchange(Method::POST, &path, Body::Json(body.clone()), Auth::Identity),
-                )
-                .await;
-            let again = create_not_processed(&answer);
-            let err = match answer {
-                Ok(a) if a.status.is_success() => {
-                    return wire::parse_sp_secret_create(&a.body)
-                        .map(|(value, s)| NewCredential { value, info: Self::credential(s) })
-                        .map_err(|e| {
-                            CreateError::Ambiguous(Error::new(
-                                Code::UpstreamUnavailable,
-                                format!("creating an OAuth secret in {}: unreadable answer ({e})", self.ws.base()),
-                            ))
-                        });
-                }
-                Ok(a) => {
-                    let e = self.ws.refusal("creating an OAuth secret", &a, FORBIDDEN);
-                    if again {
-                        e
-                    } else if a.status.is_server_error() {
-                        return Err(CreateError::Ambiguous(e));
-                    } else {
-                        return Err(self.refusal(e));
-                    }
-                }
-                Err(e) if again => e,
-                Err(e) if matches!(e.code, Code::IdentityUnavailable | Code::IdentityFederationRefused) => {
-                    return Err(CreateError::Refused(Refusal::Other, e));
-                }
-                Err(e) => return Err(CreateError::Ambiguous(e)),
-            };
-            match retry.next_wait(attempt, &err) {
-                Ok(wait) => tokio::time::sleep(wait).await,
-                Err(_) => return Err(CreateError::Refused(Refusal::Other, err)),
-            }
-            attempt += 1;
+        // again (contract §9).
+        match self.ws.create_call("creating an OAuth secret", &path, body, FORBIDDEN).await {
+            Ok(a) => wire::parse_sp_secret_create(&a.body)
+                .map(|(value, s)| NewCredential { value, info: Self::credential(s) })
+                .map_err(|e| {
+                    CreateError::Ambiguous(Error::new(
+                        Code::UpstreamUnavailable,
+                        format!("creating an OAuth secret in {}: unreadable answer ({e})", self.ws.base()),
+                    ))
+                }),
+            Err(CreateFailure::Ambiguous(e)) => Err(CreateError::Ambiguous(e)),
+            Err(CreateFailure::Refused(e)) if e.status.is_none() => Err(CreateError::Refused(Refusal::Other, e)),
+            Err(CreateFailure::Refused(e)) => Err(self.refusal(e)),
         }
     }
 

@@ -18,7 +18,7 @@ use reqwest::Method;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{Auth, Body, DatabricksWorkspace, create_not_processed, errors, wire};
+use super::{Auth, Body, CreateFailure, DatabricksWorkspace, errors, wire};
 use crate::error::{Code, Error, Result};
 use crate::rotation::model::{CreateRequest, Credential, NewCredential, Ownership, Profile, tags};
 use crate::rotation::ports::{CreateError, Issuer, Listing, Refusal};
@@ -196,52 +196,17 @@ impl Issuer for PatIssuer {
         if let Some(autoscope) = self.autoscope {
             body["autoscope_enabled"] = json!(autoscope);
         }
-        // Retried only where the workspace cannot have acted: a refused connection, or 429.
-        // (Not through `RetryPolicy::run`: it would also retry a timeout, which here may mean a
-        // token was created.)
-        let retry = self.ws.retry();
-        let mut attempt = 1;
-        loop {
-            let answer = retry
-                .once(
-                    "creating a token",
-                    self.ws.exchange(Method::POST, "/api/2.0/token/create", Body::Json(body.clone()), Auth::Identity),
-                )
-                .await;
-            let again = create_not_processed(&answer);
-            let err = match answer {
-                Ok(a) if a.status.is_success() => {
-                    return wire::parse_create(&a.body)
-                        .map(|(value, t)| NewCredential { value, info: self.credential(t) })
-                        .map_err(|e| {
-                            CreateError::Ambiguous(Error::new(
-                                Code::DatabricksError,
-                                format!("creating a token in {}: unreadable answer ({e})", self.ws.base()),
-                            ))
-                        });
-                }
-                Ok(a) => {
-                    let e = self.ws.refusal("creating a token", &a, FORBIDDEN);
-                    if again {
-                        e
-                    } else if a.status.is_server_error() {
-                        return Err(CreateError::Ambiguous(e));
-                    } else {
-                        return Err(self.refusal(e, req.lifetime_seconds / 86_400).await);
-                    }
-                }
-                Err(e) if again => e,
-                // No token was asked for: the identity's token was not to be had.
-                Err(e) if matches!(e.code, Code::IdentityUnavailable | Code::IdentityFederationRefused) => {
-                    return Err(CreateError::Refused(Refusal::Other, e));
-                }
-                Err(e) => return Err(CreateError::Ambiguous(e)),
-            };
-            match retry.next_wait(attempt, &err) {
-                Ok(wait) => tokio::time::sleep(wait).await,
-                Err(_) => return Err(CreateError::Refused(Refusal::Other, err)),
-            }
-            attempt += 1;
+        match self.ws.create_call("creating a token", "/api/2.0/token/create", body, FORBIDDEN).await {
+            Ok(a) => wire::parse_create(&a.body)
+                .map(|(value, t)| NewCredential { value, info: self.credential(t) })
+                .map_err(|e| {
+                    CreateError::Ambiguous(Error::new(
+                        Code::DatabricksError,
+                        format!("creating a token in {}: unreadable answer ({e})", self.ws.base()),
+                    ))
+                }),
+            Err(CreateFailure::Ambiguous(e)) => Err(CreateError::Ambiguous(e)),
+            Err(CreateFailure::Refused(e)) => Err(self.refusal(e, req.lifetime_seconds / 86_400).await),
         }
     }
 
