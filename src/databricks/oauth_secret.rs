@@ -122,13 +122,13 @@ impl OAuthSecretIssuer {
                     url::form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>()
                 ),
             };
-            let a = self.ws.call("listing OAuth secrets", Method::GET, &path, None, FORBIDDEN).await.map_err(|e| {
-                if e.status == Some(404) {
-                    // The principal is gone (or was recreated with another SCIM id).
-                    *self.scim_id.lock().expect("scim id lock") = None;
-                }
-                e
-            })?;
+            let a =
+                self.ws.call("listing OAuth secrets", Method::GET, &path, None, FORBIDDEN).await.inspect_err(|e| {
+                    if e.status == Some(404) {
+                        // The principal is gone (or was recreated with another SCIM id).
+                        *self.scim_id.lock().expect("scim id lock") = None;
+                    }
+                })?;
             at = at.or(a.date);
             let (secrets, next) = wire::parse_sp_secrets(&a.body).map_err(|e| {
                 Error::new(Code::DatabricksError, format!("listing OAuth secrets in {}: {e}", self.ws.base()))

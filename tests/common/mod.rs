@@ -293,7 +293,7 @@ impl World {
     /// The comment pat-rotator gives a token of `target` whose secret is `{target}-pat` in vault
     /// `kv` (contract §6: target, secret key, attempt).
     pub fn comment(&self, target: &str, kv: usize, attempt: &str) -> String {
-        let key = pat_rotator::databricks::pat::secret_key(&self.emu.vault(kv).url(), &format!("{target}-pat"));
+        let key = pat_rotator::databricks::pat::secret_key(self.emu.vault(kv).url(), &format!("{target}-pat"));
         pat_rotator::databricks::pat::comment(target, &key, attempt)
     }
 
