@@ -95,3 +95,8 @@ output "identity_is_workspace_admin" {
   description = "Per workspace key, whether the Function App identity is a workspace admin there: true in azure_contributor mode (management headers) and where an sp_oauth_secret target made it one; false where it is a plain member."
   value       = module.pat_rotator.identity_is_workspace_admin
 }
+
+output "new_databricks_workspace" {
+  description = "The workspace created here ({url, resource_id}), or null. Unlike databricks_workspace it depends on no target, so a caller whose targets name Databricks resources (a service principal for an sp_oauth_secret target) can configure its databricks provider from it without a dependency cycle."
+  value       = module.pat_rotator.new_databricks_workspace
+}
