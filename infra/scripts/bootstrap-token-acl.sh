@@ -22,6 +22,7 @@
 #                                    https://management.core.windows.net/; US Gov / China: their cloud's)
 #   BOOTSTRAP_TOKEN_LIFETIME_SECONDS default 86400
 #   BOOTSTRAP_TIMEOUT_SECONDS        retry a new workspace that does not answer yet this long (default 600)
+#   BOOTSTRAP_INITIAL_DELAY_SECONDS  first pause between attempts, doubled up to 60 (default 5)
 #   AZ                               the Azure CLI (default az)
 #
 # Exit status: 0 token created; 1 failed; 2 usage error (nothing was sent); 3 gave up.
@@ -38,6 +39,7 @@ url="${BOOTSTRAP_WORKSPACE_URL:-}"
 resource_id="${BOOTSTRAP_WORKSPACE_RESOURCE_ID:-}"
 lifetime="${BOOTSTRAP_TOKEN_LIFETIME_SECONDS:-86400}"
 timeout_s="${BOOTSTRAP_TIMEOUT_SECONDS:-600}"
+delay="${BOOTSTRAP_INITIAL_DELAY_SECONDS:-5}"
 az="${AZ:-az}"
 mgmt_resource="${BOOTSTRAP_MANAGEMENT_RESOURCE:-https://management.core.windows.net/}"
 
@@ -50,6 +52,7 @@ url="${url%/}"
 [[ "$lifetime" =~ ^[0-9]+$ && "$lifetime" -ge 300 && "$lifetime" -le 604800 ]] ||
   usage_error "BOOTSTRAP_TOKEN_LIFETIME_SECONDS must be an integer in 300..604800"
 [[ "$timeout_s" =~ ^[0-9]+$ ]] || usage_error "BOOTSTRAP_TIMEOUT_SECONDS must be an integer"
+[[ "$delay" =~ ^[0-9]+$ && "$delay" -ge 1 ]] || usage_error "BOOTSTRAP_INITIAL_DELAY_SECONDS must be a positive integer"
 command -v "$az" >/dev/null || usage_error "the Azure CLI ($az) is needed (log in with az login)"
 command -v curl >/dev/null || usage_error "curl is needed"
 
@@ -82,7 +85,6 @@ unset dbx mgmt
 payload="$(printf '{"lifetime_seconds": %d, "comment": "pat-rotator bootstrap: a tokens ACL can only be set once the workspace holds a token (expires by itself)"}' "$lifetime")"
 
 deadline=$((SECONDS + timeout_s))
-delay=5
 attempt=0
 while :; do
   attempt=$((attempt + 1))

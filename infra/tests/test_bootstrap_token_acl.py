@@ -63,7 +63,7 @@ def run(tmp_path: Path, statuses=(), **env_extra):
     log.write_text("")
     env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}", FAKE_AZ_LOG=str(log),
                BOOTSTRAP_WORKSPACE_URL=f"http://127.0.0.1:{server.server_address[1]}",
-               BOOTSTRAP_WORKSPACE_RESOURCE_ID=RESOURCE_ID, BOOTSTRAP_TIMEOUT_SECONDS="20")
+               BOOTSTRAP_WORKSPACE_RESOURCE_ID=RESOURCE_ID, BOOTSTRAP_TIMEOUT_SECONDS="20", BOOTSTRAP_INITIAL_DELAY_SECONDS="1")
     env.update(env_extra)
     try:
         proc = subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120)

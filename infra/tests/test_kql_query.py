@@ -245,7 +245,8 @@ def post(url: str, body: bytes, headers: dict) -> int:
         return err.code
 
 
-def test_query_on_the_real_handlers_output(tmp_path):
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_query_on_the_real_handlers_output(tmp_path, log_format):
     binary, emulators = built("pat-rotator"), built("pat-rotator-emulators")
     if binary is None or emulators is None:
         pytest.skip("skipped: no debug build of pat-rotator and pat-rotator-emulators (cargo build --workspace --bins)")
@@ -270,7 +271,8 @@ def test_query_on_the_real_handlers_output(tmp_path):
             {"name": "analytics", "workspace_url": env["DATABRICKS_HOST_0"], "key_vault_url": env["KEY_VAULT_URL_0"], "secret_name": "analytics-pat"},
             {"name": "broken", "workspace_url": f"http://127.0.0.1:{dead}", "key_vault_url": env["KEY_VAULT_URL_0"], "secret_name": "broken-pat"},
         ])
-        env.update(RUST_LOG="info", PAT_RETRY_ATTEMPTS="1", PAT_CALL_TIMEOUT_SECONDS="2", FUNCTIONS_CUSTOMHANDLER_PORT=str(free_port()))
+        env.update(RUST_LOG="info", PAT_RETRY_ATTEMPTS="1", PAT_CALL_TIMEOUT_SECONDS="2", FUNCTIONS_CUSTOMHANDLER_PORT=str(free_port()),
+                   PAT_LOG_FORMAT=log_format)
         out, err = open(tmp_path / "stdout", "w"), open(tmp_path / "stderr", "w")
         serve = subprocess.Popen([str(binary), "serve"], env=env, stdout=out, stderr=err)
         base = f"http://127.0.0.1:{env['FUNCTIONS_CUSTOMHANDLER_PORT']}"
@@ -285,8 +287,13 @@ def test_query_on_the_real_handlers_output(tmp_path):
         timer = json.dumps({"Data": {"timer": {"Schedule": {"AdjustForDST": True}, "ScheduleStatus": None, "IsPastDue": False}},
                             "Metadata": {"sys": {"MethodName": "RotatePat", "UtcNow": "2026-12-03T03:00:00Z"}}}).encode()
         failed_id, ok_id = "3f2a9c1e-5b7d-4e21-9a0c-1d2e3f405162", "aa11bb22-cc33-4d44-8e55-ff6677889900"
+        provision_id = "7c1d0e2f-3a4b-4c5d-8e6f-708192a3b4c5"
         h = {"Content-Type": "application/json; charset=utf-8"}
         assert post(base + "/RotatePat", timer, dict(h, **{"X-Azure-Functions-InvocationId": failed_id})) == 500
+        # a forwarded ProvisionPat that fails (the host records it with resultCode 502)
+        provision_status = post(base + "/api/ProvisionPat", json.dumps({"target": "broken"}).encode(),
+                                {"Content-Type": "application/json", "X-Azure-Functions-InvocationId": provision_id})
+        assert provision_status == 502
         env_ok = dict(env, PAT_TARGETS=json.dumps([json.loads(env["PAT_TARGETS"])[0]]))
         serve.terminate(); serve.wait(timeout=30)
         serve = subprocess.Popen([str(binary), "serve"], env=env_ok, stdout=out, stderr=err)
@@ -322,19 +329,29 @@ def test_query_on_the_real_handlers_output(tmp_path):
             traces.append({"timestamp": now - dt.timedelta(seconds=60 - k / 100), "message": line, "severityLevel": sev,
                            "customDimensions": console_dimensions(sev), "id": f"{stream}-{k}"})
     requests = [
-        {"timestamp": now - dt.timedelta(seconds=61), "name": "RotatePat", "success": False, "resultCode": "0", "customDimensions": {"InvocationId": failed_id}},
+        {"timestamp": now - dt.timedelta(seconds=62), "name": "RotatePat", "success": False, "resultCode": "0", "customDimensions": {"InvocationId": failed_id}},
+        {"timestamp": now - dt.timedelta(seconds=61), "name": "ProvisionPat", "success": True, "resultCode": str(provision_status), "customDimensions": {"InvocationId": provision_id}},
         {"timestamp": now - dt.timedelta(seconds=59), "name": "RotatePat", "success": True, "resultCode": "0", "customDimensions": {"InvocationId": ok_id}},
     ]
     rows = run_query(database(requests, traces))
     printed_for_failed = [t for t in traces if failed_id in t["message"]]
     assert printed_for_failed, "the binary printed no line naming the failed invocation"
-    assert {r["invocation_id"] for r in rows} == {failed_id}
-    assert len(rows) == len(printed_for_failed), [r["text"] for r in rows]
-    assert any("RotatePat failed: 1 of 2 targets failed: broken (upstream_unavailable)" in r["text"] for r in rows), [r["text"] for r in rows]
-    summary = next(r for r in rows if "RotatePat failed" in r["text"])
+    returned = {r["invocation_id"] for r in rows}
+    assert failed_id in returned and ok_id not in returned
+    assert len([r for r in rows if r["invocation_id"] == failed_id]) == len(printed_for_failed), [r["text"] for r in rows]
+    summary = next(r for r in rows if "RotatePat failed: 1 of 2 targets failed: broken (upstream_unavailable)" in r["text"])
     assert summary["severityLevel"] == 3
     assert not any(ok_id in r["text"] for r in rows)
     assert any(ok_id in t["message"] for t in traces), "the successful invocation's lines exist but are not returned"
+    # ProvisionPat lines carry the invocation id in releases with contract section 2's
+    # JSON/invocation_id logging; where they do, the query returns exactly them.
+    printed_for_provision = [t for t in traces if provision_id in t["message"]]
+    assert len([r for r in rows if r["invocation_id"] == provision_id]) == len(printed_for_provision)
+    json_lines = [t for t in printed_for_failed if t["message"].startswith("{")]
+    if log_format == "json" and json_lines:
+        # a binary that knows PAT_LOG_FORMAT: target and code come back as columns
+        failed_target = next(r for r in rows if r["target"] == "broken")
+        assert failed_target["code"] == "upstream_unavailable", failed_target
 
 
 # ---------------------------------------------------------------------------

@@ -175,3 +175,13 @@ def test_moved_blocks_plan_only_moves_on_stand_ins(tmp_path, root):
     instances = sum(2 if "for_each" in b else 1 for b in resources.values())
     assert len(moved) == instances, f"{len(moved)} instances moved, {instances} exist"
     assert all(a == b for a, b in moved)
+
+
+def test_readme_tables_name_every_input_and_output(rotator):
+    readme = (INFRA / "README.md").read_text()
+    inputs = readme[readme.index("### Inputs"):readme.index("### Outputs")]
+    outputs = readme[readme.index("### Outputs"):readme.index("## Upgrading")]
+    for name in rotator.variables():
+        assert f"| `{name}` |" in inputs, f"input {name} missing from infra/README.md"
+    for name in rotator.outputs():
+        assert f"`{name}`" in outputs, f"output {name} missing from infra/README.md"
