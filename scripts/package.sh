@@ -18,7 +18,16 @@
 # Environment:
 #   CARGO_BUILD_JOBS, CARGO_TARGET_DIR   honoured as usual by cargo
 #   PACKAGE_NICE=0                       do not lower the build's CPU priority
-#   SOURCE_DATE_EPOCH                    timestamp stored in the zip (default 2000-01-01)
+#   SOURCE_DATE_EPOCH                    timestamp stored in the zip (default 2000-01-01;
+#                                        a release sets the commit time)
+#
+# Reproducible: two runs on the same commit, toolchain and pins give the same SHA-256.
+# The zip has a fixed entry order, fixed timestamps (SOURCE_DATE_EPOCH) and fixed modes;
+# the binary carries no path of the machine that built it: rustc remaps the checkout, the
+# cargo home and the target directory (--remap-path-prefix), and the C parts (aws-lc) get
+# the same as -ffile-prefix-map; the release profile builds with one codegen unit, fat LTO
+# and stripped symbols. infra/tests/test_package_script.py checks the zip on every run and,
+# opt-in (PAT_ROTATOR_REPRO_TEST=1, two release builds), the whole package.
 set -euo pipefail
 
 readonly MAX_GLIBC="2.28"
@@ -65,6 +74,24 @@ if [[ "$skip_build" -eq 0 ]]; then
   fi
   # cargo-zigbuild finds zig through `python3 -m ziglang`: put the venv first on PATH.
   export PATH="$venv/bin:$PATH"
+
+  # No build path in the binary: map them to fixed names. The target directory usually
+  # sits inside the checkout; the later, more specific mapping wins in rustc and clang.
+  cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+  maps=("$repo_root=/build/pat-rotator" "$cargo_home=/cargo" "$target_dir=/build/target" "$venv=/build/zig")
+  rustflags=()
+  [[ -n "${RUSTFLAGS:-}" ]] && read -r -a rustflags <<<"$RUSTFLAGS"
+  cflags="${CFLAGS:-}"
+  for m in "${maps[@]}"; do
+    rustflags+=("--remap-path-prefix=$m")
+    cflags+=" -ffile-prefix-map=$m"
+  done
+  # CARGO_ENCODED_RUSTFLAGS (0x1f-separated) keeps paths with spaces intact.
+  CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${rustflags[*]}")"
+  export CARGO_ENCODED_RUSTFLAGS
+  unset RUSTFLAGS
+  export CFLAGS="${cflags# }" CXXFLAGS="${cflags# }"
+  export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-946684800}"
 
   nice_cmd=(nice -n 19)
   [[ "${PACKAGE_NICE:-1}" == "0" ]] && nice_cmd=()

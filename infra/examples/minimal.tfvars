@@ -1,5 +1,6 @@
-# Minimal deployment: a new resource group, a new Premium Databricks workspace that the
-# Function App reaches in management-header mode, and one PAT.
+# Minimal deployment: a new resource group, a new Premium Databricks workspace where the
+# Function App's identity is a plain member with token CAN_USE (the least-privileged
+# default for a created workspace; no Contributor on it), and one PAT.
 #
 #   scripts/package.sh
 #   cd infra && terraform init && terraform apply -var-file=examples/minimal.tfvars
@@ -11,8 +12,7 @@ name_prefix         = "patrot"
 resource_group_name = "rg-pat-rotator"
 
 new_databricks_workspace = {
-  sku         = "premium"
-  access_mode = "azure_contributor"
+  sku = "premium"
 }
 
 targets = [

@@ -116,8 +116,18 @@ def comments(body: dict) -> list[str]:
     return [c["value"] for key in ("__comments__", "__inline_comments__") for c in body.get(key, [])]
 
 
+ROTATOR = INFRA / "modules" / "pat-rotator"
+
+
+@pytest.fixture(scope="session")
+def rotator() -> Module:
+    """The pat-rotator module: every resource of the deployment."""
+    return Module(ROTATOR)
+
+
 @pytest.fixture(scope="session")
 def root() -> Module:
+    """infra/ itself: providers, the module call, moved blocks, pass-through outputs."""
     return Module(INFRA)
 
 

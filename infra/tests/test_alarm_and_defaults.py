@@ -27,12 +27,12 @@ def iso_hours(value: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def alerts(root):
-    return root.resources("azurerm_monitor_scheduled_query_rules_alert_v2")
+def alerts(rotator):
+    return rotator.resources("azurerm_monitor_scheduled_query_rules_alert_v2")
 
 
-def test_action_group_receivers_come_from_variables(root):
-    ag = root.resource("azurerm_monitor_action_group", "alarm")
+def test_action_group_receivers_come_from_variables(rotator):
+    ag = rotator.resource("azurerm_monitor_action_group", "alarm")
     assert "local.alert_receivers" in expr(ag["count"])
     dyn = {unq(k): v for entry in ag["dynamic"] for k, v in entry.items()}
     assert "var.alert_email_addresses" in expr(dyn["email_receiver"]["for_each"])
@@ -42,7 +42,7 @@ def test_action_group_receivers_come_from_variables(root):
     hook = first(dyn["webhook_receiver"]["content"])
     assert expr(hook["service_uri"]) == "webhook_receiver.value"
     assert len(unq(ag["short_name"])) <= 12, "Azure limits short_name to 12 characters"
-    variables = root.variables()
+    variables = rotator.variables()
     assert variables["alert_email_addresses"]["default"] == []
     assert variables["alert_webhook_urls"]["default"] == []
 
@@ -63,7 +63,7 @@ def test_failed_invocation_alert_keys_on_the_request_result(alerts):
     assert iso_hours(unq(alert["window_duration"])) >= iso_hours(unq(alert["evaluation_frequency"]))
 
 
-def test_missing_success_alert_looks_back_schedule_plus_margin(root, alerts):
+def test_missing_success_alert_looks_back_schedule_plus_margin(rotator, alerts):
     alert = alerts["rotation_missing"]
     crit = first(alert["criteria"])
     query = " ".join(unq(str(crit["query"])).split())
@@ -72,7 +72,7 @@ def test_missing_success_alert_looks_back_schedule_plus_margin(root, alerts):
     assert unq(crit["operator"]) == "LessThan" and crit["threshold"] == 1
     window = unq(alert["window_duration"])
     assert window in WINDOW_DURATIONS and unq(alert["evaluation_frequency"]) in EVALUATION_FREQUENCIES
-    var = root.variables()["alert_no_success_hours"]
+    var = rotator.variables()["alert_no_success_hours"]
     assert var["default"] == 26, "daily schedule + 2 h margin"
     # the query's look-back must fit the window azurerm accepts (at most P2D)
     upper = int(re.search(r"<= (\d+)", str(var["validation"][0]["condition"])).group(1))
@@ -86,16 +86,16 @@ def test_both_alerts_notify_the_action_group(alerts):
         assert [expr(a) for a in first(dyn["action"]["content"])["action_groups"]] == ["action.value.id"], name
 
 
-def test_maximum_instance_count_defaults_to_40(root):
-    var = root.variables()["maximum_instance_count"]
+def test_maximum_instance_count_defaults_to_40(rotator):
+    var = rotator.variables()["maximum_instance_count"]
     assert var["default"] == 40
     assert "most regions" in var["description"]
     cond = str(var["validation"][0]["condition"])
     assert ">= 1" in cond and "<= 1000" in cond, "azurerm >= 4.58 validates 1..1000"
 
 
-def test_instance_memory_sizes(root):
-    cond = str(root.variables()["instance_memory_in_mb"]["validation"][0]["condition"])
+def test_instance_memory_sizes(rotator):
+    cond = str(rotator.variables()["instance_memory_in_mb"]["validation"][0]["condition"])
     assert "[512, 2048, 4096]" in cond
 
 
@@ -104,54 +104,54 @@ def test_instance_memory_sizes(root):
 # ---------------------------------------------------------------------------
 
 
-def test_federated_credential_trusts_the_user_assigned_identity(root):
-    fic = root.resource("azuread_application_federated_identity_credential", "target")
+def test_federated_credential_trusts_the_user_assigned_identity(rotator):
+    fic = rotator.resource("azuread_application_federated_identity_credential", "target")
     assert expr(fic["application_id"]) == "azuread_application_registration.target[each.key].id"
     assert expr(fic["subject"]) == "local.federated_credential.subject"
-    fc = root.locals()["federated_credential"]
+    fc = rotator.locals()["federated_credential"]
     assert expr(fc["subject"]) == "azurerm_user_assigned_identity.function.principal_id"
     assert unq(fc["issuer"]) == "${local.cloud.issuer_authority}/${data.azurerm_client_config.current.tenant_id}/v2.0"
-    issuers = {k: unq(v["issuer_authority"]) for k, v in root.locals()["clouds"].items()}
+    issuers = {k: unq(v["issuer_authority"]) for k, v in rotator.locals()["clouds"].items()}
     assert issuers["public"] == "https://login.microsoftonline.com"
     assert [expr(a) for a in fc["audiences"]] == ["local.cloud.token_exchange_audience"]
-    clouds = root.locals()["clouds"]
+    clouds = rotator.locals()["clouds"]
     audiences = {k: unq(v["token_exchange_audience"]) for k, v in clouds.items()}
     assert audiences == {
         "public": "api://AzureADTokenExchange",
         "usgovernment": "api://AzureADTokenExchangeUSGov",
         "china": "api://AzureADTokenExchangeChina",
     }
-    sp = root.resource("azuread_service_principal", "target")
+    sp = rotator.resource("azuread_service_principal", "target")
     assert expr(sp["client_id"]) == "azuread_application_registration.target[each.key].client_id"
-    for r in (fic, sp, root.resource("azuread_application_registration", "target")):
+    for r in (fic, sp, rotator.resource("azuread_application_registration", "target")):
         assert expr(r["for_each"]) == "local.app_registration_targets"
     # no client secret / password anywhere
-    assert not root.resources("azuread_application_password")
-    assert not root.resources("azuread_service_principal_password")
+    assert not rotator.resources("azuread_application_password")
+    assert not rotator.resources("azuread_service_principal_password")
 
 
-def test_target_app_service_principals_are_plain_workspace_members(root):
-    sp = root.resource("databricks_service_principal", "target")
+def test_target_app_service_principals_are_plain_workspace_members(rotator):
+    sp = rotator.resource("databricks_service_principal", "target")
     assert expr(sp["application_id"]) == "local.target_client_ids[each.key]"
     for admin_like in ("workspace_access", "allow_cluster_create", "allow_instance_pool_create", "databricks_sql_access"):
         assert admin_like not in sp, f"{admin_like}: keep the defaults, grant in your own configuration"
-    member = root.resource("databricks_group_member", "target")
+    member = rotator.resource("databricks_group_member", "target")
     assert expr(member["group_id"]) == "databricks_group.pat_rotator[0].id"
-    # never the workspace's admins group
-    for path in INFRA.glob("*.tf"):
-        assert '"admins"' not in path.read_text(), path
+    # never the workspace's admins group (only the identity, for OAuth-secret targets:
+    # test_identity_is_admin_only_for_oauth_secret_targets)
+    assert "admins" not in expr(member["group_id"])
 
 
-def test_the_function_app_and_targets_use_one_databricks_provider_workspace(root):
-    loc = root.locals()
-    assert "local.sp_workspace_keys[0]" in expr(loc["databricks_workspace_key"])
+def test_the_function_app_and_targets_use_one_databricks_provider_workspace(rotator):
+    loc = rotator.locals()
+    assert expr(loc["databricks_workspace_key"]) == "module.access.databricks_workspace_key"
     assert "local.databricks_workspace_key" in expr(loc["sp_workspace_url"])
-    manual = root.outputs()["databricks_manual_steps"]
+    manual = rotator.outputs()["databricks_manual_steps"]
     assert "t.workspace != local.databricks_workspace_key" in expr(manual["value"])
 
 
-def test_targets_reject_client_id_with_create_app_registration(root):
-    conds = " ".join(str(v["condition"]) for v in root.variables()["targets"]["validation"])
+def test_targets_reject_client_id_with_create_app_registration(rotator):
+    conds = " ".join(str(v["condition"]) for v in rotator.variables()["targets"]["validation"])
     assert "t.client_id != null && t.create_app_registration" in conds
 
 

@@ -3,6 +3,7 @@ layout, with stand-in binaries (no Rust build, no zig needed)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import struct
@@ -78,3 +79,58 @@ def test_rejects_a_non_elf_file(tmp_path):
     proc, out = package(tmp_path, b"#!/bin/sh\nexit 0\n")
     assert proc.returncode == 1
     assert "not an ELF file" in proc.stderr
+
+
+# ---------------------------------------------------------------------------
+# The binary: no build paths, and two whole builds give the same zip
+# ---------------------------------------------------------------------------
+
+
+def build_paths() -> list[bytes]:
+    home = Path(os.environ.get("CARGO_HOME", Path.home() / ".cargo"))
+    return [str(p).encode() for p in {REPO, home, REPO / "target", Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))}]
+
+
+def test_release_binary_carries_no_build_path():
+    """What package.sh built last (it remaps the checkout, the cargo home and the target
+    directory). Skipped when no release build exists here; the opt-in test below builds."""
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    binary = target / "x86_64-unknown-linux-gnu" / "release" / "pat-rotator"
+    if not binary.is_file():
+        pytest.skip("skipped: no release build (scripts/package.sh) in this checkout")
+    data = binary.read_bytes()
+    leaked = [p.decode() for p in build_paths() if p in data]
+    assert not leaked, f"{binary} contains build paths {leaked}"
+    assert b"/cargo/registry/src/" in data or b"/build/" in data, "expected remapped source paths (panic locations)"
+
+
+def test_package_script_remaps_every_build_path():
+    text = SCRIPT.read_text()
+    for needle in ('"$repo_root=/build/pat-rotator"', '"$cargo_home=/cargo"', '"$target_dir=/build/target"',
+                   "--remap-path-prefix=$m", "-ffile-prefix-map=$m", "CARGO_ENCODED_RUSTFLAGS", "SOURCE_DATE_EPOCH"):
+        assert needle in text, needle
+
+
+@pytest.mark.skipif(os.environ.get("PAT_ROTATOR_REPRO_TEST") != "1",
+                    reason="skipped: opt-in (PAT_ROTATOR_REPRO_TEST=1): two fat-LTO release builds take tens of minutes on 2 cores")
+def test_two_builds_in_different_places_give_the_same_sha256(tmp_path):
+    """The release claim, end to end: the same commit checked out at two different paths
+    (different lengths), each with its own target directory, packaged by package.sh with the
+    same SOURCE_DATE_EPOCH, gives byte-identical zips."""
+    shas = []
+    for name in ("a", "checkout-number-two"):
+        dest = tmp_path / name / "pat-rotator"
+        dest.parent.mkdir()
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(dest), "HEAD"], check=True, capture_output=True)
+        try:
+            env = dict(os.environ, CARGO_TARGET_DIR=str(dest / "target"), SOURCE_DATE_EPOCH="1700000000", PACKAGE_NICE="0")
+            env.pop("RUSTFLAGS", None)
+            out = tmp_path / f"{name}.zip"
+            proc = subprocess.run(["bash", str(dest / "scripts" / "package.sh"), "--out", str(out)], env=env, capture_output=True, text=True, timeout=7200)
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            shas.append(hashlib.sha256(out.read_bytes()).hexdigest())
+            data = (dest / "target" / "x86_64-unknown-linux-gnu" / "release" / "pat-rotator").read_bytes()
+            assert str(dest).encode() not in data, "the checkout path leaked into the binary"
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(dest)], capture_output=True)
+    assert shas[0] == shas[1], shas

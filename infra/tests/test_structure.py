@@ -16,16 +16,35 @@ FUNCTION_PRINCIPAL = "local.function_principal_id"
 
 
 @pytest.fixture(scope="module")
-def app(root):
-    return root.resource(*APP)
+def app(rotator):
+    return rotator.resource(*APP)
 
 
 @pytest.fixture(scope="module")
-def app_settings(root, app):
-    assert expr(app["app_settings"]) == "local.app_settings", "app_settings must be the literal map local.app_settings"
-    settings = root.locals()["app_settings"]
+def app_settings(rotator, app):
+    """The settings every deployment has (local.base_app_settings, a literal map); RUST_LOG
+    is merged in only when the operator sets var.rust_log (see test_rust_log_only_on_request)."""
+    assert expr(app["app_settings"]) == "local.app_settings", "app_settings must be local.app_settings"
+    merged = expr(rotator.locals()["app_settings"])
+    assert merged == "merge(local.base_app_settings, var.rust_log == null ? {} : {RUST_LOG = var.rust_log})", merged
+    settings = rotator.locals()["base_app_settings"]
     assert isinstance(settings, dict)
     return {k: v for k, v in settings.items() if not k.startswith("__")}
+
+
+def test_rust_log_only_on_request(rotator, app_settings):
+    # Contract section 2: a plain level keeps the SDK/HTTP/server crates at warn; unset,
+    # the program's own default applies. infra sets RUST_LOG only when asked.
+    assert "RUST_LOG" not in app_settings
+    var = rotator.variables()["rust_log"]
+    assert var["default"] is None
+
+
+def test_log_format_defaults_to_json(rotator, app_settings):
+    assert expr(app_settings["PAT_LOG_FORMAT"]) == "var.log_format"
+    var = rotator.variables()["log_format"]
+    assert unq(var["default"]) == "json"
+    assert '["json", "text"]' in str(var["validation"][0]["condition"])
 
 
 def role_assignments(module: Module) -> dict[str, dict]:
@@ -37,15 +56,15 @@ def role_assignments(module: Module) -> dict[str, dict]:
 # ---------------------------------------------------------------------------
 
 
-def test_function_app_runs_as_a_user_assigned_identity(root, app, app_settings):
+def test_function_app_runs_as_a_user_assigned_identity(rotator, app, app_settings):
     # Issue 11: Entra accepts a user-assigned managed identity as the subject of an app
     # registration's federated credential; everything moves to it.
     identity = first(app["identity"])
     assert unq(identity["type"]) == "UserAssigned"
     assert [expr(i) for i in identity["identity_ids"]] == ["azurerm_user_assigned_identity.function.id"]
-    root.resource("azurerm_user_assigned_identity", "function")
-    assert expr(root.locals()["function_principal_id"]) == "azurerm_user_assigned_identity.function.principal_id"
-    outputs = root.outputs()
+    rotator.resource("azurerm_user_assigned_identity", "function")
+    assert expr(rotator.locals()["function_principal_id"]) == "azurerm_user_assigned_identity.function.principal_id"
+    outputs = rotator.outputs()
     assert expr(outputs["identity_principal_id"]["value"]) == "azurerm_user_assigned_identity.function.principal_id"
     assert expr(app_settings["AZURE_CLIENT_ID"]) == "azurerm_user_assigned_identity.function.client_id"
     assert expr(app_settings["AZURE_TENANT_ID"]) == "data.azurerm_client_config.current.tenant_id"
@@ -58,31 +77,48 @@ def test_function_app_runs_as_a_user_assigned_identity(root, app, app_settings):
         assert "azurerm_function_app_flex_consumption.this.identity" not in text, f"{path}: system-assigned identity reference"
 
 
-def test_key_vault_uses_rbac_with_purge_protection(root):
-    kv = root.resource("azurerm_key_vault", "this")
+def test_key_vault_uses_rbac_with_purge_protection(rotator):
+    kv = rotator.resource("azurerm_key_vault", "this")
     assert kv.get("rbac_authorization_enabled") is True, "the vault must use Azure RBAC (rbac_authorization_enabled = true)"
     assert "enable_rbac_authorization" not in kv, "enable_rbac_authorization is deprecated in azurerm 4.x"
     assert kv.get("purge_protection_enabled") is True
     assert "access_policy" not in kv, "an RBAC vault has no access policies"
-    assert not root.resources("azurerm_key_vault_access_policy")
+    assert not rotator.resources("azurerm_key_vault_access_policy")
     assert expr(kv["soft_delete_retention_days"]) == "var.key_vault_soft_delete_retention_days"
 
 
-def test_identity_is_key_vault_secrets_officer_on_the_vault_only(root):
+def test_identity_is_key_vault_secrets_officer_on_the_vault_only(rotator):
     kv_roles = {
         name: ra
-        for name, ra in role_assignments(root).items()
+        for name, ra in role_assignments(rotator).items()
         if "Key Vault" in str(ra.get("role_definition_name", "")) or "key_vault" in expr(ra["scope"])
     }
     assert list(kv_roles) == ["key_vault_secrets_officer"], f"exactly one Key Vault role assignment expected, got {sorted(kv_roles)}"
     ra = kv_roles["key_vault_secrets_officer"]
-    assert unq(ra["role_definition_name"]) == "Key Vault Secrets Officer"
+    # builtin (default): Key Vault Secrets Officer; custom: the role defined below
+    assert expr(ra["role_definition_name"]) == 'var.key_vault_role == "custom" ? null : "Key Vault Secrets Officer"'
+    assert expr(ra["role_definition_id"]) == 'var.key_vault_role == "custom" ? azurerm_role_definition.secrets_writer[0].role_definition_resource_id : null'
     assert expr(ra["scope"]) == "azurerm_key_vault.this.id", "scope must be the vault itself"
     assert expr(ra["principal_id"]) == FUNCTION_PRINCIPAL
     assert unq(ra["principal_type"]) == "ServicePrincipal"
+    assert unq(rotator.variables()["key_vault_role"]["default"]) == "builtin"
 
 
-def test_every_role_assignment_is_scoped_to_one_resource(root):
+def test_custom_vault_role_reads_lists_and_writes_only(rotator):
+    role = rotator.resource("azurerm_role_definition", "secrets_writer")
+    assert expr(role["count"]) == 'var.key_vault_role == "custom" ? 1 : 0'
+    assert expr(role["scope"]) == "azurerm_key_vault.this.id"
+    assert [expr(s) for s in role["assignable_scopes"]] == ["azurerm_key_vault.this.id"]
+    perms = first(role["permissions"])
+    assert sorted(unq(a) for a in perms["data_actions"]) == [
+        "Microsoft.KeyVault/vaults/secrets/getSecret/action",
+        "Microsoft.KeyVault/vaults/secrets/readMetadata/action",
+        "Microsoft.KeyVault/vaults/secrets/setSecret/action",
+    ]
+    assert "actions" not in perms and "not_data_actions" not in perms
+
+
+def test_every_role_assignment_is_scoped_to_one_resource(rotator):
     allowed = {
         "key_vault_secrets_officer": ("Key Vault Secrets Officer", "azurerm_key_vault.this.id"),
         "storage_blob_data_owner": ("Storage Blob Data Owner", "azurerm_storage_account.host.id"),
@@ -91,41 +127,70 @@ def test_every_role_assignment_is_scoped_to_one_resource(root):
         "monitoring_metrics_publisher": ("Monitoring Metrics Publisher", "azurerm_application_insights.this.id"),
         "workspace_contributor": ("Contributor", "local.workspaces[each.key].resource_id"),
     }
-    ras = role_assignments(root)
+    ras = role_assignments(rotator)
     assert set(ras) == set(allowed), f"unexpected role assignments: {sorted(set(ras) ^ set(allowed))}"
     for name, (role, scope) in allowed.items():
-        assert unq(ras[name]["role_definition_name"]) == role, name
+        assert role in unq(ras[name]["role_definition_name"]), name
         assert expr(ras[name]["scope"]) == scope, name
         assert expr(ras[name]["principal_id"]) == FUNCTION_PRINCIPAL, name
     # Contributor only where the workspace is in management-header mode.
     assert expr(ras["workspace_contributor"]["for_each"]) == "local.contributor_workspace_keys"
-    contributor_keys = expr(root.locals()["contributor_workspace_keys"])
-    assert 'm == "azure_contributor"' in contributor_keys
+    assert expr(rotator.locals()["contributor_workspace_keys"]) == "module.access.contributor_workspace_keys"
 
 
-def test_workspace_service_principal_mode_never_replaces_the_token_acl_by_default(root):
+def test_token_acl_is_managed_only_where_the_access_module_says(rotator, root):
     # Issue 10: an authoritative tokens ACL removes everyone else's CAN_USE, which
-    # revokes their tokens. It is opt-in only.
-    variables = root.variables()
+    # revokes their tokens. Managed by default only in a workspace created here (decided
+    # in modules/access, whose `terraform test` suite covers the cases), else opt-in.
+    variables = rotator.variables()
     assert variables["manage_databricks_token_permissions"]["default"] is False
-    perms = root.resource("databricks_permissions", "token_usage_authoritative")
-    assert "var.manage_databricks_token_permissions" in expr(perms["count"])
+    perms = rotator.resource("databricks_permissions", "token_usage_authoritative")
+    assert expr(perms["count"]) == "local.manage_token_acl ? 1 : 0"
+    assert expr(rotator.locals()["manage_token_acl"]) == "module.access.manage_token_acl"
+    access = rotator.modules()["access"]
+    assert unq(access["source"]) == "../access"
+    assert expr(access["manage_databricks_token_permissions"]) == "var.manage_databricks_token_permissions"
     # destroying it would reset the ACL to the admins: never without a deliberate state rm
     assert first(perms["lifecycle"])["prevent_destroy"] is True
-    # the address that earlier versions managed by default is forgotten, not destroyed
-    removed = [b for b in root.blocks("removed")]
-    assert any(expr(b["from"]) == "databricks_permissions.token_usage" and first(b["lifecycle"])["destroy"] is False for b in removed), removed
+    # the ACL on a created workspace waits for the bootstrap token
+    assert [expr(d) for d in perms["depends_on"]] == ["terraform_data.tokens_acl_bootstrap"]
+    boot = rotator.resource("terraform_data", "tokens_acl_bootstrap")
+    assert expr(boot["count"]) == "module.access.bootstrap_token_acl ? 1 : 0"
+    # the address that earlier versions managed by default is forgotten, not destroyed,
+    # both at the module's address (callers of the module) and at the root's (state from
+    # before the split)
+    for module in (rotator, root):
+        removed = module.blocks("removed")
+        assert any(expr(b["from"]) == "databricks_permissions.token_usage" and first(b["lifecycle"])["destroy"] is False for b in removed), removed
     assert unq(perms["authorization"]) == "tokens"
     acl = perms["access_control"]
     assert unq(acl[0]["permission_level"]) == "CAN_USE"
     assert expr(acl[0]["group_name"]) == "databricks_group.pat_rotator[0].display_name"
-    member = root.resource("databricks_group_member", "function")
+    member = rotator.resource("databricks_group_member", "function")
     assert expr(member["member_id"]) == "databricks_service_principal.function[0].id"
-    sp = root.resource("databricks_service_principal", "function")
+    sp = rotator.resource("databricks_service_principal", "function")
     assert expr(sp["application_id"]) == "azurerm_user_assigned_identity.function.client_id"
     # no other resource manages token permissions
-    assert set(root.resources("databricks_permissions")) == {"token_usage_authoritative"}
-    assert not root.resources("databricks_permission")
+    assert set(rotator.resources("databricks_permissions")) == {"token_usage_authoritative"}
+    assert not rotator.resources("databricks_permission")
+
+
+def test_new_workspace_defaults_to_least_privilege(rotator):
+    text = str(rotator.variables()["new_databricks_workspace"]["type"])
+    assert 'access_mode = optional(string, "workspace_service_principal")' in text, text
+
+
+def test_identity_is_admin_only_for_oauth_secret_targets(rotator):
+    admin = rotator.resource("databricks_group_member", "function_admin")
+    assert expr(admin["count"]) == "local.identity_is_admin ? 1 : 0"
+    assert expr(rotator.locals()["identity_is_admin"]) == "module.access.identity_is_admin"
+    assert expr(admin["group_id"]) == "data.databricks_group.admins[0].id"
+    assert expr(admin["member_id"]) == "databricks_service_principal.function[0].id"
+    admins = rotator.data_sources("databricks_group")["admins"]
+    assert unq(admins["display_name"]) == "admins"
+    # nothing else joins the admins group
+    members = rotator.resources("databricks_group_member")
+    assert [n for n, m in members.items() if "admins" in expr(m["group_id"])] == ["function_admin"]
 
 
 # ---------------------------------------------------------------------------
@@ -151,18 +216,18 @@ def test_ftp_is_turned_off(app):
     assert "--set properties.allow=false" in script
 
 
-def test_storage_has_no_public_blob_access_and_no_keys(root):
-    sa = root.resource("azurerm_storage_account", "host")
+def test_storage_has_no_public_blob_access_and_no_keys(rotator):
+    sa = rotator.resource("azurerm_storage_account", "host")
     assert sa.get("allow_nested_items_to_be_public") is False
     assert sa.get("shared_access_key_enabled") is False
     assert sa.get("https_traffic_only_enabled") is True
     assert unq(sa["min_tls_version"]) == "TLS1_2"
     assert sa.get("local_user_enabled") is False
-    container = root.resource("azurerm_storage_container", "deployment")
+    container = rotator.resource("azurerm_storage_container", "deployment")
     assert unq(container["container_access_type"]) == "private"
 
 
-def test_host_storage_uses_the_identity(app, app_settings, root):
+def test_host_storage_uses_the_identity(app, app_settings, rotator):
     assert unq(app["storage_authentication_type"]) == "UserAssignedIdentity"
     assert expr(app["storage_user_assigned_identity_id"]) == "azurerm_user_assigned_identity.function.id"
     assert "storage_access_key" not in app
@@ -174,14 +239,14 @@ def test_host_storage_uses_the_identity(app, app_settings, root):
     assert "AzureWebJobsStorage" in script and "DEPLOYMENT_STORAGE_CONNECTION_STRING" in script
 
 
-def test_application_insights_uses_entra_auth(root, app_settings):
-    appi = root.resource("azurerm_application_insights", "this")
+def test_application_insights_uses_entra_auth(rotator, app_settings):
+    appi = rotator.resource("azurerm_application_insights", "this")
     assert appi.get("local_authentication_enabled") is False
     assert unq(app_settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]) == "Authorization=AAD;ClientId=${azurerm_user_assigned_identity.function.client_id}"
 
 
-def test_flex_consumption_plan_and_custom_runtime(root, app, app_settings):
-    plan = root.resource("azurerm_service_plan", "this")
+def test_flex_consumption_plan_and_custom_runtime(rotator, app, app_settings):
+    plan = rotator.resource("azurerm_service_plan", "this")
     assert unq(plan["sku_name"]) == "FC1"
     assert unq(plan["os_type"]) == "Linux"
     assert unq(app["runtime_name"]) == "custom"
@@ -195,8 +260,13 @@ def test_flex_consumption_plan_and_custom_runtime(root, app, app_settings):
 # ---------------------------------------------------------------------------
 
 SET_BY_INFRA = {
-    "PAT_TARGETS", "ROTATION_SCHEDULE", "PAT_CREDENTIAL", "PAT_MAX_CONCURRENCY", "RUST_LOG",
+    "PAT_TARGETS", "ROTATION_SCHEDULE", "PAT_CREDENTIAL", "PAT_MAX_CONCURRENCY", "PAT_LOG_FORMAT",
     "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST",
+}
+
+# Set only when the operator asks (a variable that defaults to null).
+SET_ON_REQUEST = {
+    "RUST_LOG": "var.rust_log; unset, the program's default (info, SDK/HTTP/server crates at warn) applies",
 }
 
 DELIBERATELY_UNSET = {
@@ -212,6 +282,9 @@ DELIBERATELY_UNSET = {
     "PAT_SCOPES": "flat form, superseded by PAT_TARGETS",
     "PAT_AUTOSCOPE": "flat form, superseded by PAT_TARGETS (autoscope per target)",
     "PAT_CLIENT_ID": "flat form, superseded by PAT_TARGETS (client_id per target)",
+    "PAT_KIND": "flat form, superseded by PAT_TARGETS (kind per target)",
+    "PAT_SERVICE_PRINCIPAL": "flat form, superseded by PAT_TARGETS (service_principal per target)",
+    "PAT_FORCE_COOLDOWN_MINUTES": "the contract's default (15) is the operator's choice too",
     # Credentials: the user-assigned identity needs only AZURE_CLIENT_ID (set).
     "AZURE_CLIENT_SECRET": "a secret; never in app settings (managed identity is used)",
     "AZURE_FEDERATED_TOKEN_FILE": "workload identity (Kubernetes) only",
@@ -255,7 +328,9 @@ def contract_setting_names() -> set[str]:
 def test_every_setting_the_code_reads_is_set_or_deliberately_optional(app_settings):
     names = contract_setting_names()
     assert {"PAT_TARGETS", "ROTATION_SCHEDULE", "PAT_CREDENTIAL"} <= names, "contract parsing went wrong"
-    unaccounted = sorted(n for n in names if n not in SET_BY_INFRA and n not in DELIBERATELY_UNSET and n not in SET_BY_PLATFORM)
+    unaccounted = sorted(
+        n for n in names if n not in SET_BY_INFRA and n not in DELIBERATELY_UNSET and n not in SET_BY_PLATFORM and n not in SET_ON_REQUEST
+    )
     assert not unaccounted, (
         f"the contract names settings that infra neither sets nor lists as deliberately unset: {unaccounted}"
     )
@@ -267,11 +342,11 @@ def test_every_setting_the_code_reads_is_set_or_deliberately_optional(app_settin
     assert not unknown, f"app settings that are neither contract nor platform settings (typo?): {unknown}"
 
 
-def test_settings_values(app_settings, root):
+def test_settings_values(app_settings, rotator):
     assert expr(app_settings["PAT_TARGETS"]) == "module.targets.pat_targets_json"
     assert expr(app_settings["ROTATION_SCHEDULE"]) == "var.rotation_schedule"
     assert unq(app_settings["PAT_CREDENTIAL"]) == "managed_identity"
-    variables = root.variables()
+    variables = rotator.variables()
     assert unq(variables["rotation_schedule"]["default"]) == "0 0 3 * * *"
     local_settings = json.loads((REPO / "local.settings.json").read_text())
     assert local_settings["Values"]["ROTATION_SCHEDULE"] == "0 0 3 * * *"
@@ -329,9 +404,9 @@ def test_pat_targets_have_exactly_the_contract_target_fields(targets_module):
     assert produced == fields, f"PAT_TARGETS fields {sorted(produced)} != contract §2 target fields {sorted(fields)}"
 
 
-def test_targets_module_is_used_with_the_root_variable(root):
-    mod = root.modules()["targets"]
-    assert unq(mod["source"]) == "./modules/targets"
+def test_targets_module_is_used_with_the_root_variable(rotator):
+    mod = rotator.modules()["targets"]
+    assert unq(mod["source"]) == "../targets"
     passed = expr(mod["targets"])
     assert passed.startswith("[for t in var.targets : {"), passed
     # client_id: the existing one, or the created app registration's
@@ -345,13 +420,13 @@ def target_fields(type_expr) -> set[str]:
     return set(re.findall(r"\b([a-z_]+)\s*=", str(type_expr)))
 
 
-def test_root_and_module_target_types_agree(root, targets_module):
-    root_fields = target_fields(root.variables()["targets"]["type"])
+def test_root_and_module_target_types_agree(rotator, targets_module):
+    root_fields = target_fields(rotator.variables()["targets"]["type"])
     module_fields = target_fields(targets_module.variables()["targets"]["type"])
-    # The root takes create_app_registration; the module takes the derived federated flag.
+    # The rotator takes create_app_registration; the module takes the derived federated flag.
     assert root_fields - {"create_app_registration"} == module_fields - {"federated"}, (root_fields, module_fields)
-    passed = target_fields(root.modules()["targets"]["targets"])
-    assert module_fields <= passed, f"the root passes {sorted(passed)}, the module takes {sorted(module_fields)}"
+    passed = target_fields(rotator.modules()["targets"]["targets"])
+    assert module_fields <= passed, f"the rotator passes {sorted(passed)}, the module takes {sorted(module_fields)}"
 
 
 def test_targets_validation_mirrors_contract_rules(targets_module):
@@ -376,8 +451,8 @@ def test_targets_validation_mirrors_contract_rules(targets_module):
     assert "Microsoft\\\\.Databricks/workspaces" in ws_conditions or "Microsoft\\.Databricks/workspaces" in ws_conditions
 
 
-def test_defaults_match_the_contract(root):
-    text = str(root.variables()["targets"]["type"])
+def test_defaults_match_the_contract(rotator):
+    text = str(rotator.variables()["targets"]["type"])
     assert "lifetime_days = optional(number, 90)" in text
     assert "renew_before_days = optional(number, 30)" in text
     assert "revoke_grace_hours = optional(number, 24)" in text
@@ -388,8 +463,8 @@ def test_defaults_match_the_contract(root):
 # ---------------------------------------------------------------------------
 
 
-def test_package_is_deployed_after_the_app_and_redeployed_on_app_changes(root):
-    deploy = root.resource("terraform_data", "deploy_package")
+def test_package_is_deployed_after_the_app_and_redeployed_on_app_changes(rotator):
+    deploy = rotator.resource("terraform_data", "deploy_package")
     assert "filesha256(local.package_path)" in str(deploy["triggers_replace"])
     lifecycle = first(deploy["lifecycle"])
     assert [expr(x) for x in lifecycle["replace_triggered_by"]] == ["azurerm_function_app_flex_consumption.this"]
@@ -400,8 +475,8 @@ def test_package_is_deployed_after_the_app_and_redeployed_on_app_changes(root):
     assert expr(env["DEPLOY_FUNCTION_APP"]) == "azurerm_function_app_flex_consumption.this.name"
 
 
-def test_provisioning_step_exists_per_target_and_depends_on_everything_it_needs(root):
-    prov = root.resource("terraform_data", "provision")
+def test_provisioning_step_exists_per_target_and_depends_on_everything_it_needs(rotator):
+    prov = rotator.resource("terraform_data", "provision")
     for_each = expr(prov["for_each"])
     assert "var.targets" in for_each and "t.name" in for_each, "one provisioning step per target"
     triggers = prov["triggers_replace"]
@@ -426,8 +501,8 @@ def test_provisioning_step_exists_per_target_and_depends_on_everything_it_needs(
     assert expr(triggers["identity"]) == "azurerm_user_assigned_identity.function.principal_id"
 
 
-def test_provisioning_never_puts_the_key_on_a_command_line(root):
-    prov = root.resource("terraform_data", "provision")
+def test_provisioning_never_puts_the_key_on_a_command_line(rotator):
+    prov = rotator.resource("terraform_data", "provision")
     local_exec = first(prov["provisioner"])['"local-exec"']
     command = str(local_exec["command"])
     assert "scripts/provision.sh" in command
@@ -437,7 +512,7 @@ def test_provisioning_never_puts_the_key_on_a_command_line(root):
     assert expr(env["PROVISION_TARGET"]) == "each.key"
     assert "/api/ProvisionPat" in str(env["PROVISION_URL"])
     assert "code=" not in str(env["PROVISION_URL"]), "the key must not travel in the URL"
-    hostkeys = root.data_sources("azurerm_function_app_host_keys")["this"]
+    hostkeys = rotator.data_sources("azurerm_function_app_host_keys")["this"]
     assert [expr(d) for d in hostkeys["depends_on"]] == ["terraform_data.deploy_package"]
 
 
@@ -452,17 +527,17 @@ def test_no_provisioner_command_interpolates_a_secret():
     assert commands >= 3
 
 
-def test_key_outputs_are_sensitive(root, adf_example):
-    for module in (root, adf_example):
+def test_key_outputs_are_sensitive(rotator, adf_example):
+    for module in (rotator, adf_example):
         for name, out in module.outputs().items():
             value = str(out["value"])
             if re.search(r"(default_function_key|primary_key|function_key|connection_string|\.value\b)", value):
                 assert out.get("sensitive") is True, f"output {name} exposes a secret and must be sensitive"
-    assert root.outputs()["function_key"]["sensitive"] is True
+    assert rotator.outputs()["function_key"]["sensitive"] is True
 
 
-def test_required_outputs(root):
-    outputs = root.outputs()
+def test_required_outputs(rotator):
+    outputs = rotator.outputs()
     for name in ("function_app_url", "provision_pat_url", "secret_ids", "identity_principal_id", "provisioned_targets"):
         assert name in outputs, name
     assert expr(outputs["secret_ids"]["value"]) == "module.targets.secret_ids"
@@ -508,8 +583,8 @@ def test_provider_versions_are_pinned_with_reasons():
     assert "rbac_authorization_enabled" in text and "runtime_name" in text, "versions.tf must say why these pins"
 
 
-def test_minimal_tfvars_sets_only_declared_variables_and_all_required_ones(root):
-    variables = root.variables()
+def test_minimal_tfvars_sets_only_declared_variables_and_all_required_ones(rotator):
+    variables = rotator.variables()
     required = {name for name, body in variables.items() if "default" not in body}
     for tfvars in sorted((INFRA / "examples").glob("*.tfvars")):
         data = {k: v for k, v in parse(tfvars).items() if not k.startswith("__")}
@@ -519,10 +594,10 @@ def test_minimal_tfvars_sets_only_declared_variables_and_all_required_ones(root)
         assert not missing, f"{tfvars.name} misses required variables {sorted(missing)}"
 
 
-def test_data_factory_sample(adf_example, root):
+def test_data_factory_sample(adf_example, rotator):
     mod = adf_example.modules()["pat_rotator"]
-    assert unq(mod["source"]) == "../.."
-    unknown = {k for k in mod if not k.startswith("__") and k != "source"} - set(root.variables())
+    assert unq(mod["source"]) == "../../modules/pat-rotator"
+    unknown = {k for k in mod if not k.startswith("__") and k != "source"} - set(rotator.variables())
     assert not unknown, f"the sample passes undeclared variables {sorted(unknown)}"
 
     kv_ls = adf_example.resource("azurerm_data_factory_linked_service_key_vault", "vault")
@@ -594,6 +669,6 @@ def test_every_checkov_skip_carries_a_reason():
         assert len(reason) >= 30, f"{path}: checkov skip {check} needs a written reason"
 
 
-def test_hcl2_sees_the_checkov_skips_as_comments(root):
-    kv = root.resource("azurerm_key_vault", "this")
+def test_hcl2_sees_the_checkov_skips_as_comments(rotator):
+    kv = rotator.resource("azurerm_key_vault", "this")
     assert any(c.startswith("checkov:skip=CKV_AZURE_109:") for c in comments(kv))

@@ -41,6 +41,16 @@ def test_terraform_test_suite_passes(module_copy):
     assert "0 failed" in proc.stdout, proc.stdout
 
 
+def test_access_module_terraform_test_suite_passes(tmp_path):
+    """modules/access: who gets Contributor, admin, a service principal and a managed
+    tokens ACL in which workspace (the least-privilege defaults)."""
+    dest = tmp_path / "access"
+    shutil.copytree(INFRA / "modules" / "access", dest, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
+    tf(["init", "-backend=false", "-input=false", "-no-color"], dest)
+    proc = tf(["test", "-no-color"], dest)
+    assert "0 failed" in proc.stdout and " passed" in proc.stdout, proc.stdout
+
+
 def plan_root(tmp_path: Path, targets, workspaces=None) -> subprocess.CompletedProcess:
     workspaces = workspaces or {
         "analytics": {

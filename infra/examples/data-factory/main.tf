@@ -21,8 +21,8 @@
 #
 # The Databricks linked service and the factory's access to the PAT secret depend on the
 # module's provisioning step, which only finishes once the Function App has written a
-# working PAT. The group "pat-rotator" needs token CAN_USE in the workspace first
-# (infra/README.md, "Databricks token permissions").
+# working PAT. The group "pat-rotator" gets token CAN_USE in the created workspace from
+# the module (infra/README.md, "Databricks token permissions").
 #
 #   scripts/package.sh
 #   cd infra/examples/data-factory && terraform init && terraform apply -var 'name_prefix=...' ...
@@ -33,25 +33,45 @@ terraform {
   required_providers {
     azurerm = {
       source  = "hashicorp/azurerm"
-      version = "~> 4.79" # same line as the module (see infra/versions.tf)
+      version = "~> 4.79" # same lines as the module (see infra/versions.tf)
+    }
+    azuread = {
+      source  = "hashicorp/azuread"
+      version = "~> 3.7"
+    }
+    databricks = {
+      source  = "databricks/databricks"
+      version = "~> 1.53"
     }
   }
 }
 
+# The module has no provider blocks: this configuration configures all three.
 provider "azurerm" {
   subscription_id     = var.subscription_id
   storage_use_azuread = true
   features {}
 }
 
-module "pat_rotator" {
-  source = "../.."
+provider "azuread" {}
 
-  subscription_id          = var.subscription_id
-  location                 = var.location
-  name_prefix              = var.name_prefix
-  resource_group_name      = var.resource_group_name
-  new_databricks_workspace = { sku = "premium", access_mode = "azure_contributor" }
+# The workspace the module creates, where it adds the identity and the factory's app
+# registration as plain members of the group "pat-rotator" (module output
+# databricks_workspace).
+provider "databricks" {
+  host                        = try(module.pat_rotator.databricks_workspace.url, null)
+  azure_workspace_resource_id = try(module.pat_rotator.databricks_workspace.resource_id, null)
+}
+
+module "pat_rotator" {
+  source = "../../modules/pat-rotator"
+
+  location            = var.location
+  name_prefix         = var.name_prefix
+  resource_group_name = var.resource_group_name
+  # Least privilege (the default for a created workspace): pat-rotator's identity is a
+  # plain member with token CAN_USE through the group "pat-rotator", not an admin.
+  new_databricks_workspace = { sku = "premium" }
   alert_email_addresses    = var.alert_email_addresses
   targets = [{
     name                    = var.target_name

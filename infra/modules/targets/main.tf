@@ -18,7 +18,8 @@ locals {
   # workspaces in "azure_contributor" mode (it switches on the management-token
   # headers) and never for a target with client_id (the headers would make the app's
   # service principal a workspace admin), scopes only when configured, client_id (lower
-  # case) only for federated targets. The presence of a field depends only on
+  # case) only for federated targets, kind and service_principal (lower case) only for
+  # OAuth-secret targets (contract section 9). The presence of a field depends only on
   # plan-time inputs, so the structure is known at plan time even when values (a new
   # vault's URL, a new workspace's id) are not.
   pat_targets = [
@@ -36,6 +37,9 @@ locals {
       { for k, v in { scopes = t.scopes } : k => v if t.scopes != null },
       { for k, v in { autoscope = t.autoscope } : k => v if t.autoscope != null },
       { for k, v in { client_id = t.client_id == null ? null : lower(t.client_id) } : k => v if t.federated },
+      # Contract section 9; kind is left out for PAT targets (its default), so releases
+      # that predate section 9 read the same document as before.
+      { for k, v in { kind = t.kind, service_principal = lower(coalesce(t.service_principal, "-")) } : k => v if t.kind == "sp_oauth_secret" },
     )
   ]
 }

@@ -20,6 +20,12 @@ variable "targets" {
                            app's service principal a workspace admin.
       federated          - true when client_id is (or will be, once its app registration
                            exists) set; known at plan time even when client_id is not
+      kind               - "pat" (default) or "sp_oauth_secret" (contract section 9: the
+                           target holds an OAuth secret of a Databricks service principal)
+      service_principal  - with kind = "sp_oauth_secret" only, and then required: the
+                           application id (GUID) of that service principal; written in
+                           lower case. Such a target takes no scopes, autoscope or
+                           client_id, and lifetime_days is at most 730.
   EOT
   type = list(object({
     name               = string
@@ -32,6 +38,8 @@ variable "targets" {
     autoscope          = optional(bool)
     client_id          = optional(string)
     federated          = optional(bool, false)
+    kind               = optional(string, "pat")
+    service_principal  = optional(string)
   }))
   nullable = false
 
@@ -91,6 +99,36 @@ variable "targets" {
   validation {
     condition     = alltrue([for t in var.targets : t.client_id == null || t.federated])
     error_message = join("; ", [for i, t in var.targets : format("targets[%d].federated: must be true when client_id is set", i) if !(t.client_id == null || t.federated)])
+  }
+
+  validation {
+    # Contract section 2/9: kind is "pat" or "sp_oauth_secret".
+    condition     = alltrue([for t in var.targets : contains(["pat", "sp_oauth_secret"], t.kind)])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d].kind: %q must be \"pat\" or \"sp_oauth_secret\"", i, t.kind) if !contains(["pat", "sp_oauth_secret"], t.kind)])
+  }
+
+  validation {
+    # Section 9: service_principal is required with kind = "sp_oauth_secret" ...
+    condition     = alltrue([for t in var.targets : t.kind != "sp_oauth_secret" || t.service_principal != null])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d].service_principal: required with kind = \"sp_oauth_secret\" (the application id of the Databricks service principal whose OAuth secret the target holds)", i) if t.kind == "sp_oauth_secret" && t.service_principal == null])
+  }
+
+  validation {
+    # ... and refused with any other kind.
+    condition     = alltrue([for t in var.targets : t.kind == "sp_oauth_secret" || t.service_principal == null])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d].service_principal: only valid with kind = \"sp_oauth_secret\" (this target's kind is %q)", i, t.kind) if t.kind != "sp_oauth_secret" && t.service_principal != null])
+  }
+
+  validation {
+    # A GUID, compared and tagged in lower case (databricks-client-id).
+    condition     = alltrue([for t in var.targets : t.service_principal == null || can(regex("^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$", coalesce(t.service_principal, "-")))])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d].service_principal: %q is not a GUID (the application id of a Databricks service principal)", i, t.service_principal) if !(t.service_principal == null || can(regex("^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$", coalesce(t.service_principal, "-"))))])
+  }
+
+  validation {
+    # Section 9: scopes, autoscope and client_id are PAT settings; an OAuth secret has none.
+    condition     = alltrue([for t in var.targets : t.kind != "sp_oauth_secret" || (t.scopes == null && t.autoscope == null && t.client_id == null && !t.federated)])
+    error_message = join("; ", flatten([for i, t in var.targets : [for f, set in { scopes = t.scopes != null, autoscope = t.autoscope != null, client_id = t.client_id != null || t.federated } : format("targets[%d].%s: not allowed with kind = \"sp_oauth_secret\" (an OAuth secret has no scopes, autoscope or client_id)", i, f) if set] if t.kind == "sp_oauth_secret"]))
   }
 
   validation {

@@ -347,3 +347,94 @@ run "structure_is_known_at_plan_time_with_unknown_values" {
     error_message = "unexpected fields: ${jsonencode(output.fields)}"
   }
 }
+
+# ---------------------------------------------------------------------------
+# Contract section 9: OAuth secrets of Databricks service principals
+# ---------------------------------------------------------------------------
+
+run "oauth_secret_target_renders_kind_and_lower_case_service_principal" {
+  command = plan
+  variables {
+    targets = [
+      # analytics is azure_contributor: the identity is admin through the management
+      # headers, so the target keeps workspace_resource_id.
+      { name = "etl", workspace = "analytics", secret_name = "etl-oauth", kind = "sp_oauth_secret", service_principal = "9A8B7C6D-5E4F-4A3B-8C2D-1E0F9A8B7C6D", lifetime_days = 730, renew_before_days = 60 },
+      { name = "ml", workspace = "ml", secret_name = "ml-oauth", kind = "sp_oauth_secret", service_principal = "11111111-2222-3333-4444-555555555555" },
+      { name = "pat", workspace = "ml", secret_name = "ml-pat" },
+    ]
+  }
+
+  assert {
+    condition = output.by_name["etl"] == {
+      name                  = "etl"
+      workspace_url         = "https://adb-1111111111111111.11.azuredatabricks.net"
+      workspace_resource_id = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-dbx/providers/Microsoft.Databricks/workspaces/analytics"
+      key_vault_url         = "https://kv-example.vault.azure.net"
+      secret_name           = "etl-oauth"
+      lifetime_days         = 730
+      renew_before_days     = 60
+      revoke_grace_hours    = 24
+      kind                  = "sp_oauth_secret"
+      service_principal     = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+    }
+    error_message = "unexpected OAuth-secret target: ${jsonencode(output.by_name["etl"])}"
+  }
+
+  assert {
+    condition     = !contains(keys(output.by_name["ml"]), "workspace_resource_id") && output.by_name["ml"].kind == "sp_oauth_secret"
+    error_message = "a workspace_service_principal workspace gets no workspace_resource_id: ${jsonencode(output.by_name["ml"])}"
+  }
+
+  assert {
+    condition     = !contains(keys(output.by_name["pat"]), "kind") && !contains(keys(output.by_name["pat"]), "service_principal")
+    error_message = "a PAT target carries neither kind nor service_principal: ${jsonencode(output.by_name["pat"])}"
+  }
+}
+
+run "rejects_oauth_secret_without_service_principal" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "ml", secret_name = "s", kind = "sp_oauth_secret" }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_service_principal_on_a_pat_target" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "ml", secret_name = "s", service_principal = "11111111-2222-3333-4444-555555555555" }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_unknown_kind" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "ml", secret_name = "s", kind = "oauth" }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_service_principal_that_is_not_a_guid" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "ml", secret_name = "s", kind = "sp_oauth_secret", service_principal = "etl-service-principal" }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_scopes_with_oauth_secret" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "ml", secret_name = "s", kind = "sp_oauth_secret", service_principal = "11111111-2222-3333-4444-555555555555", scopes = ["sql"] }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_autoscope_with_oauth_secret" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "ml", secret_name = "s", kind = "sp_oauth_secret", service_principal = "11111111-2222-3333-4444-555555555555", autoscope = true }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_client_id_with_oauth_secret" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "ml", secret_name = "s", kind = "sp_oauth_secret", service_principal = "11111111-2222-3333-4444-555555555555", client_id = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", federated = true }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_oauth_secret_lifetime_over_730" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "ml", secret_name = "s", kind = "sp_oauth_secret", service_principal = "11111111-2222-3333-4444-555555555555", lifetime_days = 731 }] }
+  expect_failures = [var.targets]
+}

@@ -25,7 +25,7 @@ resource "terraform_data" "deploy_package" {
   }
 
   provisioner "local-exec" {
-    command = "bash \"${path.module}/scripts/deploy-package.sh\""
+    command = "bash \"${path.module}/../../scripts/deploy-package.sh\""
     environment = {
       DEPLOY_SUBSCRIPTION_ID = data.azurerm_client_config.current.subscription_id
       DEPLOY_RESOURCE_GROUP  = local.resource_group_name
@@ -76,7 +76,7 @@ resource "terraform_data" "provision" {
   }
 
   provisioner "local-exec" {
-    command = "bash \"${path.module}/scripts/provision.sh\""
+    command = "bash \"${path.module}/../../scripts/provision.sh\""
     environment = {
       PROVISION_URL             = "https://${azurerm_function_app_flex_consumption.this.default_hostname}/api/ProvisionPat"
       PROVISION_TARGET          = each.key
@@ -98,6 +98,7 @@ resource "terraform_data" "provision" {
     azurerm_role_assignment.storage_table_data_contributor,
     azurerm_role_assignment.workspace_contributor,
     databricks_group_member.function,
+    databricks_group_member.function_admin,
     databricks_group_member.target,
     databricks_permissions.token_usage_authoritative,
     azuread_application_federated_identity_credential.target,

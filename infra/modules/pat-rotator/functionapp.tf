@@ -41,16 +41,19 @@ locals {
       authority               = "https://login.microsoftonline.com"
       issuer_authority        = "https://login.microsoftonline.com"
       token_exchange_audience = "api://AzureADTokenExchange"
+      management_resource     = "https://management.core.windows.net/"
     }
     usgovernment = {
       authority               = "https://login.microsoftonline.us"
       issuer_authority        = "https://login.microsoftonline.us"
       token_exchange_audience = "api://AzureADTokenExchangeUSGov"
+      management_resource     = "https://management.core.usgovcloudapi.net/"
     }
     china = {
       authority               = "https://login.chinacloudapi.cn"
       issuer_authority        = "https://login.partner.microsoftonline.cn"
       token_exchange_audience = "api://AzureADTokenExchangeChina"
+      management_resource     = "https://management.core.chinacloudapi.cn/"
     }
   }
   cloud = local.clouds[var.azure_cloud]
@@ -63,12 +66,17 @@ locals {
   # FUNCTIONS_WORKER_RUNTIME is NOT an app setting on Flex Consumption: the runtime is
   # declared by runtime_name = "custom" below (functionAppConfig.runtime), and Flex
   # rejects/ignores the legacy setting (Flex Consumption plan deprecations).
-  app_settings = {
+  base_app_settings = {
     PAT_TARGETS         = module.targets.pat_targets_json
     ROTATION_SCHEDULE   = var.rotation_schedule
     PAT_CREDENTIAL      = "managed_identity"
     PAT_MAX_CONCURRENCY = tostring(var.max_concurrency)
-    RUST_LOG            = var.rust_log
+
+    # One JSON object per log line: infra/queries/failed-invocation-logs.kql finds a failed
+    # invocation's lines by the invocation_id key (the host records handler output without
+    # the invocation's operation_Id, see that file), and target/action/code come out as
+    # columns instead of being cut out of free text.
+    PAT_LOG_FORMAT = var.log_format
 
     # The user-assigned identity pat-rotator runs as (contract section 2), and the
     # tenant and authority of the federated exchange for client_id targets (contract
@@ -86,6 +94,11 @@ locals {
     # Application Insights ingestion with the user-assigned identity (local auth is off).
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "Authorization=AAD;ClientId=${azurerm_user_assigned_identity.function.client_id}"
   }
+
+  # RUST_LOG only when the operator asks: unset, the program logs at info and keeps the
+  # Azure SDK, HTTP and server crates at warn (contract section 2). A plain "info" here
+  # would mean the same; leaving it out keeps one place (the program) for the default.
+  app_settings = merge(local.base_app_settings, var.rust_log == null ? {} : { RUST_LOG = var.rust_log })
 }
 
 resource "azurerm_function_app_flex_consumption" "this" {
@@ -129,10 +142,6 @@ resource "azurerm_function_app_flex_consumption" "this" {
   tags = local.tags
 
   lifecycle {
-    precondition {
-      condition     = length(local.sp_workspace_keys) <= 1
-      error_message = "At most one Databricks workspace can use access_mode = \"workspace_service_principal\" (one databricks provider is configured); found: ${jsonencode(local.sp_workspace_keys)}. Use \"azure_contributor\" for the others (targets with client_id on other workspaces are added there by hand, see infra/README.md)."
-    }
     precondition {
       condition     = !var.provision_on_apply || var.deploy_package
       error_message = "provision_on_apply = true needs deploy_package = true: ProvisionPat can only be called once the code is deployed. Set provision_on_apply = false when your pipeline deploys the package, and provision with the CLI (see README)."

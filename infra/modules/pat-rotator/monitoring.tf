@@ -60,6 +60,12 @@ resource "azurerm_monitor_diagnostic_setting" "host_blob" {
 
 locals {
   alert_receivers = length(var.alert_email_addresses) + length(var.alert_webhook_urls) > 0
+
+  # The query that finds a failed invocation's log lines (queries/failed-invocation-logs.kql,
+  # without its comment lines): the handler's lines reach Application Insights as console
+  # lines of the host, without the invocation's operation_Id, so they are found by the
+  # invocation id pat-rotator writes into every line.
+  failed_invocation_query = join("\n", [for line in split("\n", trimspace(file("${path.module}/../../queries/failed-invocation-logs.kql"))) : line if !startswith(trimspace(line), "//")])
 }
 
 resource "azurerm_monitor_action_group" "alarm" {
@@ -96,7 +102,7 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "rotation_failed" {
   resource_group_name = local.resource_group_name
   location            = var.location
   display_name        = "pat-rotator: a RotatePat run failed"
-  description         = "A RotatePat invocation of ${local.names.function_app} failed (at least one target failed). The failed targets and their error codes are in the error-level log line of that invocation: Application Insights > traces, operation_Id of the failed request."
+  description         = "A RotatePat invocation of ${local.names.function_app} failed (at least one target failed). The failed targets and their error codes are in that invocation's log lines, found by its InvocationId (not by operation_Id: the host records the handler's output without it). Run in Application Insights > Logs:\n\n${local.failed_invocation_query}"
   severity            = 1
   scopes              = [azurerm_application_insights.this.id]
 

@@ -1,0 +1,393 @@
+# ---------------------------------------------------------------------------
+# Where
+# ---------------------------------------------------------------------------
+
+variable "location" {
+  description = "Azure region, e.g. \"westeurope\". It must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations)."
+  type        = string
+  nullable    = false
+}
+
+variable "name_prefix" {
+  description = "Short prefix for every resource name: 3-12 lowercase letters/digits, starting with a letter."
+  type        = string
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{2,11}$", var.name_prefix))
+    error_message = "name_prefix: ${jsonencode(var.name_prefix)} must be 3-12 lowercase letters or digits and start with a letter (it becomes part of storage account and Key Vault names)."
+  }
+}
+
+variable "name_suffix" {
+  description = "Suffix that makes the global names (storage account, Key Vault, Function App) unique: 4-6 lowercase letters/digits. null = derived from the subscription, resource group and prefix. Set a new one to redeploy next to a soft-deleted vault."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.name_suffix == null || can(regex("^[a-z0-9]{4,6}$", coalesce(var.name_suffix, "0000")))
+    error_message = "name_suffix: ${jsonencode(var.name_suffix)} must be 4-6 lowercase letters or digits."
+  }
+}
+
+variable "resource_group_name" {
+  description = "Resource group for everything this configuration creates."
+  type        = string
+  nullable    = false
+}
+
+variable "create_resource_group" {
+  description = "true: create resource_group_name. false: it already exists and is used as is."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}
+
+# ---------------------------------------------------------------------------
+# Function App
+# ---------------------------------------------------------------------------
+
+variable "rotation_schedule" {
+  description = "NCRONTAB schedule of the RotatePat timer ({second} {minute} {hour} {day} {month} {day-of-week}, UTC on Flex Consumption)."
+  type        = string
+  default     = "0 0 3 * * *"
+  nullable    = false
+
+  validation {
+    condition     = contains([5, 6], length(split(" ", trimspace(replace(var.rotation_schedule, "/\\s+/", " ")))))
+    error_message = "rotation_schedule: ${jsonencode(var.rotation_schedule)} is not a 6-field (or 5-field) NCRONTAB expression such as \"0 0 3 * * *\"."
+  }
+}
+
+variable "rust_log" {
+  description = "RUST_LOG filter of the handler (contract section 2). null (default) = the setting is not set and the program's own default applies: info, with the Azure SDK, HTTP and server crates at warn. Set it only to debug (e.g. \"debug\" or \"info,pat_rotator=debug\")."
+  type        = string
+  default     = null
+}
+
+variable "log_format" {
+  description = "PAT_LOG_FORMAT of the handler: \"json\" (default; one JSON object per line with flat keys timestamp, level, message, target, action, reason, code, token_id_prefix, invocation_id, which infra/queries/failed-invocation-logs.kql reads by key) or \"text\"."
+  type        = string
+  default     = "json"
+  nullable    = false
+
+  validation {
+    condition     = contains(["json", "text"], var.log_format)
+    error_message = "log_format: ${jsonencode(var.log_format)} must be \"json\" or \"text\" (contract section 2, PAT_LOG_FORMAT)."
+  }
+}
+
+variable "max_concurrency" {
+  description = "PAT_MAX_CONCURRENCY: targets rotated at once (contract §2)."
+  type        = number
+  default     = 8
+  nullable    = false
+
+  validation {
+    condition     = floor(var.max_concurrency) == var.max_concurrency && var.max_concurrency >= 1 && var.max_concurrency <= 64
+    error_message = "max_concurrency: must be an integer in 1..64."
+  }
+}
+
+variable "instance_memory_in_mb" {
+  description = "Flex Consumption instance memory (MB). 2048 is the platform default; the handler is a small native binary, so 512 is enough where that size is offered."
+  type        = number
+  default     = 2048
+  nullable    = false
+
+  validation {
+    condition     = contains([512, 2048, 4096], var.instance_memory_in_mb)
+    error_message = "instance_memory_in_mb: must be 512, 2048 or 4096 (Flex Consumption instance sizes)."
+  }
+}
+
+variable "maximum_instance_count" {
+  description = "Flex Consumption scale-out limit. Default 40: the lowest maximum Azure accepts in most regions. A lower value (down to 1, which azurerm >= 4.58 allows) only where your region accepts it (Azure/azure-functions-host#10523); the timer runs on one instance anyway."
+  type        = number
+  default     = 40
+  nullable    = false
+
+  validation {
+    condition     = floor(var.maximum_instance_count) == var.maximum_instance_count && var.maximum_instance_count >= 1 && var.maximum_instance_count <= 1000
+    error_message = "maximum_instance_count: must be an integer in 1..1000 (40 or more in most regions)."
+  }
+}
+
+variable "azure_cloud" {
+  description = "Azure cloud: \"public\", \"usgovernment\" or \"china\". Chooses the Entra ID authority and the token-exchange audience of the federated credentials (api://AzureADTokenExchange, ...USGov, ...China) and sets AZURE_AUTHORITY_HOST outside the public cloud."
+  type        = string
+  default     = "public"
+  nullable    = false
+
+  validation {
+    condition     = contains(["public", "usgovernment", "china"], var.azure_cloud)
+    error_message = "azure_cloud: must be \"public\", \"usgovernment\" or \"china\"."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Alarm (monitoring.tf)
+# ---------------------------------------------------------------------------
+
+variable "alert_email_addresses" {
+  description = "E-mail addresses the alarm notifies (action group e-mail receivers, common alert schema). Empty, together with alert_webhook_urls, = the alerts still fire (Azure portal > Monitor > Alerts) but notify nobody."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for a in var.alert_email_addresses : can(regex("^[^@\\s]+@[^@\\s]+$", a))])
+    error_message = "alert_email_addresses: every entry must be an e-mail address."
+  }
+}
+
+variable "alert_webhook_urls" {
+  description = "HTTPS webhooks the alarm posts to (common alert schema), e.g. a Teams/Slack/PagerDuty/Opsgenie endpoint. The URL is stored in the Terraform state and in the action group."
+  type        = list(string)
+  default     = []
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for u in var.alert_webhook_urls : startswith(u, "https://")])
+    error_message = "alert_webhook_urls: every entry must be an https:// URL."
+  }
+}
+
+variable "alert_no_success_hours" {
+  description = "Alarm when no RotatePat invocation succeeded for this many hours: the schedule period plus a margin (26 for the daily default schedule). The alert's window is P2D (the longest azurerm accepts), so at most 48."
+  type        = number
+  default     = 26
+  nullable    = false
+
+  validation {
+    condition     = floor(var.alert_no_success_hours) == var.alert_no_success_hours && var.alert_no_success_hours >= 1 && var.alert_no_success_hours <= 48
+    error_message = "alert_no_success_hours: must be an integer in 1..48 (the alert's P2D window)."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the Log Analytics workspace behind Application Insights."
+  type        = number
+  default     = 90
+  nullable    = false
+
+  validation {
+    condition     = var.log_retention_days >= 30 && var.log_retention_days <= 730
+    error_message = "log_retention_days: must be between 30 and 730."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Key Vault
+# ---------------------------------------------------------------------------
+
+variable "key_vault_soft_delete_retention_days" {
+  description = "Soft-delete retention of the vault (purge protection is always on)."
+  type        = number
+  default     = 90
+  nullable    = false
+
+  validation {
+    condition     = var.key_vault_soft_delete_retention_days >= 7 && var.key_vault_soft_delete_retention_days <= 90
+    error_message = "key_vault_soft_delete_retention_days: must be between 7 and 90."
+  }
+}
+
+variable "key_vault_role" {
+  description = "The Function App identity's role on the vault: \"builtin\" (default) = Key Vault Secrets Officer, which also allows delete, backup, restore and recover (no built-in role writes without delete); \"custom\" = a role definition created here with only getSecret, readMetadata and setSecret, assignable on this vault only (creating it needs Owner or User Access Administrator)."
+  type        = string
+  default     = "builtin"
+  nullable    = false
+
+  validation {
+    condition     = contains(["builtin", "custom"], var.key_vault_role)
+    error_message = "key_vault_role: ${jsonencode(var.key_vault_role)} must be \"builtin\" or \"custom\"."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Databricks workspaces
+# ---------------------------------------------------------------------------
+
+variable "new_databricks_workspace" {
+  description = <<-EOT
+    Create a Databricks workspace in the resource group (null = do not create one).
+    Targets refer to it as workspace = "new".
+      name                        - workspace name (default "<prefix>-dbw-<suffix>")
+      sku                         - "premium" (token management needs Premium) or "trial"
+      managed_resource_group_name - default "<resource group>-dbw-managed"
+      access_mode                 - "workspace_service_principal" (default, least privilege:
+                                    the identity is a plain workspace member whose group has
+                                    token CAN_USE, set here because a new workspace's tokens
+                                    ACL names nobody else) or "azure_contributor" (Contributor
+                                    on the workspace resource: workspace admin, and the power
+                                    to change or delete the workspace). See infra/README.md,
+                                    "Databricks access modes".
+  EOT
+  type = object({
+    name                        = optional(string)
+    sku                         = optional(string, "premium")
+    managed_resource_group_name = optional(string)
+    access_mode                 = optional(string, "workspace_service_principal")
+  })
+  default = null
+
+  validation {
+    condition     = var.new_databricks_workspace == null || contains(["premium", "trial"], try(var.new_databricks_workspace.sku, "premium"))
+    error_message = "new_databricks_workspace.sku: must be \"premium\" or \"trial\"; personal access token management needs the Premium tier."
+  }
+  validation {
+    condition     = var.new_databricks_workspace == null || contains(["workspace_service_principal", "azure_contributor"], try(var.new_databricks_workspace.access_mode, "workspace_service_principal"))
+    error_message = "new_databricks_workspace.access_mode: must be \"workspace_service_principal\" or \"azure_contributor\"."
+  }
+}
+
+variable "existing_databricks_workspaces" {
+  description = <<-EOT
+    Existing Databricks workspaces, by a key that targets use in `workspace`:
+      resource_id   - ARM id of the Microsoft.Databricks/workspaces resource (required)
+      workspace_url - https://adb-....azuredatabricks.net; null = read from the resource
+                      (which must then be in the provider's subscription)
+      access_mode   - "azure_contributor": grant the Function App identity Contributor on
+                      the workspace resource (management-token headers), or
+                      "workspace_service_principal": add the identity to the workspace as a
+                      service principal with token CAN_USE (databricks provider).
+    The key "new" is reserved for new_databricks_workspace.
+  EOT
+  type = map(object({
+    resource_id   = string
+    workspace_url = optional(string)
+    access_mode   = string
+  }))
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = !contains(keys(var.existing_databricks_workspaces), "new")
+    error_message = "existing_databricks_workspaces: the key \"new\" is reserved for new_databricks_workspace."
+  }
+}
+
+variable "databricks_token_usage_extra_acl" {
+  description = <<-EOT
+    Only with a workspace in "workspace_service_principal" mode and manage_databricks_token_permissions = true:
+    further entries of that workspace's token-usage ACL. databricks_permissions for
+    authorization = "tokens" is AUTHORITATIVE: principals not listed here (or in the
+    pat-rotator group) lose token access and their tokens are revoked. List everyone
+    who must keep CAN_USE, e.g. { group_name = "users", permission_level = "CAN_USE" }.
+  EOT
+  type = list(object({
+    group_name             = optional(string)
+    user_name              = optional(string)
+    service_principal_name = optional(string)
+    permission_level       = string
+  }))
+  default  = []
+  nullable = false
+
+  validation {
+    condition     = alltrue([for e in var.databricks_token_usage_extra_acl : contains(["CAN_USE", "CAN_MANAGE"], e.permission_level) && length(compact([e.group_name, e.user_name, e.service_principal_name])) == 1])
+    error_message = "databricks_token_usage_extra_acl: each entry names exactly one of group_name, user_name, service_principal_name, with permission_level CAN_USE or CAN_MANAGE."
+  }
+}
+
+variable "manage_databricks_token_permissions" {
+  description = "Manage the token-usage ACL of the databricks provider's workspace here. Default false (safe on an existing workspace): add the group \"pat-rotator\" with CAN_USE to the workspace's token permissions yourself (infra/README.md). true = databricks_permissions, which is AUTHORITATIVE: everyone not in the group or in databricks_token_usage_extra_acl loses token access and their tokens are revoked."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+# ---------------------------------------------------------------------------
+# Targets (PAT_TARGETS)
+# ---------------------------------------------------------------------------
+
+variable "targets" {
+  description = <<-EOT
+    The PATs to keep in Key Vault, one object per target (see modules/targets for the
+    validation rules, which mirror contract §2):
+      name               - ^[a-z0-9][a-z0-9-]{0,62}$, unique
+      workspace          - "new" or a key of existing_databricks_workspaces
+      secret_name        - Key Vault secret name, ^[0-9a-zA-Z-]{1,127}$, unique
+      lifetime_days      - 1..730 (default 90)
+      renew_before_days  - 0 < x < lifetime_days (default 30)
+      revoke_grace_hours - 0..720 (default 24)
+      scopes             - optional list of token scopes
+      autoscope          - optional bool: autoscope_enabled of token create (unset sends nothing)
+      client_id          - optional: the PAT belongs to this existing Entra app
+                           registration (GUID), which must trust the Function App's
+                           identity (output federated_credential); contract section 8
+      create_app_registration
+                         - optional, default false: create an app registration, its
+                           service principal and the federated credential for this
+                           target, and use its client id (needs directory rights)
+      kind               - "pat" (default) or "sp_oauth_secret": the target holds an OAuth
+                           secret of a Databricks service principal (contract section 9);
+                           the identity is then made a workspace admin in that workspace
+      service_principal  - with kind = "sp_oauth_secret" (required there, refused
+                           otherwise): that service principal's application id (GUID)
+  EOT
+  type = list(object({
+    name                    = string
+    workspace               = string
+    secret_name             = string
+    lifetime_days           = optional(number, 90)
+    renew_before_days       = optional(number, 30)
+    revoke_grace_hours      = optional(number, 24)
+    scopes                  = optional(list(string))
+    autoscope               = optional(bool)
+    client_id               = optional(string)
+    create_app_registration = optional(bool, false)
+    kind                    = optional(string, "pat")
+    service_principal       = optional(string)
+  }))
+  nullable = false
+
+  validation {
+    condition     = alltrue([for t in var.targets : !(t.client_id != null && t.create_app_registration)])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d]: set client_id (an existing app registration) or create_app_registration = true, not both", i) if t.client_id != null && t.create_app_registration])
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Deployment and first provisioning
+# ---------------------------------------------------------------------------
+
+variable "package_path" {
+  description = "The zip built by scripts/package.sh. null = <repo>/dist/pat-rotator.zip."
+  type        = string
+  default     = null
+}
+
+variable "deploy_package" {
+  description = "Deploy the package to the Function App during apply (runs infra/scripts/deploy-package.sh, which needs the Azure CLI logged in). false = your pipeline deploys the code (see README)."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "provision_on_apply" {
+  description = "After deployment, call ProvisionPat once per target so that every secret holds a working PAT when apply returns. Needs deploy_package = true."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+variable "provision_timeout_seconds" {
+  description = "Upper bound on how long apply waits, per target, for ProvisionPat to succeed (role assignments and the deployment take minutes to propagate)."
+  type        = number
+  default     = 1200
+  nullable    = false
+
+  validation {
+    condition     = var.provision_timeout_seconds >= 60 && var.provision_timeout_seconds <= 7200
+    error_message = "provision_timeout_seconds: must be between 60 and 7200."
+  }
+}
