@@ -130,6 +130,8 @@ def test_generated_pat_targets_are_accepted_by_pat_rotator(tmp_path):
          "renew_before_days": 10, "revoke_grace_hours": 0, "scopes": ["sql"]},
         {"name": "etl-app", "workspace": "new", "secret_name": "etl-pat", "autoscope": False,
          "client_id": "8F3C2A1E-1111-4A5B-9C7D-0E6F5A4B3C2D", "federated": True},
+        {"name": "dbt-oauth", "workspace": "ml", "secret_name": "dbt-oauth", "kind": "sp_oauth_secret",
+         "service_principal": "4D5E6F70-8192-4A3B-8C4D-5E6F70819203", "lifetime_days": 365, "renew_before_days": 60},
     ]
     root = tmp_path / "root"
     root.mkdir()
@@ -152,3 +154,5 @@ def test_generated_pat_targets_are_accepted_by_pat_rotator(tmp_path):
     assert proc.returncode == 0, f"{binary} check-config rejected PAT_TARGETS {pat_targets}:\n{proc.stdout}\n{proc.stderr}"
     assert "analytics" in proc.stdout and "ml-batch" in proc.stdout
     assert "8f3c2a1e-1111-4a5b-9c7d-0e6f5a4b3c2d" in proc.stdout, proc.stdout
+    # The §9 target as the program reads it: its kind and its principal, lower-cased.
+    assert "sp_oauth_secret" in proc.stdout and "4d5e6f70-8192-4a3b-8c4d-5e6f70819203" in proc.stdout, proc.stdout
