@@ -1,7 +1,7 @@
 //! What the rotation needs from the world, as four small traits.
 //!
 //! - [`Issuer`]: whoever mints the credential — a workspace's Token API for PATs, a service
-//!   principal's OAuth secrets — with its own [`Profile`](super::model::Profile) and its own
+//!   principal's OAuth secrets — with its own [`Profile`] and its own
 //!   reading of which listed credentials are the target's.
 //! - [`SecretStore`]: one vault.
 //! - [`Clock`]: the wall clock and fresh ids (a simulation replaces both).
