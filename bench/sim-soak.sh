@@ -7,14 +7,16 @@
 #                     with --features hunt)]
 #
 # Exit status: that of the soak (1 when a schedule broke an invariant).
-# PAT_SIM_SKIP_BUILD=1 skips the build (bench/run.sh has just built every release binary).
+# The binary needs the sim crate's feature `paused-clock` (tokio's test-util, kept out of the
+# workspace build so that the service's binary never has it): its own release build, which the
+# first time compiles the dependency tree once more (a few minutes). PAT_SIM_SKIP_BUILD=1 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 count="${1:-100000}"
 [ $# -gt 0 ] && shift
 if [ "${PAT_SIM_SKIP_BUILD:-}" != 1 ]; then
-  nice -n 10 cargo build --release -p pat-rotator-sim --locked >&2
+  nice -n 10 cargo build --release -p pat-rotator-sim --features paused-clock --locked >&2
 fi
 mkdir -p target/bench
 set +e

@@ -30,7 +30,7 @@ pub use sim::{Options, Report, run};
 
 /// The cargo features this build has, as a replay command needs them.
 pub fn features() -> &'static str {
-    if cfg!(feature = "hunt") { " --features hunt" } else { "" }
+    if cfg!(feature = "hunt") { " --features hunt" } else { " --features paused-clock" }
 }
 
 /// Switches exactly the named old defects of the core on for this thread (`--bug` of the CLI,

@@ -90,14 +90,25 @@ impl Report {
 /// Runs schedule `seed`.
 pub fn run(seed: u64, opts: Options) -> Report {
     let sc = Scenario::generate(seed, Knobs { retag_strips_ids: opts.retag_strips_ids });
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a current-thread runtime");
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    paused(builder.enable_time());
+    let rt = builder.build().expect("a current-thread runtime");
     let _catching = capture::install();
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, simulate(sc, opts.log))
+}
+
+/// Every schedule runs on tokio's paused clock (its `test-util`, this crate's feature
+/// `paused-clock`: the tests and `--features hunt` have it; see Cargo.toml for why it is not a
+/// plain dependency).
+#[cfg(feature = "paused-clock")]
+fn paused(b: &mut tokio::runtime::Builder) {
+    b.start_paused(true);
+}
+
+#[cfg(not(feature = "paused-clock"))]
+fn paused(_: &mut tokio::runtime::Builder) {
+    panic!("pat-rotator-sim runs on tokio's paused clock: build it with `--features paused-clock`");
 }
 
 async fn simulate(sc: Scenario, keep_log: bool) -> Report {
