@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: the Rust unit and integration tests (engine, faults, concurrency, fuzz
-# corpus, Python interop), the emulators' own tests, and the offline Terraform checks.
+# Runs every test: the Rust unit and integration tests (engine, findings, OAuth secrets, faults,
+# concurrency, fuzz corpus, Python interop), the emulators' own tests, the deterministic
+# simulator (2,000 schedules, and its hunt of five old defects), and the offline Terraform and
+# release checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,8 +20,11 @@ echo "== Python clients for the interop test"
 scripts/setup-python.sh
 export PAT_ROTATOR_PYTHON="$PWD/.venv-interop/bin/python"
 
-echo "== cargo test (workspace)"
+echo "== cargo test (workspace: unit, integration, emulators, bench pacing, the simulator's 2,000 schedules)"
 cargo test --workspace --locked
+
+echo "== the simulator's hunt: each of five old defects, switched back on, is found from generic schedules"
+cargo test -p pat-rotator-sim --features hunt --test hunt --locked
 
 echo "== Terraform and packaging checks (offline)"
 scripts/check-infra.sh

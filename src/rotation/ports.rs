@@ -79,7 +79,8 @@ pub struct SecretRead {
 /// How a write failed.
 #[derive(Debug)]
 pub enum WriteError {
-    /// The vault answered with an error: the version was not stored.
+    /// The vault answered with an error. A 4xx means the version was not stored; a transient
+    /// one (a 5xx) may have been answered after it was, so the rotation checks the versions.
     Failed(Error),
     /// No answer (timeout, connection lost after sending): the version may still be stored,
     /// now or later.

@@ -107,6 +107,9 @@ impl Observed {
         v.credential_id.as_deref()
     }
 
+    /// The latest version as evidence. One that names no credential protects none (contract
+    /// §7.4(a) protects by the tag): an operator who replaces a version's tags must keep
+    /// `databricks-token-id` (README, "What is revoked, and when").
     fn latest(&self) -> Latest<'_> {
         match &self.latest {
             None => Latest::Absent,
@@ -181,8 +184,9 @@ enum Written {
     Recorded(StoredSecret),
     /// The credential was too old to be written; it was deleted (or left to the orphan sweep).
     Stale,
-    /// Someone else wrote a newer version meanwhile.
-    Superseded(StoredSecret),
+    /// Someone else wrote a newer version meanwhile; `true`: this run's credential is kept
+    /// (its write may still land, or deleting it failed).
+    Superseded(StoredSecret, bool),
 }
 
 struct Run<'a> {
@@ -240,8 +244,20 @@ impl Run<'_> {
         let mut settled = true;
         if unsure(&named) && read.latest.is_some() {
             match store.versions(name).await {
+                // The list is taken after the read, and a version written meanwhile names a
+                // credential whose grace has not even begun: it must not count as a record.
+                // When the latest version is still the one this run read, nothing was written
+                // in between; otherwise only versions older than it (Key Vault's `created` has
+                // whole seconds, so one of the same second may be newer) are evidence.
                 Ok(versions) => {
-                    for v in &versions {
+                    let seen = read.latest.as_ref();
+                    let unchanged = self.unchanged_since(name, seen).await;
+                    let evidence = |v: &StoredSecret| {
+                        unchanged
+                            || seen.is_some_and(|s| s.id == v.id)
+                            || matches!((v.created, seen.and_then(|s| s.created)), (Some(c), Some(l)) if c < l)
+                    };
+                    for v in versions.iter().filter(|v| evidence(v)) {
                         let (id, prev) = v.names(self.profile);
                         named.extend(id);
                         named.extend(prev);
@@ -294,6 +310,14 @@ impl Run<'_> {
             vault_at = vault_at.or(Some(local));
         }
         Ok(Observed { creds, creds_at, latest: read.latest, view, vault_at, named })
+    }
+
+    /// Whether the latest version of `name` is still `seen` (by id).
+    async fn unchanged_since(&self, name: &str, seen: Option<&StoredSecret>) -> bool {
+        match self.ports.store.read_latest(name).await {
+            Ok(again) => again.latest.as_ref().map(|s| &s.id) == seen.map(|s| &s.id),
+            Err(_) => false,
+        }
     }
 
     async fn rotate(&self) -> Outcome {
@@ -405,12 +429,18 @@ impl Run<'_> {
                         );
                     }
                 }
-                Ok(Written::Superseded(latest)) => {
+                Ok(Written::Superseded(latest, kept)) => {
                     if self.req.revoke_superseded {
                         self.warn(format!(
                             "--revoke-superseded: another run wrote version {} meanwhile, so nothing was revoked; run again",
                             latest.version()
                         ));
+                    }
+                    // The cap still holds: this run's listing proves what is over it.
+                    if profile.revokes_over_cap && obs.latest.is_some() {
+                        let keep = SecretView::of(&latest, profile).credential_id;
+                        let capped = rules::over_cap(&obs.creds, keep.as_deref(), &revoked, kept as usize, profile.cap);
+                        revoked.extend(self.revoke_all(&capped, "over_cap").await);
                     }
                     let mut out = self.superseded_by(&latest);
                     out.revoked_token_ids = revoked;
@@ -778,6 +808,15 @@ impl Run<'_> {
             }
             let (err, unknown) = match store.write(write).await {
                 Ok(stored) => return Ok(Written::Recorded(stored)),
+                // A transient error (a 5xx, say) may be the answer of a write that was stored
+                // (an answer lost after the commit): unless the versions list shows no version
+                // naming the new credential, the outcome is as unknown as a timeout's.
+                Err(WriteError::Failed(e)) if e.transient => {
+                    let landed = store.versions(&self.spec.secret_name).await.map(|versions| {
+                        versions.iter().any(|v| v.names(self.profile).0.as_deref() == Some(new.id.as_str()))
+                    });
+                    (e, !matches!(landed, Ok(false)))
+                }
                 Err(WriteError::Failed(e)) => (e, false),
                 // The old defect, for the simulator to find: a timed-out write was taken as one
                 // that did not land.
@@ -801,15 +840,18 @@ impl Run<'_> {
                         return Ok(Written::Recorded(s));
                     }
                     Some(s) if Some(s.id.as_str()) != based_on => {
+                        let mut still_live = false;
                         if in_flight.is_some() {
+                            still_live = true;
                             self.warn(kept("another run wrote a newer version, and this run's write may still land"));
                         } else if let Err(de) = issuer.revoke(&new.id).await {
+                            still_live = true;
                             self.warn(format!(
                                 "could not delete this run's {noun} {} ({de}); it is an orphan a later run will revoke",
                                 short_id(&new.id)
                             ));
                         }
-                        return Ok(Written::Superseded(s));
+                        return Ok(Written::Superseded(s, still_live));
                     }
                     _ => {
                         if (err.transient || unknown)

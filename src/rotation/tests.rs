@@ -259,6 +259,8 @@ enum WriteFault {
     TimeoutLandsLater,
     /// No answer; the version never lands.
     TimeoutNeverLands,
+    /// Stored, then answered with a transient 5xx (an answer lost after the commit).
+    StoredThen5xx,
 }
 
 #[derive(Default)]
@@ -272,11 +274,16 @@ struct MemStore {
     reads_before_failing: Mutex<Option<u32>>,
     /// Reads answer 404 (soft-deleted, or being recovered) although versions exist.
     reads_absent: Mutex<bool>,
+    /// Reads answer 404 once a write was attempted.
+    absent_after_write: Mutex<bool>,
     /// Written by another process when our next write fails: (credential id).
     concurrent_writer: Mutex<Option<String>>,
     /// Write attempts that fail (transiently) without landing.
     transient_write_failures: Mutex<u32>,
     version_lists: Mutex<u32>,
+    /// Another run writes a version naming this credential just before the versions list is
+    /// answered (after this run read the latest version).
+    written_before_versions: Mutex<Option<String>>,
     writes: Mutex<u32>,
 }
 
@@ -318,13 +325,23 @@ impl SecretStore for MemStore {
         if *self.read_fails.lock().unwrap() {
             return Err(Error::new(Code::UpstreamUnavailable, "read down"));
         }
-        let latest = if *self.reads_absent.lock().unwrap() { None } else { self.latest().map(|v| v.stored()) };
+        let absent = *self.reads_absent.lock().unwrap()
+            || (*self.absent_after_write.lock().unwrap() && *self.writes.lock().unwrap() > 0);
+        let latest = if absent { None } else { self.latest().map(|v| v.stored()) };
         // A PUT that timed out lands after the read-back saw the old version.
         self.land_pending();
         Ok(SecretRead { latest, at: Some(NOW) })
     }
     async fn versions(&self, _name: &str) -> Result<Vec<StoredSecret>> {
         *self.version_lists.lock().unwrap() += 1;
+        if let Some(id) = self.written_before_versions.lock().unwrap().take() {
+            self.push(
+                &format!("value-{id}"),
+                &[(tags::MANAGED_BY, "pat-rotator"), (tags::TOKEN_ID, id.as_str())],
+                "databricks-pat",
+                Duration::ZERO,
+            );
+        }
         Ok(self.versions.lock().unwrap().iter().map(Version::stored).collect())
     }
     async fn write(&self, w: &SecretWrite) -> std::result::Result<StoredSecret, WriteError> {
@@ -370,6 +387,10 @@ impl SecretStore for MemStore {
             }
             Some(WriteFault::TimeoutNeverLands) => {
                 Err(WriteError::Unknown(Error::new(Code::Timeout, "no answer").transient()))
+            }
+            Some(WriteFault::StoredThen5xx) => {
+                self.versions.lock().unwrap().push(v);
+                Err(WriteError::Failed(Error::new(Code::UpstreamUnavailable, "unavailable").transient()))
             }
         }
     }
@@ -575,6 +596,37 @@ async fn a_timed_out_write_is_retried_with_the_same_token() {
     assert_eq!(*kv.writes.lock().unwrap(), 2);
     assert_eq!(*ws.creates.lock().unwrap(), 1, "no second token");
     assert!(ws.deletes.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_5xx_answer_to_a_stored_write_never_deletes_the_token() {
+    // Found by the simulator (seed 528): the write was stored, answered 500, and the read-back
+    // answered 404; the token the vault names was deleted.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    seed_current(&ws, &kv, "old", Duration::days(70), Duration::days(20), None);
+    kv.write_faults.lock().unwrap().push_back(WriteFault::StoredThen5xx);
+    // The first read works; the read-back after the write answers "absent" (404).
+    *kv.absent_after_write.lock().unwrap() = true;
+    let ports = Ports { issuer: &ws, store: &kv, clock: &FixedClock, backoff: &NoRetry };
+    let o = rotate(&t, req(Force::No), &ports).await;
+    let named = kv.latest().unwrap().tags[tags::TOKEN_ID].clone();
+    assert_eq!(named, "new1", "{o:?}");
+    assert!(ws.ids().contains(&named), "the vault names a deleted token: {o:?}");
+}
+
+#[tokio::test]
+async fn a_version_written_after_the_read_is_no_record() {
+    // Found by the simulator (seed 86): the versions list, read after the latest version,
+    // held a concurrent run's new version; its brand-new token then counted as recorded and
+    // was revoked, judged against the older latest version this run had read.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), None);
+    ws.seed("legacy", "pat-rotator/t/old-style", Duration::days(40), Duration::days(50));
+    ws.seed("theirs", &ours("theirs"), Duration::minutes(2), Duration::days(90));
+    *kv.written_before_versions.lock().unwrap() = Some("theirs".into());
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert!(!o.revoked_token_ids.contains(&"theirs".to_string()), "{o:?}");
+    assert!(ws.ids().contains(&"theirs".to_string()), "the latest version's token was revoked");
 }
 
 #[tokio::test]
