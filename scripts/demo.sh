@@ -63,7 +63,8 @@ echo "POST /RotatePat  (the timer invocation, as the Functions host sends it)"
 curl -sS -X POST "http://127.0.0.1:$PORT/RotatePat" -H 'Content-Type: application/json; charset=utf-8' \
   -d '{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{"sys":{"MethodName":"RotatePat","UtcNow":"2026-11-26T03:00:00Z"}}}'
 echo; echo
-echo "POST /api/ProvisionPat {\"target\":\"finance\",\"force\":true}  (what Data Factory calls)"
+echo "POST /api/ProvisionPat {\"target\":\"finance\",\"force\":true}  (what Data Factory calls; finance was rotated"
+echo "  a moment ago, so the forced call is declined by PAT_FORCE_COOLDOWN_MINUTES: recently_rotated)"
 curl -sS -X POST "http://127.0.0.1:$PORT/api/ProvisionPat" -H 'Content-Type: application/json' -d '{"target":"finance","force":true}'
 echo; echo
 echo "POST /api/ProvisionPat {\"target\":\"nope\"}"
