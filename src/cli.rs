@@ -163,6 +163,23 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 
+/// The engine for a command that acts on targets, and the names it selects resolved: or the
+/// exit code of a configuration or usage error (already reported). `budget` picks the command's
+/// time budget from the settings.
+fn engine_for(
+    json: bool,
+    targets: &[String],
+    budget: impl Fn(&crate::config::Settings) -> std::time::Duration,
+) -> Result<(Engine, std::time::Duration), ExitCode> {
+    let config = config_warned(json)?;
+    let budget = budget(&config.settings);
+    let engine = Engine::new(config);
+    if let Err(e) = engine.select(targets) {
+        return Err(usage_error(json, e.code.as_str(), &e.to_string()));
+    }
+    Ok((engine, budget))
+}
+
 /// What `rotate` was asked for.
 #[derive(Debug, Clone, Copy)]
 pub struct RotateArgs {
@@ -181,16 +198,11 @@ pub fn rotate(targets: &[String], a: RotateArgs) -> ExitCode {
             "--revoke-superseded needs --force and at least one --target (it revokes every other credential of the named targets at once)",
         );
     }
-    let config = match config_warned(json) {
-        Ok(c) => c,
+    let (engine, budget) = match engine_for(json, targets, |s| s.timer_budget) {
+        Ok(e) => e,
         Err(code) => return code,
     };
-    let budget = config.settings.timer_budget;
-    let engine = Engine::new(config);
-    let selected = match engine.select(targets) {
-        Ok(s) => s,
-        Err(e) => return usage_error(json, e.code.as_str(), &e.to_string()),
-    };
+    let selected = engine.select(targets).expect("selection checked by engine_for");
     let opts = RunOptions {
         force: a.force,
         dry_run: a.dry_run,
@@ -208,16 +220,11 @@ pub fn rotate(targets: &[String], a: RotateArgs) -> ExitCode {
 }
 
 pub fn status(targets: &[String], json: bool) -> ExitCode {
-    let config = match config_warned(json) {
-        Ok(c) => c,
+    let (engine, budget) = match engine_for(json, targets, |s| s.http_budget) {
+        Ok(e) => e,
         Err(code) => return code,
     };
-    let budget = config.settings.http_budget;
-    let engine = Engine::new(config);
-    let selected = match engine.select(targets) {
-        Ok(s) => s,
-        Err(e) => return usage_error(json, e.code.as_str(), &e.to_string()),
-    };
+    let selected = engine.select(targets).expect("selection checked by engine_for");
     let rows = runtime().block_on(engine.status(&selected, budget));
     if json {
         println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialise"));
@@ -312,16 +319,11 @@ pub fn config_warnings(config: &Config) -> Vec<String> {
 
 /// `pat-rotator tokens`: the inventory, or `--revoke`.
 pub fn tokens(targets: &[String], json: bool, revoke: &[String]) -> ExitCode {
-    let config = match config_warned(json) {
-        Ok(c) => c,
+    let (engine, budget) = match engine_for(json, targets, |s| s.http_budget) {
+        Ok(e) => e,
         Err(code) => return code,
     };
-    let budget = config.settings.http_budget;
-    let engine = Engine::new(config);
-    let selected = match engine.select(targets) {
-        Ok(s) => s,
-        Err(e) => return usage_error(json, e.code.as_str(), &e.to_string()),
-    };
+    let selected = engine.select(targets).expect("selection checked by engine_for");
     if !revoke.is_empty() {
         let report = runtime().block_on(engine.revoke_ids(&selected, revoke, budget));
         if json {
