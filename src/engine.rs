@@ -485,7 +485,7 @@ impl Engine {
             }
         }
         let listed = listed.map(|l| l.credentials);
-        Ok(Inventory { profile, listed, read: read.map(|_| ()), latest, named, settled, issuer })
+        Ok(Inventory { profile, listed, read: read.map(|_| ()), latest, named, settled })
     }
 
     /// `pat-rotator tokens`: every credential each target's issuer holds, and whose it is.
@@ -633,8 +633,6 @@ struct Inventory {
     named: BTreeSet<String>,
     /// Whether every credential that only a record could attribute was looked up.
     settled: bool,
-    #[allow(dead_code)]
-    issuer: Arc<dyn Issuer>,
 }
 
 /// One row of `pat-rotator status`.
