@@ -180,6 +180,35 @@ impl DatabricksWorkspace {
         body: Option<serde_json::Value>,
         forbidden: &str,
     ) -> Result<Answer> {
+        self.call_accepting(op, method, path, body, forbidden, |a| a.status.is_success()).await
+    }
+
+    /// A delete as the identity, retried; a credential that is already gone counts as deleted.
+    pub(crate) async fn delete(
+        &self,
+        op: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        forbidden: &str,
+    ) -> Result<()> {
+        self.call_accepting(op, method, path, body, forbidden, |a| {
+            a.status.is_success() || errors::is_already_gone(a.status, &a.body)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// An idempotent call as the identity, retried until `accept` takes its answer.
+    async fn call_accepting(
+        &self,
+        op: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        forbidden: &str,
+        accept: impl Fn(&Answer) -> bool,
+    ) -> Result<Answer> {
         self.retry
             .run(op, || async {
                 let b = match &body {
@@ -187,7 +216,7 @@ impl DatabricksWorkspace {
                     None => Body::None,
                 };
                 let a = self.exchange(method.clone(), path, b, Auth::Identity).await?;
-                if a.status.is_success() { Ok(a) } else { Err(self.refusal(op, &a, forbidden)) }
+                if accept(&a) { Ok(a) } else { Err(self.refusal(op, &a, forbidden)) }
             })
             .await
     }

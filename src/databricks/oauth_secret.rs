@@ -270,16 +270,6 @@ impl Issuer for OAuthSecretIssuer {
     async fn revoke(&self, id: &str) -> Result<()> {
         let scim_id = self.scim_id().await?;
         let path = format!("{}/{id}", self.secrets_path(&scim_id));
-        self.ws
-            .retry()
-            .run("deleting an OAuth secret", || async {
-                let a = self.ws.exchange(Method::DELETE, &path, Body::None, Auth::Identity).await?;
-                if a.status.is_success() || errors::is_already_gone(a.status, &a.body) {
-                    Ok(())
-                } else {
-                    Err(self.ws.refusal("deleting an OAuth secret", &a, FORBIDDEN))
-                }
-            })
-            .await
+        self.ws.delete("deleting an OAuth secret", Method::DELETE, &path, None, FORBIDDEN).await
     }
 }

@@ -242,25 +242,8 @@ impl Issuer for PatIssuer {
     }
 
     async fn revoke(&self, id: &str) -> Result<()> {
-        self.ws
-            .retry()
-            .run("revoking a token", || async {
-                let a = self
-                    .ws
-                    .exchange(
-                        Method::POST,
-                        "/api/2.0/token/delete",
-                        Body::Json(json!({ "token_id": id })),
-                        Auth::Identity,
-                    )
-                    .await?;
-                if a.status.is_success() || errors::is_already_gone(a.status, &a.body) {
-                    Ok(())
-                } else {
-                    Err(self.ws.refusal("revoking a token", &a, FORBIDDEN))
-                }
-            })
-            .await
+        let body = json!({ "token_id": id });
+        self.ws.delete("revoking a token", Method::POST, "/api/2.0/token/delete", Some(body), FORBIDDEN).await
     }
 }
 
