@@ -462,28 +462,11 @@ impl Engine {
         let profile = issuer.profile();
         let (listed, read) = futures::join!(issuer.list(), store.read_latest(&t.secret_name));
         let latest = read.as_ref().ok().and_then(|r| r.latest.clone());
-        let mut named = BTreeSet::new();
-        if let Some(s) = &latest {
-            let (id, prev) = s.names(profile);
-            named.extend(id);
-            named.extend(prev);
-        }
-        let mut settled = true;
-        if let Ok(l) = &listed
-            && latest.is_some()
-            && l.credentials.iter().any(|c| c.ownership == Ownership::IfRecorded && !named.contains(&c.id))
-        {
-            match store.versions(&t.secret_name).await {
-                Ok(vs) => {
-                    for v in &vs {
-                        let (id, prev) = v.names(profile);
-                        named.extend(id);
-                        named.extend(prev);
-                    }
-                }
-                Err(_) => settled = false,
-            }
-        }
+        let (named, unsettled) = match &listed {
+            Ok(l) => rotate::records(store.as_ref(), &t.secret_name, profile, latest.as_ref(), &l.credentials).await,
+            Err(_) => (BTreeSet::new(), None),
+        };
+        let settled = unsettled.is_none();
         let listed = listed.map(|l| l.credentials);
         Ok(Inventory { profile, listed, read: read.map(|_| ()), latest, named, settled })
     }

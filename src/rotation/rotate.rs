@@ -71,6 +71,53 @@ fn absent_is_proof() -> bool {
     false
 }
 
+/// The credentials that versions of secret `name` name (`databricks-token-id` or
+/// `previous-token-id`, or the kind's tags), as evidence of whose a listed credential is:
+/// the latest version's always; the versions list only when a listed credential is the
+/// target's by record alone ([`Ownership::IfRecorded`]) and the latest version does not name
+/// it, so the steady state stays at one read. The error is the versions list's, when it failed
+/// (then such credentials stay unattributed).
+///
+/// The list is taken after `latest` was read, so it may hold a version written meanwhile,
+/// naming a credential whose grace has not even begun: that is no record. When the latest
+/// version is still `latest`, nothing was written in between; otherwise only versions older
+/// than it (Key Vault's `created` has whole seconds, so one of the same second may be newer)
+/// are evidence.
+pub async fn records(
+    store: &dyn SecretStore,
+    name: &str,
+    profile: &Profile,
+    latest: Option<&StoredSecret>,
+    listed: &[Credential],
+) -> (BTreeSet<String>, Option<Error>) {
+    let add = |named: &mut BTreeSet<String>, v: &StoredSecret| {
+        let (id, prev) = v.names(profile);
+        named.extend(id);
+        named.extend(prev);
+    };
+    let mut named = BTreeSet::new();
+    let Some(seen) = latest else { return (named, None) };
+    add(&mut named, seen);
+    if !listed.iter().any(|c| c.ownership == Ownership::IfRecorded && !named.contains(&c.id)) {
+        return (named, None);
+    }
+    let versions = match store.versions(name).await {
+        Ok(v) => v,
+        Err(e) => return (named, Some(e)),
+    };
+    let unchanged = match store.read_latest(name).await {
+        Ok(again) => again.latest.as_ref().map(|s| &s.id) == Some(&seen.id),
+        Err(_) => false,
+    };
+    let evidence = |v: &StoredSecret| {
+        unchanged || v.id == seen.id || matches!((v.created, seen.created), (Some(c), Some(l)) if c < l)
+    };
+    for v in versions.iter().filter(|v| evidence(v)) {
+        add(&mut named, v);
+    }
+    (named, None)
+}
+
 /// One target's rotation.
 pub async fn rotate(spec: &Spec, req: Request, ports: &Ports<'_>) -> Outcome {
     let run = Run { spec, req, ports, profile: ports.issuer.profile(), warnings: Mutex::new(Vec::new()) };
@@ -231,46 +278,13 @@ impl Run<'_> {
             listed = Instant::now();
         }
 
-        let mut named = BTreeSet::new();
-        if let Some(v) = &view {
-            named.extend(v.credential_id.clone());
-            named.extend(v.previous_id.clone());
-        }
-        // The versions list is read only when a credential may be the target's by record alone
-        // and the latest version does not name it, so the steady state stays at one read.
-        let unsure = |named: &BTreeSet<String>| {
-            listing.credentials.iter().any(|c| c.ownership == Ownership::IfRecorded && !named.contains(&c.id))
-        };
-        let mut settled = true;
-        if unsure(&named) && read.latest.is_some() {
-            match store.versions(name).await {
-                // The list is taken after the read, and a version written meanwhile names a
-                // credential whose grace has not even begun: it must not count as a record.
-                // When the latest version is still the one this run read, nothing was written
-                // in between; otherwise only versions older than it (Key Vault's `created` has
-                // whole seconds, so one of the same second may be newer) are evidence.
-                Ok(versions) => {
-                    let seen = read.latest.as_ref();
-                    let unchanged = self.unchanged_since(name, seen).await;
-                    let evidence = |v: &StoredSecret| {
-                        unchanged
-                            || seen.is_some_and(|s| s.id == v.id)
-                            || matches!((v.created, seen.and_then(|s| s.created)), (Some(c), Some(l)) if c < l)
-                    };
-                    for v in versions.iter().filter(|v| evidence(v)) {
-                        let (id, prev) = v.names(self.profile);
-                        named.extend(id);
-                        named.extend(prev);
-                    }
-                }
-                Err(e) => {
-                    settled = false;
-                    self.warn(format!(
-                        "could not read the versions of the secret ({e}); {}s that only a version could prove this target's are left alone this run",
-                        self.noun()
-                    ));
-                }
-            }
+        let (named, unsettled) = records(store, name, self.profile, read.latest.as_ref(), &listing.credentials).await;
+        let settled = unsettled.is_none();
+        if let Some(e) = unsettled {
+            self.warn(format!(
+                "could not read the versions of the secret ({e}); {}s that only a version could prove this target's are left alone this run",
+                self.noun()
+            ));
         }
         let creds = rules::resolve(&listing.credentials, &named);
         if self.profile.reports_unrecorded && settled && read.latest.is_some() {
@@ -310,14 +324,6 @@ impl Run<'_> {
             vault_at = vault_at.or(Some(local));
         }
         Ok(Observed { creds, creds_at, latest: read.latest, view, vault_at, named })
-    }
-
-    /// Whether the latest version of `name` is still `seen` (by id).
-    async fn unchanged_since(&self, name: &str, seen: Option<&StoredSecret>) -> bool {
-        match self.ports.store.read_latest(name).await {
-            Ok(again) => again.latest.as_ref().map(|s| &s.id) == seen.map(|s| &s.id),
-            Err(_) => false,
-        }
     }
 
     async fn rotate(&self) -> Outcome {
@@ -468,17 +474,16 @@ impl Run<'_> {
             // What the first read proved stays proven (no later version can name a credential
             // that was already too old to be written); the new version proves the superseded
             // credential revocable once the grace has passed since it was written, i.e. at once
-            // with grace 0. A read that said "absent" proves nothing: nothing is revoked.
-            let mut recorded = obs.named_ids();
-            recorded.extend(superseded.as_deref());
+            // with grace 0. A read that said "absent" proves nothing: nothing is revoked. (The
+            // superseded credential is the one the read version names, so it is recorded.)
+            let named = obs.named_ids();
             let after = Evidence {
                 creds: &obs.creds,
                 creds_at: obs.creds_at,
                 latest: Latest::Found { credential_id: Some(new.id.as_str()), created: stored.created },
                 vault_at: stored.created.or(obs.vault_at),
-                recorded: &recorded,
+                recorded: &named,
             };
-            let named = obs.named_ids();
             let mut proven = rules::revocable(&obs.evidence(&named), spec.grace);
             for id in rules::revocable(&after, spec.grace) {
                 if !proven.contains(&id) {
