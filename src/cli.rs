@@ -250,11 +250,11 @@ pub fn check_config(json: bool) -> ExitCode {
             .map(|t| {
                 vec![
                     t.name.clone(),
-                    t.kind.as_str().to_string(),
+                    t.kind.name().as_str().to_string(),
                     t.workspace_url.clone(),
-                    match (&t.kind, &t.service_principal) {
-                        (TargetKind::SpOauthSecret, Some(sp)) => format!("principal {sp}"),
-                        _ => t.owner(),
+                    match t.service_principal() {
+                        Some(sp) => format!("principal {sp}"),
+                        None => t.owner(),
                     },
                     if t.workspace_resource_id.is_some() { "management-header".into() } else { "member".into() },
                     format!("{}/secrets/{}", t.key_vault_url, t.secret_name),
@@ -288,7 +288,7 @@ pub fn config_warnings(config: &Config) -> Vec<String> {
     // against their app's service principal, not the service identity. OAuth-secret targets
     // hold no PAT.
     let mut per_owner: std::collections::BTreeMap<(&str, String), usize> = Default::default();
-    for t in config.targets.iter().filter(|t| t.kind == TargetKind::Pat) {
+    for t in config.targets.iter().filter(|t| t.kind.name() == TargetKind::Pat) {
         *per_owner.entry((t.workspace_url.as_str(), t.owner())).or_default() += 1;
     }
     for ((ws, owner), n) in per_owner {
@@ -300,14 +300,14 @@ pub fn config_warnings(config: &Config) -> Vec<String> {
         }
     }
     for t in &config.targets {
-        if let (Some(c), Some(_)) = (&t.client_id, &t.workspace_resource_id) {
+        if let (Some(c), Some(_)) = (t.client_id(), &t.workspace_resource_id) {
             out.push(format!(
                 "{}: has client_id {c} and workspace_resource_id; the management-token headers make app {c}'s service principal a workspace admin, which defeats a least-privilege principal (add it as a plain workspace member and drop workspace_resource_id)",
                 t.name
             ));
         }
         let interval = t.lifetime_days - t.renew_before_days;
-        if t.kind == TargetKind::Pat && interval >= 90 {
+        if t.kind.name() == TargetKind::Pat && interval >= 90 {
             out.push(format!(
                 "{}: tokens are replaced every {interval} days; Azure Databricks revokes PATs unused for 90 days (pat-rotator re-provisions them, but consumers see a revoked token in between)",
                 t.name

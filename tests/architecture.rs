@@ -62,3 +62,39 @@ fn the_rotation_holds_no_http_status() {
         }
     }
 }
+
+/// The domain speaks of credentials and secrets, not of Databricks or Key Vault: no vendor
+/// error code (an issuer's or a store's error keeps its own code), no Databricks tag name (a
+/// kind's tags are its `Profile`'s, a target's are its `Spec`'s), and no import of the clients.
+#[test]
+fn the_rotation_knows_no_vendor() {
+    let banned = [
+        "Code::Databricks",
+        "Code::Keyvault",
+        "crate::azure",
+        "crate::databricks",
+        "super::super::azure",
+        "super::super::databricks",
+        "\"databricks-",
+        "\"token-expires-at\"",
+        "\"previous-token-id\"",
+        "\"previous-secret-id\"",
+    ];
+    for (path, code) in domain() {
+        for b in banned {
+            assert!(!code.contains(b), "{path} names the vendor: {b}");
+        }
+    }
+}
+
+/// The engine builds each kind's issuer from the kind's own fields, with no fallback from one
+/// kind to another (a new kind that forgot its wiring must not silently become a PAT).
+#[test]
+fn each_kind_owns_its_wiring() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine/clients.rs");
+    let code = std::fs::read_to_string(&path).expect("read clients.rs");
+    let issuer = &code[code.find("pub fn issuer").expect("Clients::issuer")..];
+    let body = &issuer[..issuer.find("\n    }\n").expect("end of issuer")];
+    assert!(body.contains("Kind::Pat {") && body.contains("Kind::SpOauthSecret {"), "{body}");
+    assert!(!body.contains("_ =>"), "Clients::issuer falls back: {body}");
+}

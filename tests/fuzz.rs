@@ -6,7 +6,7 @@
 
 use std::cell::Cell;
 
-use pat_rotator::config::{Config, TargetKind, valid_secret_name, valid_target_name};
+use pat_rotator::config::{Config, Kind, valid_secret_name, valid_target_name};
 use pat_rotator::handler::host::parse_timer;
 use pat_rotator::handler::provision::parse;
 use proptest::prelude::*;
@@ -351,16 +351,18 @@ fn pat_targets_accept_exactly_the_contract() {
         prop_assert!(t.revoke_grace_hours <= 720);
         prop_assert!(t.key_vault_url.starts_with("https://") && !t.key_vault_url.ends_with('/'));
         prop_assert!(!t.workspace_url.contains('@') && !t.key_vault_url.contains('@'));
-        match t.kind {
-            TargetKind::Pat => prop_assert!(t.service_principal.is_none()),
-            TargetKind::SpOauthSecret => {
-                accepted_sp.set(accepted_sp.get() + 1);
-                prop_assert_eq!(t.service_principal.as_deref(), Some(GUID));
-                prop_assert!(t.scopes.is_none() && t.autoscope.is_none() && t.client_id.is_none());
+        match &t.kind {
+            Kind::Pat { client_id, .. } => {
+                prop_assert!(t.service_principal().is_none());
+                if let Some(c) = client_id {
+                    prop_assert_eq!(c.as_str(), GUID);
+                }
             }
-        }
-        if let Some(c) = &t.client_id {
-            prop_assert_eq!(c.as_str(), GUID);
+            Kind::SpOauthSecret { service_principal } => {
+                accepted_sp.set(accepted_sp.get() + 1);
+                prop_assert_eq!(service_principal.as_str(), GUID);
+                prop_assert!(t.client_id().is_none());
+            }
         }
         Ok(())
     });

@@ -68,6 +68,10 @@ pub struct SimStore {
 
 #[async_trait]
 impl SecretStore for SimStore {
+    fn error(&self, message: String) -> Error {
+        Error::new(pat_rotator::error::Code::KeyvaultError, message)
+    }
+
     async fn read_latest(&self, name: &str) -> Result<SecretRead> {
         pause(&self.w, self.run).await;
         let r = lock(&self.w).kv_read(self.run, &self.vault, name);

@@ -298,11 +298,11 @@ impl World {
     pub fn spec_info(&self, dep: usize, vault: &str, secret_name: &str) -> SpecInfo {
         let vault_url = format!("https://{vault}/");
         let mut t = BTreeMap::new();
-        t.insert(tags::HOST.to_string(), WORKSPACE.to_string());
+        t.insert(pat_rotator::databricks::tags::HOST.to_string(), WORKSPACE.to_string());
         let owner = match self.kind {
-            Kind::Pat => Some(Owner { client_id: None }),
+            Kind::Pat => Some(Owner { client_id: None, tag: pat_rotator::databricks::tags::CLIENT_ID }),
             Kind::OAuth => {
-                t.insert(tags::CLIENT_ID.to_string(), PRINCIPAL.to_string());
+                t.insert(pat_rotator::databricks::tags::CLIENT_ID.to_string(), PRINCIPAL.to_string());
                 None
             }
         };

@@ -28,6 +28,7 @@ use crate::config::Cloud;
 use crate::config::{CredentialKind, Settings};
 use crate::error::{Code, Error, Result};
 use crate::secret::Redacted;
+use crate::transport::client::Http;
 use crate::transport::retry::RetryPolicy;
 
 /// Azure Databricks' first-party application, the same in every cloud.
@@ -59,16 +60,12 @@ pub fn vault_scope(vault_url: &str) -> Option<&'static str> {
 }
 
 /// SDK client options: our HTTP client as transport, no SDK-level retries (ours apply).
-pub fn sdk_client_options(http: &reqwest::Client) -> ClientOptions {
-    ClientOptions {
-        transport: Some(Transport::new(Arc::new(http.clone()))),
-        retry: RetryOptions::none(),
-        ..Default::default()
-    }
+pub fn sdk_client_options(http: &Http) -> ClientOptions {
+    ClientOptions { transport: Some(Transport::new(http.clone())), retry: RetryOptions::none(), ..Default::default() }
 }
 
 /// Builds the SDK credential that `PAT_CREDENTIAL` selects. Construction does no I/O.
-pub fn build_credential(settings: &Settings, http: &reqwest::Client) -> Result<Arc<dyn TokenCredential>> {
+pub fn build_credential(settings: &Settings, http: &Http) -> Result<Arc<dyn TokenCredential>> {
     let fail = |e: azure_core::Error| {
         Error::new(
             Code::IdentityUnavailable,
@@ -119,7 +116,7 @@ pub type CredentialFactory = Arc<dyn Fn() -> Result<Arc<dyn TokenCredential>> + 
 
 /// A factory for the credential `PAT_CREDENTIAL` selects; builds one at once so that a bad
 /// setting is reported before any request.
-pub fn credential_factory(settings: &Settings, http: &reqwest::Client) -> Result<CredentialFactory> {
+pub fn credential_factory(settings: &Settings, http: &Http) -> Result<CredentialFactory> {
     build_credential(settings, http)?;
     let (settings, http) = (settings.clone(), http.clone());
     Ok(Arc::new(move || build_credential(&settings, &http)))

@@ -27,6 +27,7 @@ use azure_identity::{ClientAssertion, ClientAssertionCredential, ClientAssertion
 use super::credential::{CredentialFactory, TokenSource, sdk_client_options};
 use crate::config::{CredentialKind, Settings};
 use crate::error::{Code, Error, Result, excerpt};
+use crate::transport::client::Http;
 use crate::transport::retry::RetryPolicy;
 
 /// The audience of the service's token presented as the assertion, chosen by the workspace's
@@ -109,7 +110,7 @@ fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>>
 /// (managed identity) or the workload identity's token file. No I/O.
 pub fn app_token_source(
     settings: &Settings,
-    http: &reqwest::Client,
+    http: &Http,
     client_id: &str,
     exchange_scope: &'static str,
     service: Arc<TokenSource>,

@@ -23,6 +23,7 @@ use crate::error::{Code, Error, Result, excerpt};
 use crate::rotation::model::{SecretWrite, StoredSecret};
 use crate::rotation::ports::{SecretRead, SecretStore, WriteError};
 use crate::secret::Redacted;
+use crate::transport::client::Http;
 use crate::transport::pacing::RateLimiter;
 use crate::transport::retry::{RetryPolicy, parse_retry_after};
 
@@ -41,7 +42,7 @@ impl KeyVaultStore {
     pub fn new(
         vault_url: &str,
         credential: Arc<dyn TokenCredential>,
-        http: &reqwest::Client,
+        http: &Http,
         retry: RetryPolicy,
         writes: Arc<RateLimiter>,
         reads: Arc<RateLimiter>,
@@ -183,26 +184,8 @@ fn outcome_unknown(e: &azure_core::Error) -> bool {
     match e.kind() {
         ErrorKind::HttpResponse { status, .. } => matches!(u16::from(*status), 408 | 504),
         ErrorKind::Credential => false,
-        _ => !refused_connection(e),
+        _ => !crate::transport::client::never_sent(e),
     }
-}
-
-fn refused_connection(e: &azure_core::Error) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(x) = cur {
-        if let Some(r) = x.downcast_ref::<reqwest::Error>()
-            && r.is_connect()
-        {
-            return true;
-        }
-        if let Some(io) = x.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::ConnectionRefused
-        {
-            return true;
-        }
-        cur = x.source();
-    }
-    false
 }
 
 impl KeyVaultStore {
@@ -216,6 +199,10 @@ impl KeyVaultStore {
 
 #[async_trait]
 impl SecretStore for KeyVaultStore {
+    fn error(&self, message: String) -> Error {
+        Error::new(Code::KeyvaultError, format!("{message} (vault {})", self.vault_url))
+    }
+
     async fn read_latest(&self, name: &str) -> Result<SecretRead> {
         enum Got {
             Read(SecretRead),

@@ -99,7 +99,7 @@ pub(super) fn unique_names_and_secrets(targets: &[(Source, Target)], errs: &mut 
 /// federated assertion (a managed-identity token, or the workload identity's token file).
 pub(super) fn client_id_needs_federation(targets: &[(Source, Target)], s: &Settings, errs: &mut Vec<String>) {
     for (source, t) in targets {
-        let Some(c) = &t.client_id else { continue };
+        let Some(c) = t.client_id() else { continue };
         let at = source.at(&CLIENT_ID);
         if s.tenant_id.is_none() {
             errs.push(format!(
@@ -117,7 +117,7 @@ pub(super) fn client_id_needs_federation(targets: &[(Source, Target)], s: &Setti
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Config, ConfigError, TargetKind};
+    use super::super::{Config, ConfigError, Kind, TargetKind};
     use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
@@ -276,11 +276,9 @@ mod tests {
         )])
         .unwrap();
         let t = &c.targets[0];
-        assert_eq!(t.kind, TargetKind::SpOauthSecret);
-        assert_eq!(t.service_principal.as_deref(), Some("11111111-2222-4333-8444-55555555aaaa"));
-        assert_eq!((t.scopes.as_ref(), t.autoscope, t.client_id.as_ref()), (None, None, None));
+        assert_eq!(t.kind, Kind::SpOauthSecret { service_principal: "11111111-2222-4333-8444-55555555aaaa".into() });
         let c = cfg(&[("PAT_TARGETS", &one(""))]).unwrap();
-        assert_eq!((c.targets[0].kind, c.targets[0].service_principal.as_ref()), (TargetKind::Pat, None));
+        assert_eq!(c.targets[0].kind, Kind::blank(TargetKind::Pat));
     }
 
     #[test]
@@ -355,7 +353,7 @@ mod tests {
         ];
         let mut v = mi.to_vec();
         v.push(("PAT_CLIENT_ID", "0A1B2C3D-0000-4000-8000-00000000ABCD"));
-        assert_eq!(cfg(&v).unwrap().targets[0].client_id.as_deref(), Some(APP));
+        assert_eq!(cfg(&v).unwrap().targets[0].client_id(), Some(APP));
         let mut v = mi.to_vec();
         v.push(("PAT_CLIENT_ID", "my-app"));
         let e = cfg(&v).unwrap_err();

@@ -16,7 +16,7 @@ use super::clouds::Cloud;
 use super::names::{
     is_guid, valid_scope, valid_secret_name, valid_target_name, valid_vault_name, valid_workspace_resource_id,
 };
-use super::target::{Target, TargetKind};
+use super::target::{Kind, Target, TargetKind};
 use super::urls::{normalize_vault_url, normalize_workspace_url, shown};
 
 /// One field of a target.
@@ -205,12 +205,20 @@ pub static REVOKE_GRACE_HOURS: Field = Field {
 pub static SCOPES: Field = Field {
     flat: Some("PAT_SCOPES"),
     kinds: Kinds::Only(TargetKind::Pat),
-    ..row("scopes", Parser::List, Rule::Scopes, |t, v| t.scopes = Some(v.list()))
+    ..row("scopes", Parser::List, Rule::Scopes, |t, v| {
+        if let Kind::Pat { scopes, .. } = &mut t.kind {
+            *scopes = Some(v.list())
+        }
+    })
 };
 pub static AUTOSCOPE: Field = Field {
     flat: Some("PAT_AUTOSCOPE"),
     kinds: Kinds::Only(TargetKind::Pat),
-    ..row("autoscope", Parser::Bool, Rule::Any, |t, v| t.autoscope = Some(v.bool()))
+    ..row("autoscope", Parser::Bool, Rule::Any, |t, v| {
+        if let Kind::Pat { autoscope, .. } = &mut t.kind {
+            *autoscope = Some(v.bool())
+        }
+    })
 };
 /// Contract §8; an OAuth secret already belongs to `service_principal`, and the service's own
 /// identity (a workspace admin) manages it.
@@ -218,13 +226,18 @@ pub static CLIENT_ID: Field = Field {
     flat: Some("PAT_CLIENT_ID"),
     kinds: Kinds::Only(TargetKind::Pat),
     ..row("client_id", Parser::Text, Rule::Guid("the application (client) id of an Entra app registration"), |t, v| {
-        t.client_id = Some(v.text())
+        if let Kind::Pat { client_id, .. } = &mut t.kind {
+            *client_id = Some(v.text())
+        }
     })
 };
 pub static KIND: Field = Field {
     flat: Some("PAT_KIND"),
     default: Fallback::Always(Lit::Text("pat")),
-    ..row("kind", Parser::Text, Rule::Kind, |t, v| t.kind = TargetKind::from_name(&v.text()).unwrap_or_default())
+    // `finish` stores the kind before any other field, so the kind's own fields land in it.
+    ..row("kind", Parser::Text, Rule::Kind, |t, v| {
+        t.kind = Kind::blank(TargetKind::from_name(&v.text()).unwrap_or_default())
+    })
 };
 /// Contract §9: whose OAuth secret a `sp_oauth_secret` target holds.
 pub static SERVICE_PRINCIPAL: Field = Field {
@@ -235,8 +248,22 @@ pub static SERVICE_PRINCIPAL: Field = Field {
         "service_principal",
         Parser::Text,
         Rule::Guid("the application id of a Databricks service principal"),
-        |t, v| t.service_principal = Some(v.text()),
+        |t, v| {
+            if let Kind::SpOauthSecret { service_principal } = &mut t.kind {
+                *service_principal = v.text()
+            }
+        },
     )
+};
+/// Contract §10: PATs only; needs workspace admin (the Token Management API).
+pub static KEEP_WHILE_USED: Field = Field {
+    flat: Some("PAT_KEEP_WHILE_USED"),
+    kinds: Kinds::Only(TargetKind::Pat),
+    ..row("keep_while_used", Parser::Bool, Rule::Any, |t, v| {
+        if let Kind::Pat { keep_while_used, .. } = &mut t.kind {
+            *keep_while_used = v.bool()
+        }
+    })
 };
 
 /// Every target field, in the order messages and `known fields` list them.
@@ -254,6 +281,7 @@ pub static FIELDS: &[&Field] = &[
     &CLIENT_ID,
     &KIND,
     &SERVICE_PRINCIPAL,
+    &KEEP_WHILE_USED,
 ];
 
 /// `KEY_VAULT_NAME` → `https://{name}.{the vault suffix of the workspace's cloud}`.
@@ -468,8 +496,12 @@ fn finish(read: Read, errs: &mut Vec<String>) -> Option<Target> {
     if errs.len() != before || read.slots.contains(&Slot::Failed) {
         return None;
     }
-    let mut t = Target::default();
+    // The kind first: the fields of a kind are stored into it.
+    let mut t = Target { kind: Kind::blank(read.kind().unwrap_or_default()), ..Target::default() };
     for (f, slot) in FIELDS.iter().zip(read.slots) {
+        if std::ptr::eq(*f, &KIND) {
+            continue;
+        }
         if let Slot::Given(v) | Slot::Defaulted(v) = slot {
             (f.set)(&mut t, v);
         }
@@ -679,22 +711,32 @@ mod tests {
         }
     }
 
+    /// A field a kind does not have, or has not set: `null`, `""` or `false`.
+    fn unset(v: &Value) -> bool {
+        matches!(v, Value::Null | Value::Bool(false)) || v.as_str() == Some("")
+    }
+
     /// Every row's parser, rule and setter agree on the value's type, every default passes its
     /// own rule, and every row stores into a distinct field of the target.
     #[test]
     fn every_row_builds() {
-        let blank = serde_json::to_value(Target::default()).unwrap();
         let mut touched = std::collections::BTreeSet::new();
         for f in FIELDS {
             let v = check(f.rule, valid_text(f)).unwrap_or_else(|e| panic!("{}: {e:?}", f.key));
-            let mut t = Target::default();
+            // A row of one kind stores into a target of that kind; `kind` itself into a PAT's.
+            let kind = match f.kinds {
+                Kinds::Only(k) => k,
+                Kinds::All => TargetKind::Pat,
+            };
+            let mut t = Target { kind: Kind::blank(kind), ..Target::default() };
+            let blank = serde_json::to_value(&t).unwrap();
             (f.set)(&mut t, v);
             let after = serde_json::to_value(&t).unwrap();
             let changed: Vec<String> = after
                 .as_object()
                 .unwrap()
                 .iter()
-                .filter(|(k, v)| blank[k.as_str()] != **v)
+                .filter(|(k, v)| blank[k.as_str()] != **v && !(unset(&blank[k.as_str()]) && unset(v)))
                 .map(|(k, _)| k.clone())
                 .collect();
             assert_eq!(changed, [f.key], "row {} stores into {changed:?}", f.key);
@@ -703,6 +745,7 @@ mod tests {
                 assert!(check(f.rule, l.into()).is_ok(), "default of {} breaks its rule", f.key);
             }
         }
+        let blank = serde_json::to_value(Target::default()).unwrap();
         // And every field of Target has a row.
         assert_eq!(blank.as_object().unwrap().len(), FIELDS.len());
     }
@@ -731,7 +774,7 @@ mod tests {
         assert_eq!(t.key_vault_url, "https://my-vault.vault.azure.net");
         assert_eq!(t.secret_name, "databricks-pat");
         assert_eq!((t.lifetime_days, t.renew_before_days, t.revoke_grace_hours), (90, 30, 24));
-        assert_eq!((t.kind, t.service_principal.as_deref(), t.scopes.as_deref()), (TargetKind::Pat, None, None));
+        assert_eq!(t.kind, Kind::blank(TargetKind::Pat));
     }
 
     /// `KEY_VAULT_NAME` expands with the Key Vault suffix of the workspace's cloud.
@@ -877,9 +920,6 @@ mod tests {
         )
         .unwrap()
         .remove(0);
-        assert_eq!(
-            (t.lifetime_days, t.scopes, t.autoscope, t.client_id, t.kind),
-            (90, None, None, None, TargetKind::Pat)
-        );
+        assert_eq!((t.lifetime_days, t.kind), (90, Kind::blank(TargetKind::Pat)));
     }
 }

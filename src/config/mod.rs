@@ -42,7 +42,7 @@ pub use clouds::{Cloud, DATABRICKS_HOST_SUFFIXES};
 pub use host_json::{FUNCTION_TIMEOUT_SETTING, host_json_function_timeout};
 pub use names::{is_guid, valid_secret_name, valid_target_name};
 pub use settings::{CredentialKind, LogFormat, MAX_RETRY_WAIT_SECS, Pacing, Settings};
-pub use target::{Target, TargetKind};
+pub use target::{Kind, Target, TargetKind};
 pub use urls::{is_loopback_host, normalize_vault_url, normalize_workspace_url, url_is_loopback};
 
 use fields::{Lookup, Source};
@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(t.key_vault_url, "https://my-vault.vault.azure.net");
         assert_eq!(t.secret_name, "databricks-pat");
         assert_eq!((t.lifetime_days, t.renew_before_days, t.revoke_grace_hours), (90, 30, 24));
-        assert_eq!(t.kind, TargetKind::Pat);
+        assert_eq!(t.kind.name(), TargetKind::Pat);
         assert_eq!(c.settings.credential, CredentialKind::AzureCli);
         assert_eq!(c.settings.max_concurrency, 8);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
@@ -212,8 +212,12 @@ mod tests {
         let base = [("DATABRICKS_HOST", "adb-1.1.azuredatabricks.net"), ("KEY_VAULT_URL", "https://v")];
         let mut v = base.to_vec();
         v.push(("PAT_AUTOSCOPE", "false"));
-        assert_eq!(cfg(&v).unwrap().targets[0].autoscope, Some(false));
-        assert_eq!(cfg(&base).unwrap().targets[0].autoscope, None);
+        let autoscope = |t: &Target| match &t.kind {
+            Kind::Pat { autoscope, .. } => *autoscope,
+            Kind::SpOauthSecret { .. } => unreachable!("a pat target"),
+        };
+        assert_eq!(autoscope(&cfg(&v).unwrap().targets[0]), Some(false));
+        assert_eq!(autoscope(&cfg(&base).unwrap().targets[0]), None);
         v.pop();
         v.push(("PAT_AUTOSCOPE", "yes"));
         assert!(cfg(&v).unwrap_err().to_string().contains("PAT_AUTOSCOPE"));

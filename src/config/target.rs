@@ -32,6 +32,77 @@ impl TargetKind {
     }
 }
 
+/// What a target keeps fresh, with the fields only that kind has: each kind owns its wiring
+/// (the engine builds its issuer from this, with no fallback from one kind to the other).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A personal access token of the calling identity, or of the `client_id` app's service
+    /// principal (§8).
+    Pat {
+        scopes: Option<Vec<String>>,
+        /// `autoscope_enabled` on token create; `None` sends nothing.
+        autoscope: Option<bool>,
+        /// The app registration whose service principal owns this target's PATs (contract §8),
+        /// lower case; `None`: the service's own identity owns them.
+        client_id: Option<String>,
+        /// A superseded token still in use is kept past its grace (§10).
+        keep_while_used: bool,
+    },
+    /// An OAuth secret of the Databricks service principal whose application id (lower case)
+    /// this is (§9).
+    SpOauthSecret { service_principal: String },
+}
+
+impl Default for Kind {
+    fn default() -> Self {
+        Kind::blank(TargetKind::Pat)
+    }
+}
+
+impl Kind {
+    /// A kind with none of its fields set yet (the field table fills them in).
+    pub fn blank(k: TargetKind) -> Kind {
+        match k {
+            TargetKind::Pat => Kind::Pat { scopes: None, autoscope: None, client_id: None, keep_while_used: false },
+            TargetKind::SpOauthSecret => Kind::SpOauthSecret { service_principal: String::new() },
+        }
+    }
+
+    pub fn name(&self) -> TargetKind {
+        match self {
+            Kind::Pat { .. } => TargetKind::Pat,
+            Kind::SpOauthSecret { .. } => TargetKind::SpOauthSecret,
+        }
+    }
+}
+
+/// `check-config --json` shows every field of every target, `null` where the kind has none.
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use super::fields::{AUTOSCOPE, CLIENT_ID, KEEP_WHILE_USED, KIND, SCOPES, SERVICE_PRINCIPAL};
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(6))?;
+        m.serialize_entry(KIND.key, &self.name())?;
+        match self {
+            Kind::Pat { scopes, autoscope, client_id, keep_while_used } => {
+                m.serialize_entry(SCOPES.key, scopes)?;
+                m.serialize_entry(AUTOSCOPE.key, autoscope)?;
+                m.serialize_entry(CLIENT_ID.key, client_id)?;
+                m.serialize_entry(KEEP_WHILE_USED.key, keep_while_used)?;
+                m.serialize_entry(SERVICE_PRINCIPAL.key, &None::<String>)?;
+            }
+            Kind::SpOauthSecret { service_principal } => {
+                m.serialize_entry(SCOPES.key, &None::<Vec<String>>)?;
+                m.serialize_entry(AUTOSCOPE.key, &None::<bool>)?;
+                m.serialize_entry(CLIENT_ID.key, &None::<String>)?;
+                m.serialize_entry(KEEP_WHILE_USED.key, &None::<bool>)?;
+                m.serialize_entry(SERVICE_PRINCIPAL.key, service_principal)?;
+            }
+        }
+        m.end()
+    }
+}
+
 /// One workspace → vault pairing whose credential this program keeps fresh.
 ///
 /// `Default` is the blank the field table fills in; it is not a usable target.
@@ -47,17 +118,9 @@ pub struct Target {
     pub lifetime_days: u32,
     pub renew_before_days: u32,
     pub revoke_grace_hours: u32,
-    pub scopes: Option<Vec<String>>,
-    /// `autoscope_enabled` on token create; `None` sends nothing.
-    pub autoscope: Option<bool>,
-    /// The app registration whose service principal owns this target's PATs (contract §8),
-    /// lower case; `None`: the service's own identity owns them.
-    pub client_id: Option<String>,
-    /// A PAT (the default) or a service principal's OAuth secret (§9).
-    pub kind: TargetKind,
-    /// For [`TargetKind::SpOauthSecret`]: the application id of the Databricks service
-    /// principal whose OAuth secret the target holds, lower case. `None` for PATs.
-    pub service_principal: Option<String>,
+    /// A PAT (the default) or a service principal's OAuth secret (§9), with its own fields.
+    #[serde(flatten)]
+    pub kind: Kind,
 }
 
 impl Target {
@@ -71,14 +134,32 @@ impl Target {
         format!("pat-rotator/{}/", self.name)
     }
 
+    /// The app registration whose service principal owns a `pat` target's PATs (§8); `None`
+    /// for the service's own identity and for every other kind (whose credentials the service
+    /// identity manages).
+    pub fn client_id(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Pat { client_id, .. } => client_id.as_deref(),
+            Kind::SpOauthSecret { .. } => None,
+        }
+    }
+
+    /// The Databricks service principal of an `sp_oauth_secret` target.
+    pub fn service_principal(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::SpOauthSecret { service_principal } => Some(service_principal),
+            Kind::Pat { .. } => None,
+        }
+    }
+
     /// Whose credentials the target holds, for tables and messages: the service's identity,
     /// an app registration's service principal (§8), or the service principal whose OAuth
     /// secrets it rotates (§9).
     pub fn owner(&self) -> String {
-        match (self.kind, &self.client_id, &self.service_principal) {
-            (TargetKind::SpOauthSecret, _, Some(sp)) => format!("service principal {sp}"),
-            (_, Some(c), _) => format!("app {c}"),
-            _ => "service identity".to_string(),
+        match &self.kind {
+            Kind::SpOauthSecret { service_principal } => format!("service principal {service_principal}"),
+            Kind::Pat { client_id: Some(c), .. } => format!("app {c}"),
+            Kind::Pat { client_id: None, .. } => "service identity".to_string(),
         }
     }
 }
@@ -107,11 +188,16 @@ mod tests {
         assert_eq!(t.workspace_host(), "adb-1.2.azuredatabricks.net");
         assert_eq!(t.comment_prefix(), "pat-rotator/a/");
         assert_eq!(t.owner(), "service identity");
-        t.client_id = Some("0a1b2c3d-0000-4000-8000-00000000abcd".into());
+        t.kind = Kind::Pat {
+            scopes: None,
+            autoscope: None,
+            client_id: Some("0a1b2c3d-0000-4000-8000-00000000abcd".into()),
+            keep_while_used: false,
+        };
         assert_eq!(t.owner(), "app 0a1b2c3d-0000-4000-8000-00000000abcd");
-        t.client_id = None;
-        t.kind = TargetKind::SpOauthSecret;
-        t.service_principal = Some("11111111-2222-4333-8444-555555555555".into());
+        assert_eq!(t.client_id(), Some("0a1b2c3d-0000-4000-8000-00000000abcd"));
+        t.kind = Kind::SpOauthSecret { service_principal: "11111111-2222-4333-8444-555555555555".into() };
         assert_eq!(t.owner(), "service principal 11111111-2222-4333-8444-555555555555");
+        assert_eq!(t.client_id(), None);
     }
 }

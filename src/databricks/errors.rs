@@ -117,11 +117,9 @@ pub fn is_missing_scopes(status: StatusCode, body: &[u8]) -> bool {
 }
 
 /// A transport failure (no HTTP answer).
-pub fn transport(base: &str, path: &str, e: &reqwest::Error) -> Error {
+pub fn transport(base: &str, path: &str, e: &azure_core::Error) -> Error {
     let what = format!("calling {base}{path}");
-    if e.is_timeout() {
-        Error::new(Code::Timeout, format!("{what}: timed out")).transient()
-    } else if e.is_connect() {
+    if crate::transport::client::never_sent(e) {
         let mut err = Error::new(Code::UpstreamUnavailable, format!("{what}: could not connect ({})", source_text(e)))
             .transient();
         err.upstream_code = Some(NEVER_SENT.to_string());
@@ -139,28 +137,29 @@ pub fn never_sent(e: &Error) -> bool {
     e.upstream_code.as_deref() == Some(NEVER_SENT)
 }
 
-fn source_text(e: &reqwest::Error) -> String {
+/// The error and its causes, without any URL a cause quotes (reqwest names the URL; ours are
+/// configuration, shown elsewhere, but a query string must never reach a message).
+fn source_text(e: &azure_core::Error) -> String {
     use std::error::Error as _;
-    let mut parts = vec![e.without_url_ref()];
+    let mut parts = vec![e.to_string()];
     let mut cur = e.source();
     while let Some(s) = cur {
-        parts.push(s.to_string());
+        let text = match s.downcast_ref::<reqwest::Error>() {
+            Some(r) => without_url(r),
+            None => s.to_string(),
+        };
+        parts.push(text);
         cur = s.source();
     }
+    parts.dedup();
     parts.join(": ")
 }
 
-trait WithoutUrlRef {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrlRef for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let s = self.to_string();
-        match self.url() {
-            Some(u) => s.replace(&format!(" ({u})"), "").replace(&format!(" for url ({u})"), ""),
-            None => s,
-        }
+fn without_url(e: &reqwest::Error) -> String {
+    let s = e.to_string();
+    match e.url() {
+        Some(u) => s.replace(&format!(" for url ({u})"), "").replace(&format!(" ({u})"), ""),
+        None => s,
     }
 }
 

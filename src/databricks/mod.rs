@@ -16,6 +16,18 @@
 
 pub mod errors;
 pub mod oauth_secret;
+
+/// The Databricks tag names of contract §6 and §9: which workspace, which credential, whose.
+pub mod tags {
+    pub const HOST: &str = "databricks-host";
+    pub const TOKEN_ID: &str = "databricks-token-id";
+    pub const EXPIRES_AT: &str = "token-expires-at";
+    pub const PREVIOUS_TOKEN_ID: &str = "previous-token-id";
+    /// A PAT target's `client_id` (§8), or an OAuth-secret target's application id (§9).
+    pub const CLIENT_ID: &str = "databricks-client-id";
+    pub const SECRET_ID: &str = "databricks-secret-id";
+    pub const PREVIOUS_SECRET_ID: &str = "previous-secret-id";
+}
 pub mod pat;
 pub mod wire;
 
@@ -28,15 +40,30 @@ use tracing::debug;
 use crate::azure::credential::{DATABRICKS_SCOPE, TokenSource, management_scope};
 use crate::error::{Code, Error, Result};
 use crate::secret::Redacted;
+use crate::transport::client::Http;
 use crate::transport::pacing::RateLimiter;
 use crate::transport::retry::RetryPolicy;
+
+/// The SDK's method for ours.
+fn sdk_method(m: &Method) -> azure_core::http::Method {
+    use azure_core::http::Method as M;
+    match *m {
+        Method::GET => M::Get,
+        Method::POST => M::Post,
+        Method::PUT => M::Put,
+        Method::PATCH => M::Patch,
+        Method::DELETE => M::Delete,
+        Method::HEAD => M::Head,
+        _ => M::Get,
+    }
+}
 
 const SP_MANAGEMENT_HEADER: &str = "X-Databricks-Azure-SP-Management-Token";
 const RESOURCE_ID_HEADER: &str = "X-Databricks-Azure-Workspace-Resource-Id";
 
 /// One workspace, as seen by the calling identity.
 pub struct DatabricksWorkspace {
-    http: reqwest::Client,
+    http: Http,
     base: String,
     resource_id: Option<String>,
     tokens: Arc<TokenSource>,
@@ -72,7 +99,7 @@ pub(crate) struct Answer {
 
 impl DatabricksWorkspace {
     pub fn new(
-        http: reqwest::Client,
+        http: Http,
         workspace_url: &str,
         resource_id: Option<String>,
         tokens: Arc<TokenSource>,
@@ -107,11 +134,15 @@ impl DatabricksWorkspace {
         &self.retry
     }
 
-    /// One HTTP exchange, no retry. `Err` only for transport trouble; any HTTP status is an
-    /// [`Answer`].
+    /// One HTTP exchange, no retry, bounded by the attempt timeout. `Err` only for transport
+    /// trouble; any HTTP status is an [`Answer`].
     pub(crate) async fn exchange(&self, method: Method, path: &str, body: Body<'_>, auth: Auth<'_>) -> Result<Answer> {
+        use azure_core::http::Request;
         let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method, &url).timeout(self.retry.attempt_timeout());
+        let parsed = url::Url::parse(&url)
+            .map_err(|e| Error::new(Code::DatabricksError, format!("calling {}{path}: not a URL ({e})", self.base)))?;
+        let mut req = Request::new(parsed, sdk_method(&method));
+        req.insert_header("user-agent", concat!("pat-rotator/", env!("CARGO_PKG_VERSION")));
         match auth {
             Auth::Identity => {
                 let (bearer, mgmt) = match &self.resource_id {
@@ -124,35 +155,58 @@ impl DatabricksWorkspace {
                         (b?, Some(m?))
                     }
                 };
-                req = req.bearer_auth(bearer.expose());
+                req.insert_header("authorization", format!("Bearer {}", bearer.expose()));
                 if let (Some(m), Some(rid)) = (mgmt, &self.resource_id) {
-                    req = req.header(SP_MANAGEMENT_HEADER, m.expose()).header(RESOURCE_ID_HEADER, rid);
+                    req.insert_header(SP_MANAGEMENT_HEADER.to_ascii_lowercase(), m.expose().to_string());
+                    req.insert_header(RESOURCE_ID_HEADER.to_ascii_lowercase(), rid.clone());
                 }
             }
-            Auth::Bearer(secret) => req = req.bearer_auth(secret.expose()),
-            Auth::Basic(user, secret) => req = req.basic_auth(user, Some(secret.expose())),
+            Auth::Bearer(secret) => req.insert_header("authorization", format!("Bearer {}", secret.expose())),
+            Auth::Basic(user, secret) => {
+                let pair = Redacted::new(format!("{user}:{}", secret.expose()));
+                let encoded = Redacted::new(azure_core::base64::encode(pair.expose()));
+                req.insert_header("authorization", format!("Basic {}", encoded.expose()));
+            }
         }
         match body {
             Body::None => {}
-            Body::Json(b) => req = req.json(&b),
+            Body::Json(b) => {
+                req.insert_header("content-type", "application/json");
+                req.set_body(serde_json::to_vec(&b).unwrap_or_default());
+            }
             Body::Form(f) => {
                 let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(f.iter()).finish();
-                req = req.header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(encoded);
+                req.insert_header("content-type", "application/x-www-form-urlencoded");
+                req.set_body(encoded.into_bytes());
             }
         }
         if let Some(p) = &self.pacer {
             p.acquire().await;
         }
-        let resp = req.send().await.map_err(|e| errors::transport(&self.base, path, &e))?;
-        let status = resp.status();
-        let retry_after =
-            resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let date = resp
-            .headers()
-            .get(reqwest::header::DATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::transport::http_date);
-        let body = resp.bytes().await.map_err(|e| errors::transport(&self.base, path, &e))?;
+        let limit = self.retry.attempt_timeout();
+        let sent = async {
+            let resp = self.http.execute_request(&req).await?;
+            let (status, headers, body) = resp.deconstruct();
+            let body = body.collect().await?;
+            Ok::<_, azure_core::Error>((status, headers, body))
+        };
+        let (status, headers, body) = match tokio::time::timeout(limit, sent).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Err(errors::transport(&self.base, path, &e)),
+            Err(_) => {
+                return Err(Error::new(
+                    Code::Timeout,
+                    format!("calling {}{path}: no answer within {} s", self.base, limit.as_secs_f32()),
+                )
+                .transient());
+            }
+        };
+        let status = StatusCode::from_u16(u16::from(status)).unwrap_or(StatusCode::BAD_GATEWAY);
+        let header = |name: &'static str| {
+            headers.get_optional_str(&azure_core::http::headers::HeaderName::from_static(name)).map(str::to_string)
+        };
+        let retry_after = header("retry-after");
+        let date = header("date").as_deref().and_then(crate::transport::http_date);
         debug!(workspace = %self.base, path, status = status.as_u16(), "databricks call");
         Ok(Answer { status, retry_after, date, body })
     }

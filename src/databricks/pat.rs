@@ -18,9 +18,10 @@ use reqwest::Method;
 use serde_json::json;
 use time::OffsetDateTime;
 
+use super::tags;
 use super::{Auth, Body, CreateFailure, DatabricksWorkspace, errors, wire};
 use crate::error::{Code, Error, Result};
-use crate::rotation::model::{CreateRequest, Credential, NewCredential, Ownership, Profile, tags};
+use crate::rotation::model::{CreateRequest, Credential, NewCredential, Ownership, Profile};
 use crate::rotation::ports::{CreateError, Issuer, Listing, Refusal};
 use crate::secret::Redacted;
 

@@ -12,7 +12,8 @@
 //! - [`rotate`]: one target's rotation — read, decide, create, verify, write, compensate, revoke
 //!   — written against the ports, the same order of effects for every kind.
 //!
-//! Invariants kept here (tested in `tests.rs`, in `tests/` through the binary, and searched for
+//! Invariants kept here (tested in `tests/rotation_core.rs` against in-memory ports, in `tests/`
+//! through the binary, and searched for
 //! by the simulator in `sim/`):
 //! 1. A credential is revoked only when what the run read proves that no consumer can hold it
 //!    ([`rules::revocable`]): never the one the latest version names (whatever its other tags),
@@ -37,6 +38,3 @@ pub mod spec;
 
 pub use model::{Action, Outcome, Profile, Reason, SecretView};
 pub use spec::{Force, Request, Spec};
-
-#[cfg(test)]
-mod tests;

@@ -10,20 +10,14 @@ use time::OffsetDateTime;
 use crate::error::{Error, ErrorBody};
 use crate::secret::Redacted;
 
-/// Tag names of contract §6 and §9.
+/// The tag names every version carries whatever its kind (contract §6, §9, §10). The tags that
+/// name a kind's credential belong to its [`Profile`]; the Databricks ones live with the issuers
+/// (`databricks::tags`).
 pub mod tags {
     pub const MANAGED_BY: &str = "managed-by";
     pub const MANAGED_BY_VALUE: &str = "pat-rotator";
     pub const TARGET: &str = "target";
-    pub const HOST: &str = "databricks-host";
-    pub const TOKEN_ID: &str = "databricks-token-id";
-    pub const EXPIRES_AT: &str = "token-expires-at";
     pub const ROTATED_AT: &str = "rotated-at";
-    pub const PREVIOUS_TOKEN_ID: &str = "previous-token-id";
-    /// A PAT target's `client_id` (§8), or an OAuth-secret target's application id (§9).
-    pub const CLIENT_ID: &str = "databricks-client-id";
-    pub const SECRET_ID: &str = "databricks-secret-id";
-    pub const PREVIOUS_SECRET_ID: &str = "previous-secret-id";
 }
 
 /// What one kind of credential looks like to the rotation: how it is named, recorded and

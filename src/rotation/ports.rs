@@ -105,6 +105,9 @@ pub trait SecretStore: Send + Sync {
     /// Writes a new version and returns it. One attempt: whether to try again is the caller's
     /// decision, made after reading back.
     async fn write(&self, secret: &SecretWrite) -> std::result::Result<StoredSecret, WriteError>;
+    /// An error of this store, with its stable code, for a state of the secret the rotation
+    /// cannot accept (say, a version written by someone else in the middle of a run).
+    fn error(&self, message: String) -> Error;
 }
 
 /// The local clock: used only to write `rotated-at` and, with tokio's monotonic clock, to

@@ -516,14 +516,14 @@ impl Run<'_> {
     }
 
     /// Why the latest version's credential may be invisible although nobody revoked it: its
-    /// owner changed (contract §8). A change of `client_id` is known from the tag
-    /// `databricks-client-id`. A change of the service's own identity (system- to
+    /// owner changed (contract §8). A change of `client_id` is known from the owner's tag
+    /// ([`Owner::tag`]). A change of the service's own identity (system- to
     /// user-assigned, say) leaves no tag; when the identity holds no credential of this target
     /// at all, that is the likely cause and is said, as a likelihood.
     fn owner_change(&self, obs: &Observed) -> Option<String> {
         let owner: &Owner = self.spec.owner.as_ref()?;
         let view = obs.view.as_ref().filter(|v| v.managed)?;
-        let tag = obs.latest.as_ref()?.tags.get(tags::CLIENT_ID);
+        let tag = obs.latest.as_ref()?.tags.get(owner.tag);
         let old = tag.map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty());
         let id = view.credential_id.as_deref().map(short_id).unwrap_or_else(|| "?".into());
         let expiry = view.expires_at.map(rfc3339).unwrap_or_else(|| "unknown expiry".into());
@@ -534,7 +534,7 @@ impl Run<'_> {
                  the new owner cannot see or revoke it, so a new {noun} is provisioned (reported as revoked_in_workspace). \
                  Revoke the old {noun} as its owner, or let it expire ({expiry})",
                 Owner::describe(&old),
-                tags::CLIENT_ID,
+                owner.tag,
                 Owner::describe(&owner.client_id),
             ));
         }
@@ -578,13 +578,10 @@ impl Run<'_> {
             return Outcome::failed(
                 &self.spec.target,
                 None,
-                Error::new(
-                    Code::KeyvaultError,
-                    format!(
-                        "a version that pat-rotator did not write ({}) appeared while this run was writing; run again",
-                        latest.version()
-                    ),
-                ),
+                self.ports.store.error(format!(
+                    "a version that pat-rotator did not write ({}) appeared while this run was writing; run again",
+                    latest.version()
+                )),
             );
         }
         info!(target_name = %self.spec.target, secret_version = latest.version(), "a concurrent rotation wrote a newer version; the target keeps that one");
@@ -709,7 +706,8 @@ impl Run<'_> {
             refusal.message,
             fresh.creds.len()
         );
-        Err(Error { code: Code::DatabricksQuotaExceeded, message, ..refusal })
+        // The issuer's refusal keeps its code (its quota's) and its other facts.
+        Err(Error { message, ..refusal })
     }
 
     /// After an ambiguous create: find the credential carrying `attempt` and delete it. True

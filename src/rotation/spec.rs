@@ -23,11 +23,14 @@ pub struct Spec {
     pub owner: Option<Owner>,
 }
 
-/// The owner of a target's credentials: the `databricks-client-id` tag it writes (`None`: the
-/// service's own identity, which writes no such tag).
+/// The owner of a target's credentials, as its versions record it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
+    /// The value of [`Owner::tag`] it writes (`None`: the service's own identity, which writes
+    /// no such tag).
     pub client_id: Option<String>,
+    /// The tag that records the owner.
+    pub tag: &'static str,
 }
 
 impl Owner {

@@ -39,6 +39,44 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Timeout of one attempt.
     pub call_timeout: Duration,
+    /// Where the jitter comes from.
+    pub jitter: Jitter,
+}
+
+/// The randomness of the back-off's jitter: the system's, or a seeded stream (a simulation,
+/// which must replay byte for byte).
+#[derive(Debug, Clone, Default)]
+pub struct Jitter(Option<std::sync::Arc<std::sync::Mutex<u64>>>);
+
+impl Jitter {
+    /// A deterministic stream (SplitMix64) from `seed`.
+    pub fn seeded(seed: u64) -> Jitter {
+        Jitter(Some(std::sync::Arc::new(std::sync::Mutex::new(seed))))
+    }
+
+    /// A number in `0..n`.
+    fn below(&self, n: u64) -> u64 {
+        let Some(state) = &self.0 else {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+            );
+            return h.finish() % n;
+        };
+        let mut s = state.lock().expect("jitter lock");
+        *s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n
+    }
+
+    /// ±20 % around `d`, so that many targets backing off together do not retry in lockstep.
+    fn apply(&self, d: Duration) -> Duration {
+        let r = self.below(4001) as f64 / 10_000.0; // 0.0 ..= 0.4
+        d.mul_f64(0.8 + r)
+    }
 }
 
 impl RetryPolicy {
@@ -103,7 +141,7 @@ impl RetryPolicy {
             return Err(Stop::Attempts);
         }
         let backoff = self.base_delay.saturating_mul(1 << (attempt - 1).min(16));
-        let wait = err.retry_after.unwrap_or_else(|| jitter(backoff)).min(self.max_delay);
+        let wait = err.retry_after.unwrap_or_else(|| self.jitter.apply(backoff)).min(self.max_delay);
         match deadline() {
             Some(d) if Instant::now() + wait >= d => Err(Stop::Deadline),
             _ => Ok(wait),
@@ -128,15 +166,6 @@ pub enum Stop {
     Deadline,
 }
 
-/// ±20 % around `d`, so that many targets backing off together do not retry in lockstep.
-fn jitter(d: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    let r = (h.finish() % 4001) as f64 / 10_000.0; // 0.0 ..= 0.4
-    d.mul_f64(0.8 + r)
-}
-
 /// Parses `Retry-After` in integer (or fractional) seconds; HTTP dates are not used by these
 /// services. A missing or unparseable value means "back off as usual".
 pub fn parse_retry_after(v: Option<&str>) -> Option<Duration> {
@@ -156,6 +185,7 @@ mod tests {
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(50),
             call_timeout: Duration::from_secs(5),
+            jitter: Jitter::default(),
         }
     }
 

@@ -10,14 +10,18 @@ use async_trait::async_trait;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-use super::model::{CreateRequest, Credential, NewCredential, Ownership, Profile, SecretWrite, StoredSecret, tags};
-use super::ports::{Backoff, Clock, CreateError, Issuer, Listing, Refusal, SecretRead, SecretStore, WriteError};
-use super::rotate::{Ports, rotate};
-use super::spec::{Force, Owner, Request, Spec};
-use super::{Action, Reason};
-use crate::databricks::{oauth_secret, pat};
-use crate::error::{Code, Error, Result};
-use crate::secret::Redacted;
+use pat_rotator::databricks::{oauth_secret, pat, tags as db_tags};
+use pat_rotator::error::{Code, Error, Result};
+use pat_rotator::rotation::model::{
+    CreateRequest, Credential, NewCredential, Ownership, Profile, SecretWrite, StoredSecret, tags,
+};
+use pat_rotator::rotation::ports::{
+    Backoff, Clock, CreateError, Issuer, Listing, Refusal, SecretRead, SecretStore, WriteError,
+};
+use pat_rotator::rotation::rotate::{Ports, rotate};
+use pat_rotator::rotation::spec::{Force, Owner, Request, Spec};
+use pat_rotator::rotation::{Action, Reason};
+use pat_rotator::secret::Redacted;
 
 const NOW: OffsetDateTime = datetime!(2026-11-26 03:00 UTC);
 const KEY: &str = "0123456789ab";
@@ -315,6 +319,10 @@ impl MemStore {
 
 #[async_trait]
 impl SecretStore for MemStore {
+    fn error(&self, message: String) -> Error {
+        Error::new(Code::KeyvaultError, message)
+    }
+
     async fn read_latest(&self, _name: &str) -> Result<SecretRead> {
         if let Some(n) = self.reads_before_failing.lock().unwrap().as_mut() {
             if *n == 0 {
@@ -337,7 +345,7 @@ impl SecretStore for MemStore {
         if let Some(id) = self.written_before_versions.lock().unwrap().take() {
             self.push(
                 &format!("value-{id}"),
-                &[(tags::MANAGED_BY, "pat-rotator"), (tags::TOKEN_ID, id.as_str())],
+                &[(tags::MANAGED_BY, "pat-rotator"), (db_tags::TOKEN_ID, id.as_str())],
                 "databricks-pat",
                 Duration::ZERO,
             );
@@ -357,7 +365,7 @@ impl SecretStore for MemStore {
         if let Some(other) = self.concurrent_writer.lock().unwrap().take() {
             self.push(
                 &format!("value-{other}"),
-                &[(tags::MANAGED_BY, "pat-rotator"), (tags::TOKEN_ID, other.as_str())],
+                &[(tags::MANAGED_BY, "pat-rotator"), (db_tags::TOKEN_ID, other.as_str())],
                 "databricks-pat",
                 Duration::ZERO,
             );
@@ -404,7 +412,7 @@ fn spec(grace: i64) -> Spec {
         renew_before: Duration::days(30),
         grace: Duration::hours(grace),
         tags: BTreeMap::new(),
-        owner: Some(Owner { client_id: None }),
+        owner: Some(Owner { client_id: None, tag: db_tags::CLIENT_ID }),
     }
 }
 
@@ -412,12 +420,12 @@ fn req(force: Force) -> Request {
     Request { force, dry_run: false, revoke_superseded: false }
 }
 
-async fn run_req(s: &Spec, ws: &MemIssuer, kv: &MemStore, r: Request) -> super::Outcome {
+async fn run_req(s: &Spec, ws: &MemIssuer, kv: &MemStore, r: Request) -> pat_rotator::rotation::Outcome {
     let ports = Ports { issuer: ws, store: kv, clock: &FixedClock, backoff: &FastBackoff };
     rotate(s, r, &ports).await
 }
 
-async fn run(s: &Spec, ws: &MemIssuer, kv: &MemStore, force: bool, dry_run: bool) -> super::Outcome {
+async fn run(s: &Spec, ws: &MemIssuer, kv: &MemStore, force: bool, dry_run: bool) -> pat_rotator::rotation::Outcome {
     let force = if force { Force::Cli } else { Force::No };
     run_req(s, ws, kv, Request { force, dry_run, revoke_superseded: false }).await
 }
@@ -425,7 +433,7 @@ async fn run(s: &Spec, ws: &MemIssuer, kv: &MemStore, force: bool, dry_run: bool
 /// A managed PAT secret naming credential `id` (created `age` ago, expiring in `exp`).
 fn seed_current(ws: &MemIssuer, kv: &MemStore, id: &str, age: Duration, exp: Duration, prev: Option<&str>) {
     ws.seed(id, &ours(id), age, exp);
-    let rotated = super::model::rfc3339(NOW - age);
+    let rotated = pat_rotator::rotation::model::rfc3339(NOW - age);
     let p = ws.profile;
     let mut tags = vec![
         (tags::MANAGED_BY, "pat-rotator"),
@@ -445,12 +453,12 @@ async fn first_run_creates_and_records_a_working_token() {
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!((o.action, o.reason), (Action::Created, Some(Reason::NoSecret)), "{o:?}");
     let v = kv.latest().unwrap();
-    let id = v.tags[tags::TOKEN_ID].clone();
+    let id = v.tags[db_tags::TOKEN_ID].clone();
     assert_eq!(o.token_id.as_deref(), Some(id.as_str()));
     assert_eq!(ws.value_of(&id).as_deref(), Some(v.value.as_str()), "the vault holds the live token's value");
     assert_eq!(v.tags[tags::MANAGED_BY], "pat-rotator");
     assert_eq!(v.content_type.as_deref(), Some("databricks-pat"));
-    assert!(!v.tags.contains_key(tags::PREVIOUS_TOKEN_ID));
+    assert!(!v.tags.contains_key(db_tags::PREVIOUS_TOKEN_ID));
     assert_eq!(o.expires_at.as_deref(), Some("2027-02-24T03:00:00Z"));
     let comment = ws.creds.lock().unwrap()[0].info.comment.clone().unwrap();
     assert!(comment.starts_with(&format!("pat-rotator/t/{KEY}/")), "{comment}");
@@ -471,7 +479,7 @@ async fn expiring_token_is_rotated_and_previous_kept_within_grace() {
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!((o.action, o.reason), (Action::Rotated, Some(Reason::Expiring)));
     assert!(o.revoked_token_ids.is_empty());
-    assert_eq!(kv.latest().unwrap().tags[tags::PREVIOUS_TOKEN_ID], "old");
+    assert_eq!(kv.latest().unwrap().tags[db_tags::PREVIOUS_TOKEN_ID], "old");
     assert_eq!(ws.ids(), vec!["new1", "old"]);
 }
 
@@ -503,7 +511,7 @@ async fn revoked_out_of_band_is_reprovisioned() {
     ws.creds.lock().unwrap().clear();
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!((o.action, o.reason), (Action::Reprovisioned, Some(Reason::RevokedInWorkspace)));
-    assert!(!kv.latest().unwrap().tags.contains_key(tags::PREVIOUS_TOKEN_ID), "a gone token is not a previous one");
+    assert!(!kv.latest().unwrap().tags.contains_key(db_tags::PREVIOUS_TOKEN_ID), "a gone token is not a previous one");
     assert!(o.warnings.iter().any(|w| w.contains("holds no token of this target")), "{:?}", o.warnings);
 }
 
@@ -525,7 +533,7 @@ async fn a_version_of_the_other_kind_is_foreign() {
     ws.seed("cur", &ours("cur"), Duration::days(1), Duration::days(89));
     kv.push(
         "v",
-        &[(tags::MANAGED_BY, "pat-rotator"), (tags::TOKEN_ID, "cur")],
+        &[(tags::MANAGED_BY, "pat-rotator"), (db_tags::TOKEN_ID, "cur")],
         "databricks-oauth-secret",
         Duration::days(1),
     );
@@ -542,7 +550,7 @@ async fn failed_write_deletes_the_new_token_and_keeps_the_old() {
     assert_eq!(o.action, Action::Failed);
     assert_eq!(o.error.as_ref().unwrap().code, Code::KeyvaultForbidden);
     assert_eq!(ws.ids(), vec!["old"], "new token deleted, old one untouched even with grace 0");
-    assert_eq!(kv.latest().unwrap().tags[tags::TOKEN_ID], "old");
+    assert_eq!(kv.latest().unwrap().tags[db_tags::TOKEN_ID], "old");
 }
 
 #[tokio::test]
@@ -552,7 +560,7 @@ async fn write_that_landed_despite_an_error_is_a_success() {
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Created, "{o:?}");
     assert_eq!(ws.ids(), vec!["new1"]);
-    assert_eq!(kv.latest().unwrap().tags[tags::TOKEN_ID], "new1");
+    assert_eq!(kv.latest().unwrap().tags[db_tags::TOKEN_ID], "new1");
 }
 
 #[tokio::test]
@@ -566,7 +574,7 @@ async fn a_failed_read_back_keeps_the_token() {
     assert!(o.error.as_ref().unwrap().message.contains("kept"), "{o:?}");
     // The token landed in the vault, so deleting it would have broken the secret.
     assert_eq!(ws.ids(), vec!["new1"]);
-    assert_eq!(kv.latest().unwrap().tags[tags::TOKEN_ID], "new1");
+    assert_eq!(kv.latest().unwrap().tags[db_tags::TOKEN_ID], "new1");
 }
 
 #[tokio::test]
@@ -581,7 +589,7 @@ async fn a_timed_out_write_that_lands_later_never_names_a_dead_token() {
     let o = rotate(&t, req(Force::No), &ports).await;
     assert_eq!(o.action, Action::Failed, "{o:?}");
     let latest = kv.latest().unwrap();
-    let named = &latest.tags[tags::TOKEN_ID];
+    let named = &latest.tags[db_tags::TOKEN_ID];
     assert_eq!(named, "new1", "the late write landed");
     assert!(ws.ids().contains(named), "the vault names a live token: {:?}", ws.ids());
     assert!(o.error.as_ref().unwrap().message.contains("kept"), "{o:?}");
@@ -609,7 +617,7 @@ async fn a_5xx_answer_to_a_stored_write_never_deletes_the_token() {
     *kv.absent_after_write.lock().unwrap() = true;
     let ports = Ports { issuer: &ws, store: &kv, clock: &FixedClock, backoff: &NoRetry };
     let o = rotate(&t, req(Force::No), &ports).await;
-    let named = kv.latest().unwrap().tags[tags::TOKEN_ID].clone();
+    let named = kv.latest().unwrap().tags[db_tags::TOKEN_ID].clone();
     assert_eq!(named, "new1", "{o:?}");
     assert!(ws.ids().contains(&named), "the vault names a deleted token: {o:?}");
 }
@@ -637,7 +645,7 @@ async fn lost_create_response_is_cleaned_up_and_retried() {
     assert_eq!(o.action, Action::Created, "{o:?}");
     assert_eq!(ws.ids(), vec!["new2"], "the token whose value was lost is deleted");
     assert_eq!(ws.deletes.lock().unwrap().as_slice(), ["new1"]);
-    assert_eq!(kv.latest().unwrap().tags[tags::TOKEN_ID], "new2");
+    assert_eq!(kv.latest().unwrap().tags[db_tags::TOKEN_ID], "new2");
 }
 
 #[tokio::test]
@@ -745,12 +753,12 @@ async fn the_retagged_latest_version_still_protects_its_token() {
     // Finding 3: `set-attributes --tags` dropped managed-by; the version still names "cur".
     let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     ws.seed("cur", &ours("cur"), Duration::days(5), Duration::days(80));
-    kv.push("value-cur", &[(tags::TOKEN_ID, "cur")], "databricks-pat", Duration::days(3));
+    kv.push("value-cur", &[(db_tags::TOKEN_ID, "cur")], "databricks-pat", Duration::days(3));
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!((o.action, o.reason), (Action::Rotated, Some(Reason::ForeignSecret)), "{o:?}");
     assert!(o.revoked_token_ids.is_empty(), "{o:?}");
     assert!(ws.ids().contains(&"cur".to_string()), "consumers' token lives through its grace");
-    assert_eq!(kv.latest().unwrap().tags[tags::PREVIOUS_TOKEN_ID], "cur");
+    assert_eq!(kv.latest().unwrap().tags[db_tags::PREVIOUS_TOKEN_ID], "cur");
 }
 
 #[tokio::test]
@@ -800,7 +808,7 @@ async fn legacy_comments_are_ours_only_while_a_version_records_them() {
     ws.seed("legacy-recorded", "pat-rotator/t/aaa", Duration::days(60), Duration::days(30));
     kv.push(
         "v0",
-        &[(tags::MANAGED_BY, "pat-rotator"), (tags::TOKEN_ID, "legacy-recorded")],
+        &[(tags::MANAGED_BY, "pat-rotator"), (db_tags::TOKEN_ID, "legacy-recorded")],
         "databricks-pat",
         Duration::days(60),
     );
@@ -989,7 +997,7 @@ async fn a_token_too_old_to_write_is_deleted_and_replaced() {
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.action, Action::Created, "{o:?}");
     assert_eq!(ws.deletes.lock().unwrap().as_slice(), ["new1"]);
-    assert_eq!(kv.latest().unwrap().tags[tags::TOKEN_ID], "new2");
+    assert_eq!(kv.latest().unwrap().tags[db_tags::TOKEN_ID], "new2");
 
     let (ws, kv) = (MemIssuer::pat(), MemStore::default());
     ws.verify_clock_ahead.lock().unwrap().extend([Duration::minutes(31), Duration::minutes(45)]);
@@ -1024,8 +1032,8 @@ async fn oauth_first_run_and_rerun() {
     assert_eq!(o.action, Action::Created, "{o:?}");
     let v = kv.latest().unwrap();
     assert_eq!(v.content_type.as_deref(), Some("databricks-oauth-secret"));
-    assert_eq!(v.tags[tags::SECRET_ID], "new1");
-    assert!(!v.tags.contains_key(tags::TOKEN_ID) && !v.tags.contains_key(tags::EXPIRES_AT));
+    assert_eq!(v.tags[db_tags::SECRET_ID], "new1");
+    assert!(!v.tags.contains_key(db_tags::TOKEN_ID) && !v.tags.contains_key(db_tags::EXPIRES_AT));
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!((o.action, o.reason), (Action::Unchanged, Some(Reason::Fresh)), "{o:?}");
     assert!(o.warnings.is_empty(), "{:?}", o.warnings);
@@ -1123,7 +1131,7 @@ mod old_defects {
         bugs::set(&[Bug::RetagUnprotected]);
         let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
         ws.seed("cur", &ours("cur"), Duration::days(5), Duration::days(80));
-        kv.push("value-cur", &[(tags::TOKEN_ID, "cur")], "databricks-pat", Duration::days(3));
+        kv.push("value-cur", &[(db_tags::TOKEN_ID, "cur")], "databricks-pat", Duration::days(3));
         let o = run(&t, &ws, &kv, false, false).await;
         bugs::set(&[]);
         assert!(o.revoked_token_ids.contains(&"cur".to_string()), "{o:?}");
@@ -1138,7 +1146,7 @@ mod old_defects {
         let ports = Ports { issuer: &ws, store: &kv, clock: &FixedClock, backoff: &NoRetry };
         let _ = rotate(&t, req(Force::No), &ports).await;
         bugs::set(&[]);
-        let named = kv.latest().unwrap().tags[tags::TOKEN_ID].clone();
+        let named = kv.latest().unwrap().tags[db_tags::TOKEN_ID].clone();
         assert!(!ws.ids().contains(&named), "the vault names a dead token: {named} {:?}", ws.ids());
     }
 

@@ -1,0 +1,305 @@
+//! What the inventory commands read and do: `status` (one row per target), `tokens` (every
+//! credential each target's issuer holds, and whose it is) and `tokens --revoke` (guarded by
+//! every configured secret's latest version).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::Engine;
+use crate::azure::keyvault::KeyVaultStore;
+use crate::config::Target;
+use crate::error::{Error, ErrorBody, Result};
+use crate::rotation::model::{Ownership, SecretView, rfc3339};
+use crate::rotation::ports::{Issuer, SecretStore};
+use crate::rotation::rotate;
+use crate::transport::retry;
+
+impl Engine {
+    /// Reads (only) what `status` reports for each target.
+    pub async fn status(&self, targets: &[&Target], budget: Duration) -> Vec<StatusRow> {
+        let deadline = Instant::now() + budget;
+        self.each_target(targets, |t| retry::within(deadline, self.status_one(t))).await
+    }
+
+    /// The target's issuer and vault, or the error that stops building them.
+    fn clients_of(&self, t: &Target) -> Result<(Arc<dyn Issuer>, Arc<KeyVaultStore>)> {
+        Ok((self.clients.issuer(t)?, self.clients.vault(t)?))
+    }
+
+    async fn status_one(&self, t: &Target) -> StatusRow {
+        let mut row = StatusRow {
+            target: t.name.clone(),
+            kind: t.kind.name().as_str().to_string(),
+            owner: t.owner(),
+            secret_id: None,
+            secret_version: None,
+            managed: None,
+            token_id: None,
+            expires_at: None,
+            days_left: None,
+            token_exists: None,
+            unrecorded: Vec::new(),
+            error: None,
+        };
+        let inv = match self.inventory_one(t).await {
+            Ok(inv) => inv,
+            Err(e) => {
+                row.error = Some(ErrorBody::from(&e));
+                return row;
+            }
+        };
+        let now = self.clock.now();
+        if let Some(s) = &inv.latest {
+            let v = SecretView::of(s, inv.profile);
+            row.secret_version = Some(s.version().to_string());
+            row.secret_id = Some(s.id.clone());
+            row.managed = Some(v.managed);
+            row.token_id = v.credential_id.clone();
+            row.expires_at = v.expires_at.map(rfc3339);
+            row.days_left = v.expires_at.map(|e| (e - now).whole_days());
+        }
+        match &inv.listed {
+            Ok(creds) => {
+                if let Some(id) = &row.token_id {
+                    let found = creds.iter().find(|c| &c.id == id);
+                    row.token_exists = Some(found.is_some());
+                    if let Some(c) = found {
+                        row.expires_at = c.expires_at.map(rfc3339);
+                        row.days_left = c.expires_at.map(|e| (e - now).whole_days());
+                    }
+                }
+                if inv.profile.reports_unrecorded && inv.settled {
+                    row.unrecorded = creds
+                        .iter()
+                        .filter(|c| c.ownership == Ownership::IfRecorded && !inv.named.contains(&c.id))
+                        .map(|c| c.id.clone())
+                        .collect();
+                }
+            }
+            Err(e) => row.error = Some(ErrorBody::from(e)),
+        }
+        if let Err(e) = &inv.read {
+            row.error = Some(ErrorBody::from(e));
+        }
+        row
+    }
+
+    /// What one target's issuer holds and what its secret's versions record: reads only.
+    async fn inventory_one(&self, t: &Target) -> Result<Inventory> {
+        let (issuer, store) = self.clients_of(t)?;
+        let profile = issuer.profile();
+        let (listed, read) = futures::join!(issuer.list(), store.read_latest(&t.secret_name));
+        let latest = read.as_ref().ok().and_then(|r| r.latest.clone());
+        let (named, unsettled) = match &listed {
+            Ok(l) => rotate::records(store.as_ref(), &t.secret_name, profile, latest.as_ref(), &l.credentials).await,
+            Err(_) => (BTreeSet::new(), None),
+        };
+        let settled = unsettled.is_none();
+        let listed = listed.map(|l| l.credentials);
+        Ok(Inventory { profile, listed, read: read.map(|_| ()), latest, named, settled })
+    }
+
+    /// `pat-rotator tokens`: every credential each target's issuer holds, and whose it is.
+    pub async fn inventory(&self, targets: &[&Target], budget: Duration) -> Vec<TokensRow> {
+        let deadline = Instant::now() + budget;
+        self.each_target(targets, |t| {
+            retry::within(deadline, async move {
+                let mut row = TokensRow { target: t.name.clone(), tokens: Vec::new(), error: None };
+                let inv = match self.inventory_one(t).await {
+                    Ok(i) => i,
+                    Err(e) => {
+                        row.error = Some(ErrorBody::from(&e));
+                        return row;
+                    }
+                };
+                if let Err(e) = &inv.read {
+                    row.error = Some(ErrorBody::from(e));
+                }
+                let in_vault = inv.latest.as_ref().and_then(|s| s.names(inv.profile).0);
+                match inv.listed {
+                    Ok(creds) => {
+                        let resolved = crate::rotation::rules::resolve(&creds, &inv.named);
+                        row.tokens = resolved
+                            .into_iter()
+                            .map(|c| TokenRow {
+                                in_vault: in_vault.as_deref() == Some(c.id.as_str()),
+                                managed: c.ownership == Ownership::Ours,
+                                token_id: c.id,
+                                comment: c.comment,
+                                created_at: c.created_at.map(rfc3339),
+                                expires_at: c.expires_at.map(rfc3339),
+                            })
+                            .collect();
+                    }
+                    Err(e) => row.error = Some(ErrorBody::from(&e)),
+                }
+                row
+            })
+        })
+        .await
+    }
+
+    /// `pat-rotator tokens --revoke ID…`: revokes each id in every selected target's issuer that
+    /// holds it — unless the latest version of any configured secret names one of them, then
+    /// nothing at all. Ids found nowhere are reported.
+    pub async fn revoke_ids(&self, targets: &[&Target], ids: &[String], budget: Duration) -> RevokeReport {
+        let deadline = Instant::now() + budget;
+        retry::within(deadline, self.revoke_ids_inner(targets, ids)).await
+    }
+
+    async fn revoke_ids_inner(&self, targets: &[&Target], ids: &[String]) -> RevokeReport {
+        let mut report = RevokeReport::default();
+        // Every configured secret, not only the selected targets': a token one of them names
+        // is what consumers read.
+        let all: Vec<&Target> = self.config.targets.iter().collect();
+        let named = self
+            .each_target(&all, |t| async move {
+                let (issuer, store) = self.clients_of(t)?;
+                let read = store.read_latest(&t.secret_name).await?;
+                Ok::<_, Error>(read.latest.and_then(|s| s.names(issuer.profile()).0).map(|id| (id, t.name.clone())))
+            })
+            .await;
+        let mut protected = BTreeMap::new();
+        for (t, r) in all.iter().zip(named) {
+            match r {
+                Ok(Some((id, name))) => {
+                    protected.insert(id, name);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    report.errors.push(format!(
+                        "{}: reading its secret failed ({e}); nothing was revoked, since an id it names cannot be ruled out",
+                        t.name
+                    ));
+                }
+            }
+        }
+        if !report.errors.is_empty() {
+            return report;
+        }
+        let refused: Vec<String> = ids
+            .iter()
+            .filter_map(|id| {
+                protected
+                    .get(id)
+                    .map(|t| format!("{id} is the credential the latest version of target {t}'s secret names"))
+            })
+            .collect();
+        if !refused.is_empty() {
+            report.errors.extend(refused);
+            report.errors.push(
+                "nothing was revoked; rotate that target first (pat-rotator rotate --target NAME --force)".into(),
+            );
+            return report;
+        }
+        let mut found: BTreeSet<String> = BTreeSet::new();
+        for t in targets {
+            let (issuer, _) = match self.clients_of(t) {
+                Ok(c) => c,
+                Err(e) => {
+                    report.errors.push(format!("{}: {e}", t.name));
+                    continue;
+                }
+            };
+            let listed = match issuer.list().await {
+                Ok(l) => l.credentials,
+                Err(e) => {
+                    report.errors.push(format!("{}: listing failed ({e})", t.name));
+                    continue;
+                }
+            };
+            for id in ids {
+                if !listed.iter().any(|c| &c.id == id) {
+                    continue;
+                }
+                found.insert(id.clone());
+                if report.revoked.iter().any(|(r, _)| r == id) {
+                    continue;
+                }
+                match issuer.revoke(id).await {
+                    Ok(()) => {
+                        tracing::warn!(target_name = %t.name, token = %crate::rotation::model::short_id(id), "revoked by tokens --revoke");
+                        report.revoked.push((id.clone(), t.name.clone()));
+                    }
+                    Err(e) => report.errors.push(format!("{}: revoking {id} failed ({e})", t.name)),
+                }
+            }
+        }
+        for id in ids {
+            if !found.contains(id) {
+                report.errors.push(format!("{id} was found in no selected target's workspace"));
+            }
+        }
+        report
+    }
+}
+
+/// What one target's issuer holds and what its secret records.
+struct Inventory {
+    profile: &'static crate::rotation::Profile,
+    listed: Result<Vec<crate::rotation::model::Credential>>,
+    read: Result<()>,
+    latest: Option<crate::rotation::model::StoredSecret>,
+    /// Ids some version names.
+    named: BTreeSet<String>,
+    /// Whether every credential that only a record could attribute was looked up.
+    settled: bool,
+}
+
+/// One row of `pat-rotator status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusRow {
+    pub target: String,
+    /// `pat` or `sp_oauth_secret`.
+    pub kind: String,
+    /// Who owns the target's tokens: `service identity` or `app <client_id>` (contract §8).
+    pub owner: String,
+    pub secret_id: Option<String>,
+    pub secret_version: Option<String>,
+    /// Whether the latest version was written by pat-rotator.
+    pub managed: Option<bool>,
+    pub token_id: Option<String>,
+    pub expires_at: Option<String>,
+    pub days_left: Option<i64>,
+    /// Whether the token still exists in the workspace (`None` when it could not be checked).
+    pub token_exists: Option<bool>,
+    /// OAuth secrets of the principal that no version records (contract §9): left by a run
+    /// that stopped between create and write, or someone else's. Never deleted by a rotation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unrecorded: Vec<String>,
+    pub error: Option<ErrorBody>,
+}
+
+/// One target of `pat-rotator tokens`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokensRow {
+    pub target: String,
+    pub tokens: Vec<TokenRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// One credential in `pat-rotator tokens` (contract §1).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenRow {
+    pub token_id: String,
+    pub comment: Option<String>,
+    pub created_at: Option<String>,
+    pub expires_at: Option<String>,
+    /// The target's by contract §6 / §9.
+    pub managed: bool,
+    /// The latest version of the target's secret names it.
+    pub in_vault: bool,
+}
+
+/// What `tokens --revoke` did.
+#[derive(Debug, Clone, Default)]
+pub struct RevokeReport {
+    /// (id, target whose workspace held it).
+    pub revoked: Vec<(String, String)>,
+    pub errors: Vec<String>,
+}
