@@ -23,6 +23,9 @@ export PAT_ROTATOR_PYTHON="$PWD/.venv-interop/bin/python"
 echo "== cargo test (workspace: unit, integration, emulators, bench pacing, the simulator's 2,000 schedules)"
 cargo test --workspace --locked
 
+echo "== the five old defects of the core, switched back on, each break the in-memory scenario that guards it"
+cargo test --features sim-bugs --test rotation_core --locked old_defects
+
 echo "== the simulator's hunt: each of five old defects, switched back on, is found from generic schedules"
 cargo test -p pat-rotator-sim --features hunt --test hunt --locked
 

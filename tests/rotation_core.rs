@@ -1102,7 +1102,7 @@ async fn oauth_the_superseded_secret_goes_after_its_grace() {
 #[cfg(feature = "sim-bugs")]
 mod old_defects {
     use super::*;
-    use crate::rotation::bugs::{self, Bug};
+    use pat_rotator::rotation::bugs::{self, Bug};
 
     #[tokio::test]
     async fn absent_is_proof() {
