@@ -84,6 +84,10 @@ struct MemIssuer {
     verify_clock_ahead: Mutex<VecDeque<Duration>>,
     /// Listings carry no `Date`.
     no_date: Mutex<bool>,
+    /// Deleted by a concurrent run right after the first listing was answered.
+    deleted_after_first_list: Mutex<Option<String>>,
+    /// The verification's answer arrives this long after the issuer answered (its `Date`).
+    verify_answer_delay: Mutex<Option<std::time::Duration>>,
     deletes: Mutex<Vec<String>>,
     creates: Mutex<u32>,
     limit: usize,
@@ -109,6 +113,8 @@ impl MemIssuer {
             lists: Mutex::default(),
             verify_clock_ahead: Mutex::default(),
             no_date: Mutex::default(),
+            deleted_after_first_list: Mutex::default(),
+            verify_answer_delay: Mutex::default(),
             deletes: Mutex::default(),
             creates: Mutex::default(),
             limit,
@@ -172,6 +178,9 @@ impl Issuer for MemIssuer {
             .map(|t| t.info.clone())
             .collect();
         let at = (!*self.no_date.lock().unwrap()).then_some(NOW);
+        if let Some(id) = self.deleted_after_first_list.lock().unwrap().take() {
+            self.creds.lock().unwrap().retain(|t| t.info.id != id);
+        }
         Ok(Listing { credentials, at })
     }
     async fn create(&self, req: &CreateRequest) -> std::result::Result<NewCredential, CreateError> {
@@ -223,6 +232,10 @@ impl Issuer for MemIssuer {
         }
         if self.creds.lock().unwrap().iter().any(|t| t.value == value.expose()) {
             let ahead = self.verify_clock_ahead.lock().unwrap().pop_front().unwrap_or(Duration::ZERO);
+            let late = self.verify_answer_delay.lock().unwrap().take();
+            if let Some(d) = late {
+                tokio::time::sleep(d).await;
+            }
             Ok((!*self.no_date.lock().unwrap()).then_some(NOW + ahead))
         } else {
             Err(Error::new(Code::DatabricksUnauthorized, "Invalid access token."))
@@ -1004,6 +1017,50 @@ async fn a_token_too_old_to_write_is_deleted_and_replaced() {
     let o = run(&t, &ws, &kv, false, false).await;
     assert_eq!(o.error.as_ref().map(|e| e.code), Some(Code::Timeout), "{o:?}");
     assert!(ws.ids().is_empty() && kv.latest().is_none());
+}
+
+/// Simulator seed 40900: the verification's answer came back 41 minutes after the workspace
+/// answered (a suspended laptop); the age must count that time, so the token is not written.
+#[tokio::test(start_paused = true)]
+async fn a_token_whose_verification_answered_late_is_too_old_to_write() {
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    *ws.verify_answer_delay.lock().unwrap() = Some(std::time::Duration::from_secs(41 * 60));
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.action, Action::Created, "{o:?}");
+    assert_eq!(ws.deletes.lock().unwrap().as_slice(), ["new1"], "the 41-minute-old token is deleted, not written");
+    assert_eq!(kv.latest().unwrap().tags[db_tags::TOKEN_ID], "new2");
+    assert_eq!(*kv.writes.lock().unwrap(), 1);
+}
+
+/// Simulator seeds 577372 and 860212: a concurrent run deleted one of the target's tokens after
+/// this run listed them (its own token of an ambiguous create). The cap sweep after the write
+/// must count what is live then — six — and revoke nothing inside the grace.
+#[tokio::test]
+async fn the_cap_after_a_write_counts_only_what_is_still_live() {
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    ws.seed("oldest", &ours("oldest"), Duration::hours(20), Duration::days(80));
+    for (i, age) in [(1, 10), (2, 9), (3, 8)] {
+        ws.seed(&format!("o{i}"), &ours(&format!("o{i}")), Duration::hours(age), Duration::days(80));
+    }
+    ws.seed("theirs", &ours("theirs"), Duration::minutes(1), Duration::days(90));
+    seed_current(&ws, &kv, "cur", Duration::hours(2), Duration::days(80), Some("oldest"));
+    *ws.deleted_after_first_list.lock().unwrap() = Some("theirs".into());
+    let o = run(&t, &ws, &kv, true, false).await;
+    assert_eq!(o.action, Action::Rotated, "{o:?}");
+    assert!(o.revoked_token_ids.is_empty(), "six live tokens are not over the cap: {o:?}");
+    assert_eq!(ws.ids(), vec!["cur", "new1", "o1", "o2", "o3", "oldest"]);
+
+    // Seven live ones are: the oldest goes, with the warning.
+    let (ws, kv) = (MemIssuer::pat(), MemStore::default());
+    ws.seed("oldest", &ours("oldest"), Duration::hours(20), Duration::days(80));
+    for (i, age) in [(1, 10), (2, 9), (3, 8)] {
+        ws.seed(&format!("o{i}"), &ours(&format!("o{i}")), Duration::hours(age), Duration::days(80));
+    }
+    ws.seed("theirs", &ours("theirs"), Duration::minutes(1), Duration::days(90));
+    seed_current(&ws, &kv, "cur", Duration::hours(2), Duration::days(80), Some("oldest"));
+    let o = run(&t, &ws, &kv, true, false).await;
+    assert_eq!(o.revoked_token_ids, vec!["oldest"], "{o:?}");
+    assert!(o.warnings.iter().any(|w| w.contains("more than 6")), "{:?}", o.warnings);
 }
 
 #[tokio::test]

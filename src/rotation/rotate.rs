@@ -202,7 +202,8 @@ impl Observed {
 struct Verified {
     /// The issuer's clock at the verification.
     issuer_at: Option<OffsetDateTime>,
-    /// Our monotonic clock (does not jump) and wall clock (counts a suspended laptop).
+    /// Our monotonic clock (does not jump) and wall clock (counts a suspended laptop) when the
+    /// verification was sent: no later than the issuer's `Date`, so the age is never short.
     at: Instant,
     wall: OffsetDateTime,
     /// When the create request was sent.
@@ -376,6 +377,7 @@ impl Run<'_> {
                 if !self.req.dry_run {
                     let (proven, capped) = obs.sweep(profile, spec.grace, 0, profile.cap);
                     out.revoked_token_ids = self.revoke_all(&proven, "superseded").await;
+                    let capped = self.recount_cap(capped, &obs, obs.latest_names(), &proven).await;
                     out.revoked_token_ids.extend(self.revoke_all(&capped, "over_cap").await);
                 }
                 return out;
@@ -446,6 +448,7 @@ impl Run<'_> {
                     if profile.revokes_over_cap && obs.latest.is_some() {
                         let keep = SecretView::of(&latest, profile).credential_id;
                         let capped = rules::over_cap(&obs.creds, keep.as_deref(), &revoked, kept as usize, profile.cap);
+                        let capped = self.recount_cap(capped, &obs, keep.as_deref(), &revoked).await;
                         revoked.extend(self.revoke_all(&capped, "over_cap").await);
                     }
                     let mut out = self.superseded_by(&latest);
@@ -497,7 +500,9 @@ impl Run<'_> {
             } else {
                 Vec::new()
             };
+            let going: Vec<String> = proven.iter().chain(&revoked).cloned().collect();
             revoked.extend(self.revoke_all(&proven, "superseded").await);
+            let capped = self.recount_cap(capped, &obs, Some(new.id.as_str()), &going).await;
             revoked.extend(self.revoke_all(&capped, "over_cap").await);
         }
 
@@ -653,9 +658,13 @@ impl Run<'_> {
             }
         }
 
+        // The local clocks are read before the verification is sent: its answer may come back
+        // minutes after the issuer's `Date` (a slow answer, a suspended laptop), and that time
+        // counts towards the credential's age too.
+        let (at, wall) = (Instant::now(), clock.now());
         match issuer.verify(&new.value).await {
             Ok(issuer_at) => {
-                let verified = Verified { issuer_at, at: Instant::now(), wall: clock.now(), sent, sent_wall };
+                let verified = Verified { issuer_at, at, wall, sent, sent_wall };
                 Ok((new, verified, swept))
             }
             Err(mut e) => {
@@ -891,6 +900,35 @@ impl Run<'_> {
                     self.warn(note.clone());
                     return Err(err.context(&format!("writing the secret ({note})")));
                 }
+            }
+        }
+    }
+
+    /// What is over the cap right before revoking it. `planned` was judged on the run's first
+    /// listing, which may be minutes old: a concurrent run may have deleted credentials it shows
+    /// since (its own unwritten one, an ambiguous create it cleaned up), and counting those
+    /// would revoke a credential inside its grace that the cap does not require. So a planned
+    /// cap revocation lists again and counts what is live now (every live credential of the
+    /// target is in that listing, this run's new one too); a failed listing revokes nothing for
+    /// the cap this run.
+    async fn recount_cap(
+        &self,
+        planned: Vec<String>,
+        obs: &Observed,
+        keep: Option<&str>,
+        going: &[String],
+    ) -> Vec<String> {
+        if planned.is_empty() {
+            return planned;
+        }
+        match self.ports.issuer.list().await {
+            Ok(now) => rules::over_cap(&rules::resolve(&now.credentials, &obs.named), keep, going, 0, self.profile.cap),
+            Err(e) => {
+                self.warn(format!(
+                    "could not list the {}s again to count them against the cap ({e}); nothing is revoked for the cap this run",
+                    self.noun()
+                ));
+                Vec::new()
             }
         }
     }
