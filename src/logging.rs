@@ -268,6 +268,13 @@ pub struct JsonLayer<O = StdStreams> {
     out: O,
 }
 
+impl<O: LineSink> JsonLayer<O> {
+    /// The layer writing to `out` (the simulator collects the lines to check them).
+    pub fn new(out: O) -> JsonLayer<O> {
+        JsonLayer { out }
+    }
+}
+
 /// Where a finished JSON line goes.
 pub trait LineSink: Send + Sync + 'static {
     fn write_line(&self, level: &Level, line: &str);

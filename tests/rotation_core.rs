@@ -1207,6 +1207,32 @@ mod old_defects {
         assert!(!ws.ids().contains(&named), "the vault names a dead token: {named} {:?}", ws.ids());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn age_from_the_answer() {
+        bugs::set(&[Bug::AgeFromTheAnswer]);
+        let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+        *ws.verify_answer_delay.lock().unwrap() = Some(std::time::Duration::from_secs(41 * 60));
+        let _ = run(&t, &ws, &kv, false, false).await;
+        bugs::set(&[]);
+        assert_eq!(kv.latest().unwrap().tags[db_tags::TOKEN_ID], "new1", "the 41-minute-old token is written");
+    }
+
+    #[tokio::test]
+    async fn cap_counts_the_gone() {
+        bugs::set(&[Bug::CapCountsTheGone]);
+        let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+        ws.seed("oldest", &ours("oldest"), Duration::hours(20), Duration::days(80));
+        for (i, age) in [(1, 10), (2, 9), (3, 8)] {
+            ws.seed(&format!("o{i}"), &ours(&format!("o{i}")), Duration::hours(age), Duration::days(80));
+        }
+        ws.seed("theirs", &ours("theirs"), Duration::minutes(1), Duration::days(90));
+        seed_current(&ws, &kv, "cur", Duration::hours(2), Duration::days(80), Some("oldest"));
+        *ws.deleted_after_first_list.lock().unwrap() = Some("theirs".into());
+        let o = run(&t, &ws, &kv, true, false).await;
+        bugs::set(&[]);
+        assert_eq!(o.revoked_token_ids, vec!["oldest"], "{o:?}");
+    }
+
     #[tokio::test]
     async fn no_date_local_clock() {
         bugs::set(&[Bug::NoDateLocalClock]);

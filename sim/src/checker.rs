@@ -1,37 +1,42 @@
 //! The oracle: the invariants of sim/README.md, checked after every effect.
 //!
-//! The checker reads the world, never the core: whose a credential is comes from its own
-//! reading of contract §6/§9 (not `pat::ownership`, so a defect there shows), what a consumer
-//! relies on comes from the versions the vault holds and the moments they were superseded.
+//! The checker reads the world, never the code under test: whose a credential is comes from its
+//! own reading of contract §6/§9 (not `pat::ownership`), what a consumer relies on from the
+//! versions the vault holds and the moments they were superseded, the cap is the contract's 6
+//! (not `pat::PROFILE.cap`), and a claim of the core (a cap warning) is checked, not trusted.
 //!
-//! 1. A credential that a version of any secret names (by value: what a consumer reading it
-//!    holds) is not revoked by a rotation while that version is the latest, or was superseded
-//!    less than the secret's grace ago (the successor's `created`, the vault's clock).
+//! 0. No secret (a credential value, live or dead; an Entra ID or OAuth access token; the
+//!    identity header) in any output — results, warnings, ProvisionPat bodies, status and
+//!    tokens rows and tables, text and JSON log lines — in any form; no upstream detail in a
+//!    caller's body (ProvisionPat); no panic; no request to an unknown host.
+//! 1. (a) No revocation of any kind touches a credential that the latest version of a
+//!    configured secret names (either id tag, whatever the secret's state), once the revoking
+//!    invocation could have read it. (b) A rotation never revokes a credential that a version
+//!    of any secret names (by value: what a consumer holds) while that version is the latest or
+//!    was superseded less than the grace ago — except the cap (PATs only, and only when the
+//!    invocation's own last listing of the target plus its new credential exceeds 6),
+//!    `--revoke-superseded` after its write, and `tokens --revoke`.
 //! 2. The vault never names a dead credential: a version that lands names a live one, a
-//!    consumer never reads a dead one, and after a successful (non-dry) run the latest version
-//!    of its secret names a live one.
-//! 3. After a successful run whose reads and revocations all succeeded, the target holds at
-//!    most 6 live PATs when no other run of the same target and secret overlapped it, and at
-//!    most 6 + k when k did (each may hold one credential created after this run listed; the
-//!    contract's "7 while two runs race"); an OAuth principal at most its five.
-//! 4. After the quiet phase, no credential of a configured target is live but the one its
-//!    latest version names (checked in [`crate::sim`]'s quiet phase).
-//! 5. A rotation revokes only the target's credentials by §6/§9, or one it created itself.
-//!
-//! The exceptions of contract §7.4 are counted, not reported, when they break a consumer's
-//! grace: a credential revoked out of band (someone, or the issuer's inactivity rule), by
-//! `tokens --revoke`, by a `--revoke-superseded` run after its write, or for the cap — the last
-//! only when the core announced that credential as over the cap and the run's listing held at
-//! least `cap` credentials of the target (so the claim is checked, not trusted).
+//!    consumer never reads a dead one, a successful rotation leaves its secret's latest version
+//!    naming a live one.
+//! 3. After a successful rotation whose reads and revocations succeeded, a PAT target holds at
+//!    most 6 live tokens (6 + k with k invocations of it overlapping).
+//! 4. After the quiet phase, nothing of a configured target is live but what the latest version
+//!    of a configured secret names.
+//! 5. A rotation revokes only the credentials of its targets by §6/§9, or one it created.
+//! 6. A dry run (and `status`, `tokens`) changes nothing: no write, no create, no revocation.
+//! 7. A forced ProvisionPat inside the cooldown creates nothing when the target is not due.
+//! 8. No credential older than 30 minutes (by its issuer's clock when the write is sent) is
+//!    written.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pat_rotator::rotation::Outcome;
+use pat_rotator::rotation::model::tags;
 use time::Duration;
 
 use crate::log::at;
 use crate::scenario::Kind;
-use crate::world::{Cred, SecretState, SpecInfo, Version, World};
+use crate::world::{CAP, Cred, InvKind, MAX_UNWRITTEN_AGE, REREAD, SecretState, TargetView, Version, World};
 
 /// An exception of contract §7.4 (and out-of-band revocation), counted when it excused what
 /// would otherwise have broken an invariant.
@@ -46,24 +51,35 @@ pub enum Exception {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    /// The invariant's number; 0: a secret leaked.
     pub invariant: u8,
     pub at: Duration,
     pub text: String,
 }
 
+/// A version a consumer may rely on for a credential.
+#[derive(Debug, Clone)]
+struct Obligation {
+    text: String,
+    /// A late landing after the revoking invocation began, on a secret with grace 0.
+    late: bool,
+    /// (vault host, secret name in lower case).
+    secret: (String, String),
+    /// The latest version of its secret (else: superseded, inside the grace).
+    latest: bool,
+}
+
 /// How a credential stands, for invariant 2.
 enum Fate {
     Alive,
-    /// Expired, or (never) died without a killer: no revocation to judge.
+    /// Expired, or died without a killer: no revocation to judge.
     Expired,
     Excused(Exception),
-    /// Revoked by a run while no consumer relied on it.
+    /// Revoked by an invocation while no consumer relied on it.
     Harmless {
         by: u32,
         at: Duration,
     },
-    /// Revoked by a run that broke invariant 1 (already reported).
+    /// Revoked by an invocation that broke invariant 1 (already reported).
     Broke,
 }
 
@@ -73,24 +89,34 @@ pub struct Checker {
     pub exceptions: BTreeMap<Exception, u32>,
     /// What the contract allows but a reader should know (sim/README.md, "Findings").
     pub observations: BTreeMap<&'static str, u32>,
-    /// Credentials a violation already names (later symptoms of the same one are not repeated).
+    /// What a violation already names (later symptoms of the same one are not repeated).
     reported: BTreeSet<String>,
 }
+
+impl Checker {
+    pub fn violation(&mut self, invariant: u8, at: Duration, text: String) {
+        self.violations.push(Violation { invariant, at, text });
+    }
+}
+
+/// Markers of upstream detail: what only a service's answer or the configuration carries.
+const UPSTREAM: &[&str] =
+    &["activity id", "vault.azure.net", "azuredatabricks.net", "appid=", "AKV1", "sts.windows.net", "error_code"];
 
 fn trimmed<'a>(v: &'a Version, tag: &str) -> Option<&'a str> {
     v.tags.get(tag).map(|s| s.trim()).filter(|s| !s.is_empty())
 }
 
 impl World {
-    fn violate(&mut self, invariant: u8, cred: Option<&str>, text: String) {
-        if let Some(c) = cred
-            && !self.checker.reported.insert(c.to_string())
+    fn violate(&mut self, invariant: u8, key: Option<String>, text: String) {
+        if let Some(k) = key
+            && !self.checker.reported.insert(k)
         {
             return;
         }
         let now = self.now();
         self.note("CHECKER", |_| format!("VIOLATION of invariant {invariant}: {text}"));
-        self.checker.violations.push(Violation { invariant, at: now, text });
+        self.checker.violation(invariant, now, text);
     }
 
     fn count(&mut self, e: Exception, what: impl FnOnce(&World) -> String) {
@@ -98,42 +124,209 @@ impl World {
         self.note("checker", |w| format!("exception {e:?}: {}", what(w)));
     }
 
-    /// Whether a version of `spec`'s secret records credential `id`.
-    pub fn recorded(&self, spec: &SpecInfo, id: &str) -> bool {
-        let p = self.profile();
-        let (host, name) = spec.secret();
-        self.secret(&host, &name).is_some_and(|s| {
+    fn observe(&mut self, what: &'static str, text: String) {
+        *self.checker.observations.entry(what).or_default() += 1;
+        self.note("checker", |_| format!("observation: {text}"));
+    }
+
+    // ---- ownership, by the checker's own reading of §6 and §9 ---------------------------
+
+    /// Whether a version of `t`'s secret records credential `id`.
+    pub fn recorded(&self, t: &TargetView, id: &str) -> bool {
+        let p = t.profile();
+        let (h, n) = t.secret_key();
+        self.secret(&h, &n).is_some_and(|s| {
             s.versions.iter().any(|v| trimmed(v, p.id_tag) == Some(id) || trimmed(v, p.previous_tag) == Some(id))
         })
     }
 
-    /// Whether `c` is `spec`'s by contract §6 (PATs: the comment names the target and this
-    /// secret's key; a three-segment comment of the target only while a version of this secret
-    /// records it) or §9 (OAuth secrets: only while a version records it).
-    pub fn is_targets(&self, spec: &SpecInfo, c: &Cred) -> bool {
-        match self.kind {
+    /// Whether `c` is `t`'s by contract §6 (PATs: the comment names the target and this
+    /// secret's key; a three-segment comment of the target only while a version of this
+    /// secret records it) or §9 (OAuth secrets of its principal: only while a version of this
+    /// secret records it).
+    pub fn is_targets(&self, t: &TargetView, c: &Cred) -> bool {
+        if c.holder != t.holder() {
+            return false;
+        }
+        match t.kind {
             Kind::Pat => {
                 let Some(rest) = c.comment.as_deref().and_then(|c| c.strip_prefix("pat-rotator/")) else {
                     return false;
                 };
                 match rest.split('/').collect::<Vec<_>>().as_slice() {
-                    [t, k, a] => *t == spec.spec.target && *k == spec.key && !a.is_empty(),
-                    [t, a] => *t == spec.spec.target && !a.is_empty() && self.recorded(spec, &c.id),
+                    [n, k, a] => *n == t.name && *k == t.key && !a.is_empty(),
+                    [n, a] => *n == t.name && !a.is_empty() && self.recorded(t, &c.id),
                     _ => false,
                 }
             }
-            Kind::OAuth => self.recorded(spec, &c.id),
+            Kind::OAuth => self.recorded(t, &c.id),
         }
     }
 
-    /// What consumers may rely on credential `value` for right now: each version naming it that
-    /// is the latest of its secret or was superseded less than the grace ago. Each comes with
+    // ---- invariant 0 -------------------------------------------------------------------
+
+    /// Something pat-rotator printed or answered.
+    pub fn check_output(&mut self, inv: u32, what: &str, text: &str) {
+        if let Some(secret) = self.leaks.find(text) {
+            let secret = secret.to_string();
+            let excerpt: String = text.chars().take(300).collect();
+            self.violate(
+                0,
+                Some(format!("leak {inv} {secret} {what}")),
+                format!(
+                    "{} ({}): a {what} shows (part of) the secret {secret}: {excerpt}",
+                    Self::who(inv),
+                    self.inv_label(inv)
+                ),
+            );
+        }
+    }
+
+    /// A ProvisionPat body: no secret, and no upstream detail in its warnings or error.
+    pub fn check_caller_body(&mut self, inv: u32, body: &serde_json::Value) {
+        self.check_output(inv, "ProvisionPat body", &body.to_string());
+        let mut texts: Vec<String> = Vec::new();
+        if let Some(w) = body["warnings"].as_array() {
+            texts.extend(w.iter().filter_map(|x| x.as_str()).map(str::to_string));
+        }
+        for e in [&body["error"]["message"], &body["message"]] {
+            if let Some(m) = e.as_str() {
+                texts.push(m.to_string());
+            }
+        }
+        for t in texts {
+            if let Some(m) = UPSTREAM.iter().find(|m| t.contains(**m)) {
+                self.violate(
+                    0,
+                    Some(format!("upstream {inv} {m}")),
+                    format!(
+                        "{} ({}): the ProvisionPat body carries upstream detail ({m:?}): {t}",
+                        Self::who(inv),
+                        self.inv_label(inv)
+                    ),
+                );
+            }
+        }
+    }
+
+    fn inv_label(&self, inv: u32) -> String {
+        self.invs.get(&inv).map(|i| i.label()).unwrap_or_else(|| "no invocation".into())
+    }
+
+    // ---- invariants 6, 7, 8: what an invocation may do --------------------------------
+
+    /// Whether invocation `inv` may change anything; reports the change if not.
+    fn may_change(&mut self, inv: u32, what: &str) -> bool {
+        let Some(i) = self.invs.get(&inv) else {
+            self.violate(6, None, format!("{what} without an invocation (unattributed)"));
+            return false;
+        };
+        if i.kind.may_change() {
+            return true;
+        }
+        let label = i.label();
+        self.violate(
+            6,
+            None,
+            format!("{} ({label}) {what}: a dry run, status or tokens changes nothing", Self::who(inv)),
+        );
+        false
+    }
+
+    /// A write of a version naming `value` was sent at true time `sent` (invariants 6, 8).
+    pub(crate) fn check_write(
+        &mut self,
+        inv: u32,
+        host: &str,
+        name: &str,
+        sent: Duration,
+        value: &str,
+        _tags: &BTreeMap<String, String>,
+    ) {
+        let short = host.split('.').next().unwrap_or_default().to_string();
+        if !self.may_change(inv, &format!("wrote {short}/{name}")) {
+            return;
+        }
+        let Some(i) = self.cred_by_value(value) else { return };
+        let c = self.creds[i].clone();
+        if c.made_by.is_none() {
+            return;
+        }
+        let age = self.issuer_at(&c.holder, sent) - c.created;
+        // The issuer's `Date` has whole seconds: a credential may look up to a second younger.
+        if age > MAX_UNWRITTEN_AGE + Duration::seconds(2) {
+            self.violate(
+                8,
+                Some(format!("old {}", c.id)),
+                format!(
+                    "{} ({}) wrote {} to {short}/{name} when it was {} old (created {} on its issuer's clock): older than 30 minutes",
+                    Self::who(inv),
+                    self.inv_label(inv),
+                    c.id,
+                    crate::log::span(age),
+                    at(c.created - crate::world::EPOCH)
+                ),
+            );
+        }
+    }
+
+    /// Invocation `inv` created credential `i` (invariants 6, 7).
+    pub(crate) fn check_create(&mut self, inv: u32, i: usize) {
+        let id = self.creds[i].id.clone();
+        if !self.may_change(inv, &format!("created {id}")) {
+            return;
+        }
+        let Some(x) = self.invs.get(&inv).cloned() else { return };
+        let InvKind::Provision { force: true, dry_run: false } = x.kind else { return };
+        let Some(t) = x.targets.first().cloned() else { return };
+        let cooldown = Duration::minutes(self.sc.deployments[x.dep].settings.cooldown_minutes as i64);
+        let Some(Some(read)) = x.per.get(&t.name).and_then(|p| p.first_read.clone()) else { return };
+        let v = &read.version;
+        let created = time::OffsetDateTime::from_unix_timestamp(v.created).unwrap_or(crate::world::EPOCH);
+        let inside = cooldown > Duration::ZERO && read.vault_at.is_none_or(|d| d - created < cooldown);
+        if !inside {
+            return;
+        }
+        // Not due by any rule an unforced run applies: managed, of this kind, enabled, naming a
+        // credential that lives and does not expire within renew_before (a day of margin).
+        let p = t.profile();
+        let managed = trimmed(v, tags::MANAGED_BY) == Some(tags::MANAGED_BY_VALUE)
+            && v.content_type.as_deref() == Some(p.content_type);
+        let named = trimmed(v, p.id_tag).and_then(|n| self.cred_index(n));
+        let fresh = named.is_some_and(|n| {
+            let c = &self.creds[n];
+            c.holder == t.holder()
+                && self.live(c)
+                && c.expires
+                    .is_some_and(|e| e - self.issuer_at(&c.holder, self.now()) > t.renew_before + Duration::days(1))
+        });
+        if managed && v.enabled && fresh {
+            self.violate(
+                7,
+                Some(format!("cooldown {inv}")),
+                format!(
+                    "{} ({}) created {id} for {} although the version it read ({}, created {}) is inside the {} cooldown and the target is not due",
+                    Self::who(inv),
+                    x.label(),
+                    t.name,
+                    v.short(),
+                    at(created - crate::world::EPOCH),
+                    crate::log::span(cooldown)
+                ),
+            );
+        }
+    }
+
+    // ---- invariants 1 and 5: revocations ----------------------------------------------
+
+    /// What consumers may rely on credential `value` for right now: each version naming it
+    /// that is the latest of its secret or was superseded less than the grace ago, with
     /// whether it is a late landing after `since` on a secret with grace 0 (see
     /// [`World::late_landing`]).
-    fn open_obligations(&self, value: &str, since: Duration) -> Vec<(String, bool)> {
+    fn open_obligations(&self, value: &str, since: Duration) -> Vec<Obligation> {
         let mut open = Vec::new();
         for (host, vault) in &self.vaults {
-            let vault_now = self.vault_now(host);
+            let vault_now = self.vault_now(host).unix_timestamp();
             for s in vault.secrets.values() {
                 for (i, v) in s.versions.iter().enumerate() {
                     if v.value != value {
@@ -141,10 +334,16 @@ impl World {
                     }
                     let short = host.split('.').next().unwrap_or_default();
                     let late = v.late && v.landed >= since && s.grace == Duration::ZERO;
+                    let secret = (host.clone(), s.name.to_ascii_lowercase());
                     match s.versions.get(i + 1) {
-                        None => open.push((format!("{short}/{} {} is the latest version", s.name, v.short()), late)),
-                        Some(next) if vault_now < next.created + s.grace => open.push((
-                            format!(
+                        None => open.push(Obligation {
+                            text: format!("{short}/{} {} is the latest version", s.name, v.short()),
+                            late,
+                            secret,
+                            latest: true,
+                        }),
+                        Some(next) if vault_now < next.created + s.grace.whole_seconds() => open.push(Obligation {
+                            text: format!(
                                 "{short}/{} {} was superseded by {} at {}, grace {} runs to {}",
                                 s.name,
                                 v.short(),
@@ -154,7 +353,9 @@ impl World {
                                 at(next.landed + s.grace)
                             ),
                             late,
-                        )),
+                            secret,
+                            latest: false,
+                        }),
                         Some(_) => {}
                     }
                 }
@@ -173,74 +374,176 @@ impl World {
         if h.is_empty() { String::new() } else { format!("; {}", h.join(", ")) }
     }
 
-    /// A rotation run revokes credential `i` (invariants 1 and 5). Returns the exception that
-    /// excuses it, if any, and whether no consumer relied on it.
-    pub(crate) fn check_run_revoke(&mut self, run: u32, i: usize) -> (Option<Exception>, bool) {
-        let r = self.runs[&run].clone();
+    /// Invariant 1(a): the latest version of a configured secret names `c`, and the invocation
+    /// could have read it (it was the latest when the invocation began, or for more than
+    /// [`REREAD`]), whatever kind of revocation this is.
+    fn protected_by(&self, inv: u32, c: &Cred) -> Option<String> {
+        let x = self.invs.get(&inv)?;
+        let now = self.now();
+        let since = x.start.max(now - REREAD);
+        for t in &x.configured {
+            let (h, n) = t.secret_key();
+            let Some(s) = self.secret(&h, &n) else { continue };
+            let Some(v) = s.versions.last() else { continue };
+            let names = crate::world::keyvault_named_id(v) == Some(c.id.as_str());
+            if names && v.landed < since {
+                let state = match s.state {
+                    SecretState::Live if v.enabled => String::new(),
+                    SecretState::Live => " (disabled)".into(),
+                    SecretState::Deleted => " (soft-deleted)".into(),
+                    SecretState::Recovering => " (being recovered)".into(),
+                };
+                return Some(format!(
+                    "the latest version {} of configured secret {} (target {}){state} names it since {}",
+                    v.short(),
+                    t.where_(),
+                    t.name,
+                    at(v.landed)
+                ));
+            }
+        }
+        None
+    }
+
+    /// How many of `t`'s credentials invocation `inv` knew to be live: its last listing of
+    /// `t`'s issuer, plus what it created for `t` since (and is live) — or, when the issuer
+    /// refused its create as full and it has not created one yet, the one it makes room for.
+    fn cap_count(&self, inv: u32, t: &TargetView) -> usize {
+        let Some(x) = self.invs.get(&inv) else { return 0 };
+        let listed: Vec<&String> = x.listings.get(&t.holder()).map(|l| l.iter().collect()).unwrap_or_default();
+        let mut ids: BTreeSet<String> = listed
+            .iter()
+            .filter_map(|id| self.cred_index(id))
+            .filter(|i| self.is_targets(t, &self.creds[*i]))
+            .map(|i| self.creds[i].id.clone())
+            .collect();
+        let mut made = false;
+        for i in &x.created {
+            let c = &self.creds[*i];
+            if self.live(c) && self.is_targets(t, c) {
+                ids.insert(c.id.clone());
+                made = true;
+            }
+        }
+        ids.len() + usize::from(!made && x.full.contains(&t.holder()))
+    }
+
+    /// Invocation `inv` revokes credential `i` (invariants 1, 5, 6). Returns the exception
+    /// that excuses it, if any, and whether no consumer relied on it.
+    pub(crate) fn check_revoke(&mut self, inv: u32, i: usize) -> (Option<Exception>, bool) {
         let c = self.creds[i].clone();
-        if c.made_by != Some(run) && !self.is_targets(&r.spec, &c) {
+        if !self.may_change(inv, &format!("revoked {}", c.id)) {
+            return (None, false);
+        }
+        let x = self.invs[&inv].clone();
+        let label = x.label();
+        let protected = self.protected_by(inv, &c);
+        if let Some(why) = &protected {
+            self.violate(
+                1,
+                Some(c.id.clone()),
+                format!("{} ({label}) revoked {} while {why} (protection (a))", Self::who(inv), c.id),
+            );
+        }
+        let protected = protected.is_some();
+        // The targets of the invocation whose credential it is (several only for OAuth secrets
+        // recorded by two targets' secrets on one principal, after a copy).
+        let owners: Vec<TargetView> = x.targets.iter().filter(|t| self.is_targets(t, &c)).cloned().collect();
+        if x.kind.rotates() && c.made_by != Some(inv) && owners.is_empty() {
             self.violate(
                 5,
-                Some(&c.id),
+                Some(c.id.clone()),
                 format!(
-                    "run {run} ({} of {}) revoked {} {:?}, which is not the target's by contract §6/§9",
-                    r.kind.label(),
-                    r.spec.where_(),
+                    "{} ({label}) revoked {} {:?} ({:?}), which is none of its targets' by contract §6/§9",
+                    Self::who(inv),
                     c.id,
-                    c.comment.as_deref().unwrap_or("(no comment)")
+                    c.comment.as_deref().unwrap_or("(no comment)"),
+                    c.holder
                 ),
             );
         }
-        let excuse = if r.req.revoke_superseded && r.wrote {
+        let claimed = |t: &TargetView| x.per.get(&t.name).is_some_and(|p| p.cap_ids.contains(&c.id));
+        let excuse = if x.kind == InvKind::TokensRevoke {
+            Some(Exception::TokensRevoke)
+        } else if matches!(x.kind, InvKind::Cli { revoke_superseded: true, .. })
+            && owners.iter().any(|t| x.per.get(&t.name).is_some_and(|p| p.wrote))
+        {
             Some(Exception::RevokeSuperseded)
-        } else if r.cap_ids.contains(&c.id) && r.listing_ours >= self.profile().cap {
+        } else if owners.iter().any(|t| t.kind == Kind::Pat && claimed(t) && self.cap_count(inv, t) > CAP) {
             Some(Exception::Cap)
         } else {
             None
         };
-        let open = self.open_obligations(&c.value, r.start);
-        let texts = open.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join("; ");
+        let mut open = self.open_obligations(&c.value, x.start);
+        // What another secret's versions name is that secret's business only as far as the
+        // contract says: §7.4(a) protects the latest version of each configured secret (checked
+        // above, with the contract's timing); a superseded version of another secret (a copy),
+        // or the latest of one no longer configured or written after the revoking run read it,
+        // keeps nothing. Those consumers lose the credential: an observation (sim/README.md,
+        // "Findings"), not a pass — the target's own secret is held to its grace in full.
+        // The owner whose own secret asks least: any of them may have been the one revoking.
+        let owner = owners.iter().min_by_key(|t| open.iter().filter(|o| o.secret == t.secret_key()).count()).cloned();
+        if let Some(own) = owner.as_ref().map(|t| t.secret_key()) {
+            let others: Vec<Obligation> = open.iter().filter(|o| o.secret != own).cloned().collect();
+            open.retain(|o| o.secret == own);
+            if excuse.is_none() && !protected {
+                for o in others {
+                    let what = if o.latest {
+                        "a copy in a secret the contract does not protect (not configured, or written after the read) loses its credential"
+                    } else {
+                        "a copy superseded inside its grace loses its credential (§7.4(a) protects only the latest version)"
+                    };
+                    self.observe(what, format!("{} revoked {}, its target's, while {}", Self::who(inv), c.id, o.text));
+                }
+            }
+        }
+        let texts = open.iter().map(|o| o.text.as_str()).collect::<Vec<_>>().join("; ");
         if !open.is_empty() {
             match excuse {
-                Some(e) => self.count(e, |_| format!("run {run} revoked {} while {texts}", c.id)),
-                None if open.iter().all(|(_, late)| *late) => self.late_landing(
+                Some(e) => self.count(e, |_| format!("{} revoked {} while {texts}", Self::who(inv), c.id)),
+                None if open.iter().all(|o| o.late) => self.late_landing(
                     Duration::ZERO,
                     format!(
-                        "run {run} revoked {} after its reads, and then {texts} (a write that timed out landed late)",
+                        "{} revoked {} after its reads, and then {texts} (a write without an answer landed late)",
+                        Self::who(inv),
                         c.id
                     ),
                 ),
                 None => {
                     let holders = self.holders(&c.id);
+                    let claim = match &owner {
+                        Some(t) if x.per.get(&t.name).is_some_and(|p| p.cap_ids.contains(&c.id)) => format!(
+                            " (announced as over the cap, but its last listing plus its new credential count {} of {}'s)",
+                            self.cap_count(inv, t),
+                            t.name
+                        ),
+                        _ => String::new(),
+                    };
                     self.violate(
                         1,
-                        Some(&c.id),
-                        format!(
-                            "run {run} ({} of {}) revoked {} while {texts}{holders}",
-                            r.kind.label(),
-                            r.spec.where_(),
-                            c.id
-                        ),
-                    )
+                        Some(c.id.clone()),
+                        format!("{} ({label}) revoked {} while {texts}{holders}{claim}", Self::who(inv), c.id),
+                    );
                 }
             }
         }
         (excuse, open.is_empty())
     }
 
-    /// Someone other than a rotation revokes credential `i`: an exception when consumers relied
-    /// on it. Returns whether none did.
+    /// Someone other than pat-rotator revokes credential `i`: an exception when consumers
+    /// relied on it. Returns whether none did.
     pub(crate) fn check_world_revoke(&mut self, i: usize, why: Exception) -> bool {
         let c = self.creds[i].clone();
         let open = self.open_obligations(&c.value, Duration::ZERO);
         if !open.is_empty() {
-            let texts = open.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>().join("; ");
+            let texts = open.iter().map(|o| o.text.as_str()).collect::<Vec<_>>().join("; ");
             self.count(why, |_| format!("{} revoked while {texts}", c.id));
         }
         open.is_empty()
     }
 
-    /// How credential `i` stands.
+    // ---- invariant 2 ---------------------------------------------------------------------
+
     fn fate(&self, i: usize) -> Fate {
         let c = &self.creds[i];
         match &c.death {
@@ -255,48 +558,43 @@ impl World {
         }
     }
 
-    /// A version names a credential a run revoked while no consumer relied on it: it can only
-    /// have landed since, a write that timed out and took effect late. With grace 0 the
-    /// contract lets another run revoke the credential at once (contract §7.4, README "With
-    /// grace 0 the superseded token is revoked right after the write"), so this is recorded as
-    /// an observation; with any other grace it cannot happen, and is a violation.
+    /// A version names a credential an invocation revoked while no consumer relied on it: it
+    /// can only have landed since — a write without an answer that took effect late. With
+    /// grace 0 the contract lets another run revoke the credential at once (README: "With
+    /// grace 0 the superseded token is revoked right after the write"), so this is an
+    /// observation; with any other grace it cannot happen, and is a violation.
     fn late_landing(&mut self, grace: Duration, what: String) {
         if grace == Duration::ZERO {
-            *self.checker.observations.entry("late landing on a revoked credential (grace 0)").or_default() += 1;
-            self.note("checker", |_| format!("observation (grace 0): {what}"));
+            self.observe("late landing on a revoked credential (grace 0)", what);
         } else {
             self.violate(2, None, what);
         }
     }
 
-    /// A version became the latest of its secret (invariant 2).
-    pub(crate) fn check_landing(&mut self, run: u32, host: &str, name: &str, idx: usize) {
+    /// A version became the latest of its secret.
+    pub(crate) fn check_landing(&mut self, by: u32, host: &str, name: &str, idx: usize) {
         let s = self.secret(host, name).expect("just stored");
         let (v, grace) = (s.versions[idx].clone(), s.grace);
         let Some(i) = self.cred_by_value(&v.value) else { return };
         let id = self.creds[i].id.clone();
         match self.fate(i) {
             Fate::Alive | Fate::Expired | Fate::Broke => {}
-            Fate::Excused(e) => self.count(e, |_| format!("{} of {name} (run {run}) lands naming {id}, revoked earlier", v.short())),
-            // Contract §7.4: a write whose outcome is unknown may still land, so its own run
-            // never deletes its credential.
-            Fate::Harmless { by, at: when } if by == run => self.violate(
+            Fate::Excused(e) => self.count(e, |_| format!("{} of {name} ({}) lands naming {id}, revoked earlier", v.short(), Self::who(by))),
+            // A write whose outcome is unknown may still land (§7.3): its own invocation never
+            // deletes its credential.
+            Fate::Harmless { by: killer, at: when } if killer == by => self.violate(
                 2,
-                Some(&id),
-                format!(
-                    "{} of {name} lands naming {id}, which its own run {run} deleted at {} while the write's outcome was unknown",
-                    v.short(),
-                    at(when)
-                ),
+                Some(id.clone()),
+                format!("{} of {name} lands naming {id}, which its own {} deleted at {} while the write's outcome was unknown", v.short(), Self::who(by), at(when)),
             ),
-            Fate::Harmless { by, at: when } => self.late_landing(
+            Fate::Harmless { by: killer, at: when } => self.late_landing(
                 grace,
-                format!("{} of {name} (written by run {run}) lands naming {id}, which run {by} revoked at {}", v.short(), at(when)),
+                format!("{} of {name} (written by {}) lands naming {id}, which {} revoked at {}", v.short(), Self::who(by), Self::who(killer), at(when)),
             ),
         }
     }
 
-    /// A consumer read a version naming credential `i` (invariant 2).
+    /// A consumer read a version naming credential `i`.
     pub(crate) fn check_consumer_read(&mut self, who: &str, host: &str, name: &str, v: &Version, i: usize) {
         let id = self.creds[i].id.clone();
         let grace = self.secret(host, name).map(|s| s.grace).unwrap_or_default();
@@ -305,141 +603,152 @@ impl World {
             Fate::Excused(e) => self.count(e, |_| format!("{who} reads {} of {name}: {id} was revoked", v.short())),
             Fate::Harmless { by, at: when } => self.late_landing(
                 grace,
-                format!("{who} reads {} of {name}, which names {id}, revoked by run {by} at {}", v.short(), at(when)),
+                format!(
+                    "{who} reads {} of {name}, which names {id}, revoked by {} at {}",
+                    v.short(),
+                    Self::who(by),
+                    at(when)
+                ),
             ),
         }
     }
 
-    /// A run ended (invariants 2 and 3, and no secret in what it said).
-    pub(crate) fn check_run_end(&mut self, run: u32, outcome: Option<&Outcome>) {
-        let Some(o) = outcome else { return };
-        let r = self.runs[&run].clone();
-        let said = format!("{}\n{o:?}\n{}", serde_json::to_string(o).unwrap_or_default(), r.warnings.join("\n"));
-        if let Some(c) = self.creds.iter().find(|c| said.contains(&c.value)) {
-            let id = c.id.clone();
-            self.violate(0, None, format!("run {run}'s outcome or warnings contain the value of {id}"));
-        }
-        if !o.ok() || r.req.dry_run {
+    // ---- at the end of an invocation: invariants 2 and 3 --------------------------------
+
+    pub(crate) fn check_inv_end(&mut self, inv: u32) {
+        let Some(x) = self.invs.get(&inv).cloned() else { return };
+        if !x.kind.rotates() || !x.kind.may_change() || x.killed {
             return;
         }
-        let (host, name) = r.spec.secret();
-        let latest =
-            self.secret(&host, &name).filter(|s| s.state == SecretState::Live).and_then(|s| s.versions.last()).cloned();
-        if let Some(v) = latest {
-            match self.cred_by_value(&v.value) {
-                None => self.violate(
-                    2,
-                    None,
-                    format!(
-                        "after run {run} succeeded, the latest version {} of {name} names no credential of the issuer",
-                        v.short()
-                    ),
-                ),
-                Some(i) => {
-                    let id = self.creds[i].id.clone();
-                    let grace = self.secret(&host, &name).map(|s| s.grace).unwrap_or_default();
-                    match self.fate(i) {
-                        Fate::Alive | Fate::Expired | Fate::Broke => {}
-                        Fate::Excused(e) => self.count(e, |_| format!("after run {run}, {} names {id}, revoked", v.short())),
-                        Fate::Harmless { by, at: when } => self.late_landing(
-                            grace,
-                            format!(
-                                "after run {run} succeeded, the latest version {} of {name} names {id}, which run {by} revoked at {}",
-                                v.short(),
-                                at(when)
-                            ),
+        let end = x.end.unwrap_or(x.start);
+        for t in &x.targets {
+            let Some(p) = x.per.get(&t.name) else { continue };
+            if p.ok != Some(true) {
+                continue;
+            }
+            let (host, name) = t.secret_key();
+            let latest = self
+                .secret(&host, &name)
+                .filter(|s| s.state == SecretState::Live)
+                .and_then(|s| s.versions.last())
+                .cloned();
+            if let Some(v) = latest {
+                match self.cred_by_value(&v.value) {
+                    None => self.violate(
+                        2,
+                        None,
+                        format!(
+                            "after {} succeeded for {}, the latest version {} of {name} names no credential",
+                            Self::who(inv),
+                            t.name,
+                            v.short()
                         ),
+                    ),
+                    Some(i) => {
+                        let id = self.creds[i].id.clone();
+                        let grace = self.secret(&host, &name).map(|s| s.grace).unwrap_or_default();
+                        match self.fate(i) {
+                            Fate::Alive | Fate::Expired | Fate::Broke => {}
+                            Fate::Excused(e) => self.count(e, |_| format!("after {}, {} names {id}, revoked", Self::who(inv), v.short())),
+                            Fate::Harmless { by, at: when } => self.late_landing(
+                                grace,
+                                format!(
+                                    "after {} succeeded for {}, the latest version {} of {name} names {id}, which {} revoked at {}",
+                                    Self::who(inv),
+                                    t.name,
+                                    v.short(),
+                                    Self::who(by),
+                                    at(when)
+                                ),
+                            ),
+                        }
                     }
                 }
             }
-        }
-        if !(r.reads_ok && r.revokes_ok) {
-            return;
-        }
-        let end = r.end.unwrap_or(r.start);
-        match self.kind {
-            Kind::Pat => {
-                // Every other run of the target and secret that overlapped this one may hold
-                // one credential this run's listing did not count (created after it).
-                let racing = self
-                    .runs
-                    .values()
-                    .filter(|x| {
-                        x.id != run
-                            && x.spec.spec.target == r.spec.spec.target
-                            && x.spec.key == r.spec.key
-                            && x.start < end
-                            && x.end.is_none_or(|e| e > r.start)
-                    })
-                    .count();
-                let alone = racing == 0;
-                let limit = 6 + racing;
-                let live: Vec<String> = self
-                    .creds
-                    .iter()
-                    .filter(|c| self.live(c) && self.is_targets(&r.spec, c))
-                    .map(|c| c.id.clone())
-                    .collect();
-                if live.len() > limit {
-                    self.violate(
-                        3,
-                        None,
-                        format!(
-                            "after run {run} ({}, {}), {} holds {} live tokens (at most {limit}): {}",
-                            r.kind.label(),
-                            if alone { "alone".to_string() } else { format!("racing {racing} other run(s)") },
-                            r.spec.where_(),
-                            live.len(),
-                            live.join(", ")
-                        ),
-                    );
-                }
+            if t.kind != Kind::Pat || !(p.reads_ok && p.revokes_ok) {
+                continue;
             }
-            Kind::OAuth => {
-                let live = self.creds.iter().filter(|c| self.live(c)).count();
-                if live > 5 {
-                    self.violate(3, None, format!("after run {run}, the principal holds {live} OAuth secrets"));
-                }
+            // Every other invocation of the target that overlapped this one may hold one
+            // credential this one's listing did not count (created after it).
+            let racing = self
+                .invs
+                .values()
+                .filter(|y| {
+                    y.id != inv
+                        && y.kind.rotates()
+                        && y.targets.iter().any(|u| u.name == t.name && u.key == t.key)
+                        && y.start < end
+                        && y.end.is_none_or(|e| e > x.start)
+                })
+                .count();
+            // What protection (a) keeps (another configured secret names it) is not the cap's.
+            let protected: BTreeSet<String> = x
+                .configured
+                .iter()
+                .filter(|u| u.name != t.name)
+                .filter_map(|u| self.latest_of(u).and_then(|v| crate::world::keyvault_named_id(v)).map(str::to_string))
+                .collect();
+            let live: Vec<String> = self
+                .creds
+                .iter()
+                .filter(|c| self.live(c) && self.is_targets(t, c) && !protected.contains(&c.id))
+                .map(|c| c.id.clone())
+                .collect();
+            let limit = CAP + racing;
+            if live.len() > limit {
+                self.violate(
+                    3,
+                    None,
+                    format!(
+                        "after {} ({}, {}), {} holds {} live tokens (at most {limit}): {}",
+                        Self::who(inv),
+                        x.label(),
+                        if racing == 0 { "alone".to_string() } else { format!("racing {racing} other invocation(s)") },
+                        t.where_(),
+                        live.len(),
+                        live.join(", ")
+                    ),
+                );
             }
         }
     }
 
-    /// The end of the quiet phase for deployment `d` (invariant 4): nothing of its target is
-    /// live but what its latest version names.
-    pub(crate) fn check_quiet_end(&mut self, d: usize) {
-        let spec = self.deployments[d].spec.clone();
-        let (host, name) = spec.secret();
-        let Some(latest) = self.secret(&host, &name).and_then(|s| s.versions.last()).map(|v| v.value.clone()) else {
+    /// The end of the quiet phase for target `t` (invariant 4): nothing of it is live but what
+    /// the latest version of a configured secret names.
+    pub(crate) fn check_quiet_end(&mut self, t: &TargetView) {
+        let Some(latest) = self.latest_of(t).cloned() else {
             // Never written (a full issuer, say): a read that says "absent" proves nothing, so
             // nothing is revoked for it (contract §7.4); what is left waits for the operator.
-            let left = self.creds.iter().filter(|c| self.live(c) && self.is_targets(&spec, c)).count();
+            let left = self.creds.iter().filter(|c| self.live(c) && self.is_targets(t, c)).count();
             if left > 0 {
-                *self
-                    .checker
-                    .observations
-                    .entry("target never written: its orphans stay (an absent secret proves nothing)")
-                    .or_default() += 1;
+                self.observe(
+                    "target never written: its orphans stay (an absent secret proves nothing)",
+                    format!("quiet phase: {} was never written; {left} credential(s) of it stay", t.where_()),
+                );
             }
-            self.note("checker", |_| {
-                format!("quiet phase: {} was never written; {left} credential(s) of it stay", spec.where_())
-            });
             return;
         };
-        let latest = Some(latest);
+        let named: BTreeSet<String> = self
+            .configured()
+            .iter()
+            .filter_map(|u| self.latest_of(u).map(|v| v.value.clone()))
+            .chain(std::iter::once(latest.value))
+            .collect();
         let left: Vec<String> = self
             .creds
             .iter()
-            .filter(|c| self.live(c) && self.is_targets(&spec, c) && Some(&c.value) != latest.as_ref())
+            .filter(|c| self.live(c) && self.is_targets(t, c) && !named.contains(&c.value))
             .map(|c| format!("{} {:?}", c.id, c.comment.as_deref().unwrap_or("")))
             .collect();
-        self.note("checker", |_| format!("quiet phase settled for {}", spec.where_()));
+        self.note("checker", |_| format!("quiet phase settled for {}", t.where_()));
         if !left.is_empty() {
             self.violate(
                 4,
                 None,
                 format!(
-                    "after the quiet phase, {} still holds credentials its latest version does not name: {}",
-                    spec.where_(),
+                    "after the quiet phase, {} (target {}) still holds credentials no configured secret's latest version names: {}",
+                    t.where_(),
+                    t.name,
                     left.join(", ")
                 ),
             );
@@ -452,13 +761,10 @@ mod tests {
     //! The checker alone, on hand-made effects: each invariant can fail, and each exception is
     //! counted instead of reported only when its condition holds.
 
-    use pat_rotator::rotation::model::CreateRequest;
-    use pat_rotator::rotation::{Action, Outcome, Reason};
-
     use super::*;
     use crate::rng::Rng;
-    use crate::scenario::{InitialSecret, Knobs, RunKind, Scenario};
-    use crate::world::{Landing, VAULTS};
+    use crate::scenario::{InitialSecret, Knobs, Scenario};
+    use crate::world::{EPOCH, Holder, InvKind, World};
 
     /// A quiet world (no faults) from the first seed whose scenario `pred` accepts.
     fn world(pred: impl Fn(&Scenario) -> bool) -> World {
@@ -468,128 +774,280 @@ mod tests {
         w
     }
 
-    fn pat_with_a_managed_secret() -> World {
+    /// Deployment A with one PAT target whose secret pat-rotator wrote, and a foreign token.
+    fn pat_world() -> World {
         world(|s| {
-            s.kind == Kind::Pat
-                && matches!(s.initial, InitialSecret::Managed { legacy: false, .. })
-                && s.other_target_tokens > 0
-                && s.foreign_creds > 0
-                && s.lifetime_days >= 5
-                && s.quota >= 10
+            let t = &s.deployments[0].targets;
+            t.len() == 1
+                && t[0].kind == Kind::Pat
+                && t[0].grace_hours >= 1
+                && matches!(s.initial[0], InitialSecret::Managed { legacy: false, previous: None, .. })
+                && s.foreign_creds[0] > 0
+                && s.other_target_tokens[0] > 0
         })
     }
 
-    fn latest_cred(w: &World) -> String {
-        let v = w.secret(VAULTS[0], "databricks-pat").unwrap().versions.last().unwrap().value.clone();
-        w.creds[w.cred_by_value(&v).unwrap()].id.clone()
+    fn target(w: &World) -> TargetView {
+        w.deployments[0].targets[0].clone()
     }
+
+    fn latest_cred(w: &World) -> usize {
+        let v = w.latest_of(&target(w)).unwrap().value.clone();
+        w.cred_by_value(&v).unwrap()
+    }
+
+    fn begin(w: &mut World, kind: InvKind) -> u32 {
+        let t = target(w);
+        let p = w.new_process(0, true);
+        w.begin(0, p, kind, vec![t.clone()], vec![t])
+    }
+
+    const CLI: InvKind = InvKind::Cli { force: true, dry_run: false, revoke_superseded: false };
 
     fn invariants(w: &World) -> Vec<u8> {
         w.checker.violations.iter().map(|v| v.invariant).collect()
     }
 
-    fn unchanged() -> Outcome {
-        Outcome {
-            target: crate::world::TARGET.into(),
-            action: Action::Unchanged,
-            reason: Some(Reason::Fresh),
-            secret_id: None,
-            token_id: None,
-            expires_at: None,
-            revoked_token_ids: Vec::new(),
-            error: None,
-            warnings: Vec::new(),
-            failure: None,
+    /// A new credential of the target, created now by `inv`.
+    fn new_cred(w: &mut World, inv: u32, age: Duration) -> usize {
+        let t = target(w);
+        let a = w.unique_id();
+        let comment = pat_rotator::databricks::pat::comment(&t.name, &t.key, &a);
+        let at = w.issuer_at(&t.holder(), w.now()) - age;
+        let i = w.add_cred(t.holder(), Some(comment), at, Duration::days(5), (inv > 0).then_some(inv));
+        if let Some(x) = w.invs.get_mut(&inv) {
+            x.created.push(i);
         }
+        i
     }
 
     #[test]
-    fn a_rotation_revoking_the_latest_versions_token_breaks_invariant_1() {
-        let mut w = pat_with_a_managed_secret();
-        let run = w.begin_run(0, RunKind::Timer, None).id;
-        let id = latest_cred(&w);
-        w.is_revoke(run, &id).unwrap();
-        assert_eq!(invariants(&w), [1], "{:?}", w.log.lines);
+    fn revoking_what_the_latest_version_names_breaks_invariant_1() {
+        let mut w = pat_world();
+        let inv = begin(&mut w, InvKind::Timer);
+        let i = latest_cred(&w);
+        w.kill_by_inv(inv, i);
+        assert_eq!(invariants(&w), [1], "{:?}", w.checker.violations);
+        assert!(w.checker.violations[0].text.contains("protection (a)"), "{:?}", w.checker.violations);
+        // tokens --revoke is exempt from the grace, never from (a).
+        let mut w = pat_world();
+        let inv = begin(&mut w, InvKind::TokensRevoke);
+        let i = latest_cred(&w);
+        w.kill_by_inv(inv, i);
+        assert_eq!(invariants(&w), [1]);
     }
 
     #[test]
-    fn a_rotation_revoking_another_targets_token_breaks_invariant_5() {
-        let mut w = pat_with_a_managed_secret();
-        let run = w.begin_run(0, RunKind::Timer, None).id;
-        for not_ours in ["/billing/", "Terraform", "ci job", "notebook"] {
-            if let Some(c) =
-                w.creds.iter().find(|c| w.live(c) && c.comment.as_deref().is_some_and(|m| m.contains(not_ours)))
+    fn revoking_another_targets_or_a_foreign_token_breaks_invariant_5() {
+        let mut w = pat_world();
+        let inv = begin(&mut w, InvKind::Timer);
+        for not_ours in ["pat-rotator/finance/", "Terraform", "ci job", "notebook"] {
+            if let Some(i) = (0..w.creds.len())
+                .find(|i| w.live(&w.creds[*i]) && w.creds[*i].comment.as_deref().is_some_and(|m| m.contains(not_ours)))
             {
-                let id = c.id.clone();
-                w.is_revoke(run, &id).unwrap();
+                w.kill_by_inv(inv, i);
             }
         }
         assert!(!invariants(&w).is_empty() && invariants(&w).iter().all(|i| *i == 5), "{:?}", w.checker.violations);
+        // tokens --revoke may revoke anything (a) does not protect.
+        let mut w = pat_world();
+        let inv = begin(&mut w, InvKind::TokensRevoke);
+        let i = (0..w.creds.len()).find(|i| w.creds[*i].comment.as_deref() == Some("ci job")).unwrap_or(0);
+        let protected = i == latest_cred(&w);
+        w.kill_by_inv(inv, i);
+        assert_eq!(invariants(&w).is_empty(), !protected);
     }
 
     #[test]
     fn a_cap_claim_is_checked_not_trusted() {
-        let mut w = pat_with_a_managed_secret();
-        let id = latest_cred(&w);
-        let run = w.begin_run(0, RunKind::Cli, None).id;
-        w.runs.get_mut(&run).unwrap().cap_ids = vec![id.clone()];
-        w.runs.get_mut(&run).unwrap().listing_ours = 2;
-        w.is_revoke(run, &id).unwrap();
-        assert_eq!(invariants(&w), [1], "two listed tokens are no cap");
-
-        let mut w = pat_with_a_managed_secret();
-        let run = w.begin_run(0, RunKind::Cli, None).id;
-        w.runs.get_mut(&run).unwrap().cap_ids = vec![id.clone()];
-        w.runs.get_mut(&run).unwrap().listing_ours = 6;
-        w.is_revoke(run, &id).unwrap();
-        assert!(invariants(&w).is_empty());
+        // The claim, and six of the target's credentials in the invocation's last listing
+        // (five plus the latest's): not over the cap of 6.
+        let setup = |extra: usize| {
+            let mut w = pat_world();
+            let inv = begin(&mut w, CLI);
+            let latest = latest_cred(&w);
+            let mut ids = vec![w.creds[latest].id.clone()];
+            let older = new_cred(&mut w, 0, Duration::hours(3));
+            ids.push(w.creds[older].id.clone());
+            for _ in 0..4 + extra {
+                let c = new_cred(&mut w, 0, Duration::hours(2));
+                ids.push(w.creds[c].id.clone());
+            }
+            // The superseded one: named by a version superseded a minute ago (inside the grace).
+            let t = target(&w);
+            let (h, n) = t.secret_key();
+            let mut v = w.latest_of(&t).unwrap().clone();
+            v.value = w.creds[older].value.clone();
+            v.tags.insert(t.profile().id_tag.to_string(), w.creds[older].id.clone());
+            let a_minute_ago = (w.vault_now(&h) - Duration::minutes(1)).unix_timestamp();
+            let s = w.secret_mut(&h, &n);
+            s.versions.insert(s.versions.len() - 1, v);
+            s.versions.last_mut().unwrap().created = a_minute_ago;
+            w.invs.get_mut(&inv).unwrap().listings.insert(t.holder(), ids);
+            w.invs.get_mut(&inv).unwrap().per.get_mut(&t.name).unwrap().cap_ids = vec![w.creds[older].id.clone()];
+            (w, inv, older)
+        };
+        let (mut w, inv, older) = setup(0);
+        w.kill_by_inv(inv, older);
+        assert_eq!(invariants(&w), [1], "six listed are no cap: {:?}", w.checker.violations);
+        let (mut w, inv, older) = setup(1);
+        w.kill_by_inv(inv, older);
+        assert!(invariants(&w).is_empty(), "{:?}", w.checker.violations);
         assert_eq!(w.checker.exceptions.get(&Exception::Cap), Some(&1));
+        // Six listed and a create refused as full: the credential it makes room for is the 7th.
+        let (mut w, inv, older) = setup(0);
+        let h = target(&w).holder();
+        w.invs.get_mut(&inv).unwrap().full.insert(h);
+        w.kill_by_inv(inv, older);
+        assert!(invariants(&w).is_empty(), "{:?}", w.checker.violations);
+    }
+
+    #[test]
+    fn a_dry_run_status_or_tokens_that_changes_anything_breaks_invariant_6() {
+        for kind in
+            [InvKind::Cli { force: true, dry_run: true, revoke_superseded: false }, InvKind::Status, InvKind::Tokens]
+        {
+            let mut w = pat_world();
+            let inv = begin(&mut w, kind);
+            let i = new_cred(&mut w, inv, Duration::ZERO);
+            w.check_create(inv, i);
+            assert_eq!(invariants(&w), [6], "{kind:?}");
+        }
+        let mut w = pat_world();
+        let inv = begin(&mut w, InvKind::Cli { force: false, dry_run: true, revoke_superseded: false });
+        let t = target(&w);
+        w.check_write(inv, &t.vault, &t.secret, w.now(), "dapi-no-such-value", &Default::default());
+        assert_eq!(invariants(&w), [6]);
+        let mut w = pat_world();
+        let inv = begin(&mut w, CLI);
+        let i = new_cred(&mut w, inv, Duration::ZERO);
+        w.check_create(inv, i);
+        assert!(invariants(&w).is_empty());
+    }
+
+    #[test]
+    fn a_forced_provision_inside_the_cooldown_that_creates_breaks_invariant_7() {
+        let setup = |age: Duration| {
+            let mut w = world(|s| {
+                let t = &s.deployments[0].targets;
+                t.len() == 1
+                    && t[0].kind == Kind::Pat
+                    && t[0].lifetime_days == 90
+                    && s.deployments[0].settings.cooldown_minutes == 15
+                    && matches!(s.initial[0], InitialSecret::Managed { legacy: false, .. })
+            });
+            let inv = begin(&mut w, InvKind::Provision { force: true, dry_run: false });
+            let t = target(&w);
+            let mut v = w.latest_of(&t).unwrap().clone();
+            let i = latest_cred(&w);
+            w.creds[i].expires = Some(w.issuer_at(&t.holder(), w.now()) + Duration::days(80));
+            v.created = (w.vault_now(&t.vault) - age).unix_timestamp();
+            let read = crate::world::SeenRead { version: v, vault_at: Some(w.vault_now(&t.vault)) };
+            w.deliver(inv, crate::wire::Delivered::Read { targets: vec![t.name.clone()], read: Some(read) });
+            let c = new_cred(&mut w, inv, Duration::ZERO);
+            w.check_create(inv, c);
+            w
+        };
+        assert_eq!(invariants(&setup(Duration::minutes(5))), [7]);
+        assert!(invariants(&setup(Duration::minutes(16))).is_empty());
+    }
+
+    #[test]
+    fn writing_a_credential_older_than_30_minutes_breaks_invariant_8() {
+        for (age, broken) in [(Duration::minutes(29), false), (Duration::minutes(31), true)] {
+            let mut w = pat_world();
+            let inv = begin(&mut w, CLI);
+            let i = new_cred(&mut w, inv, age);
+            let t = target(&w);
+            let value = w.creds[i].value.clone();
+            w.check_write(inv, &t.vault, &t.secret, w.now(), &value, &Default::default());
+            assert_eq!(invariants(&w).contains(&8), broken, "{age}: {:?}", w.checker.violations);
+        }
+    }
+
+    #[test]
+    fn a_secret_in_any_output_or_upstream_detail_in_a_callers_body_breaks_invariant_0() {
+        let mut w = pat_world();
+        let inv = begin(&mut w, CLI);
+        let i = latest_cred(&w);
+        let value = w.creds[i].value.clone();
+        w.check_output(inv, "log line", &format!("refused ('{}…')", &value[4..20]));
+        assert_eq!(invariants(&w), [0]);
+        let basic = azure_core::base64::encode(format!("someone:{value}"));
+        w.check_output(inv, "log line", &format!("Authorization: Basic {basic}"));
+        w.check_output(inv, "result", "tok-001 revoked; version 3f2a9c4e1b7d of kv-a/databricks-pat");
+        assert_eq!(invariants(&w), [0], "the plain line is fine");
+        let mut w = pat_world();
+        let inv = begin(&mut w, InvKind::Provision { force: false, dry_run: false });
+        w.check_caller_body(
+            inv,
+            &serde_json::json!({"action": "unchanged", "secret_id": "https://kv-a.vault.azure.net/secrets/x/1"}),
+        );
+        assert!(invariants(&w).is_empty(), "secret_id is the result object's");
+        w.check_caller_body(
+            inv,
+            &serde_json::json!({"warnings": ["reading failed: 503 at https://kv-a.vault.azure.net (activity id 1)"]}),
+        );
+        assert_eq!(invariants(&w), [0]);
+    }
+
+    #[test]
+    fn a_late_write_naming_a_token_its_own_invocation_deleted_breaks_invariant_2() {
+        let mut w = pat_world();
+        let inv = begin(&mut w, CLI);
+        let i = new_cred(&mut w, inv, Duration::ZERO);
+        // Deleting an unrecorded token of its own is harmless by itself...
+        w.kill_by_inv(inv, i);
+        assert!(invariants(&w).is_empty(), "{:?}", w.checker.violations);
+        // ...but not once the write it had sent lands.
+        let t = target(&w);
+        let mut v = w.latest_of(&t).unwrap().clone();
+        v.value = w.creds[i].value.clone();
+        v.by = inv;
+        let l = crate::world::Landing {
+            host: t.vault.clone(),
+            name: t.secret.clone(),
+            version: v,
+            after: Default::default(),
+            inv,
+        };
+        w.land(l);
+        assert_eq!(invariants(&w), [2]);
+    }
+
+    #[test]
+    fn seven_live_tokens_after_an_invocation_alone_break_invariant_3() {
+        let mut w = pat_world();
+        let inv = begin(&mut w, CLI);
+        let t = target(&w);
+        let live = w.creds.iter().filter(|c| w.live(c) && w.is_targets(&t, c)).count();
+        for _ in live..7 {
+            new_cred(&mut w, inv, Duration::minutes(1));
+        }
+        w.end(inv, Some((vec![(t.name.clone(), true, "rotated".into())], Vec::new(), None)));
+        assert_eq!(invariants(&w), [3], "{:?}", w.checker.violations);
     }
 
     #[test]
     fn out_of_band_revocation_is_counted_not_reported() {
-        let mut w = pat_with_a_managed_secret();
-        let id = latest_cred(&w);
-        let i = w.cred_index(&id).unwrap();
+        let mut w = pat_world();
+        let i = latest_cred(&w);
         w.kill_by_world("someone", i, Exception::OutOfBand);
         assert!(invariants(&w).is_empty());
         assert_eq!(w.checker.exceptions.get(&Exception::OutOfBand), Some(&1));
     }
 
     #[test]
-    fn a_late_write_naming_a_token_its_own_run_deleted_breaks_invariant_2() {
-        let mut w = pat_with_a_managed_secret();
-        let run = w.begin_run(0, RunKind::Cli, None).id;
-        let new = w.is_create(run, &CreateRequest { attempt: "x1".into(), lifetime_seconds: 86_400 }).ok().unwrap();
-        // Deleting an unrecorded token of its own is harmless by itself...
-        w.is_revoke(run, &new.info.id).unwrap();
-        assert!(invariants(&w).is_empty());
-        // ...but not once the write it had sent lands.
-        let mut version = w.secret(VAULTS[0], "databricks-pat").unwrap().versions.last().unwrap().clone();
-        version.value = new.value.expose().to_string();
-        version.id.push_str("-late");
-        w.land(Landing {
-            host: VAULTS[0].into(),
-            name: "databricks-pat".into(),
-            version,
-            after: Default::default(),
-            run,
-        });
-        assert_eq!(invariants(&w), [2]);
-    }
-
-    #[test]
-    fn seven_live_tokens_after_a_run_alone_break_invariant_3() {
-        let mut w = pat_with_a_managed_secret();
-        let before: usize = {
-            let spec = w.deployments[0].spec.clone();
-            w.creds.iter().filter(|c| w.live(c) && w.is_targets(&spec, c)).count()
-        };
-        let run = w.begin_run(0, RunKind::Cli, None).id;
-        for n in before..7 {
-            w.is_create(run, &CreateRequest { attempt: format!("y{n}"), lifetime_seconds: 86_400 }).ok().unwrap();
-        }
-        w.end_run(run, Some(unchanged()));
-        assert_eq!(invariants(&w), [3], "{:?}", w.checker.violations);
+    fn a_credential_left_after_the_quiet_phase_breaks_invariant_4() {
+        let mut w = pat_world();
+        let t = target(&w);
+        w.check_quiet_end(&t);
+        let before = invariants(&w);
+        let inv = begin(&mut w, CLI);
+        new_cred(&mut w, inv, Duration::hours(5));
+        w.check_quiet_end(&t);
+        assert_eq!(invariants(&w).len(), before.len() + 1);
+        assert_eq!(invariants(&w).last(), Some(&4));
+        assert!(matches!(t.holder(), Holder::Pat { .. }) && EPOCH.year() == 2026);
     }
 }

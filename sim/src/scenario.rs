@@ -1,11 +1,13 @@
-//! One schedule's script, drawn from its seed: the configuration of the target, the starting
-//! state of the vault and the issuer, the fault profile, and what happens when (rotation runs,
+//! One schedule's script, drawn from its seed: the deployments and their targets (several per
+//! deployment: shared identities and workspaces, two OAuth targets on one principal, secrets in
+//! two vaults), the settings, the starting state of every vault, workspace and principal, the
+//! fault profile, and what happens when (timer passes, ProvisionPat calls, CLI commands,
 //! operator actions, consumer reads).
 //!
-//! The script says what is *attempted* and when; how each call goes (its latency, its fault)
-//! is drawn while the schedule runs, from a stream forked from the same seed. Every scenario
-//! has at least two runs of one target that start within two seconds of each other and at
-//! least one burst of faults, so every schedule searches concurrency and failure.
+//! The script says what is *attempted* and when; how each request goes (its latency, its fault)
+//! is drawn while the schedule runs, from a stream forked from the same seed. Every scenario has
+//! at least two invocations touching one target that start at the same instant, and at least
+//! one burst of faults over them, so every schedule searches concurrency and failure.
 
 use std::fmt::Write;
 
@@ -13,8 +15,8 @@ use time::Duration;
 
 use crate::rng::Rng;
 
-/// Which credential the target rotates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which credential a target rotates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// Personal access tokens of the service's identity (contract §6, §7).
     Pat,
@@ -22,34 +24,55 @@ pub enum Kind {
     OAuth,
 }
 
-/// How a rotation run is asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunKind {
-    /// `RotatePat`: `Force::No`.
-    Timer,
-    /// `ProvisionPat` with `force: true`: `Force::Provision { cooldown }`.
-    Provision,
-    /// `rotate --force`: `Force::Cli`.
-    Cli,
-    /// `rotate --dry-run` (half of them with `--force`).
-    DryRun,
-    /// `rotate --force --revoke-superseded --target …`.
-    RevokeSuperseded,
+/// The workspaces, vaults and principals of every schedule (their hosts and ids).
+pub const WORKSPACES: [&str; 2] =
+    ["adb-1111111111111111.11.azuredatabricks.net", "adb-2222222222222222.12.azuredatabricks.net"];
+pub const VAULTS: [&str; 4] =
+    ["kv-a.vault.azure.net", "kv-b.vault.azure.net", "kv-c.vault.azure.net", "kv-d.vault.azure.net"];
+pub const PRINCIPALS: [&str; 2] = ["6f0c3f7e-1b7a-4c7e-9a52-3d1f0c2b9e11", "0d9c1b2a-7e6f-4a5b-8c9d-0e1f2a3b4c5d"];
+
+/// One configured target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetSpec {
+    pub name: String,
+    pub kind: Kind,
+    /// Index into [`WORKSPACES`].
+    pub workspace: usize,
+    /// Index into [`PRINCIPALS`] (OAuth targets).
+    pub principal: usize,
+    /// Index into [`VAULTS`].
+    pub vault: usize,
+    pub secret: String,
+    pub lifetime_days: u32,
+    pub renew_before_days: u32,
+    pub grace_hours: u32,
 }
 
-impl RunKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            RunKind::Timer => "timer",
-            RunKind::Provision => "provision",
-            RunKind::Cli => "cli --force",
-            RunKind::DryRun => "dry run",
-            RunKind::RevokeSuperseded => "cli --revoke-superseded",
-        }
-    }
+/// The settings of one deployment (contract §2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub cooldown_minutes: u32,
+    pub max_concurrency: u32,
+    pub call_timeout_secs: u32,
+    pub retry_attempts: u32,
+    pub retry_base_ms: u32,
 }
 
-/// How an operator replaces the tag map of the latest version.
+/// One pat-rotator deployment: a Function App (its instances share the configuration) and the
+/// operator's CLI with the same configuration and identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentSpec {
+    pub targets: Vec<TargetSpec>,
+    /// Deployed from this moment.
+    pub from: Duration,
+    /// Function App instances (ProvisionPat calls spread over them; the timer runs on one).
+    pub instances: usize,
+    pub settings: Settings,
+    /// The timer's schedule period.
+    pub period: Duration,
+}
+
+/// How the operator replaces the tag map of the latest version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retag {
     /// Every tag but `managed-by`.
@@ -59,55 +82,96 @@ pub enum Retag {
     /// Only the credential-id tags and an operator's own tag.
     OnlyIds,
     /// Nothing of pat-rotator's: not even the credential id. Off unless
-    /// [`Options::retag_strips_ids`](crate::Options::retag_strips_ids) (see sim/README.md).
+    /// [`Knobs::retag_strips_ids`] (sim/README.md, "Findings").
     StripAll,
+}
+
+/// A CLI `rotate` pass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CliRotate {
+    /// `--target` names (indices into the deployment's targets); empty: every target.
+    pub targets: Vec<usize>,
+    pub force: bool,
+    pub dry_run: bool,
+    pub revoke_superseded: bool,
+}
+
+/// What an invocation of pat-rotator is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invoke {
+    /// `RotatePat`: every target, unforced, on instance 0.
+    Timer,
+    /// `ProvisionPat` on an instance.
+    Provision { target: usize, force: bool, dry_run: bool, instance: usize },
+    /// `pat-rotator rotate …` (a new process).
+    Cli(CliRotate),
+    /// `pat-rotator status` (reads only).
+    Status,
+    /// `pat-rotator tokens` (reads only).
+    Tokens,
+    /// `pat-rotator tokens --revoke ID`: an id the operator picks while the schedule runs (a
+    /// live credential of one of the deployment's issuers — sometimes one a configured secret
+    /// names, which the guard must refuse).
+    TokensRevoke { protected: bool },
+    // `SecretEvent` (branch `events`, contract §10) comes here: an Event Grid event for one
+    // secret, evaluated as an unforced run of the targets it matches.
 }
 
 /// One thing that happens at a moment of the schedule.
 #[derive(Debug, Clone, PartialEq)]
 pub enum What {
-    /// A rotation run of deployment `dep`, dropped after `kill_after` if it has not ended.
+    /// An invocation of deployment `dep`, dropped after `kill_after` if it has not ended.
     Run {
         dep: usize,
-        kind: RunKind,
+        invoke: Invoke,
         kill_after: Option<Duration>,
     },
-    /// A pipeline or a person calling `rotate --force` `runs` times in a row.
+    /// A pipeline or a person calling `rotate --force --target T` `runs` times in a row.
     ForceLoop {
         dep: usize,
+        target: usize,
         runs: u32,
     },
-    /// The operator points the deployment at another secret name (a new secret key).
+    /// The operator points a target at another secret name (a new secret key).
     Rename {
         dep: usize,
+        target: usize,
     },
-    /// The operator points the deployment at another vault.
+    /// The operator points a target at another vault.
     MoveVault {
         dep: usize,
+        target: usize,
     },
     Retag {
         dep: usize,
+        target: usize,
         how: Retag,
     },
     /// The operator disables the latest version.
     Disable {
         dep: usize,
+        target: usize,
     },
     /// The operator soft-deletes the secret, recovers it `recover_after` later; reads answer
     /// 404 for `recovering_for` more after the recovery.
     SoftDelete {
         dep: usize,
+        target: usize,
         recover_after: Duration,
         recovering_for: Duration,
     },
-    /// Someone revokes a credential of the identity (or the principal) in the workspace.
+    /// The operator copies the latest version of one target's secret into another's (backup
+    /// and restore into a second vault, a sync tool, a migration): value and tags.
+    Copy {
+        dep: usize,
+        from: usize,
+        to: usize,
+    },
+    /// Someone revokes a credential in a workspace or deletes a principal's OAuth secret.
     OutOfBand,
-    /// `pat-rotator tokens --revoke ID` of a credential the latest version of no configured
-    /// secret names.
-    TokensRevoke,
     /// A consumer reads the latest version of a secret.
     Consume,
-    /// The issuer's inactivity rule (the 90-day revocation, compressed) sweeps.
+    /// The workspaces' inactivity rule (the 90-day revocation, compressed) sweeps.
     InactivitySweep,
 }
 
@@ -117,7 +181,7 @@ pub struct Act {
     pub what: What,
 }
 
-/// The secret as the schedule finds it.
+/// A target's secret as the schedule finds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InitialSecret {
     Absent,
@@ -135,28 +199,33 @@ pub enum InitialSecret {
     },
 }
 
-/// Per-call fault rates (per mille) of one schedule. Bursts come on top.
+/// Per-request fault rates (per mille) of one schedule. Bursts come on top.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
+    /// Key Vault reads and version lists: 429/5xx (retried by the client).
     pub kv_error: u32,
+    /// Key Vault reads answer 404 although the secret exists (replication, a recovery).
     pub kv_not_found: u32,
     pub kv_no_date: u32,
+    /// A write refused with a 4xx (429; or 400 quoting the value): not stored.
     pub kv_write_refused: u32,
-    pub kv_write_stored_unknown: u32,
-    pub kv_write_stored_failed: u32,
-    pub kv_write_timeout_lost: u32,
-    pub kv_write_timeout_lands: u32,
-    pub is_error: u32,
-    pub is_no_date: u32,
-    pub is_create_lost_before: u32,
-    pub is_create_lost_after: u32,
-    pub is_revoke_error: u32,
-    pub is_verify_error: u32,
-    /// A call that hangs for minutes (up to 40) before its effect or its answer.
+    /// A write answered 5xx or 408 (applied now, later or never).
+    pub kv_write_5xx: u32,
+    /// A write without an answer (applied now, later or never).
+    pub kv_write_hang: u32,
+    pub ws_error: u32,
+    pub ws_no_date: u32,
+    /// A create without an answer or with a 5xx (applied or not).
+    pub ws_create_ambiguous: u32,
+    /// A create that never reached the workspace (connection refused; retried).
+    pub ws_create_refused: u32,
+    pub ws_revoke_error: u32,
+    pub ws_verify_error: u32,
+    /// An answer that takes seconds, or longer than the client waits.
     pub slow: u32,
 }
 
-/// A window in which every call of one kind to one service misbehaves in one way.
+/// A window in which every request of one kind to one service misbehaves in one way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Burst {
     pub service: Service,
@@ -168,7 +237,7 @@ pub struct Burst {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     Vault,
-    Issuer,
+    Workspace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,7 +248,7 @@ pub enum BurstKind {
     NotFound,
     /// Answers without `Date`.
     NoDate,
-    /// Writes and creates time out; half of them take effect anyway.
+    /// Writes and creates get no answer; half of them take effect anyway.
     Timeouts,
 }
 
@@ -187,37 +256,35 @@ pub enum BurstKind {
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub seed: u64,
-    pub kind: Kind,
-    pub lifetime_days: u32,
-    pub renew_before_days: u32,
-    pub grace_hours: u32,
-    pub cooldown_minutes: u32,
-    /// The timer's schedule period.
-    pub period: Duration,
+    pub deployments: Vec<DeploymentSpec>,
     /// The active phase; a quiet phase follows (sim/README.md).
     pub length: Duration,
-    /// The issuer's limit: the identity's token quota (600 in Databricks, small here so that it
-    /// is reached), or the principal's five OAuth secrets.
-    pub quota: usize,
-    pub vault_skew: Duration,
-    pub issuer_skew: Duration,
-    /// The rotation's local clock: this far off true time, and from `.0` on `.1` off.
+    /// Per workspace: the identity's token quota (600 in Databricks, small here so that it is
+    /// reached).
+    pub quotas: [usize; 2],
+    /// Clock skews: per vault, per workspace, the accounts service (OAuth secrets' times).
+    pub vault_skews: [Duration; 4],
+    pub ws_skews: [Duration; 2],
+    pub accounts_skew: Duration,
+    /// The processes' local clocks: this far off true time, and from `.0` on `.1` off.
     pub local_skew: Duration,
     pub local_jump: Option<(Duration, Duration)>,
-    pub initial: InitialSecret,
-    pub foreign_creds: u32,
-    pub other_target_tokens: u32,
-    pub legacy_unrecorded: u32,
-    pub orphans: u32,
+    /// Per target of deployment 0 (by index), and for deployment 1's targets after them.
+    pub initial: Vec<InitialSecret>,
+    /// Per workspace: foreign tokens, another (unconfigured) target's tokens, legacy-comment
+    /// tokens no version records, orphans of the first PAT target there.
+    pub foreign_creds: [u32; 2],
+    pub other_target_tokens: [u32; 2],
+    pub legacy_unrecorded: [u32; 2],
+    pub orphans: [u32; 2],
+    /// Per principal: secrets nobody records (made by hand).
+    pub foreign_secrets: [u32; 2],
+    /// The principal's secrets list comes in pages of this many.
+    pub sp_page: usize,
     pub faults: Faults,
     pub bursts: Vec<Burst>,
-    /// A second deployment (same target name, identity and workspace; its own vault) from this
-    /// moment.
-    pub second_deployment: Option<Duration>,
-    /// Credentials unused this long are revoked by the issuer (Databricks: 90 days).
+    /// Credentials unused this long are revoked by the workspace (Databricks: 90 days).
     pub inactivity: Option<Duration>,
-    /// Attempts of the one retry the core decides itself (a secret write).
-    pub write_attempts: u32,
     pub acts: Vec<Act>,
 }
 
@@ -233,34 +300,144 @@ fn secs(s: u64) -> Duration {
     Duration::seconds(s as i64)
 }
 
+/// Lifetime, renew-before and grace for a target whose timer runs every `period_hours`:
+/// rotations at least grace + two periods apart, so that a quiet phase can settle (a target
+/// rotated more often than its grace relies on the cap alone: sim/README.md).
+fn draw_timing(r: &mut Rng, period_hours: i64) -> (u32, u32, u32) {
+    let grace_hours = *r.pick(&[0, 1, 2, 6, 24, 24]);
+    let room = |l: u32| (l as i64 * 24 - grace_hours as i64 - 2 * period_hours) / 24;
+    let lifetimes: Vec<u32> = [2, 3, 5, 90].into_iter().filter(|l| room(*l) >= 1).collect();
+    let lifetime_days = *r.pick(&lifetimes);
+    let renew_before_days = if lifetime_days == 90 {
+        30
+    } else {
+        r.range(1, room(lifetime_days).min(lifetime_days as i64 - 1) as u64) as u32
+    };
+    (lifetime_days, renew_before_days, grace_hours as u32)
+}
+
 impl Scenario {
     pub fn generate(seed: u64, knobs: Knobs) -> Scenario {
         let mut root = Rng::new(seed);
         let mut r = root.fork();
-        // Both kinds in every pair of consecutive seeds.
-        let kind = if seed.is_multiple_of(2) { Kind::Pat } else { Kind::OAuth };
-        let grace_hours = *r.pick(&[0, 1, 2, 6, 24, 24]);
-        let cooldown_minutes = *r.pick(&[15, 15, 0, 60]);
+        let length = Duration::days(r.range(1, 3) as i64);
+        let skew = |r: &mut Rng, max: u64| Duration::seconds(r.range(0, 2 * max) as i64 - max as i64);
+
+        // Deployment 0: one to three targets. The first target's kind alternates with the seed.
+        let first_kind = if seed.is_multiple_of(2) { Kind::Pat } else { Kind::OAuth };
         let period_hours = *r.pick(&[4, 6, 12, 24]);
         let period = Duration::hours(period_hours);
-        // Rotations at least grace + two periods apart, so that a quiet phase can settle (a
-        // target rotated more often than its grace relies on the cap alone: sim/README.md).
-        let room = |l: u32| (l as i64 * 24 - grace_hours as i64 - 2 * period_hours) / 24;
-        let lifetimes: Vec<u32> = [2, 3, 5, 90].into_iter().filter(|l| room(*l) >= 1).collect();
-        let lifetime_days = *r.pick(&lifetimes);
-        let renew_before_days = if lifetime_days == 90 {
-            30
-        } else {
-            r.range(1, room(lifetime_days).min(lifetime_days as i64 - 1) as u64) as u32
+        let base = |kind: Kind| if kind == Kind::Pat { "databricks-pat" } else { "databricks-sp-secret" };
+        let mut targets = Vec::new();
+        let (l, rb, g) = draw_timing(&mut r, period_hours);
+        targets.push(TargetSpec {
+            name: "analytics".into(),
+            kind: first_kind,
+            workspace: 0,
+            principal: 0,
+            vault: 0,
+            secret: base(first_kind).into(),
+            lifetime_days: l,
+            renew_before_days: rb,
+            grace_hours: g,
+        });
+        if r.chance(550) {
+            // A second target sharing the first one's issuer: the same identity and workspace
+            // (PATs), or the same principal (OAuth); its secret in the same or another vault.
+            let kind = if r.chance(800) { first_kind } else { [Kind::Pat, Kind::OAuth][r.below(2) as usize] };
+            let (l, rb, g) = draw_timing(&mut r, period_hours);
+            let vault = if r.chance(500) { 0 } else { 1 };
+            targets.push(TargetSpec {
+                name: "billing".into(),
+                kind,
+                workspace: if kind == Kind::OAuth && r.chance(300) { 1 } else { 0 },
+                principal: 0,
+                vault,
+                secret: format!("{}-billing", base(kind)),
+                lifetime_days: l,
+                renew_before_days: rb,
+                grace_hours: g,
+            });
+        }
+        if r.chance(250) {
+            let kind = [Kind::Pat, Kind::OAuth][r.below(2) as usize];
+            let (l, rb, g) = draw_timing(&mut r, period_hours);
+            targets.push(TargetSpec {
+                name: "ml".into(),
+                kind,
+                workspace: 1,
+                principal: 1,
+                vault: 1,
+                secret: format!("{}-ml", base(kind)),
+                lifetime_days: l,
+                renew_before_days: rb,
+                grace_hours: g,
+            });
+        }
+        let settings = |r: &mut Rng| Settings {
+            cooldown_minutes: *r.pick(&[15, 15, 0, 60]),
+            max_concurrency: *r.pick(&[1, 2, 8]),
+            call_timeout_secs: *r.pick(&[10, 20, 30]),
+            retry_attempts: r.range(1, 5) as u32,
+            retry_base_ms: *r.pick(&[200, 500, 1000]),
         };
-        let length = Duration::days(r.range(1, 3) as i64);
-        let quota = match kind {
-            Kind::Pat => r.range(8, 12) as usize,
-            Kind::OAuth => 5,
-        };
-        let skew = |r: &mut Rng, max: u64| Duration::seconds(r.range(0, 2 * max) as i64 - max as i64);
-        let vault_skew = skew(&mut r, 120);
-        let issuer_skew = skew(&mut r, 120);
+        let mut deployments = vec![DeploymentSpec {
+            targets,
+            from: Duration::ZERO,
+            instances: r.range(1, 2) as usize,
+            settings: settings(&mut r),
+            period,
+        }];
+        // A second deployment (another Function App) with a target of the same name, identity
+        // and issuer as the first target, its secret in its own vault.
+        if r.chance(250) {
+            let t0 = deployments[0].targets[0].clone();
+            let from = if r.chance(500) { Duration::ZERO } else { secs(r.below(length.whole_seconds() as u64)) };
+            let p = *r.pick(&[6, 12, 24]);
+            let (l, rb, g) = draw_timing(&mut r, p);
+            deployments.push(DeploymentSpec {
+                targets: vec![TargetSpec { vault: 2, lifetime_days: l, renew_before_days: rb, grace_hours: g, ..t0 }],
+                from,
+                instances: 1,
+                settings: settings(&mut r),
+                period: Duration::hours(p),
+            });
+        }
+
+        let n_targets: usize = deployments.iter().map(|d| d.targets.len()).sum();
+        let mut initial = Vec::new();
+        for d in &deployments {
+            for t in &d.targets {
+                initial.push(match r.below(10) {
+                    0 | 1 => InitialSecret::Absent,
+                    2 | 3 => InitialSecret::Foreign { age: secs(r.range(60, 40 * H as u64)) },
+                    _ => {
+                        let age = secs(r.range(60, (t.lifetime_days as u64 * 24 - 1) * H as u64));
+                        let previous = r.chance(500).then(|| secs(r.range(60, 30 * H as u64)));
+                        InitialSecret::Managed { age, legacy: t.kind == Kind::Pat && r.chance(250), previous }
+                    }
+                });
+            }
+        }
+        debug_assert_eq!(initial.len(), n_targets);
+        let mut quotas = [0; 2];
+        let mut ws_skews = [Duration::ZERO; 2];
+        let (mut foreign_creds, mut other_target_tokens, mut legacy_unrecorded, mut orphans) =
+            ([0; 2], [0; 2], [0; 2], [0; 2]);
+        for w in 0..2 {
+            quotas[w] = r.range(8, 12) as usize;
+            ws_skews[w] = skew(&mut r, 120);
+            foreign_creds[w] = r.range(0, 2) as u32;
+            other_target_tokens[w] = r.range(0, 2) as u32;
+            legacy_unrecorded[w] = r.range(0, 1) as u32;
+            orphans[w] = r.range(0, 2) as u32;
+        }
+        let foreign_secrets = [r.range(0, 1) as u32, r.range(0, 1) as u32];
+        let mut vault_skews = [Duration::ZERO; 4];
+        for v in &mut vault_skews {
+            *v = skew(&mut r, 120);
+        }
+        let accounts_skew = skew(&mut r, 60);
         let local_skew = match r.below(4) {
             0 => Duration::ZERO,
             1 => skew(&mut r, 600),
@@ -268,44 +445,22 @@ impl Scenario {
         };
         let local_jump =
             r.chance(250).then(|| (secs(r.below(length.whole_seconds() as u64)), skew(&mut r, 30 * H as u64)));
-
-        let initial = match r.below(10) {
-            0 | 1 => InitialSecret::Absent,
-            2 | 3 => InitialSecret::Foreign { age: secs(r.range(60, 40 * H as u64)) },
-            _ => {
-                let age = secs(r.range(60, (lifetime_days as u64 * 24 - 1) * H as u64));
-                let previous = r.chance(500).then(|| secs(r.range(60, 30 * H as u64)));
-                InitialSecret::Managed { age, legacy: kind == Kind::Pat && r.chance(250), previous }
-            }
-        };
-        let (foreign_creds, other_target_tokens, legacy_unrecorded, orphans) = match kind {
-            Kind::Pat => (r.range(0, 2) as u32, r.range(0, 2) as u32, r.range(0, 1) as u32, r.range(0, 2) as u32),
-            Kind::OAuth => (r.range(0, 1) as u32, 0, 0, 0),
-        };
-
         let faults = match r.below(3) {
             0 => Faults::default(),
             1 => Faults::light(),
             _ => Faults::heavy(),
         };
-        let second_deployment = r
-            .chance(250)
-            .then(|| if r.chance(500) { Duration::ZERO } else { secs(r.below(length.whole_seconds() as u64)) });
         let inactivity = r.chance(150).then(|| Duration::hours(r.range(24, 60) as i64));
-        let write_attempts = r.range(1, 4) as u32;
+        let sp_page = *r.pick(&[100, 2, 1]);
 
         let mut sc = Scenario {
             seed,
-            kind,
-            lifetime_days,
-            renew_before_days,
-            grace_hours,
-            cooldown_minutes,
-            period,
+            deployments,
             length,
-            quota,
-            vault_skew,
-            issuer_skew,
+            quotas,
+            vault_skews,
+            ws_skews,
+            accounts_skew,
             local_skew,
             local_jump,
             initial,
@@ -313,11 +468,11 @@ impl Scenario {
             other_target_tokens,
             legacy_unrecorded,
             orphans,
+            foreign_secrets,
+            sp_page,
             faults,
             bursts: Vec::new(),
-            second_deployment,
             inactivity,
-            write_attempts,
             acts: Vec::new(),
         };
         let mut a = root.fork();
@@ -329,20 +484,25 @@ impl Scenario {
 
     /// Every deployment present at `at`.
     fn deps_at(&self, at: Duration) -> Vec<usize> {
-        let mut d = vec![0];
-        if self.second_deployment.is_some_and(|s| s <= at) {
-            d.push(1);
-        }
-        d
+        (0..self.deployments.len()).filter(|d| self.deployments[*d].from <= at).collect()
     }
 
-    /// Faults in windows: the first one over the first cluster of concurrent runs, of a kind
-    /// every run meets (its first reads), so that every schedule has concurrency under a fault.
+    /// Faults in windows: the first one over the first cluster of concurrent invocations, of a
+    /// kind every invocation meets (its first reads), so that every schedule has concurrency
+    /// under a fault.
     fn draw_bursts(&self, r: &mut Rng, clusters: &[Duration]) -> Vec<Burst> {
         let len = self.length.whole_seconds() as u64;
         let mut bursts = Vec::new();
+        for (n, at) in clusters.iter().enumerate().skip(1) {
+            // Every further cluster (the storm among them) meets timeouts or errors half the time.
+            if n > 0 && r.chance(500) {
+                let service = if r.chance(500) { Service::Vault } else { Service::Workspace };
+                let kind = if r.chance(500) { BurstKind::Timeouts } else { BurstKind::Errors };
+                bursts.push(Burst { service, from: *at, to: *at + secs(r.range(30, 900)), kind });
+            }
+        }
         for i in 0..r.range(1, 3) {
-            let service = if r.chance(500) { Service::Vault } else { Service::Issuer };
+            let service = if r.chance(500) { Service::Vault } else { Service::Workspace };
             let (from, kind) = if i == 0 {
                 let kind = match (service, r.below(3)) {
                     (Service::Vault, 0) => BurstKind::NotFound,
@@ -367,67 +527,144 @@ impl Scenario {
     fn draw_acts(&self, r: &mut Rng, knobs: Knobs) -> (Vec<Act>, Vec<Duration>) {
         let len = self.length.whole_seconds() as u64;
         let mut acts = Vec::new();
-        let kill = |r: &mut Rng| r.chance(80).then(|| Duration::milliseconds(r.range(0, 15_000) as i64));
-        let run = |r: &mut Rng, dep, kind| What::Run { dep, kind, kill_after: kill(r) };
+        let kill = |r: &mut Rng| r.chance(60).then(|| Duration::milliseconds(r.range(0, 15_000) as i64));
         let any_time = |r: &mut Rng| secs(r.below(len));
+        let dep_at = |r: &mut Rng, at: Duration| *r.pick(&self.deps_at(at));
+        let target_of = |r: &mut Rng, dep: usize| r.below(self.deployments[dep].targets.len() as u64) as usize;
+        let cli = |r: &mut Rng, dep: usize, force: bool, dry_run: bool| {
+            let n = self.deployments[dep].targets.len();
+            let targets = if r.chance(500) { Vec::new() } else { vec![r.below(n as u64) as usize] };
+            Invoke::Cli(CliRotate { targets, force, dry_run, revoke_superseded: false })
+        };
+        let provision = |r: &mut Rng, dep: usize, force: bool| Invoke::Provision {
+            target: r.below(self.deployments[dep].targets.len() as u64) as usize,
+            force,
+            dry_run: r.chance(80),
+            instance: r.below(self.deployments[dep].instances as u64) as usize,
+        };
 
         // The timer of every deployment.
-        let period = self.period.whole_seconds() as u64;
-        for dep in [0, 1] {
-            let Some(from) = (if dep == 0 { Some(Duration::ZERO) } else { self.second_deployment }) else { continue };
-            let mut t = from + secs(r.below(period));
+        for (dep, d) in self.deployments.iter().enumerate() {
+            let period = d.period.whole_seconds() as u64;
+            let mut t = d.from + secs(r.below(period));
             while t < self.length {
-                acts.push(Act { at: t, what: run(r, dep, RunKind::Timer) });
-                t += self.period;
+                acts.push(Act { at: t, what: What::Run { dep, invoke: Invoke::Timer, kill_after: kill(r) } });
+                t += d.period;
             }
         }
-        let dep_at = |r: &mut Rng, at: Duration| *r.pick(&self.deps_at(at));
         // Forced ProvisionPat calls, some as a retrying pipeline's burst.
         for _ in 0..r.range(1, 5) {
             let at = any_time(r);
             let dep = dep_at(r, at);
             let n = if r.chance(250) { r.range(2, 4) } else { 1 };
+            let force = r.chance(850);
+            let invoke = provision(r, dep, force);
             for i in 0..n {
-                acts.push(Act { at: at + secs(i * r.range(0, 20)), what: run(r, dep, RunKind::Provision) });
+                acts.push(Act {
+                    at: at + secs(i * r.range(0, 20)),
+                    what: What::Run { dep, invoke: invoke.clone(), kill_after: kill(r) },
+                });
             }
         }
-        for (n, kind) in [(2, RunKind::Cli), (2, RunKind::DryRun)] {
-            for _ in 0..r.range(0, n) {
-                let at = any_time(r);
-                let dep = dep_at(r, at);
-                acts.push(Act { at, what: run(r, dep, kind) });
-            }
+        for _ in 0..r.range(0, 2) {
+            let at = any_time(r);
+            let dep = dep_at(r, at);
+            acts.push(Act { at, what: What::Run { dep, invoke: cli(r, dep, true, false), kill_after: kill(r) } });
+        }
+        for _ in 0..r.range(0, 2) {
+            let at = any_time(r);
+            let dep = dep_at(r, at);
+            let force = r.chance(500);
+            acts.push(Act { at, what: What::Run { dep, invoke: cli(r, dep, force, true), kill_after: None } });
         }
         if r.chance(100) {
             let at = any_time(r);
             let dep = dep_at(r, at);
-            acts.push(Act { at, what: run(r, dep, RunKind::RevokeSuperseded) });
+            let target = target_of(r, dep);
+            let invoke =
+                Invoke::Cli(CliRotate { targets: vec![target], force: true, dry_run: false, revoke_superseded: true });
+            acts.push(Act { at, what: What::Run { dep, invoke, kill_after: kill(r) } });
         }
         if r.chance(200) {
             let at = any_time(r);
-            acts.push(Act { at, what: What::ForceLoop { dep: dep_at(r, at), runs: r.range(3, 9) as u32 } });
+            let dep = dep_at(r, at);
+            let target = target_of(r, dep);
+            acts.push(Act { at, what: What::ForceLoop { dep, target, runs: r.range(3, 9) as u32 } });
         }
-        // Runs of one target that start together: at least one cluster per schedule.
+        for invoke in [Invoke::Status, Invoke::Tokens] {
+            if r.chance(200) {
+                let at = any_time(r);
+                acts.push(Act { at, what: What::Run { dep: dep_at(r, at), invoke, kill_after: None } });
+            }
+        }
+        for _ in 0..(r.chance(150) as u32 + r.chance(100) as u32) {
+            let at = any_time(r);
+            let invoke = Invoke::TokensRevoke { protected: r.chance(300) };
+            acts.push(Act { at, what: What::Run { dep: dep_at(r, at), invoke, kill_after: None } });
+        }
+        // Invocations touching one target that start together: at least one cluster per
+        // schedule. The first two start at the same instant (so they overlap whatever their
+        // requests answer); the seeded latencies decide who goes first.
         let mut clusters = Vec::new();
         for _ in 0..r.range(1, 3) {
             let at = any_time(r);
             clusters.push(at);
             let dep = dep_at(r, at);
-            // The first two start at the same instant (so they overlap whatever their calls
-            // answer); the seeded latencies decide who goes first.
+            let target = target_of(r, dep);
             for i in 0..r.range(2, 3) {
-                let kind = *r.pick(&[RunKind::Timer, RunKind::Timer, RunKind::Provision, RunKind::Cli]);
+                let invoke = match r.below(5) {
+                    0 | 1 => Invoke::Timer,
+                    2 => Invoke::Provision {
+                        target,
+                        force: true,
+                        dry_run: false,
+                        instance: r.below(self.deployments[dep].instances as u64) as usize,
+                    },
+                    3 => Invoke::Cli(CliRotate {
+                        targets: vec![target],
+                        force: true,
+                        dry_run: false,
+                        revoke_superseded: false,
+                    }),
+                    _ => Invoke::Cli(CliRotate {
+                        targets: Vec::new(),
+                        force: false,
+                        dry_run: false,
+                        revoke_superseded: false,
+                    }),
+                };
                 let offset = if i < 2 { 0 } else { r.range(0, 2000) as i64 };
-                acts.push(Act { at: at + Duration::milliseconds(offset), what: run(r, dep, kind) });
+                acts.push(Act {
+                    at: at + Duration::milliseconds(offset),
+                    what: What::Run { dep, invoke, kill_after: kill(r) },
+                });
+            }
+        }
+
+        // A storm, in a quarter of the schedules: several pipelines forcing one target at once
+        // for a while, each from its own process, under a burst of faults — the cap, ambiguous
+        // creates and their clean-up, unknown writes and suspended CLIs, all racing.
+        if r.chance(250) {
+            let at = any_time(r);
+            clusters.push(at);
+            let dep = dep_at(r, at);
+            let target = target_of(r, dep);
+            for _ in 0..r.range(2, 4) {
+                let start = at + secs(r.range(0, 60));
+                acts.push(Act { at: start, what: What::ForceLoop { dep, target, runs: r.range(2, 6) as u32 } });
             }
         }
 
         // The operator.
         if r.chance(150) {
-            acts.push(Act { at: any_time(r), what: What::Rename { dep: 0 } });
+            let at = any_time(r);
+            let dep = dep_at(r, at);
+            acts.push(Act { at, what: What::Rename { dep, target: target_of(r, dep) } });
         }
         if r.chance(100) {
-            acts.push(Act { at: any_time(r), what: What::MoveVault { dep: 0 } });
+            let at = any_time(r);
+            let dep = dep_at(r, at);
+            acts.push(Act { at, what: What::MoveVault { dep, target: target_of(r, dep) } });
         }
         let retags: &[Retag] = if knobs.retag_strips_ids {
             &[Retag::DropManagedBy, Retag::OtherManager, Retag::OnlyIds, Retag::StripAll]
@@ -436,28 +673,55 @@ impl Scenario {
         };
         for _ in 0..(r.chance(300) as u32 + r.chance(100) as u32) {
             let at = any_time(r);
-            acts.push(Act { at, what: What::Retag { dep: dep_at(r, at), how: *r.pick(retags) } });
+            let dep = dep_at(r, at);
+            acts.push(Act { at, what: What::Retag { dep, target: target_of(r, dep), how: *r.pick(retags) } });
+        }
+        for _ in 0..(r.chance(200) as u32 + r.chance(100) as u32) {
+            let at = any_time(r);
+            let dep = dep_at(r, at);
+            acts.push(Act { at, what: What::Disable { dep, target: target_of(r, dep) } });
         }
         if r.chance(150) {
             let at = any_time(r);
-            acts.push(Act { at, what: What::Disable { dep: dep_at(r, at) } });
-        }
-        if r.chance(150) {
-            let at = any_time(r);
+            let dep = dep_at(r, at);
+            let recover_after = secs(r.range(60, 6 * H as u64));
             acts.push(Act {
                 at,
                 what: What::SoftDelete {
-                    dep: dep_at(r, at),
-                    recover_after: secs(r.range(60, 6 * H as u64)),
+                    dep,
+                    target: target_of(r, dep),
+                    recover_after,
                     recovering_for: secs(r.range(0, 120)),
                 },
             });
+            // The operator cleans up while the secret is away: `tokens --revoke` of what the
+            // deleted secret names (contract §10: refused, the read said absent).
+            if r.chance(500) {
+                let when = at + secs(r.range(1, recover_after.whole_seconds() as u64));
+                acts.push(Act {
+                    at: when,
+                    what: What::Run { dep, invoke: Invoke::TokensRevoke { protected: true }, kill_after: None },
+                });
+            }
+        }
+        // A copy between two targets of one deployment whose issuer could hold the credential.
+        let d0 = &self.deployments[0].targets;
+        let pairs: Vec<(usize, usize)> = (0..d0.len())
+            .flat_map(|a| (0..d0.len()).map(move |b| (a, b)))
+            .filter(|(a, b)| a != b && d0[*a].kind == d0[*b].kind)
+            .filter(|(a, b)| match d0[*a].kind {
+                Kind::Pat => d0[*a].workspace == d0[*b].workspace,
+                Kind::OAuth => d0[*a].principal == d0[*b].principal,
+            })
+            .collect();
+        if !pairs.is_empty() {
+            for _ in 0..(r.chance(400) as u32 + r.chance(150) as u32) {
+                let (from, to) = *r.pick(&pairs);
+                acts.push(Act { at: any_time(r), what: What::Copy { dep: 0, from, to } });
+            }
         }
         for _ in 0..(r.chance(300) as u32 + r.chance(100) as u32) {
             acts.push(Act { at: any_time(r), what: What::OutOfBand });
-        }
-        if r.chance(150) {
-            acts.push(Act { at: any_time(r), what: What::TokensRevoke });
         }
         // Consumers.
         for _ in 0..r.range(10, 40) {
@@ -480,38 +744,58 @@ impl Scenario {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "seed {} · {:?} · lifetime {}d, renew before {}d, grace {}h, cooldown {}m · timer every {} · active {} then quiet",
+            "seed {} · active {} then quiet · quotas {:?} · secrets pages of {}",
             self.seed,
-            self.kind,
-            self.lifetime_days,
-            self.renew_before_days,
-            self.grace_hours,
-            self.cooldown_minutes,
-            crate::log::span(self.period),
-            crate::log::span(self.length)
+            crate::log::span(self.length),
+            self.quotas,
+            self.sp_page
         );
+        for (i, d) in self.deployments.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "deployment {} from {} · {} instance(s) · timer every {} · {:?}",
+                ["A", "B"][i],
+                crate::log::at(d.from),
+                d.instances,
+                crate::log::span(d.period),
+                d.settings
+            );
+            for t in &d.targets {
+                let _ = writeln!(
+                    s,
+                    "  target {} · {:?} · {} · {}/{} · lifetime {}d, renew before {}d, grace {}h",
+                    t.name,
+                    t.kind,
+                    if t.kind == Kind::Pat { WORKSPACES[t.workspace] } else { PRINCIPALS[t.principal] },
+                    VAULTS[t.vault].split('.').next().unwrap_or_default(),
+                    t.secret,
+                    t.lifetime_days,
+                    t.renew_before_days,
+                    t.grace_hours
+                );
+            }
+        }
         let _ = writeln!(
             s,
-            "quota {} · clocks: vault {:+}s, issuer {:+}s, local {:+}s{} · write attempts {}",
-            self.quota,
-            self.vault_skew.whole_seconds(),
-            self.issuer_skew.whole_seconds(),
+            "clocks: vaults {:?}s, workspaces {:?}s, accounts {:+}s, local {:+}s{}",
+            self.vault_skews.map(|d| d.whole_seconds()),
+            self.ws_skews.map(|d| d.whole_seconds()),
+            self.accounts_skew.whole_seconds(),
             self.local_skew.whole_seconds(),
             match self.local_jump {
                 Some((at, to)) => format!(" jumping to {:+}s at {}", to.whole_seconds(), crate::log::at(at)),
                 None => String::new(),
             },
-            self.write_attempts
         );
         let _ = writeln!(
             s,
-            "initial secret {:?} · foreign {} · other target {} · legacy unrecorded {} · orphans {} · second deployment {} · inactivity {}",
+            "initial secrets {:?} · foreign {:?} · other target {:?} · legacy unrecorded {:?} · orphans {:?} · foreign OAuth secrets {:?} · inactivity {}",
             self.initial,
             self.foreign_creds,
             self.other_target_tokens,
             self.legacy_unrecorded,
             self.orphans,
-            self.second_deployment.map(crate::log::at).unwrap_or_else(|| "no".into()),
+            self.foreign_secrets,
             self.inactivity.map(crate::log::span).unwrap_or_else(|| "off".into()),
         );
         let _ = writeln!(s, "faults {:?}", self.faults);
@@ -536,16 +820,14 @@ impl Faults {
             kv_not_found: 10,
             kv_no_date: 20,
             kv_write_refused: 20,
-            kv_write_stored_unknown: 20,
-            kv_write_stored_failed: 20,
-            kv_write_timeout_lost: 20,
-            kv_write_timeout_lands: 20,
-            is_error: 20,
-            is_no_date: 20,
-            is_create_lost_before: 20,
-            is_create_lost_after: 20,
-            is_revoke_error: 20,
-            is_verify_error: 10,
+            kv_write_5xx: 30,
+            kv_write_hang: 30,
+            ws_error: 20,
+            ws_no_date: 20,
+            ws_create_ambiguous: 30,
+            ws_create_refused: 20,
+            ws_revoke_error: 20,
+            ws_verify_error: 10,
             slow: 5,
         }
     }
@@ -556,16 +838,14 @@ impl Faults {
             kv_not_found: 60,
             kv_no_date: 100,
             kv_write_refused: 80,
-            kv_write_stored_unknown: 80,
-            kv_write_stored_failed: 80,
-            kv_write_timeout_lost: 80,
-            kv_write_timeout_lands: 100,
-            is_error: 100,
-            is_no_date: 100,
-            is_create_lost_before: 80,
-            is_create_lost_after: 100,
-            is_revoke_error: 100,
-            is_verify_error: 40,
+            kv_write_5xx: 150,
+            kv_write_hang: 150,
+            ws_error: 100,
+            ws_no_date: 100,
+            ws_create_ambiguous: 150,
+            ws_create_refused: 60,
+            ws_revoke_error: 100,
+            ws_verify_error: 40,
             slow: 30,
         }
     }
@@ -576,13 +856,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_scenario_has_concurrent_runs_and_a_fault() {
+    fn every_scenario_has_concurrent_invocations_and_a_fault() {
         for seed in 0..300 {
             let s = Scenario::generate(seed, Knobs::default());
             assert!(!s.bursts.is_empty(), "seed {seed}");
             let runs: Vec<Duration> =
                 s.acts.iter().filter(|a| matches!(a.what, What::Run { .. })).map(|a| a.at).collect();
             assert!(runs.windows(2).any(|w| w[1] == w[0]), "seed {seed}");
+            assert_eq!(s.initial.len(), s.deployments.iter().map(|d| d.targets.len()).sum::<usize>());
         }
     }
 
@@ -592,7 +873,22 @@ mod tests {
         let b = Scenario::generate(41, Knobs::default());
         assert_eq!(a.acts, b.acts);
         assert_eq!(a.describe(), b.describe());
-        assert_eq!(a.kind, Kind::OAuth);
-        assert_eq!(Scenario::generate(40, Knobs::default()).kind, Kind::Pat);
+        assert_eq!(a.deployments[0].targets[0].kind, Kind::OAuth);
+        assert_eq!(Scenario::generate(40, Knobs::default()).deployments[0].targets[0].kind, Kind::Pat);
+    }
+
+    #[test]
+    fn the_shapes_the_issue_asks_for_are_drawn() {
+        let (mut shared_ws, mut shared_sp, mut copies, mut two) = (0, 0, 0, 0);
+        for seed in 0..400 {
+            let s = Scenario::generate(seed, Knobs::default());
+            let t = &s.deployments[0].targets;
+            shared_ws += t.iter().filter(|x| x.kind == Kind::Pat && x.workspace == 0).count().saturating_sub(1).min(1);
+            shared_sp +=
+                t.iter().filter(|x| x.kind == Kind::OAuth && x.principal == 0).count().saturating_sub(1).min(1);
+            copies += s.acts.iter().filter(|a| matches!(a.what, What::Copy { .. })).count().min(1);
+            two += (s.deployments.len() == 2) as usize;
+        }
+        assert!(shared_ws > 40 && shared_sp > 40 && copies > 60 && two > 50, "{shared_ws} {shared_sp} {copies} {two}");
     }
 }

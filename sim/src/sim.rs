@@ -1,22 +1,34 @@
-//! One schedule, start to end: a current-thread tokio runtime on a paused clock, one task per
-//! act of the scenario, then a quiet phase and the liveness check.
+//! One schedule, start to end: a current-thread tokio runtime on a paused clock; pat-rotator's
+//! processes (each deployment's Function App instances with their long-lived engine and
+//! handler state, and a new engine per CLI command) on the simulated transport; one task per
+//! act of the scenario; then a quiet phase and the liveness check.
 //!
 //! Determinism: one thread, tokio's paused clock (time moves only when every task waits), one
-//! seeded stream for every draw, `BTreeMap`s, attempt ids from a counter. Two runs of a seed
-//! give the same log byte for byte (tested).
+//! seeded stream for every draw, `BTreeMap`s, ids from counters, the back-off's jitter seeded,
+//! and nothing of the SDK's own randomness (request ids) reaching a decision. Two runs of a
+//! seed give the same log byte for byte (tested).
 
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, Once};
 
 use futures::future::{Either, select};
-use pat_rotator::rotation::rotate::{Ports, rotate};
+use pat_rotator::config::Config;
+use pat_rotator::engine::{Caller, Engine, RunOptions, Runtime};
+use pat_rotator::handler::{State, provision};
+use pat_rotator::rotation::model::tags;
+use pat_rotator::transport::retry::Jitter;
+use serde_json::{Value, json};
 use time::Duration;
 
 use crate::capture::{self, InRun};
 use crate::checker::{Exception, Violation};
-use crate::ports::{SimBackoff, SimClock, SimIssuer, SimStore};
 use crate::rng::Rng;
-use crate::scenario::{Kind, Knobs, Retag, RunKind, Scenario, What};
-use crate::world::{SecretState, Shared, Stats, VAULTS, World, lock};
+use crate::scenario::{Invoke, Knobs, Retag, Scenario, VAULTS, What};
+use crate::world::{
+    self, IDENTITY_ENDPOINT, IDENTITY_HEADER, InvKind, SecretState, Shared, Stats, TENANT, TargetView, Version, World,
+    lock,
+};
 
 /// How to run a schedule.
 #[derive(Debug, Clone, Copy, Default)]
@@ -31,7 +43,6 @@ pub struct Options {
 #[derive(Debug)]
 pub struct Report {
     pub seed: u64,
-    pub kind: Kind,
     pub scenario: String,
     pub log: Vec<String>,
     pub violations: Vec<Violation>,
@@ -71,14 +82,14 @@ impl Report {
 
     pub fn summary(&self) -> String {
         format!(
-            "seed {} ({:?}): {} runs ({} killed, at most {} at once), {} calls, {} faults, outcomes {:?}, exceptions {:?}, observations {:?}, {} violation(s)",
+            "seed {}: {} invocations ({} killed, at most {} on one target at once), {} requests, {} faults, {} unknown writes, outcomes {:?}, exceptions {:?}, observations {:?}, {} violation(s)",
             self.seed,
-            self.kind,
-            self.stats.runs,
+            self.stats.invocations,
             self.stats.killed,
             self.stats.max_concurrent,
-            self.stats.calls,
+            self.stats.requests,
             self.stats.faults,
+            self.stats.unknown_writes,
             self.stats.actions,
             self.exceptions,
             self.observations,
@@ -87,8 +98,27 @@ impl Report {
     }
 }
 
+/// The process environment the Azure SDK reads: the managed-identity endpoint, which only the
+/// world answers. Set once per process, before any schedule runs.
+fn environment() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: called once, before any schedule (and so any reader of the environment) of
+        // this process starts; every schedule calls it first and `Once` makes the others wait.
+        unsafe {
+            std::env::set_var("IDENTITY_ENDPOINT", IDENTITY_ENDPOINT);
+            std::env::set_var("IDENTITY_HEADER", IDENTITY_HEADER);
+            std::env::remove_var("IDENTITY_SERVER_THUMBPRINT");
+            // The SDK's errors capture a backtrace when `RUST_BACKTRACE` asks for one: a tenth
+            // of a schedule's time, for nothing the simulator reads.
+            std::env::set_var("RUST_LIB_BACKTRACE", "0");
+        }
+    });
+}
+
 /// Runs schedule `seed`.
 pub fn run(seed: u64, opts: Options) -> Report {
+    environment();
     let sc = Scenario::generate(seed, Knobs { retag_strips_ids: opts.retag_strips_ids });
     let mut builder = tokio::runtime::Builder::new_current_thread();
     paused(builder.enable_time());
@@ -111,33 +141,152 @@ fn paused(_: &mut tokio::runtime::Builder) {
     panic!("pat-rotator-sim runs on tokio's paused clock: build it with `--features paused-clock`");
 }
 
+/// A Function App instance: its process, its engine, the handler's state around it.
+#[derive(Clone)]
+struct Instance {
+    process: u32,
+    engine: Arc<Engine>,
+    state: Arc<State>,
+}
+
+/// pat-rotator's processes in one schedule.
+struct Procs {
+    w: Shared,
+    seed: u64,
+    /// Per deployment: its instances (rebuilt when its configuration changes).
+    deps: RefCell<Vec<Vec<Instance>>>,
+}
+
+impl Procs {
+    /// The configuration a deployment's processes read (contract §2), from the world's view of
+    /// its targets.
+    fn config(&self, dep: usize) -> Config {
+        let (targets, s) = {
+            let g = lock(&self.w);
+            (g.deployments[dep].targets.clone(), g.sc.deployments[dep].settings.clone())
+        };
+        let json: Vec<Value> = targets
+            .iter()
+            .map(|t| {
+                let mut o = json!({
+                    "name": t.name,
+                    "workspace_url": format!("https://{}", t.ws),
+                    "key_vault_url": format!("https://{}/", t.vault),
+                    "secret_name": t.secret,
+                    "lifetime_days": t.lifetime_days,
+                    "renew_before_days": t.renew_before.whole_days(),
+                    "revoke_grace_hours": t.grace.whole_hours(),
+                });
+                if t.kind == crate::scenario::Kind::OAuth {
+                    o["kind"] = json!("sp_oauth_secret");
+                    o["service_principal"] = json!(t.app);
+                }
+                o
+            })
+            .collect();
+        let vars: Vec<(String, String)> = [
+            ("PAT_TARGETS", Value::Array(json).to_string()),
+            ("PAT_CREDENTIAL", "managed_identity".into()),
+            ("IDENTITY_ENDPOINT", IDENTITY_ENDPOINT.into()),
+            ("IDENTITY_HEADER", IDENTITY_HEADER.into()),
+            ("AZURE_TENANT_ID", TENANT.into()),
+            ("PAT_FORCE_COOLDOWN_MINUTES", s.cooldown_minutes.to_string()),
+            ("PAT_MAX_CONCURRENCY", s.max_concurrency.to_string()),
+            ("PAT_CALL_TIMEOUT_SECONDS", s.call_timeout_secs.to_string()),
+            ("PAT_RETRY_ATTEMPTS", s.retry_attempts.to_string()),
+            ("PAT_RETRY_BASE_DELAY_MS", s.retry_base_ms.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Config::from_vars(vars).unwrap_or_else(|e| panic!("the scenario's configuration is invalid: {e}"))
+    }
+
+    /// A new pat-rotator process of deployment `dep` and its engine.
+    fn process(&self, dep: usize, cli: bool) -> Instance {
+        let config = self.config(dep);
+        let process = lock(&self.w).new_process(dep, cli);
+        let runtime = Runtime {
+            http: crate::wire::http(&self.w, process),
+            clock: Arc::new(crate::wire::SimClock { w: self.w.clone(), process }),
+            jitter: Jitter::seeded(self.seed.wrapping_mul(31).wrapping_add(process as u64)),
+        };
+        let engine = Arc::new(Engine::with_runtime(config, runtime));
+        let state = State::with_engine(engine.clone());
+        Instance { process, engine, state }
+    }
+
+    /// (Re)starts a deployment's Function App instances with its current configuration.
+    fn deploy(&self, dep: usize) {
+        let n = lock(&self.w).sc.deployments[dep].instances;
+        let instances: Vec<Instance> = (0..n).map(|_| self.process(dep, false)).collect();
+        let mut deps = self.deps.borrow_mut();
+        while deps.len() <= dep {
+            deps.push(Vec::new());
+        }
+        deps[dep] = instances;
+    }
+
+    fn instance(&self, dep: usize, i: usize) -> Instance {
+        let deps = self.deps.borrow();
+        deps[dep][i.min(deps[dep].len() - 1)].clone()
+    }
+}
+
+/// What an invocation produced, as [`World::end`] takes it: per target (name, ok, action),
+/// its outputs, a caller's body.
+pub(crate) type Produced = (Vec<(String, bool, String)>, Vec<(&'static str, String)>, Option<Value>);
+
+/// What an invocation produced: per target (name, ok, action), its outputs, a caller's body.
+#[derive(Default)]
+struct Out {
+    per: Vec<(String, bool, String)>,
+    outputs: Vec<(&'static str, String)>,
+    body: Option<Value>,
+}
+
+fn outcomes_out(outcomes: &[pat_rotator::rotation::Outcome]) -> Out {
+    let mut out = Out::default();
+    for o in outcomes {
+        out.per.push((o.target.clone(), o.ok(), o.action.as_str().to_string()));
+        out.outputs
+            .push(("result", format!("{}\n{o:?}\n{}", serde_json::to_string(o).unwrap_or_default(), o.log_line())));
+    }
+    out.outputs.push(("rotate table", pat_rotator::cli::outcome_table(outcomes)));
+    out
+}
+
 async fn simulate(sc: Scenario, keep_log: bool) -> Report {
     let runtime_rng = Rng::new(sc.seed ^ 0xA5A5_5A5A_C3C3_3C3C).fork();
     let scenario = sc.describe();
-    let (seed, kind, acts, second) = (sc.seed, sc.kind, sc.acts.clone(), sc.second_deployment);
+    let (seed, acts) = (sc.seed, sc.acts.clone());
+    let later: Vec<(usize, Duration)> =
+        sc.deployments.iter().enumerate().filter(|(_, d)| d.from > Duration::ZERO).map(|(i, d)| (i, d.from)).collect();
     let w: Shared = Arc::new(Mutex::new(World::new(sc, runtime_rng, keep_log)));
+    let procs = Rc::new(Procs { w: w.clone(), seed, deps: RefCell::new(Vec::new()) });
+    let present: Vec<usize> = {
+        let g = lock(&w);
+        (0..g.deployments.len()).filter(|d| g.deployments[*d].present).collect()
+    };
+    for d in present {
+        procs.deploy(d);
+    }
 
     let mut tasks = Vec::new();
-    if let Some(at) = second.filter(|a| *a > Duration::ZERO) {
-        let w = w.clone();
+    for (dep, at) in later {
+        let procs = procs.clone();
         tasks.push(tokio::task::spawn_local(async move {
             sleep(at).await;
-            let mut g = lock(&w);
-            g.deployments[1].present = true;
-            g.note("operator", |w| {
-                format!(
-                    "deploys a second pat-rotator: target {} on {}",
-                    crate::world::TARGET,
-                    w.deployments[1].spec.where_()
-                )
-            });
+            lock(&procs.w).deployments[dep].present = true;
+            procs.deploy(dep);
+            lock(&procs.w).note("operator", |_| format!("deploys pat-rotator {}", ["A", "B"][dep]));
         }));
     }
     for (n, act) in acts.into_iter().enumerate() {
-        let w = w.clone();
+        let procs = procs.clone();
         tasks.push(tokio::task::spawn_local(async move {
             sleep(act.at).await;
-            perform(&w, act.what, n as u32).await;
+            perform(&procs, act.what, n as u32).await;
         }));
     }
     for t in tasks {
@@ -145,7 +294,7 @@ async fn simulate(sc: Scenario, keep_log: bool) -> Report {
             panic_report(&w, e);
         }
     }
-    // Writes that timed out land within minutes.
+    // Writes without an answer land within minutes.
     let pending = {
         let g = lock(&w);
         g.last_landing - g.now()
@@ -153,13 +302,12 @@ async fn simulate(sc: Scenario, keep_log: bool) -> Report {
     if pending > Duration::ZERO {
         sleep(pending + Duration::seconds(1)).await;
     }
-    quiet(&w).await;
+    quiet(&procs).await;
 
     let mut g = lock(&w);
-    g.absorb_warnings();
+    g.absorb();
     Report {
         seed,
-        kind,
         scenario,
         log: std::mem::take(&mut g.log.lines),
         violations: g.checker.violations.clone(),
@@ -181,7 +329,7 @@ fn panic_report(w: &Shared, e: tokio::task::JoinError) {
     };
     let mut g = w.lock().unwrap_or_else(|p| p.into_inner());
     let now = g.now();
-    g.checker.violations.push(Violation { invariant: 0, at: now, text: format!("a task panicked: {msg}") });
+    g.checker.violation(0, now, format!("a task panicked: {msg}"));
 }
 
 async fn sleep(d: Duration) {
@@ -190,59 +338,90 @@ async fn sleep(d: Duration) {
     }
 }
 
-async fn perform(w: &Shared, what: What, n: u32) {
+async fn perform(procs: &Rc<Procs>, what: What, n: u32) {
+    let w = &procs.w;
     match what {
-        What::Run { dep, kind, kill_after } => rotation_run(w, dep, kind, kill_after).await,
-        What::ForceLoop { dep, runs } => {
-            lock(w).note("operator", |_| format!("forces deployment {} {runs} times in a row", ["A", "B"][dep]));
-            for _ in 0..runs {
-                rotation_run(w, dep, RunKind::Cli, None).await;
+        What::Run { dep, invoke, kill_after } => {
+            if lock(w).deployments[dep].present {
+                invocation(procs, dep, invoke, kill_after).await;
             }
         }
-        What::Rename { dep } => {
-            let mut g = lock(w);
-            let cur = g.deployments[dep].spec.clone();
-            let next = g.spec_info(dep, &cur.vault, &format!("{}-v2", cur.spec.secret_name));
-            g.note("operator", |_| format!("renames the secret: {} → {}", cur.where_(), next.where_()));
-            g.deployments[dep].spec = next;
+        What::ForceLoop { dep, target, runs } => {
+            lock(w)
+                .note("operator", |_| format!("forces target {target} of {} {runs} times in a row", ["A", "B"][dep]));
+            for _ in 0..runs {
+                let invoke = Invoke::Cli(crate::scenario::CliRotate {
+                    targets: vec![target],
+                    force: true,
+                    dry_run: false,
+                    revoke_superseded: false,
+                });
+                invocation(procs, dep, invoke, None).await;
+            }
         }
-        What::MoveVault { dep } => {
-            let mut g = lock(w);
-            let cur = g.deployments[dep].spec.clone();
-            let next = g.spec_info(dep, VAULTS[1], &cur.spec.secret_name);
-            g.note("operator", |_| format!("moves the vault: {} → {}", cur.where_(), next.where_()));
-            g.deployments[dep].spec = next;
+        What::Rename { dep, target } => {
+            {
+                let mut g = lock(w);
+                let cur = g.deployments[dep].targets[target].clone();
+                let mut next = cur.clone();
+                next.secret = format!("{}-v2", cur.secret.trim_end_matches("-v2"));
+                next.key = pat_rotator::databricks::pat::secret_key(&format!("https://{}/", next.vault), &next.secret);
+                g.note("operator", |_| {
+                    format!("renames the secret of {}: {} → {}", cur.name, cur.where_(), next.where_())
+                });
+                g.deployments[dep].targets[target] = next;
+            }
+            procs.deploy(dep);
         }
-        What::Retag { dep, how } => retag(w, dep, how),
-        What::Disable { dep } => {
+        What::MoveVault { dep, target } => {
+            {
+                let mut g = lock(w);
+                let cur = g.deployments[dep].targets[target].clone();
+                let mut next = cur.clone();
+                next.vault = VAULTS[3].to_string();
+                next.key = pat_rotator::databricks::pat::secret_key(&format!("https://{}/", next.vault), &next.secret);
+                g.note("operator", |_| {
+                    format!("moves the secret of {}: {} → {}", cur.name, cur.where_(), next.where_())
+                });
+                g.deployments[dep].targets[target] = next;
+            }
+            procs.deploy(dep);
+        }
+        What::Retag { dep, target, how } => retag(w, dep, target, how),
+        What::Disable { dep, target } => {
             let mut g = lock(w);
-            match g.latest_mut(dep) {
+            let t = g.deployments[dep].targets[target].clone();
+            match g.latest_mut(&t) {
                 Some(v) => {
                     v.enabled = false;
                     let s = v.short();
-                    g.note("operator", |_| format!("disables {s}"));
+                    g.note("operator", |_| format!("disables {} {s}", t.where_()));
                 }
                 None => g.note("operator", |_| "would disable the latest version: there is none".into()),
             }
         }
-        What::SoftDelete { dep, recover_after, recovering_for } => {
+        What::SoftDelete { dep, target, recover_after, recovering_for } => {
+            let t = lock(w).deployments[dep].targets[target].clone();
             {
                 let mut g = lock(w);
-                g.set_state(dep, SecretState::Deleted);
-                let s = g.deployments[dep].spec.where_();
-                g.note("operator", |_| format!("soft-deletes {s}"));
+                if g.latest_of(&t).is_none() {
+                    return;
+                }
+                g.set_state(&t, SecretState::Deleted);
+                g.note("operator", |_| format!("soft-deletes {}", t.where_()));
             }
             sleep(recover_after).await;
             {
                 let mut g = lock(w);
-                g.set_state(dep, SecretState::Recovering);
+                g.set_state(&t, SecretState::Recovering);
                 g.note("operator", |_| "recovers it (reads answer 404 a while longer)".into());
             }
             sleep(recovering_for).await;
             let mut g = lock(w);
-            g.set_state(dep, SecretState::Live);
-            g.note("vault", |_| "the recovery is complete".into());
+            g.set_state(&t, SecretState::Live);
+            g.note("vault", |_| format!("the recovery of {} is complete", t.where_()));
         }
+        What::Copy { dep, from, to } => copy(w, dep, from, to),
         What::OutOfBand => {
             let mut g = lock(w);
             let live: Vec<usize> = (0..g.creds.len()).filter(|i| g.live(&g.creds[*i])).collect();
@@ -251,36 +430,17 @@ async fn perform(w: &Shared, what: What, n: u32) {
                 g.kill_by_world("someone", i, Exception::OutOfBand);
             }
         }
-        What::TokensRevoke => {
-            let mut g = lock(w);
-            let p = g.profile();
-            // `tokens --revoke` refuses an id that the latest version of a configured secret names.
-            let named: Vec<String> = g
-                .deployments
-                .iter()
-                .filter(|d| d.present)
-                .filter_map(|d| {
-                    let (h, n) = d.spec.secret();
-                    g.secret(&h, &n)?.versions.last()?.tags.get(p.id_tag).cloned()
-                })
-                .collect();
-            let eligible: Vec<usize> =
-                (0..g.creds.len()).filter(|i| g.live(&g.creds[*i]) && !named.contains(&g.creds[*i].id)).collect();
-            if !eligible.is_empty() {
-                let i = *g.rng.pick(&eligible);
-                g.kill_by_world("tokens --revoke", i, Exception::TokensRevoke);
-            }
-        }
         What::Consume => lock(w).consume(n),
         What::InactivitySweep => {
             let mut g = lock(w);
-            if g.kind != Kind::Pat {
-                return;
-            }
             let window = g.sc.inactivity.unwrap_or(Duration::MAX);
             let now = g.now();
-            let idle: Vec<usize> =
-                (0..g.creds.len()).filter(|i| g.live(&g.creds[*i]) && now - g.creds[*i].last_used >= window).collect();
+            let idle: Vec<usize> = (0..g.creds.len())
+                .filter(|i| {
+                    let c = &g.creds[*i];
+                    c.kind() == crate::scenario::Kind::Pat && g.live(c) && now - c.last_used >= window
+                })
+                .collect();
             for i in idle {
                 g.kill_by_world("workspace", i, Exception::Inactivity);
             }
@@ -288,11 +448,11 @@ async fn perform(w: &Shared, what: What, n: u32) {
     }
 }
 
-fn retag(w: &Shared, dep: usize, how: Retag) {
-    use pat_rotator::rotation::model::tags;
+fn retag(w: &Shared, dep: usize, target: usize, how: Retag) {
     let mut g = lock(w);
-    let p = g.profile();
-    let Some(v) = g.latest_mut(dep) else {
+    let t = g.deployments[dep].targets[target].clone();
+    let p = t.profile();
+    let Some(v) = g.latest_mut(&t) else {
         g.note("operator", |_| "would retag the latest version: there is none".into());
         return;
     };
@@ -300,9 +460,9 @@ fn retag(w: &Shared, dep: usize, how: Retag) {
     v.tags = match how {
         Retag::DropManagedBy => old.into_iter().filter(|(k, _)| k != tags::MANAGED_BY).collect(),
         Retag::OtherManager => {
-            let mut t = old;
-            t.insert(tags::MANAGED_BY.into(), "terraform".into());
-            t
+            let mut x = old;
+            x.insert(tags::MANAGED_BY.into(), "terraform".into());
+            x
         }
         Retag::OnlyIds => old
             .into_iter()
@@ -312,79 +472,269 @@ fn retag(w: &Shared, dep: usize, how: Retag) {
         Retag::StripAll => [("owner".to_string(), "data-platform".to_string())].into(),
     };
     let s = v.short();
-    g.note("operator", |_| format!("retags {s} ({how:?})"));
+    g.note("operator", |_| format!("retags {} {s} ({how:?})", t.where_()));
 }
 
-/// One rotation run: the real core against the simulated ports, dropped when killed.
-pub async fn rotation_run(w: &Shared, dep: usize, kind: RunKind, kill_after: Option<Duration>) {
-    let (info, profile, attempts) = {
-        let mut g = lock(w);
-        let info = g.begin_run(dep, kind, kill_after);
-        (info, g.profile(), g.sc.write_attempts)
+/// The operator copies the latest version of one target's secret into another's: value, tags,
+/// content type (what a backup restored elsewhere, or a sync tool, leaves).
+fn copy(w: &Shared, dep: usize, from: usize, to: usize) {
+    let mut g = lock(w);
+    let (a, b) = (g.deployments[dep].targets[from].clone(), g.deployments[dep].targets[to].clone());
+    let Some(src) = g.latest_of(&a).filter(|v| v.enabled).cloned() else {
+        g.note("operator", |_| format!("would copy {}: no version", a.where_()));
+        return;
     };
-    let id = info.id;
-    let issuer = SimIssuer { w: w.clone(), run: id, profile };
-    let store = SimStore { w: w.clone(), run: id, vault: info.spec.vault.clone() };
-    let clock = SimClock { w: w.clone() };
-    let backoff = SimBackoff { w: w.clone(), run: id, attempts };
-    let (spec, req) = (info.spec.spec.clone(), info.req);
-    let run = InRun::new(id, async {
-        let ports = Ports { issuer: &issuer, store: &store, clock: &clock, backoff: &backoff };
-        rotate(&spec, req, &ports).await
-    });
-    let killer = Box::pin(async {
-        loop {
-            let (now, stop) = {
-                let g = lock(w);
-                (g.now(), g.stop_at(id))
-            };
-            if now >= stop {
-                break;
+    let alive = g.cred_by_value(&src.value).is_some_and(|i| g.live(&g.creds[i]));
+    let (h, n) = b.secret_key();
+    let state = g.secret(&h, &n).map(|s| s.state).unwrap_or(SecretState::Live);
+    if !alive || state != SecretState::Live {
+        g.note("operator", |_| format!("would copy {} into {}: not now", a.where_(), b.where_()));
+        return;
+    }
+    let id = g.new_version_id(&h, &b.secret);
+    let v = Version { id, landed: Duration::ZERO, late: false, by: 0, ..src };
+    let v = g.store_copy(&h, &b.secret, v);
+    g.note("operator", |w| format!("copies {} into {}: {}", a.where_(), b.where_(), w.describe_version(&v)));
+}
+
+/// The targets an invocation acts on.
+fn selected(targets: &[TargetView], invoke: &Invoke) -> Vec<TargetView> {
+    match invoke {
+        Invoke::Provision { target, .. } => vec![targets[(*target).min(targets.len() - 1)].clone()],
+        Invoke::Cli(c) if !c.targets.is_empty() => {
+            c.targets.iter().map(|i| targets[(*i).min(targets.len() - 1)].clone()).collect()
+        }
+        _ => targets.to_vec(),
+    }
+}
+
+/// One invocation of pat-rotator: on a Function App instance (the timer, ProvisionPat through
+/// the handler) or as a new CLI process; dropped at `kill_after` if it has not ended.
+async fn invocation(procs: &Rc<Procs>, dep: usize, invoke: Invoke, kill_after: Option<Duration>) {
+    let w = &procs.w;
+    let kind = InvKind::of(&invoke);
+    let inst = match &invoke {
+        Invoke::Timer => procs.instance(dep, 0),
+        Invoke::Provision { instance, .. } => procs.instance(dep, *instance),
+        _ => procs.process(dep, true),
+    };
+    let configured = lock(w).deployments[dep].targets.clone();
+    let targets = selected(&configured, &invoke);
+    let id = lock(w).begin(dep, inst.process, kind, targets.clone(), configured.clone());
+    let names: Vec<String> = targets.iter().map(|t| t.name.clone()).collect();
+    let revoke_id =
+        if let Invoke::TokensRevoke { protected } = invoke { pick_revoke(w, id, &configured, protected) } else { None };
+    let engine = inst.engine.clone();
+    let settings = engine.config().settings.clone();
+    let work = async {
+        let selected: Vec<&pat_rotator::config::Target> =
+            names.iter().filter_map(|n| engine.config().target(n)).collect();
+        match invoke {
+            Invoke::Timer => {
+                let opts = RunOptions {
+                    force: false,
+                    dry_run: false,
+                    revoke_superseded: false,
+                    caller: Caller::Timer,
+                    budget: settings.timer_budget,
+                };
+                let span = tracing::info_span!("RotatePat", invocation_id = %format!("inv-{id}"));
+                let outcomes = tracing::Instrument::instrument(engine.run(&selected, opts), span).await;
+                outcomes_out(&outcomes)
             }
-            sleep(stop - now).await;
-        }
-    });
-    let outcome = match select(run, killer).await {
-        Either::Left((o, _)) => Some(o),
-        Either::Right(((), run)) => {
-            drop(run);
-            None
+            Invoke::Provision { force, dry_run, .. } => {
+                let body = json!({"target": names[0], "force": force, "dry_run": dry_run}).to_string().into_bytes();
+                let inv_id = format!("inv-{id}");
+                let span = tracing::info_span!("ProvisionPat", invocation_id = %inv_id);
+                let answer = tracing::Instrument::instrument(
+                    provision::handle(Some("application/json"), Ok(body), &inst.state, &inv_id),
+                    span,
+                )
+                .await;
+                let ok = answer.status.as_u16() == 200 && answer.body["action"].as_str() != Some("failed");
+                let action = answer.body["action"].as_str().unwrap_or("failed").to_string();
+                Out {
+                    per: vec![(names[0].clone(), ok, action)],
+                    outputs: vec![("ProvisionPat log", answer.log.clone())],
+                    body: Some(answer.body),
+                }
+            }
+            Invoke::Cli(c) => {
+                let opts = RunOptions {
+                    force: c.force,
+                    dry_run: c.dry_run,
+                    revoke_superseded: c.revoke_superseded,
+                    caller: Caller::Cli,
+                    budget: settings.timer_budget,
+                };
+                let outcomes = engine.run(&selected, opts).await;
+                outcomes_out(&outcomes)
+            }
+            Invoke::Status => {
+                let rows = engine.status(&selected, settings.http_budget).await;
+                let mut out = Out::default();
+                out.outputs.push(("status rows", serde_json::to_string(&rows).unwrap_or_default()));
+                out.outputs.push(("status table", pat_rotator::cli::status_table(&rows)));
+                out
+            }
+            Invoke::Tokens => {
+                let rows = engine.inventory(&selected, settings.http_budget).await;
+                let mut out = Out::default();
+                out.outputs.push(("tokens rows", serde_json::to_string(&rows).unwrap_or_default()));
+                out.outputs.push(("tokens table", pat_rotator::cli::tokens_table(&rows)));
+                out
+            }
+            Invoke::TokensRevoke { .. } => {
+                let mut out = Out::default();
+                if let Some(rid) = revoke_id {
+                    let report = engine.revoke_ids(&selected, std::slice::from_ref(&rid), settings.http_budget).await;
+                    out.outputs.push((
+                        "tokens --revoke report",
+                        format!("{:?}\n{}", report.revoked, report.errors.join("\n")),
+                    ));
+                }
+                out
+            }
         }
     };
-    lock(w).end_run(id, outcome);
+    let run = InRun::new(id, work);
+    let out = match kill_after {
+        None => Some(run.await),
+        Some(k) => {
+            let killer = Box::pin(sleep(k));
+            match select(run, killer).await {
+                Either::Left((o, _)) => Some(o),
+                Either::Right(((), run)) => {
+                    drop(run);
+                    None
+                }
+            }
+        }
+    };
+    lock(w).end(id, out.map(|o| (o.per, o.outputs, o.body)));
 }
 
-/// The quiet phase: faults off, timer runs every period. Each configured target is checked
-/// (invariant 4) after the first round whose run began once its latest version was past the
-/// grace and every orphan past its hour (a round that wrote a new version does not count).
-async fn quiet(w: &Shared) {
-    let (q0, grace, period) = {
+/// The id `tokens --revoke` is asked for: a live credential of one of the deployment's issuers;
+/// with `protected`, one the latest version of a configured secret names if there is one (the
+/// guard must refuse it).
+fn pick_revoke(w: &Shared, inv: u32, configured: &[TargetView], protected: bool) -> Option<String> {
+    let mut g = lock(w);
+    let holders: Vec<world::Holder> = configured.iter().map(|t| t.holder()).collect();
+    // A secret that reads as absent (soft-deleted, being recovered) first: what its latest
+    // version names is what the guard must still refuse.
+    let away: Vec<String> = configured
+        .iter()
+        .filter(|t| {
+            let (h, n) = t.secret_key();
+            g.secret(&h, &n).is_some_and(|s| s.state != SecretState::Live)
+        })
+        .filter_map(|t| g.latest_of(t).and_then(|v| world::keyvault_named_id(v)).map(str::to_string))
+        .collect();
+    let named: Vec<String> = if protected && !away.is_empty() {
+        away
+    } else {
+        configured
+            .iter()
+            .filter_map(|t| g.latest_of(t).and_then(|v| world::keyvault_named_id(v)).map(str::to_string))
+            .collect()
+    };
+    let live: Vec<String> =
+        g.creds.iter().filter(|c| g.live(c) && holders.contains(&c.holder)).map(|c| c.id.clone()).collect();
+    let pool: Vec<String> = if protected {
+        live.iter().filter(|id| named.contains(id)).cloned().collect()
+    } else {
+        live.iter().filter(|id| !named.contains(id)).cloned().collect()
+    };
+    let pool = if pool.is_empty() { live } else { pool };
+    if pool.is_empty() {
+        return None;
+    }
+    let id = g.rng.pick(&pool).clone();
+    g.note(&World::who(inv), |_| format!("the operator asks to revoke {id}"));
+    if let Some(x) = g.invs.get_mut(&inv) {
+        x.revoke_id = Some(id.clone());
+    }
+    Some(id)
+}
+
+impl World {
+    /// An invocation ended (`None`: it was killed). Its outputs are checked (invariant 0), its
+    /// outcomes recorded, and invariants 2 and 3 checked for its targets.
+    pub(crate) fn end(&mut self, inv: u32, out: Option<Produced>) {
+        self.absorb();
+        let now = self.now();
+        let killed = out.is_none();
+        if let Some(x) = self.invs.get_mut(&inv) {
+            x.end = Some(now);
+            x.killed = killed;
+        }
+        match out {
+            None => {
+                self.stats.killed += 1;
+                self.note(&World::who(inv), |_| "killed".to_string());
+            }
+            Some((per, outputs, body)) => {
+                for (what, text) in &outputs {
+                    self.check_output(inv, what, text);
+                }
+                if let Some(b) = &body {
+                    self.check_caller_body(inv, b);
+                }
+                for (name, ok, action) in per {
+                    *self.stats.actions.entry(action.clone()).or_default() += 1;
+                    if let Some(p) = self.invs.get_mut(&inv).and_then(|x| x.per.get_mut(&name)) {
+                        p.ok = Some(ok);
+                    }
+                    self.note(&World::who(inv), |_| format!("ends: {name} {action}"));
+                }
+            }
+        }
+        self.check_inv_end(inv);
+    }
+
+    /// A copied version is stored like any other (and checked like a landing).
+    fn store_copy(&mut self, host: &str, name: &str, mut v: Version) -> Version {
+        v.created = self.vault_now(host).unix_timestamp();
+        v.landed = self.now();
+        let s = self.secret_mut(host, name);
+        s.versions.push(v.clone());
+        v
+    }
+}
+
+/// The quiet phase: faults off, the timer of every deployment every period. Each configured
+/// target is checked (invariant 4) after the first pass that began once its latest version was
+/// past its grace and every orphan past its hour.
+async fn quiet(procs: &Rc<Procs>) {
+    let w = &procs.w;
+    let (q0, period, deps, grace) = {
         let mut g = lock(w);
         g.quiet = true;
-        g.note("quiet", |_| "the quiet phase: no faults, no operator, timer runs every period".into());
-        (g.now(), Duration::hours(g.sc.grace_hours as i64), g.sc.period)
+        g.note("quiet", |_| "the quiet phase: no faults, no operator, the timers run every period".into());
+        let deps: Vec<usize> = (0..g.deployments.len()).filter(|d| g.deployments[*d].present).collect();
+        let period = deps.iter().map(|d| g.sc.deployments[*d].period).min().unwrap_or(Duration::hours(24));
+        let grace = g.configured().iter().map(|t| t.grace).max().unwrap_or_default();
+        (g.now(), period, deps, grace)
     };
     let margin = Duration::minutes(1);
-    let deps: Vec<usize> = {
-        let g = lock(w);
-        (0..g.deployments.len()).filter(|d| g.deployments[*d].present).collect()
-    };
-    let mut pending = deps.clone();
+    let mut pending: Vec<TargetView> = lock(w).configured();
     // Enough for a latest version inside its grace when the phase begins, a rotation once that
     // grace has passed (a full issuer may need it), and the new version's grace.
     let rounds = ((grace + period) * 2i32 + Duration::hours(2)).whole_seconds() / period.whole_seconds();
     let rounds = rounds as u32 + 2;
     for round in 1..=rounds {
-        for dep in pending.clone() {
+        for dep in &deps {
             let start = lock(w).now();
-            rotation_run(w, dep, RunKind::Timer, None).await;
+            invocation(procs, *dep, Invoke::Timer, None).await;
             let mut g = lock(w);
-            let (h, n) = g.deployments[dep].spec.secret();
-            let settled = start >= q0 + Duration::hours(1) + margin
-                && g.secret(&h, &n).and_then(|s| s.versions.last()).is_none_or(|v| start >= v.landed + grace + margin);
-            if settled {
-                g.check_quiet_end(dep);
-                pending.retain(|d| *d != dep);
+            let mine: Vec<TargetView> = pending.iter().filter(|t| t.dep == *dep).cloned().collect();
+            for t in mine {
+                let settled = start >= q0 + Duration::hours(1) + margin
+                    && g.latest_of(&t).is_none_or(|v| start >= v.landed + t.grace + margin);
+                if settled {
+                    g.check_quiet_end(&t);
+                    pending.retain(|p| !(p.dep == t.dep && p.name == t.name));
+                }
             }
         }
         if pending.is_empty() {
@@ -395,9 +745,13 @@ async fn quiet(w: &Shared) {
     }
     let mut g = lock(w);
     let now = g.now();
-    g.checker.violations.push(Violation {
-        invariant: 4,
-        at: now,
-        text: format!("the quiet phase did not settle in {rounds} periods for deployment(s) {pending:?}: new versions kept landing"),
-    });
+    let left: Vec<String> = pending.iter().map(|t| t.where_()).collect();
+    g.checker.violation(
+        4,
+        now,
+        format!(
+            "the quiet phase did not settle in {rounds} periods for {}: new versions kept landing",
+            left.join(", ")
+        ),
+    );
 }

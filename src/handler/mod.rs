@@ -46,6 +46,15 @@ impl State {
         Arc::new(State { config, engine: OnceLock::new() })
     }
 
+    /// A state around an engine built elsewhere: the simulator's (sim/), whose engine talks to
+    /// an in-process world through its transport. Everything above the engine is this handler.
+    pub fn with_engine(engine: Arc<Engine>) -> Arc<State> {
+        let cell = OnceLock::new();
+        let config = Ok(engine.config().clone());
+        let _ = cell.set(engine);
+        Arc::new(State { config, engine: cell })
+    }
+
     /// The engine, built on first use (its HTTP client loads the system's CA store, which
     /// would otherwise delay the first `GET /`), or the configuration error.
     pub fn engine(&self) -> Result<Arc<Engine>, &ConfigError> {

@@ -1,4 +1,4 @@
-//! Old defects of the rotation, reintroduced on demand so the simulator can show it finds each
+//! Old defects of the rotation (and of the adapters below it), reintroduced on demand so the simulator can show it finds each
 //! (a simulator earns trust by finding bugs). Compiled only with the cargo feature `sim-bugs`,
 //! which no release build and no test of this package enables; even then every defect is off
 //! until a test switches it on for its own thread.
@@ -19,11 +19,24 @@ pub enum Bug {
     TimeoutIsFailure = 8,
     /// Finding 5: an answer without `Date` was aged on the local clock.
     NoDateLocalClock = 16,
+    /// Simulator seeds 577372 and 860212: a cap revocation counted the run's first listing,
+    /// whose credentials a concurrent run may have deleted since.
+    CapCountsTheGone = 32,
+    /// Simulator seed 40900: a new credential's age was measured from the verification's
+    /// answer, not from when it was sent.
+    AgeFromTheAnswer = 64,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 5] =
-        [Bug::AbsentIsProof, Bug::OwnerByName, Bug::RetagUnprotected, Bug::TimeoutIsFailure, Bug::NoDateLocalClock];
+    pub const ALL: [Bug; 7] = [
+        Bug::AbsentIsProof,
+        Bug::OwnerByName,
+        Bug::RetagUnprotected,
+        Bug::TimeoutIsFailure,
+        Bug::NoDateLocalClock,
+        Bug::CapCountsTheGone,
+        Bug::AgeFromTheAnswer,
+    ];
 }
 
 thread_local! {

@@ -664,6 +664,13 @@ impl Run<'_> {
         let (at, wall) = (Instant::now(), clock.now());
         match issuer.verify(&new.value).await {
             Ok(issuer_at) => {
+                // The old defect, for the simulator to find: the clocks read after the answer.
+                #[cfg(feature = "sim-bugs")]
+                let (at, wall) = if super::bugs::on(super::bugs::Bug::AgeFromTheAnswer) {
+                    (Instant::now(), clock.now())
+                } else {
+                    (at, wall)
+                };
                 let verified = Verified { issuer_at, at, wall, sent, sent_wall };
                 Ok((new, verified, swept))
             }
@@ -919,6 +926,11 @@ impl Run<'_> {
         going: &[String],
     ) -> Vec<String> {
         if planned.is_empty() {
+            return planned;
+        }
+        // The old defect, for the simulator to find: the first listing was trusted.
+        #[cfg(feature = "sim-bugs")]
+        if super::bugs::on(super::bugs::Bug::CapCountsTheGone) {
             return planned;
         }
         match self.ports.issuer.list().await {

@@ -83,31 +83,48 @@ fn main() -> ExitCode {
         "soak" => soak(&args),
         "hunt" => {
             let Some(bug) = args.positional.first() else { return usage() };
-            if let Err(e) = set_bugs(std::slice::from_ref(bug)) {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-            let t = Instant::now();
-            for seed in 0..args.max {
-                let r = run(seed, Options::default());
-                if r.failed() {
-                    println!(
-                        "{bug}: found after {} schedule(s) (seed {seed}, {:.1} s): {}",
-                        seed + 1,
-                        t.elapsed().as_secs_f64(),
-                        r.violations[0].text
-                    );
-                    println!(
-                        "replay: cargo run -p pat-rotator-sim --release --features hunt -- replay {seed} --bug {bug}"
-                    );
-                    return ExitCode::SUCCESS;
-                }
-            }
-            println!("{bug}: not found in {} schedules", args.max);
-            ExitCode::FAILURE
+            hunt(bug, args.max)
         }
         _ => usage(),
     }
+}
+
+#[cfg(feature = "hunt")]
+fn hunt(name: &str, max: u64) -> ExitCode {
+    use pat_rotator::rotation::bugs::Bug;
+    let Some(bug) = Bug::ALL.into_iter().find(|b| format!("{b:?}").eq_ignore_ascii_case(name)) else {
+        eprintln!("error: unknown bug {name:?}; one of {:?}", Bug::ALL);
+        return ExitCode::from(2);
+    };
+    let t = Instant::now();
+    match pat_rotator_sim::hunt::hunt(bug, max) {
+        Ok(f) => {
+            println!(
+                "{bug:?}: found after {} schedule(s) (seed {}, {:.1} s; {} seed(s) failing without it skipped): invariant {}: {}",
+                f.schedules,
+                f.report.seed,
+                t.elapsed().as_secs_f64(),
+                f.elsewhere.len(),
+                f.report.violations[0].invariant,
+                f.report.violations[0].text
+            );
+            println!(
+                "replay: cargo run -p pat-rotator-sim --release --features hunt -- replay {} --bug {bug:?}",
+                f.report.seed
+            );
+            ExitCode::SUCCESS
+        }
+        Err(elsewhere) => {
+            println!("{bug:?}: not found in {max} schedules ({} failed without it too)", elsewhere.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(feature = "hunt"))]
+fn hunt(_: &str, _: u64) -> ExitCode {
+    eprintln!("error: the hunt needs the build with --features hunt");
+    ExitCode::from(2)
 }
 
 /// Schedules `from .. from + count` on `threads` threads (each schedule is single-threaded and
