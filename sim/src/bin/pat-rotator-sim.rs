@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! pat-rotator-sim replay SEED [--bug NAME]... [--retag-strips-ids]   one schedule with its event log
-//! pat-rotator-sim soak [--from N] [--count N] [--threads N] [--bug NAME]...
+//! pat-rotator-sim soak [--from N] [--count N] [--threads N] [--show N] [--bug NAME]...
 //!                                                                 many schedules; schedules per second
 //! pat-rotator-sim hunt NAME [--max N]                              seeds 0, 1, … with one old defect on
 //! ```
@@ -16,7 +16,7 @@ use pat_rotator_sim::{Options, features, run, set_bugs};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: pat-rotator-sim replay SEED [--bug NAME]... [--retag-strips-ids]\n       pat-rotator-sim soak [--from N] [--count N] [--threads N] [--bug NAME]...\n       pat-rotator-sim hunt NAME [--max N]"
+        "usage: pat-rotator-sim replay SEED [--bug NAME]... [--retag-strips-ids]\n       pat-rotator-sim soak [--from N] [--count N] [--threads N] [--show N] [--bug NAME]...\n       pat-rotator-sim hunt NAME [--max N]"
     );
     ExitCode::from(2)
 }
@@ -29,6 +29,7 @@ struct Args {
     threads: usize,
     max: u64,
     strips: bool,
+    show: usize,
 }
 
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -40,6 +41,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         threads: 2,
         max: 5_000,
         strips: false,
+        show: 100,
     };
     let num = |v: Option<String>, what: &str| -> Result<u64, String> {
         v.ok_or(format!("{what} needs a value"))?.parse().map_err(|e| format!("{what}: {e}"))
@@ -51,6 +53,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--count" => a.count = num(it.next(), "--count")?,
             "--threads" => a.threads = num(it.next(), "--threads")?.max(1) as usize,
             "--max" => a.max = num(it.next(), "--max")?,
+            "--show" => a.show = num(it.next(), "--show")? as usize,
             "--retag-strips-ids" => a.strips = true,
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => a.positional.push(x),
@@ -172,7 +175,7 @@ fn soak(args: &Args) -> ExitCode {
         args.count as f64 / secs,
         failed.len()
     );
-    for (seed, text) in failed.iter().take(100) {
+    for (seed, text) in failed.iter().take(args.show) {
         println!(
             "  seed {seed}: {text}\n    replay: cargo run -p pat-rotator-sim --release{} -- replay {seed}",
             features()
