@@ -47,6 +47,9 @@ pub enum Exception {
     TokensRevoke,
     Cap,
     RevokeSuperseded,
+    /// A copy of the credential in another secret that the contract does not protect (a
+    /// superseded copy, or the latest of a secret no longer configured): its consumers lose it.
+    Copy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,7 +255,13 @@ impl World {
         if c.made_by.is_none() {
             return;
         }
-        let age = self.issuer_at(&c.holder, sent) - c.created;
+        // By the workspace's clock (contract §7.4): an OAuth secret's creation time comes from
+        // the accounts service, its verification's `Date` from the workspace.
+        let ws = self.invs.get(&inv).and_then(|x| x.targets.iter().find(|t| t.holder() == c.holder).map(|t| t.ws.clone()));
+        let age = match ws {
+            Some(ws) => self.ws_at(&ws, sent) - c.created,
+            None => self.issuer_at(&c.holder, sent) - c.created,
+        };
         // The issuer's `Date` has whole seconds: a credential may look up to a second younger.
         if age > MAX_UNWRITTEN_AGE + Duration::seconds(2) {
             self.violate(
@@ -380,13 +389,19 @@ impl World {
     fn protected_by(&self, inv: u32, c: &Cred) -> Option<String> {
         let x = self.invs.get(&inv)?;
         let now = self.now();
-        let since = x.start.max(now - REREAD);
         for t in &x.configured {
+            // The revoking target reads its own secret when its run begins (step 1); another
+            // configured secret is read before the first revocation and again once that read
+            // is ten minutes old (§7.4(a)).
+            let own = x.targets.iter().any(|u| u.name == t.name && u.key == t.key && self.is_targets(u, c));
+            let since = if own { x.start } else { x.start.max(now - REREAD) };
             let (h, n) = t.secret_key();
             let Some(s) = self.secret(&h, &n) else { continue };
-            let Some(v) = s.versions.last() else { continue };
-            let names = crate::world::keyvault_named_id(v) == Some(c.id.as_str());
-            if names && v.landed < since {
+            for v in World::latest_set(s) {
+                let names = crate::world::keyvault_named_id(v) == Some(c.id.as_str());
+                if !(names && v.landed < since) {
+                    continue;
+                }
                 let state = match s.state {
                     SecretState::Live if v.enabled => String::new(),
                     SecretState::Live => " (disabled)".into(),
@@ -463,14 +478,36 @@ impl World {
             );
         }
         let claimed = |t: &TargetView| x.per.get(&t.name).is_some_and(|p| p.cap_ids.contains(&c.id));
-        let excuse = if x.kind == InvKind::TokensRevoke {
+        let mut excuse = if x.kind == InvKind::TokensRevoke {
             Some(Exception::TokensRevoke)
         } else if matches!(x.kind, InvKind::Cli { revoke_superseded: true, .. })
             && owners.iter().any(|t| x.per.get(&t.name).is_some_and(|p| p.wrote))
         {
             Some(Exception::RevokeSuperseded)
-        } else if owners.iter().any(|t| t.kind == Kind::Pat && claimed(t) && self.cap_count(inv, t) > CAP) {
-            Some(Exception::Cap)
+        } else if let Some(t) = owners.iter().find(|t| t.kind == Kind::Pat && claimed(t) && self.cap_count(inv, t) > CAP) {
+            // The count that justified it must still hold (the target has more than 6 live,
+            // counting the credential it makes room for), or come from a listing taken after
+            // the run's last create and verification: then a revocation that raced it since is
+            // the one race no program closes, recorded as an observation. A count from before
+            // (the first listing, trusted through a create, a verification and a write) that
+            // the truth contradicts is no cap.
+            let mut truth = self.creds.iter().filter(|x| self.live(x) && self.is_targets(t, x)).count();
+            let made = x.created.iter().any(|i| self.live(&self.creds[*i]) && self.is_targets(t, &self.creds[*i]));
+            if !made && x.full.contains(&t.holder()) {
+                truth += 1;
+            }
+            let fresh = x.listing_req.get(&t.holder()).is_some_and(|l| x.last_call.get(&t.name).is_none_or(|c| l > c));
+            if truth > CAP {
+                Some(Exception::Cap)
+            } else if fresh {
+                self.observe(
+                    "a cap revocation found the target at or below the cap (its fresh count raced a concurrent revocation)",
+                    format!("{} revoked {} for the cap while {} held {truth} live", Self::who(inv), c.id, t.where_()),
+                );
+                Some(Exception::Cap)
+            } else {
+                None
+            }
         } else {
             None
         };
@@ -486,7 +523,8 @@ impl World {
         if let Some(own) = owner.as_ref().map(|t| t.secret_key()) {
             let others: Vec<Obligation> = open.iter().filter(|o| o.secret != own).cloned().collect();
             open.retain(|o| o.secret == own);
-            if excuse.is_none() && !protected {
+            if excuse.is_none() && !protected && !others.is_empty() {
+                excuse = open.is_empty().then_some(Exception::Copy);
                 for o in others {
                     let what = if o.latest {
                         "a copy in a secret the contract does not protect (not configured, or written after the read) loses its credential"
@@ -665,7 +703,7 @@ impl World {
                     }
                 }
             }
-            if t.kind != Kind::Pat || !(p.reads_ok && p.revokes_ok) {
+            if t.kind != Kind::Pat || !(p.reads_ok && p.revokes_ok && x.reads_all_ok && x.unanswered_reads == 0) {
                 continue;
             }
             // Every other invocation of the target that overlapped this one may hold one
@@ -685,8 +723,21 @@ impl World {
             let protected: BTreeSet<String> = x
                 .configured
                 .iter()
-                .filter(|u| u.name != t.name)
-                .filter_map(|u| self.latest_of(u).and_then(|v| crate::world::keyvault_named_id(v)).map(str::to_string))
+                .filter_map(|u| {
+                    let (h, n) = u.secret_key();
+                    self.secret(&h, &n).map(|s| (u, s))
+                })
+                .flat_map(|(u, s)| {
+                    let all = World::latest_set(s);
+                    // The target's own latest is its to keep; a tie with it, or another secret's
+                    // latest, is what protection (a) keeps beyond the cap.
+                    let skip = if u.name == t.name { 1 } else { 0 };
+                    all.into_iter()
+                        .rev()
+                        .skip(skip)
+                        .filter_map(|v| crate::world::keyvault_named_id(v).map(str::to_string))
+                        .collect::<Vec<_>>()
+                })
                 .collect();
             let live: Vec<String> = self
                 .creds
@@ -731,7 +782,11 @@ impl World {
         let named: BTreeSet<String> = self
             .configured()
             .iter()
-            .filter_map(|u| self.latest_of(u).map(|v| v.value.clone()))
+            .filter_map(|u| {
+                let (h, n) = u.secret_key();
+                self.secret(&h, &n)
+            })
+            .flat_map(|s| World::latest_set(s).into_iter().map(|v| v.value.clone()).collect::<Vec<_>>())
             .chain(std::iter::once(latest.value))
             .collect();
         let left: Vec<String> = self
@@ -741,6 +796,26 @@ impl World {
             .map(|c| format!("{} {:?}", c.id, c.comment.as_deref().unwrap_or("")))
             .collect();
         self.note("checker", |_| format!("quiet phase settled for {}", t.where_()));
+        // Another configured secret on the same issuer that reads as absent blocks every
+        // revocation its latest version could rule out (contract §7.4(a)), for good while it
+        // stays absent: the issuer fills up and only an operator can settle it.
+        let blocking: Vec<String> = self
+            .configured()
+            .iter()
+            .filter(|u| !(u.dep == t.dep && u.name == t.name) && u.holder() == t.holder())
+            .filter(|u| {
+                let (h, n) = u.secret_key();
+                self.secret(&h, &n).is_none_or(|s| s.state != SecretState::Live || s.versions.is_empty())
+            })
+            .map(|u| u.where_())
+            .collect();
+        if !left.is_empty() && !blocking.is_empty() {
+            self.observe(
+                "an absent configured secret blocks its issuer's revocations for good (§7.4(a)): an operator must settle it",
+                format!("quiet phase: {} keeps {} while {} reads as absent", t.where_(), left.join(", "), blocking.join(", ")),
+            );
+            return;
+        }
         if !left.is_empty() {
             self.violate(
                 4,

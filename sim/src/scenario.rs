@@ -250,6 +250,9 @@ pub enum BurstKind {
     NoDate,
     /// Writes and creates get no answer; half of them take effect anyway.
     Timeouts,
+    /// Every fault a request can meet, each now and then (a quarter of the time): the
+    /// service is flaky rather than down, so that concurrent runs fare differently.
+    Flaky,
 }
 
 /// One schedule.
@@ -301,11 +304,12 @@ fn secs(s: u64) -> Duration {
 }
 
 /// Lifetime, renew-before and grace for a target whose timer runs every `period_hours`:
-/// rotations at least grace + two periods apart, so that a quiet phase can settle (a target
-/// rotated more often than its grace relies on the cap alone: sim/README.md).
+/// rotations at least grace + three periods apart, so that a quiet phase can settle (a target
+/// rotated more often than its grace relies on the cap alone: sim/README.md) even when another
+/// target on its issuer rotates in between.
 fn draw_timing(r: &mut Rng, period_hours: i64) -> (u32, u32, u32) {
     let grace_hours = *r.pick(&[0, 1, 2, 6, 24, 24]);
-    let room = |l: u32| (l as i64 * 24 - grace_hours as i64 - 2 * period_hours) / 24;
+    let room = |l: u32| (l as i64 * 24 - grace_hours as i64 - 3 * period_hours) / 24;
     let lifetimes: Vec<u32> = [2, 3, 5, 90].into_iter().filter(|l| room(*l) >= 1).collect();
     let lifetime_days = *r.pick(&lifetimes);
     let renew_before_days = if lifetime_days == 90 {
@@ -476,9 +480,9 @@ impl Scenario {
             acts: Vec::new(),
         };
         let mut a = root.fork();
-        let (acts, clusters) = sc.draw_acts(&mut a, knobs);
+        let (acts, clusters, storm) = sc.draw_acts(&mut a, knobs);
         sc.acts = acts;
-        sc.bursts = sc.draw_bursts(&mut root.fork(), &clusters);
+        sc.bursts = sc.draw_bursts(&mut root.fork(), &clusters, storm);
         sc
     }
 
@@ -490,11 +494,20 @@ impl Scenario {
     /// Faults in windows: the first one over the first cluster of concurrent invocations, of a
     /// kind every invocation meets (its first reads), so that every schedule has concurrency
     /// under a fault.
-    fn draw_bursts(&self, r: &mut Rng, clusters: &[Duration]) -> Vec<Burst> {
+    fn draw_bursts(&self, r: &mut Rng, clusters: &[Duration], storm: Option<Duration>) -> Vec<Burst> {
         let len = self.length.whole_seconds() as u64;
         let mut bursts = Vec::new();
+        // A storm meets answers that do not come: creates (their clean-up lists again) or
+        // writes (outcomes unknown) for a good part of it.
+        if let Some(at) = storm {
+            for service in [Service::Workspace, Service::Vault] {
+                if r.chance(700) {
+                    bursts.push(Burst { service, from: at, to: at + secs(r.range(600, 3600)), kind: BurstKind::Flaky });
+                }
+            }
+        }
         for (n, at) in clusters.iter().enumerate().skip(1) {
-            // Every further cluster (the storm among them) meets timeouts or errors half the time.
+            // Every further cluster meets timeouts or errors half the time.
             if n > 0 && r.chance(500) {
                 let service = if r.chance(500) { Service::Vault } else { Service::Workspace };
                 let kind = if r.chance(500) { BurstKind::Timeouts } else { BurstKind::Errors };
@@ -524,7 +537,7 @@ impl Scenario {
         bursts
     }
 
-    fn draw_acts(&self, r: &mut Rng, knobs: Knobs) -> (Vec<Act>, Vec<Duration>) {
+    fn draw_acts(&self, r: &mut Rng, knobs: Knobs) -> (Vec<Act>, Vec<Duration>, Option<Duration>) {
         let len = self.length.whole_seconds() as u64;
         let mut acts = Vec::new();
         let kill = |r: &mut Rng| r.chance(60).then(|| Duration::milliseconds(r.range(0, 15_000) as i64));
@@ -644,9 +657,10 @@ impl Scenario {
         // A storm, in a quarter of the schedules: several pipelines forcing one target at once
         // for a while, each from its own process, under a burst of faults — the cap, ambiguous
         // creates and their clean-up, unknown writes and suspended CLIs, all racing.
+        let mut storm = None;
         if r.chance(250) {
             let at = any_time(r);
-            clusters.push(at);
+            storm = Some(at);
             let dep = dep_at(r, at);
             let target = target_of(r, dep);
             for _ in 0..r.range(2, 4) {
@@ -736,7 +750,7 @@ impl Scenario {
         }
         // A stable order (by time, then by draw order) for the same seed on every platform.
         acts.sort_by_key(|a| a.at);
-        (acts, clusters)
+        (acts, clusters, storm)
     }
 
     /// The scenario as a few readable lines (the head of every event log).

@@ -721,15 +721,24 @@ async fn quiet(procs: &Rc<Procs>) {
     // Enough for a latest version inside its grace when the phase begins, a rotation once that
     // grace has passed (a full issuer may need it), and the new version's grace.
     let rounds = ((grace + period) * 2i32 + Duration::hours(2)).whole_seconds() / period.whole_seconds();
-    let rounds = rounds as u32 + 2;
+    let rounds = rounds as u32 + 4;
     for round in 1..=rounds {
         for dep in &deps {
             let start = lock(w).now();
             invocation(procs, *dep, Invoke::Timer, None).await;
             let mut g = lock(w);
             let mine: Vec<TargetView> = pending.iter().filter(|t| t.dep == *dep).cloned().collect();
+            // What another configured secret's latest version named during the pass was
+            // protected (contract §7.4(a)): only a pass in which none of those on the target's
+            // issuer changed settles it.
+            let configured = g.configured();
             for t in mine {
-                let settled = start >= q0 + Duration::hours(1) + margin
+                let unchanged = configured
+                    .iter()
+                    .filter(|u| u.holder() == t.holder())
+                    .all(|u| g.latest_of(u).is_none_or(|v| v.landed < start));
+                let settled = unchanged
+                    && start >= q0 + Duration::hours(1) + margin
                     && g.latest_of(&t).is_none_or(|v| start >= v.landed + t.grace + margin);
                 if settled {
                     g.check_quiet_end(&t);

@@ -20,7 +20,7 @@ use pat_rotator::rotation::ports::Clock;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::world::{Landing, Shared, lock};
+use crate::world::{Shared, lock};
 
 /// A request as the world reads it.
 #[derive(Debug, Clone)]
@@ -98,8 +98,9 @@ pub struct Answer {
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
     pub after: After,
-    /// A write that takes effect later (whatever the client makes of its answer).
-    pub landing: Option<Landing>,
+    /// A write that takes effect later (whatever the client makes of its answer): its id in
+    /// [`crate::world::World::pending`] and how long until it lands.
+    pub landing: Option<(u32, std::time::Duration)>,
     /// What the client learns, recorded only if the answer reaches it (a client that timed
     /// out never saw it).
     pub delivered: Vec<Delivered>,
@@ -111,8 +112,11 @@ pub enum Delivered {
     /// The latest version of a secret, read by these targets of the invocation (`None`: 404,
     /// or a disabled version's 403).
     Read { targets: Vec<String>, read: Option<crate::world::SeenRead> },
-    /// A listing of an issuer's credentials (`from`: the page's offset; 0 starts afresh).
-    Listing { holder: crate::world::Holder, ids: Vec<String>, from: usize },
+    /// A listing of an issuer's credentials (`from`: the page's offset; 0 starts afresh;
+    /// `req`: the world's request number when it was taken).
+    Listing { holder: crate::world::Holder, ids: Vec<String>, from: usize, req: u32 },
+    /// A read's answer arrived (one that never does leaves the invocation blind).
+    ReadAnswered,
 }
 
 impl Answer {
@@ -178,12 +182,12 @@ impl HttpClient for SimHttp {
         };
         tokio::time::sleep(before).await;
         let mut answer = lock(&self.w).serve(self.process, inv, sent, &call);
-        if let Some(l) = answer.landing.take() {
+        if let Some((id, after)) = answer.landing.take() {
             // The write's effect, on its own: it lands whether or not anyone still waits.
             let w = self.w.clone();
             tokio::task::spawn_local(async move {
-                tokio::time::sleep(l.after).await;
-                lock(&w).land(l);
+                tokio::time::sleep(after).await;
+                lock(&w).land_due(id);
             });
         }
         match answer.after {

@@ -141,6 +141,7 @@ fn soak(args: &Args) -> ExitCode {
     let next = std::sync::atomic::AtomicU64::new(args.from);
     let end = args.from + args.count;
     let failed = std::sync::Mutex::new(Vec::new());
+    let seen = std::sync::Mutex::new(std::collections::BTreeMap::<String, u64>::new());
     let done = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|s| {
         for _ in 0..args.threads {
@@ -152,6 +153,15 @@ fn soak(args: &Args) -> ExitCode {
                         break;
                     }
                     let r = run(seed, Options::default());
+                    {
+                        let mut seen = seen.lock().unwrap();
+                        for (o, n) in &r.observations {
+                            *seen.entry(format!("observation: {o}")).or_default() += *n as u64;
+                        }
+                        for (e, n) in &r.exceptions {
+                            *seen.entry(format!("exception: {e:?}")).or_default() += *n as u64;
+                        }
+                    }
                     if r.failed() {
                         failed.lock().unwrap().push((seed, r.violations[0].text.clone()));
                     }
@@ -175,6 +185,9 @@ fn soak(args: &Args) -> ExitCode {
         args.count as f64 / secs,
         failed.len()
     );
+    for (what, n) in seen.into_inner().unwrap() {
+        println!("  {n:>8}  {what}");
+    }
     for (seed, text) in failed.iter().take(args.show) {
         println!(
             "  seed {seed}: {text}\n    replay: cargo run -p pat-rotator-sim --release{} -- replay {seed}",

@@ -140,6 +140,7 @@ impl World {
         if !is_create && !is_delete && self.fault(Service::Workspace, Some(BurstKind::Errors), rate) {
             if !is_verify {
                 self.per_mut(inv, &targets, |p| p.reads_ok = false);
+                self.read_failed(inv);
             }
             let a = self.activity();
             return if self.rng.chance(500) {
@@ -186,7 +187,7 @@ impl World {
                 } else {
                     Answer::json(200, json!({"token_infos": infos}))
                 };
-                a.deliver(Delivered::Listing { holder: holder.clone(), ids, from: 0 })
+                a.deliver(Delivered::Listing { holder: holder.clone(), ids, from: 0, req: self.stats.requests })
             }
             ("POST", "/api/2.0/token/create") => {
                 let body = call.json().unwrap_or(Value::Null);
@@ -233,6 +234,7 @@ impl World {
                     }
                     let now = self.now();
                     self.creds[i].last_used = now;
+                    self.called(inv, i);
                     self.note(&who, |w| format!("{short} scim/Me with {} → 200", w.creds[i].id));
                 }
                 Answer::json(200, json!({"id": "4200000000000001", "userName": SERVICE_APPID, "active": true}))
@@ -300,6 +302,7 @@ impl World {
             if let Some(x) = self.invs.get_mut(&inv) {
                 x.created.push(i);
             }
+            self.called(inv, i);
             self.check_create(inv, i);
             let id = self.creds[i].id.clone();
             if ambiguous {
@@ -395,7 +398,8 @@ impl World {
                 if end < live.len() {
                     body["next_page_token"] = json!(end.to_string());
                 }
-                Answer::json(200, body).deliver(Delivered::Listing { holder, ids, from })
+                let req = self.stats.requests;
+                Answer::json(200, body).deliver(Delivered::Listing { holder, ids, from, req })
             }
             ("POST", 7) => {
                 let lifetime = call

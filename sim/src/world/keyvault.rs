@@ -145,6 +145,7 @@ impl World {
         // Reads: throttled or failing until the client's retries give up, spurious 404s.
         if !matches!(op, Op::Set(_)) && self.fault(Service::Vault, Some(BurstKind::Errors), f.kv_error) {
             self.per_mut(inv, &targets, |p| p.reads_ok = false);
+            self.read_failed(inv);
             let a = self.activity();
             let answer = if self.rng.chance(500) {
                 self.note(&who, |_| format!("{short} GET {name} → 429"));
@@ -193,6 +194,7 @@ impl World {
                     }
                     other => {
                         self.per_mut(inv, &targets, |p| p.reads_ok = false);
+                        self.read_failed(inv);
                         let why = match other {
                             _ if spurious => "a spurious 404",
                             Some((SecretState::Deleted, _)) => "soft-deleted",
@@ -210,6 +212,7 @@ impl World {
                     self.secret(&host, &name).filter(|s| s.state == SecretState::Live).map(|s| s.versions.clone());
                 let Some(versions) = live else {
                     self.per_mut(inv, &targets, |p| p.reads_ok = false);
+                    self.read_failed(inv);
                     self.note(&who, |_| format!("{short} GET {name}/versions → 404"));
                     let a = self.not_found(&name);
                     return dated(a, self);
@@ -375,7 +378,8 @@ impl World {
                 self.last_landing = self.last_landing.max(when);
                 self.per_mut(inv, &targets, |p| p.wrote = true);
                 self.note(&who, |_| format!("{short} PUT {name} → {what}; it lands at {}", crate::log::at(when)));
-                landing = Some(Landing { host: host.to_string(), name: name.to_string(), version, after, inv });
+                let l = Landing { host: host.to_string(), name: name.to_string(), version, after, inv };
+                landing = Some((self.schedule_landing(when, l), after));
             }
             Apply::Never => self.note(&who, |_| format!("{short} PUT {name} → {what} (never stored)")),
         }

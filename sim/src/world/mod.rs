@@ -346,6 +346,16 @@ pub struct Inv {
     pub created: Vec<usize>,
     /// For `tokens --revoke`: the id asked for.
     pub revoke_id: Option<String>,
+    /// Every read it made of any secret succeeded and found the secret: the protection of
+    /// contract §7.4(a) blocks what a failed or absent read of another configured secret would
+    /// have to rule out, the cap included.
+    pub reads_all_ok: bool,
+    /// Reads whose answer has not reached it (yet): one that never does is a failed read.
+    pub unanswered_reads: u32,
+    /// Per issuer: the world's request number when its last delivered listing was taken.
+    pub listing_req: BTreeMap<Holder, u32>,
+    /// Per target: the world's request number of its last create or verification.
+    pub last_call: BTreeMap<String, u32>,
     /// Issuers that refused one of its creates as full (it then makes room for the credential
     /// it is about to create).
     pub full: BTreeSet<Holder>,
@@ -428,6 +438,9 @@ pub struct World {
     next_cred: u32,
     /// The latest moment a pending write lands.
     pub last_landing: Duration,
+    /// Writes that land later, by id: (true time they land, the write).
+    pub pending: BTreeMap<u32, (Duration, Landing)>,
+    next_landing: u32,
     pub stats: Stats,
 }
 
@@ -460,6 +473,8 @@ impl World {
             next_attempt: 1,
             next_cred: 1,
             last_landing: Duration::ZERO,
+            pending: BTreeMap::new(),
+            next_landing: 1,
             stats: Stats::default(),
             sc,
         };
@@ -522,6 +537,28 @@ impl World {
     /// timeouts use — does not. Every other actor stands still meanwhile, as if suspended too.
     pub fn jump(&mut self, d: Duration) {
         self.jumped += d;
+        // The vault did not stand still: what was to land meanwhile has landed.
+        let now = self.now();
+        let due: Vec<u32> = self.pending.iter().filter(|(_, (at, _))| *at <= now).map(|(id, _)| *id).collect();
+        for id in due {
+            self.land_due(id);
+        }
+    }
+
+    /// A write that lands at true time `at` (a task of the transport wakes for it; a jump past
+    /// it lands it at once). Returns its id.
+    pub fn schedule_landing(&mut self, at: Duration, l: Landing) -> u32 {
+        let id = self.next_landing;
+        self.next_landing += 1;
+        self.pending.insert(id, (at, l));
+        id
+    }
+
+    /// Lands write `id` if it has not landed yet.
+    pub fn land_due(&mut self, id: u32) {
+        if let Some((_, l)) = self.pending.remove(&id) {
+            self.land(l);
+        }
     }
 
     pub fn unique_id(&mut self) -> String {
@@ -558,7 +595,8 @@ impl World {
         if self.quiet {
             return false;
         }
-        let hit = burst.is_some_and(|b| self.burst(service, b)) || self.rng.chance(per_mille);
+        let flaky = self.burst(service, BurstKind::Flaky) && self.rng.chance(250);
+        let hit = flaky || burst.is_some_and(|b| self.burst(service, b)) || self.rng.chance(per_mille);
         if hit {
             self.stats.faults += 1;
         }
@@ -608,6 +646,10 @@ impl World {
     pub fn serve(&mut self, process: u32, inv: u32, sent: Duration, call: &Call) -> Answer {
         self.absorb();
         self.stats.requests += 1;
+        let read = call.method == azure_core::http::Method::Get && call.host != IDENTITY_HOST;
+        if read && let Some(x) = self.invs.get_mut(&inv) {
+            x.unanswered_reads += 1;
+        }
         let answer = if call.host == IDENTITY_HOST {
             self.identity(process, inv, call)
         } else if self.vaults.contains_key(&call.host) {
@@ -624,7 +666,7 @@ impl World {
             Answer::refused()
         };
         self.absorb();
-        answer
+        if read { answer.deliver(crate::wire::Delivered::ReadAnswered) } else { answer }
     }
 
     /// Files the log lines and warnings the code under test emitted since the last effect.
@@ -658,7 +700,11 @@ impl World {
                     }
                 }
             }
-            crate::wire::Delivered::Listing { holder, ids, from } => {
+            crate::wire::Delivered::ReadAnswered => x.unanswered_reads = x.unanswered_reads.saturating_sub(1),
+            crate::wire::Delivered::Listing { holder, ids, from, req } => {
+                if from == 0 {
+                    x.listing_req.insert(holder.clone(), req);
+                }
                 let l = x.listings.entry(holder).or_default();
                 if from == 0 {
                     l.clear();
@@ -710,6 +756,10 @@ impl World {
             listings: BTreeMap::new(),
             created: Vec::new(),
             revoke_id: None,
+            reads_all_ok: true,
+            unanswered_reads: 0,
+            listing_req: BTreeMap::new(),
+            last_call: BTreeMap::new(),
             full: BTreeSet::new(),
         };
         for t in &inv.targets {
@@ -742,6 +792,25 @@ impl World {
     pub fn targets_of_holder(&self, inv: u32, holder: &Holder) -> Vec<String> {
         let Some(i) = self.invs.get(&inv) else { return Vec::new() };
         i.targets.iter().filter(|t| &t.holder() == holder).map(|t| t.name.clone()).collect()
+    }
+
+    /// Invocation `inv` created or verified credential `i` (for the targets it is of).
+    pub fn called(&mut self, inv: u32, i: usize) {
+        let req = self.stats.requests;
+        let Some(x) = self.invs.get(&inv) else { return };
+        let names: Vec<String> =
+            x.targets.iter().filter(|t| t.holder() == self.creds[i].holder && self.creds[i].comment.as_deref().is_none_or(|m| m.starts_with(&format!("pat-rotator/{}/", t.name)))).map(|t| t.name.clone()).collect();
+        if let Some(x) = self.invs.get_mut(&inv) {
+            for n in names {
+                x.last_call.insert(n, req);
+            }
+        }
+    }
+
+    pub fn read_failed(&mut self, inv: u32) {
+        if let Some(i) = self.invs.get_mut(&inv) {
+            i.reads_all_ok = false;
+        }
     }
 
     pub fn per_mut(&mut self, inv: u32, targets: &[String], f: impl Fn(&mut PerTarget)) {
@@ -843,6 +912,18 @@ impl World {
             .secrets
             .entry(name.to_ascii_lowercase())
             .or_insert_with(|| Secret { name: name.to_string(), grace, versions: Vec::new(), state: SecretState::Live })
+    }
+
+    /// What counts as the latest version of a secret (contract §7.4): the last one; when it is
+    /// disabled (so that a reader finds it from the versions list), every version of its
+    /// `created` second too.
+    pub fn latest_set(s: &Secret) -> Vec<&Version> {
+        let Some(last) = s.versions.last() else { return Vec::new() };
+        if last.enabled {
+            return vec![last];
+        }
+        let newest = s.versions.iter().map(|v| v.created).max().unwrap_or(last.created);
+        s.versions.iter().filter(|v| v.created == newest || std::ptr::eq(*v, last)).collect()
     }
 
     /// The latest version of a target's secret (whatever its state).
