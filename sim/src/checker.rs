@@ -257,11 +257,15 @@ impl World {
         }
         // By the workspace's clock (contract §7.4): an OAuth secret's creation time comes from
         // the accounts service, its verification's `Date` from the workspace.
-        let ws = self.invs.get(&inv).and_then(|x| x.targets.iter().find(|t| t.holder() == c.holder).map(|t| t.ws.clone()));
-        let age = match ws {
+        let ws =
+            self.invs.get(&inv).and_then(|x| x.targets.iter().find(|t| t.holder() == c.holder).map(|t| t.ws.clone()));
+        let by_clock = match ws {
             Some(ws) => self.ws_at(&ws, sent) - c.created,
             None => self.issuer_at(&c.holder, sent) - c.created,
         };
+        // Without the workspace's `Date` the contract measures the time since the create
+        // request was sent instead: a program may use either, so both must be over.
+        let age = by_clock.min(sent - c.requested);
         // The issuer's `Date` has whole seconds: a credential may look up to a second younger.
         if age > MAX_UNWRITTEN_AGE + Duration::seconds(2) {
             self.violate(
@@ -484,7 +488,9 @@ impl World {
             && owners.iter().any(|t| x.per.get(&t.name).is_some_and(|p| p.wrote))
         {
             Some(Exception::RevokeSuperseded)
-        } else if let Some(t) = owners.iter().find(|t| t.kind == Kind::Pat && claimed(t) && self.cap_count(inv, t) > CAP) {
+        } else if let Some(t) =
+            owners.iter().find(|t| t.kind == Kind::Pat && claimed(t) && self.cap_count(inv, t) > CAP)
+        {
             // The count that justified it must still hold (the target has more than 6 live,
             // counting the credential it makes room for), or come from a listing taken after
             // the run's last create and verification: then a revocation that raced it since is
@@ -890,6 +896,7 @@ mod tests {
         let comment = pat_rotator::databricks::pat::comment(&t.name, &t.key, &a);
         let at = w.issuer_at(&t.holder(), w.now()) - age;
         let i = w.add_cred(t.holder(), Some(comment), at, Duration::days(5), (inv > 0).then_some(inv));
+        w.creds[i].requested = w.now() - age;
         if let Some(x) = w.invs.get_mut(&inv) {
             x.created.push(i);
         }

@@ -652,20 +652,25 @@ impl Scenario {
                     what: What::Run { dep, invoke, kill_after: kill(r) },
                 });
             }
+            // Now and then the operator disables what the race left as the latest version:
+            // two versions of one second, the newer disabled (contract §7.4's ties).
+            if r.chance(350) {
+                acts.push(Act { at: at + secs(r.range(120, 7200)), what: What::Disable { dep, target } });
+            }
         }
 
-        // A storm, in a quarter of the schedules: several pipelines forcing one target at once
+        // A storm, in two schedules of five: several pipelines forcing one target at once
         // for a while, each from its own process, under a burst of faults — the cap, ambiguous
         // creates and their clean-up, unknown writes and suspended CLIs, all racing.
         let mut storm = None;
-        if r.chance(250) {
+        if r.chance(400) {
             let at = any_time(r);
             storm = Some(at);
             let dep = dep_at(r, at);
             let target = target_of(r, dep);
-            for _ in 0..r.range(2, 4) {
+            for _ in 0..r.range(2, 5) {
                 let start = at + secs(r.range(0, 60));
-                acts.push(Act { at: start, what: What::ForceLoop { dep, target, runs: r.range(2, 6) as u32 } });
+                acts.push(Act { at: start, what: What::ForceLoop { dep, target, runs: r.range(3, 6) as u32 } });
             }
         }
 

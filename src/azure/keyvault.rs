@@ -206,6 +206,14 @@ fn is_disabled(e: &azure_core::Error) -> bool {
 /// never sent anything.
 fn outcome_unknown(e: &azure_core::Error) -> bool {
     match e.kind() {
+        // The old defect (issue 21 finding 3), for the simulator to find: only a gateway's
+        // timeout was an unknown outcome.
+        #[cfg(feature = "sim-bugs")]
+        ErrorKind::HttpResponse { status, .. }
+            if crate::rotation::bugs::on(crate::rotation::bugs::Bug::FiveXxIsDefinitive) =>
+        {
+            matches!(u16::from(*status), 408 | 504)
+        }
         ErrorKind::HttpResponse { status, .. } => matches!(u16::from(*status), 408 | 500..=599),
         ErrorKind::Credential => false,
         _ => !crate::transport::client::never_sent(e),
@@ -229,6 +237,11 @@ fn newest_second(versions: Vec<StoredSecret>) -> (Option<StoredSecret>, Vec<Stor
     let mut tied: Vec<StoredSecret> = versions.into_iter().filter(|v| v.created == newest).collect();
     tied.sort_by(|a, b| b.id.cmp(&a.id));
     let latest = if tied.is_empty() { None } else { Some(tied.remove(0)) };
+    // The old defect (issue 21 finding 2), for the simulator to find: the greatest id alone.
+    #[cfg(feature = "sim-bugs")]
+    if crate::rotation::bugs::on(crate::rotation::bugs::Bug::SameSecondTie) {
+        return (latest, Vec::new());
+    }
     (latest, tied)
 }
 

@@ -25,10 +25,16 @@ pub enum Bug {
     /// Simulator seed 40900: a new credential's age was measured from the verification's
     /// answer, not from when it was sent.
     AgeFromTheAnswer = 64,
+    /// Issue 21 finding 2 (`azure::keyvault`): of versions sharing the newest `created` second,
+    /// only the one with the greatest (random) id counted as the latest.
+    SameSecondTie = 128,
+    /// Issue 21 finding 3 (`azure::keyvault`): a 5xx answer other than 504 to a write was taken
+    /// as definitive (only 408 and 504 were unknown outcomes).
+    FiveXxIsDefinitive = 256,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 9] = [
         Bug::AbsentIsProof,
         Bug::OwnerByName,
         Bug::RetagUnprotected,
@@ -36,6 +42,8 @@ impl Bug {
         Bug::NoDateLocalClock,
         Bug::CapCountsTheGone,
         Bug::AgeFromTheAnswer,
+        Bug::SameSecondTie,
+        Bug::FiveXxIsDefinitive,
     ];
 }
 

@@ -289,9 +289,9 @@ impl World {
         }
         let mut created = None;
         if applied {
-            let _ = sent;
             let at = self.issuer_at(&holder, self.now());
             let i = self.add_cred(holder.clone(), comment, at, lifetime, Some(inv));
+            self.creds[i].requested = sent;
             if let Holder::OAuth { .. } = holder
                 && !self.quiet
                 && self.rng.chance(150)

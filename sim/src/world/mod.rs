@@ -214,6 +214,8 @@ pub struct Cred {
     pub death: Option<Death>,
     /// A new OAuth secret is refused by the token endpoint until then (propagation).
     pub accepted_from: Duration,
+    /// True time its create request was sent (pat-rotator's credentials).
+    pub requested: Duration,
 }
 
 impl Cred {
@@ -583,8 +585,15 @@ impl World {
 
     // ---- faults and delays -------------------------------------------------------------
 
+    /// The schedule's own time: true time without the jumps of suspended processes. The acts
+    /// and the bursts of the script are placed on it, so a burst meets the acts it was drawn
+    /// for whatever suspensions happened before.
+    pub fn script_now(&self) -> Duration {
+        Duration::try_from(Instant::now() - self.start).expect("true time fits")
+    }
+
     pub fn burst(&self, service: Service, kind: BurstKind) -> bool {
-        let now = self.now();
+        let now = self.script_now();
         !self.quiet
             && self.sc.bursts.iter().any(|b| b.service == service && b.kind == kind && b.from <= now && now < b.to)
     }
@@ -626,7 +635,14 @@ impl World {
         if self.quiet || !cli {
             return;
         }
-        if self.rng.chance(self.sc.faults.slow / 3) {
+        // Laptops close their lids now and then; during a storm (a flaky service and a crowd of
+        // CLIs) a little more often.
+        let rate = if self.burst(Service::Workspace, BurstKind::Flaky) || self.burst(Service::Vault, BurstKind::Flaky) {
+            20
+        } else {
+            self.sc.faults.slow / 3
+        };
+        if self.rng.chance(rate) {
             let d = Duration::milliseconds(self.rng.range(300_000, 2_700_000) as i64);
             self.jump(d);
             self.note(&Self::who(inv), |_| format!("the process is suspended for {}", crate::log::span(d)));
@@ -798,8 +814,18 @@ impl World {
     pub fn called(&mut self, inv: u32, i: usize) {
         let req = self.stats.requests;
         let Some(x) = self.invs.get(&inv) else { return };
-        let names: Vec<String> =
-            x.targets.iter().filter(|t| t.holder() == self.creds[i].holder && self.creds[i].comment.as_deref().is_none_or(|m| m.starts_with(&format!("pat-rotator/{}/", t.name)))).map(|t| t.name.clone()).collect();
+        let names: Vec<String> = x
+            .targets
+            .iter()
+            .filter(|t| {
+                t.holder() == self.creds[i].holder
+                    && self.creds[i]
+                        .comment
+                        .as_deref()
+                        .is_none_or(|m| m.starts_with(&format!("pat-rotator/{}/", t.name)))
+            })
+            .map(|t| t.name.clone())
+            .collect();
         if let Some(x) = self.invs.get_mut(&inv) {
             for n in names {
                 x.last_call.insert(n, req);
@@ -869,6 +895,7 @@ impl World {
             made_by,
             death: None,
             accepted_from: Duration::ZERO,
+            requested: now,
         });
         self.creds.len() - 1
     }
