@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 
 VERSION=27.1.0
 TOOLS="$PWD/.tools"
-if [ "$("$TOOLS/bin/cargo-mutants" --version 2>/dev/null || true)" != "cargo-mutants $VERSION" ]; then
+if [ "$("$TOOLS/bin/cargo-mutants" mutants --version 2>/dev/null || true)" != "cargo-mutants $VERSION" ]; then
   cargo install cargo-mutants --locked --version "$VERSION" --root "$TOOLS"
 fi
 export PATH="$TOOLS/bin:$PATH"
@@ -40,6 +40,7 @@ case "${1:-sim}" in
     cargo mutants "${COMMON[@]}" --list
     ;;
   sim)
+    mkdir -p target/mutants-out
     cargo mutants "${COMMON[@]}" --output target/mutants-out/sim \
       --test-package pat-rotator-sim -- --test schedules
     ;;
