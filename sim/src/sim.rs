@@ -58,7 +58,7 @@ impl Report {
 
     /// The command that replays this schedule with its log.
     pub fn replay_command(&self, features: &str) -> String {
-        format!("cargo run -p pat-rotator-sim --release{features} -- replay {}", self.seed)
+        format!("cargo run -p pat-rotator-sim --profile sim{features} -- replay {}", self.seed)
     }
 
     /// The scenario, the event log, the violations and the replay command.

@@ -15,7 +15,7 @@ const WITHIN: u64 = 400;
 fn find(bug: Bug) {
     match hunt(bug, WITHIN) {
         Ok(f) => eprintln!(
-            "{bug:?}: found after {} schedule(s), seed {} (invariant {}): {}\n  replay: cargo run -p pat-rotator-sim --release --features hunt -- replay {} --bug {bug:?}",
+            "{bug:?}: found after {} schedule(s), seed {} (invariant {}): {}\n  replay: cargo run -p pat-rotator-sim --profile sim --features hunt -- replay {} --bug {bug:?}",
             f.schedules, f.report.seed, f.report.violations[0].invariant, f.report.violations[0].text, f.report.seed
         ),
         Err(elsewhere) => panic!(

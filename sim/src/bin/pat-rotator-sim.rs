@@ -112,7 +112,7 @@ fn hunt(name: &str, max: u64) -> ExitCode {
                 f.report.violations[0].text
             );
             println!(
-                "replay: cargo run -p pat-rotator-sim --release --features hunt -- replay {} --bug {bug:?}",
+                "replay: cargo run -p pat-rotator-sim --profile sim --features hunt -- replay {} --bug {bug:?}",
                 f.report.seed
             );
             ExitCode::SUCCESS
@@ -190,7 +190,7 @@ fn soak(args: &Args) -> ExitCode {
     }
     for (seed, text) in failed.iter().take(args.show) {
         println!(
-            "  seed {seed}: {text}\n    replay: cargo run -p pat-rotator-sim --release{} -- replay {seed}",
+            "  seed {seed}: {text}\n    replay: cargo run -p pat-rotator-sim --profile sim{} -- replay {seed}",
             features()
         );
     }
