@@ -15,9 +15,14 @@ use std::time::Duration;
 use pat_rotator_bench::{
     Finished, TargetSpec, max_in_window, program, program_env, run, tail, targets_json, write_times,
 };
-use pat_rotator_emulators::{EmulatorOptions, Emulators, KeyVaultOptions, KvThrottle, WorkspaceOptions, WsRateLimit};
+use pat_rotator_emulators::{
+    EmulatorOptions, Emulators, KeyVaultOptions, KvThrottle, WindowMode, WorkspaceOptions, WsRateLimit,
+};
 
-/// The fake vault's shrunk limit: 10 secret writes per 2 s sliding window.
+/// The fake vault's shrunk limit: 10 secret writes per 2 s sliding window. Sliding, not the
+/// emulators' default fixed windows: a fixed window admits up to twice its limit across a
+/// boundary, so "at most 10 in any 2 s" holds of the fake only when it slides (and a client the
+/// sliding fake does not throttle is not throttled by a fixed one either).
 const WINDOW: Duration = Duration::from_secs(2);
 const WRITE_LIMIT: usize = 10;
 
@@ -30,6 +35,7 @@ fn shrunk_vault() -> Emulators {
                 other_limit: 4000,
                 retry_after: true,
             }),
+            window_mode: WindowMode::Sliding,
             ..Default::default()
         },
         ..Default::default()
