@@ -5,13 +5,15 @@
 //!   invocation's deadline, how `force` is honoured per caller, the [`Spec`] of a target;
 //! - [`clients`]: the long-lived clients (token sources, one Databricks client per workspace and
 //!   owner, one Key Vault client per vault with its pacers, the issuer of each kind);
-//! - [`inventory`]: `status`, `tokens` and `tokens --revoke` — reads, and the one guarded act.
+//! - [`health`]: `status`, the health check of contract §10 — reads only;
+//! - [`inventory`]: `tokens` and `tokens --revoke` — reads, and the one guarded act.
 //!
 //! Both the custom handler and the CLI drive the rotation only through [`Engine`]. What the
 //! engine talks to comes in a [`Runtime`]: production's HTTP client and clock, or a simulated
 //! world (`sim/`) answering the same requests in process.
 
 pub mod clients;
+mod health;
 mod inventory;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,22 +29,51 @@ use crate::error::{Code, Error};
 use crate::rotation::model::Outcome;
 use crate::rotation::ports::{Backoff, Clock, SecretStore, SystemClock};
 use crate::rotation::rotate::{self, Ports};
-use crate::rotation::spec::{Force, Owner, Request, Spec};
+use crate::rotation::spec::{Force, OtherWriter, Owner, Request, Spec};
 use crate::transport::client::Http;
 use crate::transport::retry::{self, Jitter, RetryPolicy};
 
 pub use clients::Clients;
-pub use inventory::{RevokeReport, StatusRow, TokenRow, TokensRow};
+pub use health::{Attention, StatusRow};
+pub use inventory::{RevokeReport, TokenRow, TokensRow};
 
-/// Who started a pass: it decides how `force` is honoured (contract §3).
+/// Who started a pass: it decides how `force` is honoured (contract §3), what a run does over
+/// a version another identity wrote, and the `rotated-via` tag (contract §10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Caller {
-    /// `pat-rotator rotate`: `force` always holds.
+    /// `pat-rotator rotate`: `force` always holds; a version another identity wrote is refused
+    /// unless `take_ownership`.
     Cli,
     /// `ProvisionPat`: `force` is subject to the cooldown and the room below the cap.
     Provision,
     /// `RotatePat`: never forced.
     Timer,
+    /// `SecretEvent` (a Key Vault event): never forced; never writes over a version another
+    /// identity wrote (warns and leaves the target).
+    Event,
+}
+
+impl Caller {
+    /// The `rotated-via` tag of the versions its runs write.
+    pub fn via(self) -> &'static str {
+        match self {
+            Caller::Cli => "cli",
+            Caller::Provision => "ProvisionPat",
+            Caller::Timer => "RotatePat",
+            Caller::Event => "SecretEvent",
+        }
+    }
+
+    /// What its runs do over a managed latest version another identity wrote: the deployment
+    /// always writes as itself.
+    fn other_writer(self, take_ownership: bool) -> OtherWriter {
+        match self {
+            Caller::Cli if take_ownership => OtherWriter::TakeOwnership,
+            Caller::Cli => OtherWriter::Refuse,
+            Caller::Provision | Caller::Timer => OtherWriter::Overwrite,
+            Caller::Event => OtherWriter::Leave,
+        }
+    }
 }
 
 /// What a pass was asked to do.
@@ -53,6 +84,8 @@ pub struct RunOptions {
     /// Incident response (CLI only): revoke every other credential of the target once the new
     /// version is written.
     pub revoke_superseded: bool,
+    /// CLI only: write although another identity wrote the latest version (contract §10).
+    pub take_ownership: bool,
     pub caller: Caller,
     /// The pass's time budget; every target's work ends by then (see [`crate::transport::retry`]).
     pub budget: Duration,
@@ -235,7 +268,7 @@ impl Engine {
                 backoff: &backoff,
             };
             let force = match (opts.force, opts.caller) {
-                (false, _) | (true, Caller::Timer) => Force::No,
+                (false, _) | (true, Caller::Timer | Caller::Event) => Force::No,
                 (true, Caller::Cli) => Force::Cli,
                 (true, Caller::Provision) => Force::Provision {
                     cooldown: time::Duration::try_from(self.config.settings.force_cooldown)
@@ -246,6 +279,8 @@ impl Engine {
                 force,
                 dry_run: opts.dry_run,
                 revoke_superseded: opts.revoke_superseded && opts.caller == Caller::Cli,
+                other_writer: opts.caller.other_writer(opts.take_ownership),
+                via: opts.caller.via(),
             };
             let spec = spec(t);
             let (_, outcome) = futures::join!(self.clients.prefetch(t), rotate::rotate(&spec, req, &ports));

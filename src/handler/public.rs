@@ -49,6 +49,9 @@ pub fn sentence(code: Code) -> &'static str {
         Code::DatabricksPrincipalNotFound => {
             "The target's service principal does not exist in the Databricks workspace."
         }
+        Code::RotatedByAnotherIdentity => {
+            "The latest version of the secret was written by another identity; run as that identity or take ownership explicitly."
+        }
     }
 }
 
