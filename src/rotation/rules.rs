@@ -85,10 +85,13 @@ pub fn force_declined(
     live_ours: usize,
     cap: usize,
 ) -> bool {
-    let inside = match (latest_created, vault_at) {
-        (Some(c), Some(at)) => at - c < cooldown,
-        _ => true,
-    };
+    // A cooldown of 0 is none at all: not even a clock that answers a moment behind `created`
+    // (a `Date` cached for up to a second, truncated to whole seconds) or no `Date` declines.
+    let inside = cooldown > Duration::ZERO
+        && match (latest_created, vault_at) {
+            (Some(c), Some(at)) => at - c < cooldown,
+            _ => true,
+        };
     inside || live_ours + 1 >= cap
 }
 
@@ -322,6 +325,10 @@ mod tests {
         assert!(!force_declined(ago(Duration::days(1)), Some(NOW), m15, 4, 6));
         assert!(force_declined(ago(Duration::days(1)), Some(NOW), m15, 4, 5), "OAuth secrets: 4 of 5");
         assert!(!force_declined(ago(Duration::days(1)), Some(NOW), Duration::ZERO, 0, 6), "cooldown 0");
+        let behind = Some(NOW - Duration::seconds(1));
+        assert!(!force_declined(Some(NOW), behind, Duration::ZERO, 0, 6), "cooldown 0, Date a second behind created");
+        assert!(!force_declined(Some(NOW), None, Duration::ZERO, 0, 6), "cooldown 0, no Date");
+        assert!(force_declined(Some(NOW), behind, m15, 0, 6), "a real cooldown still declines");
     }
 
     #[test]
