@@ -357,3 +357,51 @@ fn the_status_function_on_a_bad_configuration_and_a_hung_vault() {
     assert_eq!(row["error"], json!({"code": "timeout", "message": sentence(Code::Timeout)}));
     w.emu.vault(0).faults().clear();
 }
+
+/// Contract §7.4: when the latest version is disabled, every version of its `created` second
+/// counts as the latest. Here the newer of two same-second versions is disabled and the older
+/// carries the greater id (the one the read settles on): consumers cannot read the latest
+/// version, and `status` must say so although the version it shows is enabled.
+#[test]
+fn a_disabled_version_tied_in_its_second_needs_attention() {
+    let mut w = World::new();
+    let kv = w.emu.vault(0);
+    let url = kv.url().to_string();
+    let then = std::time::SystemTime::now() - 2 * DAY;
+    let mut attempt = 0;
+    let name = loop {
+        attempt += 1;
+        assert!(attempt < 50, "the version ids never came out in the order wanted");
+        let name = format!("t-pat-{attempt}");
+        let key = pat_rotator::databricks::pat::secret_key(&url, &name);
+        let comment = |att: &str| pat_rotator::databricks::pat::comment("t", &key, att);
+        let (a, a_value) = w.seed_token(0, &comment("a"), 2 * DAY, 90 * DAY);
+        let (b, b_value) = w.seed_token(0, &comment("b"), 2 * DAY, 90 * DAY);
+        kv.freeze_clock(Some(then));
+        let older = kv.seed_secret(
+            &name,
+            &a_value,
+            Some("databricks-pat"),
+            &[("managed-by", "pat-rotator"), ("databricks-token-id", &a)],
+            None,
+        );
+        let newer = kv.seed_secret(
+            &name,
+            &b_value,
+            Some("databricks-pat"),
+            &[("managed-by", "pat-rotator"), ("databricks-token-id", &b)],
+            None,
+        );
+        kv.freeze_clock(None);
+        if older > newer {
+            kv.set_enabled(&name, &newer, false);
+            break name;
+        }
+    };
+    let mut t = w.target("t", 0, 0);
+    t["secret_name"] = json!(name);
+    w.targets(&[t]);
+    let (code, rows) = status(&w, &[]);
+    assert_eq!(code, 1, "{rows:?}");
+    assert!(attention(&rows[0]).contains(&"disabled_secret".to_string()), "{}", rows[0]);
+}

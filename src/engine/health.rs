@@ -196,13 +196,16 @@ impl Engine {
         // written; the age of an unrecorded credential is judged on the workspace's.
         let now = self.clock.now();
 
-        let latest: Option<StoredSecret> = match &read {
-            Ok(SecretRead { latest, .. }) => latest.clone(),
+        let (latest, tied): (Option<StoredSecret>, Vec<StoredSecret>) = match &read {
+            Ok(SecretRead { latest, tied, .. }) => (latest.clone(), tied.clone()),
             Err(e) => {
                 row.failed(Attention::SecretUnreadable, e);
-                None
+                (None, Vec::new())
             }
         };
+        // Versions of the newest `created` second besides the one read count as the latest too
+        // (contract §7.4): for foreign, disabled, a missing credential and the guard.
+        let tied_views: Vec<SecretView> = tied.iter().map(|s| SecretView::of(s, profile)).collect();
         if matches!(read, Ok(SecretRead { latest: None, .. })) {
             row.attention.push(Attention::NoSecret);
         }
@@ -216,16 +219,17 @@ impl Engine {
             row.managed = Some(v.managed);
             row.token_id = v.credential_id.clone();
             row.expires_at = v.expires_at.map(rfc3339);
-            if !v.managed || v.credential_id.is_none() {
+            let all: Vec<&SecretView> = std::iter::once(v).chain(&tied_views).collect();
+            if all.iter().any(|v| !v.managed || v.credential_id.is_none()) {
                 row.attention.push(Attention::ForeignSecret);
             }
-            if !v.enabled {
+            if all.iter().any(|v| !v.enabled) {
                 row.attention.push(Attention::DisabledSecret);
             }
             if v.managed {
                 row.rotated_at = v.rotated_at.or(s.created).map(rfc3339);
                 row.rotated_by = v.rotated_by.clone();
-                let another = |who: Option<&str>| rules::written_by_another(&[v], who).is_some();
+                let another = |who: Option<&str>| rules::written_by_another(&all, who).is_some();
                 if let (Some(_), Some(r)) = (&v.rotated_by, reference.as_deref()) {
                     row.rotated_by_reference = Some(!another(Some(r)));
                     if another(Some(r)) {
@@ -248,9 +252,16 @@ impl Engine {
                     // `events` (`last_used_day` too). Until then such a token is `null`.
                     let found = listing.credentials.iter().find(|c| c.id == id);
                     row.token_exists = Some(found.is_some());
+                    let tied_missing = tied_views
+                        .iter()
+                        .filter_map(|v| v.credential_id.as_deref())
+                        .any(|tid| !listing.credentials.iter().any(|c| c.id == tid));
                     match found {
                         Some(c) => expires = c.expires_at.or(expires),
                         None => row.attention.push(Attention::TokenMissing),
+                    }
+                    if found.is_some() && tied_missing {
+                        row.attention.push(Attention::TokenMissing);
                     }
                 }
                 // §10 "Inventory follows §7.4": only a read that found the secret proves which
@@ -260,7 +271,7 @@ impl Engine {
                     if let Some(ids) = over_cap(profile, listing, view.as_ref(), now) {
                         row.concern(Attention::OverCap, ids);
                     }
-                    match self.unrecorded(t, store.as_ref(), profile, s, listing).await {
+                    match self.unrecorded(t, store.as_ref(), profile, s, &tied, listing).await {
                         Ok(ids) if ids.is_empty() => {}
                         Ok(ids) => row.concern(Attention::Unrecorded, ids),
                         Err(e) => row.failed(Attention::SecretUnreadable, &e),
@@ -292,6 +303,7 @@ impl Engine {
         store: &dyn SecretStore,
         profile: &'static Profile,
         latest: &StoredSecret,
+        tied: &[StoredSecret],
         listing: &Listing,
     ) -> crate::error::Result<Vec<String>> {
         let Some(at) = listing.at else { return Ok(Vec::new()) };
@@ -300,8 +312,13 @@ impl Engine {
         } else {
             (Ownership::Ours, UNRECORDED_PAT_AGE)
         };
-        let (id, prev) = latest.names(profile);
-        let named_by_latest: BTreeSet<String> = id.into_iter().chain(prev).collect();
+        let named_by_latest: BTreeSet<String> = std::iter::once(latest)
+            .chain(tied)
+            .flat_map(|v| {
+                let (id, prev) = v.names(profile);
+                id.into_iter().chain(prev)
+            })
+            .collect();
         let old_enough = |c: &Credential| c.created_at.is_some_and(|created| at - created >= min_age);
         let mut candidates: Vec<&Credential> = listing
             .credentials

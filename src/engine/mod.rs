@@ -6,13 +6,16 @@
 //! - [`clients`]: the long-lived clients (token sources, one Databricks client per workspace and
 //!   owner, one Key Vault client per vault with its pacers, the issuer of each kind);
 //! - [`health`]: `status`, the health check of contract §10 — reads only;
-//! - [`inventory`]: `tokens` and `tokens --revoke` — reads, and the one guarded act.
+//! - [`inventory`]: `tokens` and `tokens --revoke` — reads, and the one guarded act;
+//! - [`guard`]: contract §7.4(a) across targets — the other configured secrets that may name a
+//!   target's credentials, read once per pass and shared ([`guard::PassReads`]).
 //!
 //! Both the custom handler and the CLI drive the rotation only through [`Engine`]. What the
 //! engine talks to comes in a [`Runtime`]: production's HTTP client and clock, or a simulated
 //! world (`sim/`) answering the same requests in process.
 
 pub mod clients;
+pub mod guard;
 mod health;
 mod inventory;
 
@@ -218,7 +221,11 @@ impl Engine {
     /// targets); the outcomes are reported in the order of `targets`.
     pub async fn run(&self, targets: &[&Target], opts: RunOptions) -> Vec<Outcome> {
         let deadline = Instant::now() + opts.budget;
-        self.each_target(targets, |t| self.run_target(t, opts, deadline)).await
+        // The reads of other targets' secrets that protect a revocation (contract §7.4(a)) are
+        // shared by every target of the pass.
+        let reads = guard::PassReads::default();
+        let reads = &reads;
+        self.each_target(targets, |t| self.run_target(t, opts, deadline, reads)).await
     }
 
     /// `work` for every target, at most `PAT_MAX_CONCURRENCY` at a time, a freed slot going to
@@ -240,7 +247,7 @@ impl Engine {
         done.into_iter().map(|(_, o)| o).collect()
     }
 
-    async fn run_target(&self, t: &Target, opts: RunOptions, deadline: Instant) -> Outcome {
+    async fn run_target(&self, t: &Target, opts: RunOptions, deadline: Instant, reads: &guard::PassReads) -> Outcome {
         let work = async {
             let lock = self.lock_for(&t.name);
             let _guard = match tokio::time::timeout_at(deadline, lock.lock()).await {
@@ -261,11 +268,13 @@ impl Engine {
                 (Err(e), _) | (_, Err(e)) => return Outcome::failed(&t.name, None, e),
             };
             let backoff = PolicyBackoff(self.clients.retry());
+            let others = guard::Siblings::of(self, t, reads);
             let ports = Ports {
                 issuer: issuer.as_ref(),
                 store: store.as_ref() as &dyn SecretStore,
                 clock: self.clock.as_ref(),
                 backoff: &backoff,
+                others: &others,
             };
             let force = match (opts.force, opts.caller) {
                 (false, _) | (true, Caller::Timer | Caller::Event) => Force::No,
