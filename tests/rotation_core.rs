@@ -413,11 +413,12 @@ fn spec(grace: i64) -> Spec {
         grace: Duration::hours(grace),
         tags: BTreeMap::new(),
         owner: Some(Owner { client_id: None, tag: db_tags::CLIENT_ID }),
+        keep_while_used: false,
     }
 }
 
 fn req(force: Force) -> Request {
-    Request { force, dry_run: false, revoke_superseded: false }
+    Request { force, dry_run: false, revoke_superseded: false, expiry_window: None }
 }
 
 async fn run_req(s: &Spec, ws: &MemIssuer, kv: &MemStore, r: Request) -> pat_rotator::rotation::Outcome {
@@ -427,7 +428,7 @@ async fn run_req(s: &Spec, ws: &MemIssuer, kv: &MemStore, r: Request) -> pat_rot
 
 async fn run(s: &Spec, ws: &MemIssuer, kv: &MemStore, force: bool, dry_run: bool) -> pat_rotator::rotation::Outcome {
     let force = if force { Force::Cli } else { Force::No };
-    run_req(s, ws, kv, Request { force, dry_run, revoke_superseded: false }).await
+    run_req(s, ws, kv, Request { force, dry_run, revoke_superseded: false, expiry_window: None }).await
 }
 
 /// A managed PAT secret naming credential `id` (created `age` ago, expiring in `exp`).
@@ -948,7 +949,13 @@ async fn revoke_superseded_revokes_every_other_token_at_once() {
     seed_current(&ws, &kv, "cur", Duration::hours(1), Duration::days(80), Some("prev"));
     ws.seed("other-secret", &pat::comment("t", "ffffffffffff", "a"), Duration::days(1), Duration::days(80));
     ws.seed("hand", "manual", Duration::days(1), Duration::days(80));
-    let o = run_req(&t, &ws, &kv, Request { force: Force::Cli, dry_run: false, revoke_superseded: true }).await;
+    let o = run_req(
+        &t,
+        &ws,
+        &kv,
+        Request { force: Force::Cli, dry_run: false, revoke_superseded: true, expiry_window: None },
+    )
+    .await;
     assert_eq!(o.action, Action::Rotated, "{o:?}");
     let mut revoked = o.revoked_token_ids.clone();
     revoked.sort();

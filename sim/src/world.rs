@@ -316,6 +316,7 @@ impl World {
                 grace: Duration::hours(self.sc.grace_hours as i64),
                 tags: t,
                 owner,
+                keep_while_used: false,
             },
             vault: vault.to_string(),
             key: pat::secret_key(&vault_url, secret_name),
@@ -882,16 +883,25 @@ impl World {
         let cooldown = Duration::minutes(self.sc.cooldown_minutes as i64);
         use pat_rotator::rotation::spec::Force;
         let req = match kind {
-            RunKind::Timer => Request { force: Force::No, dry_run: false, revoke_superseded: false },
-            RunKind::Provision => {
-                Request { force: Force::Provision { cooldown }, dry_run: false, revoke_superseded: false }
+            RunKind::Timer => {
+                Request { force: Force::No, dry_run: false, revoke_superseded: false, expiry_window: None }
             }
-            RunKind::Cli => Request { force: Force::Cli, dry_run: false, revoke_superseded: false },
+            RunKind::Provision => Request {
+                force: Force::Provision { cooldown },
+                dry_run: false,
+                revoke_superseded: false,
+                expiry_window: None,
+            },
+            RunKind::Cli => {
+                Request { force: Force::Cli, dry_run: false, revoke_superseded: false, expiry_window: None }
+            }
             RunKind::DryRun => {
                 let force = if self.rng.chance(500) { Force::Cli } else { Force::No };
-                Request { force, dry_run: true, revoke_superseded: false }
+                Request { force, dry_run: true, revoke_superseded: false, expiry_window: None }
             }
-            RunKind::RevokeSuperseded => Request { force: Force::Cli, dry_run: false, revoke_superseded: true },
+            RunKind::RevokeSuperseded => {
+                Request { force: Force::Cli, dry_run: false, revoke_superseded: true, expiry_window: None }
+            }
         };
         let now = self.now();
         let budget = Duration::seconds(if kind == RunKind::Provision { 200 } else { 540 });

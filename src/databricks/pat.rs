@@ -22,7 +22,7 @@ use super::tags;
 use super::{Auth, Body, CreateFailure, DatabricksWorkspace, errors, wire};
 use crate::error::{Code, Error, Result};
 use crate::rotation::model::{CreateRequest, Credential, NewCredential, Ownership, Profile};
-use crate::rotation::ports::{CreateError, Issuer, Listing, Refusal};
+use crate::rotation::ports::{CreateError, Issuer, Listing, Refusal, Usage};
 use crate::secret::Redacted;
 
 /// What a PAT looks like in the vault (contract §6).
@@ -42,6 +42,8 @@ pub static PROFILE: Profile = Profile {
 const VERIFY_PATH: &str = "/api/2.0/preview/scim/v2/Me";
 /// What a `403` on the Token API asks of the identity.
 const FORBIDDEN: &str = "the identity needs the token CAN_USE permission in the workspace";
+/// What a `403` on the Token Management API asks of the identity.
+const USAGE_FORBIDDEN: &str = "reading a token's last use (Token Management API) needs workspace admin; without it keep_while_used falls back to the plain grace";
 
 /// The first 12 hex digits of the SHA-256 of `<vault host>/<secret name>`, both in lower case
 /// (contract §6). The host is the vault URL's authority: a port appears only when the URL names
@@ -166,6 +168,33 @@ impl PatIssuer {
         }
     }
 
+    /// A token's last use, from the Token Management API (`GET
+    /// /api/2.0/token-management/tokens/{id}`, workspace admins only), as the identity that
+    /// lists the target's tokens: the UTC day of `last_used_day` and the workspace's `Date`.
+    pub async fn last_used(&self, id: &str) -> Usage {
+        // Token ids are hex; anything else is sent percent-encoded, never as a path.
+        let path = format!(
+            "/api/2.0/token-management/tokens/{}",
+            url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+        );
+        match self.ws.call("reading a token's last use", Method::GET, &path, None, USAGE_FORBIDDEN).await {
+            Ok(a) => match wire::parse_last_used_day(&a.body) {
+                Ok(last_used_day) => Usage::Read { last_used_day, at: a.date },
+                Err(e) => Usage::Failed(Error::new(
+                    Code::DatabricksError,
+                    format!("reading a token's last use in {}: {e}", self.ws.base()),
+                )),
+            },
+            Err(e) if e.status == Some(403) => Usage::Forbidden { scope: self.usage_scope(), error: e },
+            Err(e) => Usage::Failed(e),
+        }
+    }
+
+    /// What a `403` of the Token Management API concerns: this workspace, as this owner.
+    fn usage_scope(&self) -> String {
+        format!("workspace {}", self.ws.base())
+    }
+
     /// The identity's tokens, as the workspace lists them (for `tokens`).
     pub async fn list_raw(&self) -> Result<(Vec<wire::Token>, Option<OffsetDateTime>)> {
         let a = self.ws.call("listing tokens", Method::GET, "/api/2.0/token/list", None, FORBIDDEN).await?;
@@ -245,6 +274,10 @@ impl Issuer for PatIssuer {
     async fn revoke(&self, id: &str) -> Result<()> {
         let body = json!({ "token_id": id });
         self.ws.delete("revoking a token", Method::POST, "/api/2.0/token/delete", Some(body), FORBIDDEN).await
+    }
+
+    async fn usage(&self, id: &str) -> Usage {
+        self.last_used(id).await
     }
 }
 

@@ -14,7 +14,7 @@
 pub mod clients;
 mod inventory;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ use crate::error::{Code, Error};
 use crate::rotation::model::Outcome;
 use crate::rotation::ports::{Backoff, Clock, SecretStore, SystemClock};
 use crate::rotation::rotate::{self, Ports};
+use crate::rotation::rules;
 use crate::rotation::spec::{Force, Owner, Request, Spec};
 use crate::transport::client::Http;
 use crate::transport::retry::{self, Jitter, RetryPolicy};
@@ -43,6 +44,10 @@ pub enum Caller {
     Provision,
     /// `RotatePat`: never forced.
     Timer,
+    /// `SecretEvent` (contract §10): never forced; `near_expiry` for `SecretNearExpiry` and
+    /// `SecretExpired`, which rotate within [`rules::EVENT_EXPIRY_WINDOW`] of the latest
+    /// version's `exp` whatever `renew_before_days` says.
+    Event { near_expiry: bool },
 }
 
 /// What a pass was asked to do.
@@ -105,6 +110,7 @@ pub fn spec(t: &Target) -> Spec {
         grace: time::Duration::hours(t.revoke_grace_hours as i64),
         tags: tag_map,
         owner,
+        keep_while_used: matches!(t.kind, Kind::Pat { keep_while_used: true, .. }),
     }
 }
 
@@ -130,6 +136,22 @@ pub struct Engine {
     clients: Clients,
     clock: Arc<dyn Clock>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Targets with an event-started run in flight in this process (contract §10: further
+    /// events for them are coalesced into it).
+    events_in_flight: Mutex<HashSet<String>>,
+}
+
+/// Marks a target's event-started run as in flight until dropped (also when the run's future
+/// is dropped midway).
+struct EventInFlight<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    name: String,
+}
+
+impl Drop for EventInFlight<'_> {
+    fn drop(&mut self) {
+        self.set.lock().expect("events lock").remove(&self.name);
+    }
 }
 
 impl Engine {
@@ -154,6 +176,7 @@ impl Engine {
             clock: runtime.clock,
             config: Arc::new(config),
             locks: Mutex::new(HashMap::new()),
+            events_in_flight: Mutex::new(HashSet::new()),
         }
     }
 
@@ -185,7 +208,30 @@ impl Engine {
     /// targets); the outcomes are reported in the order of `targets`.
     pub async fn run(&self, targets: &[&Target], opts: RunOptions) -> Vec<Outcome> {
         let deadline = Instant::now() + opts.budget;
-        self.each_target(targets, |t| self.run_target(t, opts, deadline)).await
+        let mut outcomes = self.each_target(targets, |t| self.run_target(t, opts, deadline)).await;
+        warn_usage_unreadable(&mut outcomes);
+        outcomes
+    }
+
+    /// One event-started run of `t` (contract §10, `SecretEvent`): unforced, with the 30-day
+    /// rule when `near_expiry`. `None` when an event-started run of the same target is already
+    /// in flight in this process: the event is coalesced into it (Event Grid redelivers after
+    /// 30 s without an answer, and a vault raises several events for one secret).
+    pub async fn run_event(&self, t: &Target, near_expiry: bool, budget: Duration) -> Option<Outcome> {
+        if !self.events_in_flight.lock().expect("events lock").insert(t.name.clone()) {
+            return None;
+        }
+        let _in_flight = EventInFlight { set: &self.events_in_flight, name: t.name.clone() };
+        let opts = RunOptions {
+            force: false,
+            dry_run: false,
+            revoke_superseded: false,
+            caller: Caller::Event { near_expiry },
+            budget,
+        };
+        let mut outcomes = vec![self.run_target(t, opts, Instant::now() + budget).await];
+        warn_usage_unreadable(&mut outcomes);
+        outcomes.pop()
     }
 
     /// `work` for every target, at most `PAT_MAX_CONCURRENCY` at a time, a freed slot going to
@@ -235,7 +281,7 @@ impl Engine {
                 backoff: &backoff,
             };
             let force = match (opts.force, opts.caller) {
-                (false, _) | (true, Caller::Timer) => Force::No,
+                (false, _) | (true, Caller::Timer | Caller::Event { .. }) => Force::No,
                 (true, Caller::Cli) => Force::Cli,
                 (true, Caller::Provision) => Force::Provision {
                     cooldown: time::Duration::try_from(self.config.settings.force_cooldown)
@@ -246,6 +292,10 @@ impl Engine {
                 force,
                 dry_run: opts.dry_run,
                 revoke_superseded: opts.revoke_superseded && opts.caller == Caller::Cli,
+                expiry_window: match opts.caller {
+                    Caller::Event { near_expiry: true } => Some(rules::EVENT_EXPIRY_WINDOW),
+                    _ => None,
+                },
             };
             let spec = spec(t);
             let (_, outcome) = futures::join!(self.clients.prefetch(t), rotate::rotate(&spec, req, &ports));
@@ -267,5 +317,23 @@ impl Engine {
             }
         }
         outcome
+    }
+}
+
+/// Contract §10 "Usage": a `403` of the usage lookup makes `keep_while_used` targets fall back
+/// to the plain grace, with one warning per workspace per pass (not one per target), carried by
+/// the first target it concerns.
+fn warn_usage_unreadable(outcomes: &mut [Outcome]) {
+    let mut warned = BTreeSet::new();
+    for o in outcomes.iter_mut() {
+        let Some(scope) = o.usage_unreadable.clone() else { continue };
+        if !warned.insert(scope.clone()) {
+            continue;
+        }
+        let msg = format!(
+            "keep_while_used: the identity cannot read tokens' last use in {scope} (the Token Management API needs workspace admin); superseded tokens of targets there are revoked after the plain grace this pass"
+        );
+        tracing::warn!(target_name = %o.target, "{msg}");
+        o.warnings.push(msg);
     }
 }

@@ -3,6 +3,7 @@
 //! Routes (paths are matched case-insensitively, as the Functions host routes):
 //! - `GET /` — readiness and health ping; answered at once, no I/O.
 //! - `POST /RotatePat` — the timer function, host JSON protocol ([`host`]).
+//! - `POST /SecretEvent` — Key Vault's Event Grid events, host JSON protocol ([`event`]).
 //! - `POST /api/ProvisionPat` — the HTTP function, forwarded as the caller sent it
 //!   (`enableForwardingHttpRequest`), see [`provision`].
 //! - `POST /ProvisionPat` — the same function in the host's JSON envelope, for hosts that
@@ -20,6 +21,7 @@
 //! request alike (`DefaultHttpWorkerService.AddHeaders`, called for both); when it is missing
 //! (a direct call), a fresh UUID stands in.
 
+pub mod event;
 pub mod host;
 pub mod provision;
 pub mod public;
@@ -110,6 +112,11 @@ async fn dispatch(req: HttpRequest, body: web::Payload, state: web::Data<State>)
             let work = async { host::rotate_pat(read_body(body, host::MAX_HOST_BODY).await, &state, &id).await };
             work.instrument(tracing::info_span!("RotatePat", invocation_id = %id)).await
         }
+        ("/secretevent", &Method::POST) => {
+            let id = invocation_id(&req);
+            let work = async { event::secret_event(read_body(body, host::MAX_HOST_BODY).await, &state, &id).await };
+            work.instrument(tracing::info_span!("SecretEvent", invocation_id = %id)).await
+        }
         ("/api/provisionpat", &Method::POST) => {
             let id = invocation_id(&req);
             let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -130,7 +137,7 @@ async fn dispatch(req: HttpRequest, body: web::Payload, state: web::Data<State>)
             let work = async { host::provision_pat(read_body(body, host::MAX_HOST_BODY).await, &state, &id).await };
             work.instrument(tracing::info_span!("ProvisionPat", invocation_id = %id)).await
         }
-        ("" | "/rotatepat" | "/api/provisionpat" | "/provisionpat", _) => error_response(
+        ("" | "/rotatepat" | "/secretevent" | "/api/provisionpat" | "/provisionpat", _) => error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "invalid_request",
             &format!("method {method} is not allowed here"),

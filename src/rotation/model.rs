@@ -250,6 +250,10 @@ pub struct Outcome {
     /// The full error, for the HTTP layer (status code, `Retry-After`); not serialised.
     #[serde(skip)]
     pub failure: Option<Error>,
+    /// The issuer refused to tell how credentials were used (contract §10 "Usage": a `403`),
+    /// naming what it refused; the engine warns once per pass for it. Not serialised.
+    #[serde(skip)]
+    pub usage_unreadable: Option<String>,
 }
 
 impl Outcome {
@@ -265,6 +269,7 @@ impl Outcome {
             error: Some(ErrorBody::from(&err)),
             warnings: Vec::new(),
             failure: Some(err),
+            usage_unreadable: None,
         }
     }
 

@@ -13,7 +13,7 @@
 //! here knows HTTP.
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 use super::model::{CreateRequest, Credential, NewCredential, Profile, SecretWrite, StoredSecret};
 use crate::error::{Error, Result};
@@ -64,6 +64,26 @@ pub trait Issuer: Send + Sync {
     async fn verify(&self, value: &Redacted) -> Result<Option<OffsetDateTime>>;
     /// Revokes a credential; one that is already gone counts as revoked.
     async fn revoke(&self, id: &str) -> Result<()>;
+    /// When the credential was last used, as far as the issuer records it (contract §10
+    /// "Usage"). Kinds without such a record answer [`Usage::Untracked`].
+    async fn usage(&self, _id: &str) -> Usage {
+        Usage::Untracked
+    }
+}
+
+/// What an issuer says about a credential's last use (contract §10 "Usage").
+#[derive(Debug, Clone)]
+pub enum Usage {
+    /// This kind of credential has no record of use (a service principal's OAuth secret).
+    Untracked,
+    /// The identity may not read usage (a `403`: it is no workspace admin). `scope` names what
+    /// it may not read (the workspace and whose tokens), for one warning per pass.
+    Forbidden { scope: String, error: Error },
+    /// The lookup failed otherwise.
+    Failed(Error),
+    /// The issuer's answer: the UTC day of the last use (`None` when the answer had none) and
+    /// the issuer's clock when it answered (its `Date`; `None` when it sent none).
+    Read { last_used_day: Option<Date>, at: Option<OffsetDateTime> },
 }
 
 /// The latest version of a secret and Key Vault's clock when it answered (its `Date` header).

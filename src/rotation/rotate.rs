@@ -41,8 +41,8 @@ use super::model::{
     Action, CreateRequest, Credential, NewCredential, Outcome, Ownership, Profile, Reason, SecretView, SecretWrite,
     StoredSecret, rfc3339, short_id, tags,
 };
-use super::ports::{Backoff, Clock, CreateError, Issuer, Refusal, SecretStore, WriteError};
-use super::rules::{self, Decision, Evidence, Latest};
+use super::ports::{Backoff, Clock, CreateError, Issuer, Refusal, SecretStore, Usage, WriteError};
+use super::rules::{self, Decision, Evidence, Latest, Supersession, UseVerdict};
 use super::spec::{Force, Owner, Request, Spec};
 use crate::error::{Code, Error, Result};
 
@@ -120,9 +120,17 @@ pub async fn records(
 
 /// One target's rotation.
 pub async fn rotate(spec: &Spec, req: Request, ports: &Ports<'_>) -> Outcome {
-    let run = Run { spec, req, ports, profile: ports.issuer.profile(), warnings: Mutex::new(Vec::new()) };
+    let run = Run {
+        spec,
+        req,
+        ports,
+        profile: ports.issuer.profile(),
+        warnings: Mutex::new(Vec::new()),
+        usage_unreadable: Mutex::new(None),
+    };
     let mut out = run.rotate().await;
     out.warnings = run.warnings.into_inner().unwrap_or_default();
+    out.usage_unreadable = run.usage_unreadable.into_inner().unwrap_or_default();
     out
 }
 
@@ -187,14 +195,32 @@ impl Observed {
     /// What this evidence proves revocable, plus what is over `limit` (with `extra` live
     /// credentials not in the list) when the kind revokes over its cap.
     fn sweep(&self, profile: &Profile, grace: Duration, extra: usize, limit: usize) -> (Vec<String>, Vec<String>) {
+        let proven = self.proven(grace);
+        let capped = self.capped(profile, &proven, &BTreeSet::new(), extra, limit);
+        (proven, capped)
+    }
+
+    /// What this evidence proves revocable ([`rules::revocable`]).
+    fn proven(&self, grace: Duration) -> Vec<String> {
         let named = self.named_ids();
-        let proven = rules::revocable(&self.evidence(&named), grace);
-        let capped = if profile.revokes_over_cap && self.latest.is_some() {
-            rules::over_cap(&self.creds, self.latest_names(), &proven, extra, limit)
+        rules::revocable(&self.evidence(&named), grace)
+    }
+
+    /// What is over `limit` besides `going`, those `in_use` last, when the kind revokes over its
+    /// cap.
+    fn capped(
+        &self,
+        profile: &Profile,
+        going: &[String],
+        in_use: &BTreeSet<String>,
+        extra: usize,
+        limit: usize,
+    ) -> Vec<String> {
+        if profile.revokes_over_cap && self.latest.is_some() {
+            rules::over_cap_unused_first(&self.creds, self.latest_names(), going, in_use, extra, limit)
         } else {
             Vec::new()
-        };
-        (proven, capped)
+        }
     }
 }
 
@@ -242,6 +268,9 @@ struct Run<'a> {
     ports: &'a Ports<'a>,
     profile: &'static Profile,
     warnings: Mutex<Vec<String>>,
+    /// The issuer refused to say how credentials were used (contract §10 "Usage": a `403`):
+    /// what it refused, for the engine's one warning per pass.
+    usage_unreadable: Mutex<Option<String>>,
 }
 
 impl Run<'_> {
@@ -348,7 +377,15 @@ impl Run<'_> {
             }
         };
         let now = obs.creds_at.or(obs.vault_at).unwrap_or_else(|| self.ports.clock.now());
-        let decision = rules::decide(obs.view.as_ref(), &obs.creds, spec.renew_before, now, force);
+        let mut decision = rules::decide(obs.view.as_ref(), &obs.creds, spec.renew_before, now, force);
+        // Contract §10: a near-expiry or expired event rotates within 30 days of the latest
+        // version's `exp` as Key Vault states it, whatever `renew_before_days` says.
+        if decision == Decision::Keep
+            && let Some(window) = self.req.expiry_window
+            && rules::expires_within(obs.latest.as_ref().and_then(|s| s.expires), obs.vault_at.unwrap_or(now), window)
+        {
+            decision = Decision::Rotate(Reason::Expiring);
+        }
         let current = obs.current();
 
         // The outcome that describes the secret as it is (unchanged, or planned in a dry run).
@@ -363,6 +400,7 @@ impl Run<'_> {
             error: None,
             warnings: Vec::new(),
             failure: None,
+            usage_unreadable: None,
         };
 
         let reason = match decision {
@@ -374,7 +412,8 @@ impl Run<'_> {
                 }
                 let mut out = as_is(Action::Unchanged, reason);
                 if !self.req.dry_run {
-                    let (proven, capped) = obs.sweep(profile, spec.grace, 0, profile.cap);
+                    let (proven, in_use) = self.spare_in_use(&obs, obs.proven(spec.grace), None, obs.vault_at).await;
+                    let capped = obs.capped(profile, &proven, &in_use, 0, profile.cap);
                     out.revoked_token_ids = self.revoke_all(&proven, "superseded").await;
                     out.revoked_token_ids.extend(self.revoke_all(&capped, "over_cap").await);
                 }
@@ -491,9 +530,11 @@ impl Run<'_> {
                 }
             }
             proven.retain(|id| !revoked.contains(id));
+            let successor = superseded.as_deref().map(|id| (id, stored.created));
+            let (proven, in_use) = self.spare_in_use(&obs, proven, successor, stored.created.or(obs.vault_at)).await;
             let capped = if profile.revokes_over_cap {
                 let going: Vec<String> = proven.iter().chain(&revoked).cloned().collect();
-                rules::over_cap(&obs.creds, Some(new.id.as_str()), &going, 1, profile.cap)
+                rules::over_cap_unused_first(&obs.creds, Some(new.id.as_str()), &going, &in_use, 1, profile.cap)
             } else {
                 Vec::new()
             };
@@ -512,6 +553,7 @@ impl Run<'_> {
             error: None,
             warnings: Vec::new(),
             failure: None,
+            usage_unreadable: None,
         }
     }
 
@@ -596,6 +638,7 @@ impl Run<'_> {
             error: None,
             warnings: Vec::new(),
             failure: None,
+            usage_unreadable: None,
         }
     }
 
@@ -686,7 +729,8 @@ impl Run<'_> {
                 "nothing was revoked to make room: the secret reads as absent (deleted, soft-deleted or being recovered), which proves nothing about the {noun}s consumers hold"
             )));
         }
-        let (proven, capped) = fresh.sweep(self.profile, self.spec.grace, 0, self.profile.cap.saturating_sub(1));
+        let (proven, in_use) = self.spare_in_use(&fresh, fresh.proven(self.spec.grace), None, fresh.vault_at).await;
+        let capped = fresh.capped(self.profile, &proven, &in_use, 0, self.profile.cap.saturating_sub(1));
         let mut done = self.revoke_all(&proven, "room").await;
         done.extend(self.revoke_all(&capped, "over_cap").await);
         if !done.is_empty() {
@@ -893,6 +937,102 @@ impl Run<'_> {
                 }
             }
         }
+    }
+
+    /// Contract §10 "Usage": with `keep_while_used`, each credential of `proven` (past its grace)
+    /// is first looked up, and one a consumer still uses is kept ([`rules::use_verdict`]).
+    /// Returns what to revoke, and what is kept (in use, or its use unknown this run), which
+    /// the cap takes last. `successor`: the credential this run just superseded and the new
+    /// version's `created`; `vault_now`: Key Vault's clock, for the bound.
+    ///
+    /// It only ever keeps more than the grace alone would: what it returns to revoke is part of
+    /// `proven`. `--revoke-superseded` ignores usage (after a leak, an attacker's use must not
+    /// keep a credential alive).
+    async fn spare_in_use(
+        &self,
+        obs: &Observed,
+        proven: Vec<String>,
+        successor: Option<(&str, Option<OffsetDateTime>)>,
+        vault_now: Option<OffsetDateTime>,
+    ) -> (Vec<String>, BTreeSet<String>) {
+        let mut kept = BTreeSet::new();
+        if !self.spec.keep_while_used || self.req.revoke_superseded || proven.is_empty() {
+            return (proven, kept);
+        }
+        let (issuer, target, noun) = (self.ports.issuer, &self.spec.target, self.noun());
+        // When each credential was superseded: the one the read version names as its
+        // predecessor at that version's `created`, the one this run superseded at the new
+        // version's; any other from the versions list, read once when needed.
+        let mut known: BTreeMap<String, Supersession> = BTreeMap::new();
+        if let Some(l) = &obs.latest
+            && let Some(prev) = l.names(self.profile).1
+        {
+            known.insert(prev, l.created.map_or(Supersession::Unknown, Supersession::At));
+        }
+        if let Some((id, created)) = successor {
+            known.insert(id.to_string(), created.map_or(Supersession::Unknown, Supersession::At));
+        }
+        let mut versions: Option<Result<Vec<StoredSecret>>> = None;
+        let mut revoke = Vec::new();
+        for id in &proven {
+            let usage = issuer.usage(id).await;
+            match &usage {
+                Usage::Untracked => return (proven, BTreeSet::new()),
+                Usage::Forbidden { scope, error } => {
+                    info!(target_name = %target, error = %error, "the last use of superseded {noun}s cannot be read ({scope}); keep_while_used is off for this run: the plain grace applies");
+                    *self.usage_unreadable.lock().expect("usage lock") = Some(scope.clone());
+                    return (proven, BTreeSet::new());
+                }
+                Usage::Failed(_) | Usage::Read { .. } => {}
+            }
+            let superseded = match known.get(id) {
+                Some(s) => *s,
+                None => {
+                    if versions.is_none() {
+                        versions = Some(self.ports.store.versions(&self.spec.secret_name).await);
+                    }
+                    match versions.as_ref() {
+                        Some(Ok(v)) => rules::supersession(v, id, self.profile),
+                        _ => Supersession::Unknown,
+                    }
+                }
+            };
+            let cred = obs.creds.iter().find(|c| &c.id == id);
+            let verdict = rules::use_verdict(
+                &usage,
+                cred.and_then(|c| c.expires_at),
+                obs.creds_at,
+                superseded,
+                vault_now,
+                self.spec.renew_before,
+            );
+            match verdict {
+                UseVerdict::Revoke => revoke.push(id.clone()),
+                UseVerdict::InUse(day) => {
+                    let msg = format!(
+                        "superseded {noun} {} kept: in use (last_used_day={day}); a consumer still reads an old version of the secret (kept at most {} days after it was superseded)",
+                        short_id(id),
+                        self.spec.renew_before.whole_days()
+                    );
+                    warn!(target_name = %target, action = "kept_in_use", token = %short_id(id), "{msg}");
+                    self.warnings.lock().expect("warnings lock").push(msg);
+                    kept.insert(id.clone());
+                }
+                UseVerdict::Unknown => {
+                    let why = match (&usage, &superseded, &versions) {
+                        (Usage::Failed(e), _, _) => format!("looking up its last use failed ({e})"),
+                        (_, Supersession::Unknown, Some(Err(e))) => {
+                            format!("when it was superseded could not be read ({e})")
+                        }
+                        (_, Supersession::Unknown, _) => "when it was superseded is unknown".to_string(),
+                        _ => "the answer about its last use had no last_used_day or no Date".to_string(),
+                    };
+                    self.warn(format!("superseded {noun} {} kept for this run: {why}", short_id(id)));
+                    kept.insert(id.clone());
+                }
+            }
+        }
+        (revoke, kept)
     }
 
     /// Revokes `ids`, a few at a time; returns those that are gone. Failures are logged, not

@@ -21,6 +21,9 @@ pub struct Spec {
     /// Who owns the target's credentials, for the "owner changed" explanation of a vanished
     /// credential (contract §8); `None` when a change of owner cannot explain it.
     pub owner: Option<Owner>,
+    /// `keep_while_used` (contract §10 "Usage"): a superseded credential still in use is kept
+    /// past its grace, at most `renew_before` after it was superseded.
+    pub keep_while_used: bool,
 }
 
 /// The owner of a target's credentials, as its versions record it.
@@ -63,4 +66,7 @@ pub struct Request {
     /// Incident response (CLI only): once the new version is written, every other credential
     /// of the target is revoked at once, grace or not.
     pub revoke_superseded: bool,
+    /// A run started by a Key Vault near-expiry or expired event (contract §10): rotate when
+    /// the latest version's `exp` is within this, whatever `renew_before` says.
+    pub expiry_window: Option<Duration>,
 }
