@@ -364,6 +364,7 @@ pub fn tokens_table(rows: &[TokensRow]) -> String {
                 t.expires_at.clone().unwrap_or_else(|| "never".into()),
                 if t.managed { "yes".into() } else { "no".into() },
                 if t.in_vault { "yes".into() } else { "no".into() },
+                t.last_used_day.clone().unwrap_or_else(|| "-".into()),
             ]);
         }
         if let Some(e) = &r.error {
@@ -375,10 +376,11 @@ pub fn tokens_table(rows: &[TokensRow]) -> String {
                 String::new(),
                 String::new(),
                 String::new(),
+                String::new(),
             ]);
         }
     }
-    table(&["TARGET", "ID", "COMMENT", "CREATED", "EXPIRES", "MANAGED", "IN VAULT"], &out)
+    table(&["TARGET", "ID", "COMMENT", "CREATED", "EXPIRES", "MANAGED", "IN VAULT", "LAST USED"], &out)
 }
 
 /// Tokens per identity and workspace that the targets may use before `check-config` warns

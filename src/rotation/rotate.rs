@@ -196,7 +196,11 @@ impl Observed {
     /// credentials not in the list) when the kind revokes over its cap.
     fn sweep(&self, profile: &Profile, grace: Duration, extra: usize, limit: usize) -> (Vec<String>, Vec<String>) {
         let proven = self.proven(grace);
-        let capped = self.capped(profile, &proven, &BTreeSet::new(), extra, limit);
+        let capped = if profile.revokes_over_cap && self.latest.is_some() {
+            rules::over_cap(&self.creds, self.latest_names(), &proven, extra, limit)
+        } else {
+            Vec::new()
+        };
         (proven, capped)
     }
 
@@ -204,23 +208,6 @@ impl Observed {
     fn proven(&self, grace: Duration) -> Vec<String> {
         let named = self.named_ids();
         rules::revocable(&self.evidence(&named), grace)
-    }
-
-    /// What is over `limit` besides `going`, those `in_use` last, when the kind revokes over its
-    /// cap.
-    fn capped(
-        &self,
-        profile: &Profile,
-        going: &[String],
-        in_use: &BTreeSet<String>,
-        extra: usize,
-        limit: usize,
-    ) -> Vec<String> {
-        if profile.revokes_over_cap && self.latest.is_some() {
-            rules::over_cap_unused_first(&self.creds, self.latest_names(), going, in_use, extra, limit)
-        } else {
-            Vec::new()
-        }
     }
 }
 
@@ -413,7 +400,11 @@ impl Run<'_> {
                 let mut out = as_is(Action::Unchanged, reason);
                 if !self.req.dry_run {
                     let (proven, in_use) = self.spare_in_use(&obs, obs.proven(spec.grace), None, obs.vault_at).await;
-                    let capped = obs.capped(profile, &proven, &in_use, 0, profile.cap);
+                    let capped = if obs.latest.is_some() {
+                        self.capped(&obs, obs.latest_names(), &proven, in_use, 0, profile.cap).await
+                    } else {
+                        Vec::new()
+                    };
                     out.revoked_token_ids = self.revoke_all(&proven, "superseded").await;
                     out.revoked_token_ids.extend(self.revoke_all(&capped, "over_cap").await);
                 }
@@ -532,12 +523,8 @@ impl Run<'_> {
             proven.retain(|id| !revoked.contains(id));
             let successor = superseded.as_deref().map(|id| (id, stored.created));
             let (proven, in_use) = self.spare_in_use(&obs, proven, successor, stored.created.or(obs.vault_at)).await;
-            let capped = if profile.revokes_over_cap {
-                let going: Vec<String> = proven.iter().chain(&revoked).cloned().collect();
-                rules::over_cap_unused_first(&obs.creds, Some(new.id.as_str()), &going, &in_use, 1, profile.cap)
-            } else {
-                Vec::new()
-            };
+            let going: Vec<String> = proven.iter().chain(&revoked).cloned().collect();
+            let capped = self.capped(&obs, Some(new.id.as_str()), &going, in_use, 1, profile.cap).await;
             revoked.extend(self.revoke_all(&proven, "superseded").await);
             revoked.extend(self.revoke_all(&capped, "over_cap").await);
         }
@@ -730,7 +717,11 @@ impl Run<'_> {
             )));
         }
         let (proven, in_use) = self.spare_in_use(&fresh, fresh.proven(self.spec.grace), None, fresh.vault_at).await;
-        let capped = fresh.capped(self.profile, &proven, &in_use, 0, self.profile.cap.saturating_sub(1));
+        let capped = if fresh.latest.is_some() {
+            self.capped(&fresh, fresh.latest_names(), &proven, in_use, 0, self.profile.cap.saturating_sub(1)).await
+        } else {
+            Vec::new()
+        };
         let mut done = self.revoke_all(&proven, "room").await;
         done.extend(self.revoke_all(&capped, "over_cap").await);
         if !done.is_empty() {
@@ -1033,6 +1024,50 @@ impl Run<'_> {
             }
         }
         (revoke, kept)
+    }
+
+    /// The cap of contract §7 step 4 (when the kind revokes over its cap): which of the target's
+    /// live credentials besides `going` and `keep` to revoke so that at most `limit` stay (with
+    /// `extra` live ones not listed), oldest first. With `keep_while_used`, those not in use go
+    /// first (contract §10): `kept` are known to be, and when the cap has to act, every other
+    /// candidate is looked up (a credential created by a rotation in flight was used by its
+    /// verification, so it counts as in use).
+    async fn capped(
+        &self,
+        obs: &Observed,
+        keep: Option<&str>,
+        going: &[String],
+        kept: BTreeSet<String>,
+        extra: usize,
+        limit: usize,
+    ) -> Vec<String> {
+        if !self.profile.revokes_over_cap {
+            return Vec::new();
+        }
+        let plain = rules::over_cap_unused_first(&obs.creds, keep, going, &kept, extra, limit);
+        if plain.is_empty() || !self.spec.keep_while_used || self.req.revoke_superseded {
+            return plain;
+        }
+        let mut in_use = kept;
+        let candidates: Vec<String> = rules::ours(&obs.creds)
+            .filter(|c| !going.contains(&c.id) && Some(c.id.as_str()) != keep && !in_use.contains(&c.id))
+            .map(|c| c.id.clone())
+            .collect();
+        for id in candidates {
+            match self.ports.issuer.usage(&id).await {
+                Usage::Untracked => return plain,
+                Usage::Forbidden { scope, .. } => {
+                    *self.usage_unreadable.lock().expect("usage lock") = Some(scope);
+                    return plain;
+                }
+                u => {
+                    if rules::in_use(&u) != Some(false) {
+                        in_use.insert(id);
+                    }
+                }
+            }
+        }
+        rules::over_cap_unused_first(&obs.creds, keep, going, &in_use, extra, limit)
     }
 
     /// Revokes `ids`, a few at a time; returns those that are gone. Failures are logged, not

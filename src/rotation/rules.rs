@@ -311,12 +311,24 @@ pub fn use_verdict(
         (Supersession::At(_), Some(_)) => {}
         _ => return UseVerdict::Unknown,
     }
-    match (day, at) {
-        (Some(day), Some(at)) => {
-            let today = at.to_offset(time::UtcOffset::UTC).date();
-            if day >= today.previous_day().unwrap_or(today) { UseVerdict::InUse(day) } else { UseVerdict::Revoke }
-        }
+    match (in_use(usage), day) {
+        (Some(true), Some(day)) => UseVerdict::InUse(day),
+        (Some(false), _) => UseVerdict::Revoke,
         _ => UseVerdict::Unknown,
+    }
+}
+
+/// Whether an answer says the credential is in use: its `last_used_day` falls on the current
+/// or the previous UTC day by the `Date` of the same answer (contract §10). `None`: the answer
+/// does not tell (a failed lookup, no `last_used_day`, no `Date`).
+pub fn in_use(usage: &Usage) -> Option<bool> {
+    match usage {
+        Usage::Read { last_used_day: Some(day), at: Some(at) } => {
+            let today = at.to_offset(time::UtcOffset::UTC).date();
+            Some(*day >= today.previous_day().unwrap_or(today))
+        }
+        Usage::Untracked | Usage::Forbidden { .. } => Some(false),
+        Usage::Failed(_) | Usage::Read { .. } => None,
     }
 }
 
