@@ -105,7 +105,9 @@ pub enum Command {
         json: bool,
         /// Revoke this id in every selected target's workspace that holds it (repeatable).
         /// Refused (nothing revoked, exit 1) when the latest version of a configured secret
-        /// names one of the ids.
+        /// names one of the ids, or when a target holding one cannot prove which of its
+        /// credentials consumers hold (its secret, or one that may name its credentials, reads
+        /// as absent or could not be read).
         #[arg(long = "revoke", value_name = "ID")]
         revoke: Vec<String>,
     },
@@ -330,13 +332,21 @@ pub fn tokens(targets: &[String], json: bool, revoke: &[String]) -> ExitCode {
             let revoked: Vec<_> = report.revoked.iter().map(|(id, t)| json!({ "token_id": id, "target": t })).collect();
             println!(
                 "{}",
-                serde_json::to_string_pretty(&json!({ "revoked": revoked, "errors": report.errors }))
-                    .expect("serialises")
+                serde_json::to_string_pretty(&json!({
+                    "revoked": revoked,
+                    "errors": report.errors,
+                    "consulted_secrets": report.consulted,
+                }))
+                .expect("serialises")
             );
         } else {
             for (id, t) in &report.revoked {
                 println!("revoked {id} (target {t})");
             }
+            println!(
+                "checked against the latest versions of {} configured secret(s): an id one of them names is never revoked",
+                report.consulted
+            );
         }
         for e in &report.errors {
             eprintln!("error: {e}");
@@ -344,6 +354,9 @@ pub fn tokens(targets: &[String], json: bool, revoke: &[String]) -> ExitCode {
         return if report.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) };
     }
     let rows = runtime().block_on(engine.inventory(&selected, budget));
+    for note in rows.iter().flat_map(|r| &r.notes) {
+        eprintln!("note: {note}");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialise"));
     } else {

@@ -49,6 +49,81 @@ const QUIET_CRATES: &[&str] = &[
     "mio",
 ];
 
+/// The most characters of one string from outside (a caller, an event, the configuration)
+/// that a log line or an error message quotes (contract §10).
+pub const UNTRUSTED_MAX: usize = 256;
+
+/// A string from a caller, an event or the configuration, as a log line may quote it: control
+/// characters escaped (so it cannot end the line and forge another), cut to
+/// [`UNTRUSTED_MAX`] characters (contract §10).
+pub fn untrusted(s: &str) -> String {
+    let mut out = String::new();
+    let mut kept = 0;
+    for c in s.chars() {
+        if kept == UNTRUSTED_MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+        kept += 1;
+    }
+    out
+}
+
+/// Escapes every control character of one formatted text line but its final newline.
+fn escape_line(line: &str) -> String {
+    let (body, newline) = match line.strip_suffix('\n') {
+        Some(b) => (b, "\n"),
+        None => (line, ""),
+    };
+    let mut out = String::with_capacity(line.len());
+    for c in body.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.push_str(newline);
+    out
+}
+
+/// Text logging writes each event as one line, whatever the fields hold: tracing's formatter
+/// hands a writer one event at a time (one buffer, one `write_all`), and this writer escapes
+/// every control character in it but the final newline. (Strings from outside are also cut where
+/// they are quoted, [`untrusted`]; this catches the rest.)
+struct OneLine<M>(M);
+
+struct OneLineWriter<W>(W);
+
+impl<W: std::io::Write> std::io::Write for OneLineWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let line = escape_line(&String::from_utf8_lossy(buf));
+        self.0.write_all(line.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<'a, M: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a> for OneLine<M> {
+    type Writer = OneLineWriter<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        OneLineWriter(self.0.make_writer())
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        OneLineWriter(self.0.make_writer_for(meta))
+    }
+}
+
 /// How log lines are written (`PAT_LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -162,9 +237,9 @@ fn init(streams: Streams) {
         Format::Text => {
             let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_target(false);
             match streams {
-                Streams::AllToStderr => builder.with_writer(std::io::stderr).try_init().is_ok(),
+                Streams::AllToStderr => builder.with_writer(OneLine(std::io::stderr)).try_init().is_ok(),
                 Streams::WarningsToStderr => builder
-                    .with_writer(std::io::stderr.with_max_level(Level::WARN).or_else(std::io::stdout))
+                    .with_writer(OneLine(std::io::stderr.with_max_level(Level::WARN).or_else(std::io::stdout)))
                     .try_init()
                     .is_ok(),
             }
@@ -361,6 +436,27 @@ fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn untrusted_text_is_one_line_of_at_most_256_characters() {
+        assert_eq!(untrusted("plain"), "plain");
+        assert_eq!(untrusted("x\nERROR forged\r\t\u{1b}[31m"), "x\\nERROR forged\\r\\t\\u{1b}[31m");
+        let long = "é".repeat(1000);
+        let cut = untrusted(&long);
+        assert_eq!(cut.chars().count(), UNTRUSTED_MAX + 1, "256 characters and an ellipsis");
+        assert!(cut.ends_with('…'));
+        assert_eq!(untrusted(&"a".repeat(256)), "a".repeat(256), "exactly 256 is not cut");
+    }
+
+    #[test]
+    fn a_text_line_keeps_only_its_final_newline() {
+        assert_eq!(escape_line("2026 INFO a\nERROR forged\n"), "2026 INFO a\\nERROR forged\n");
+        assert_eq!(escape_line("no newline\r"), "no newline\\r");
+        use std::io::Write as _;
+        let mut w = OneLineWriter(Vec::new());
+        w.write_all(b"one\ntwo\n").unwrap();
+        assert_eq!(String::from_utf8(w.0).unwrap(), "one\\ntwo\n");
+    }
 
     #[test]
     fn a_plain_level_keeps_the_noisy_crates_at_warn() {

@@ -3,7 +3,7 @@
 //! attempt; the real naming functions of `databricks::pat`) or OAuth-secret-like (no comment,
 //! ownership by record, a limit of five).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -13,10 +13,11 @@ use time::{Duration, OffsetDateTime};
 use pat_rotator::databricks::{oauth_secret, pat, tags as db_tags};
 use pat_rotator::error::{Code, Error, Result};
 use pat_rotator::rotation::model::{
-    CreateRequest, Credential, NewCredential, Ownership, Profile, SecretWrite, StoredSecret, tags,
+    CreateRequest, Credential, NewCredential, Ownership, Profile, SecretWrite, StoredSecret, Warning, WarningKind, tags,
 };
 use pat_rotator::rotation::ports::{
-    Backoff, Clock, CreateError, Issuer, Listing, Refusal, SecretRead, SecretStore, WriteError,
+    Backoff, Clock, CreateError, Issuer, Listing, OtherSecrets, Protection, Refusal, SecretRead, SecretStore,
+    WriteError,
 };
 use pat_rotator::rotation::rotate::{Ports, rotate};
 use pat_rotator::rotation::spec::{Force, Owner, Request, Spec};
@@ -85,6 +86,8 @@ struct MemIssuer {
     /// Listings carry no `Date`.
     no_date: Mutex<bool>,
     deletes: Mutex<Vec<String>>,
+    /// Every revocation fails.
+    revoke_fails: Mutex<bool>,
     creates: Mutex<u32>,
     limit: usize,
     next: Mutex<u32>,
@@ -110,6 +113,7 @@ impl MemIssuer {
             verify_clock_ahead: Mutex::default(),
             no_date: Mutex::default(),
             deletes: Mutex::default(),
+            revoke_fails: Mutex::default(),
             creates: Mutex::default(),
             limit,
             next: Mutex::default(),
@@ -209,6 +213,9 @@ impl Issuer for MemIssuer {
         Ok(NewCredential { value: Redacted::new(t.value), info: t.info })
     }
     async fn revoke(&self, id: &str) -> Result<()> {
+        if *self.revoke_fails.lock().unwrap() {
+            return Err(Error::new(Code::DatabricksError, "delete refused"));
+        }
         self.deletes.lock().unwrap().push(id.to_string());
         self.creds.lock().unwrap().retain(|t| t.info.id != id);
         Ok(())
@@ -265,6 +272,9 @@ enum WriteFault {
     TimeoutNeverLands,
     /// Stored, then answered with a transient 5xx (an answer lost after the commit).
     StoredThen5xx,
+    /// Refused (400) with a message quoting the submitted value, as Key Vault's validation does
+    /// (a store that forgot to drop it).
+    RefusedQuoting,
 }
 
 #[derive(Default)]
@@ -289,6 +299,46 @@ struct MemStore {
     /// answered (after this run read the latest version).
     written_before_versions: Mutex<Option<String>>,
     writes: Mutex<u32>,
+    /// Versions of the latest version's `created` second, read from the versions list with it
+    /// (the latest was disabled): each counts as the latest.
+    tied: Mutex<Vec<Version>>,
+    /// The other configured secrets that may name this issuer's credentials.
+    others: MemOthers,
+}
+
+/// The other configured secrets (contract §7.4(a)), as the engine's shared reads present them.
+#[derive(Default)]
+struct MemOthers {
+    /// id → the secret whose latest version names it.
+    named: Mutex<BTreeMap<String, String>>,
+    /// Secrets whose read failed or said absent.
+    unread: Mutex<Vec<String>>,
+    /// What any of their versions records.
+    recorded: Mutex<BTreeSet<String>>,
+    /// Reading what they record fails.
+    recorded_fails: Mutex<bool>,
+    /// Calls of `latest` (each revocation asks).
+    asked: Mutex<u32>,
+}
+
+impl MemOthers {
+    fn names(&self, id: &str, by: &str) {
+        self.named.lock().unwrap().insert(id.into(), by.into());
+    }
+}
+
+#[async_trait]
+impl OtherSecrets for MemOthers {
+    async fn latest(&self) -> Protection {
+        *self.asked.lock().unwrap() += 1;
+        Protection { named: self.named.lock().unwrap().clone(), unread: self.unread.lock().unwrap().clone() }
+    }
+    async fn recorded(&self) -> Result<BTreeSet<String>> {
+        if *self.recorded_fails.lock().unwrap() {
+            return Err(Error::new(Code::KeyvaultError, "versions down"));
+        }
+        Ok(self.recorded.lock().unwrap().clone())
+    }
 }
 
 impl MemStore {
@@ -306,6 +356,12 @@ impl MemStore {
             created: NOW - age,
             enabled: true,
         });
+    }
+    /// Moves every version `by` into the past.
+    fn age_all(&self, by: Duration) {
+        for v in self.versions.lock().unwrap().iter_mut() {
+            v.created -= by;
+        }
     }
     fn land_pending(&self) {
         let pending: Vec<Version> = self.pending.lock().unwrap().drain(..).collect();
@@ -336,9 +392,10 @@ impl SecretStore for MemStore {
         let absent = *self.reads_absent.lock().unwrap()
             || (*self.absent_after_write.lock().unwrap() && *self.writes.lock().unwrap() > 0);
         let latest = if absent { None } else { self.latest().map(|v| v.stored()) };
+        let tied = if absent { Vec::new() } else { self.tied.lock().unwrap().iter().map(Version::stored).collect() };
         // A PUT that timed out lands after the read-back saw the old version.
         self.land_pending();
-        Ok(SecretRead { latest, at: Some(NOW) })
+        Ok(SecretRead { latest, tied, at: Some(NOW) })
     }
     async fn versions(&self, _name: &str) -> Result<Vec<StoredSecret>> {
         *self.version_lists.lock().unwrap() += 1;
@@ -396,6 +453,10 @@ impl SecretStore for MemStore {
             Some(WriteFault::TimeoutNeverLands) => {
                 Err(WriteError::Unknown(Error::new(Code::Timeout, "no answer").transient()))
             }
+            Some(WriteFault::RefusedQuoting) => Err(WriteError::Failed(Error::new(
+                Code::KeyvaultError,
+                format!("Property 'value' ('{}') does not match", w.value.expose()),
+            ))),
             Some(WriteFault::StoredThen5xx) => {
                 self.versions.lock().unwrap().push(v);
                 Err(WriteError::Failed(Error::new(Code::UpstreamUnavailable, "unavailable").transient()))
@@ -422,7 +483,7 @@ fn req(force: Force) -> Request {
 }
 
 async fn run_req(s: &Spec, ws: &MemIssuer, kv: &MemStore, r: Request) -> pat_rotator::rotation::Outcome {
-    let ports = Ports { issuer: ws, store: kv, clock: &FixedClock, backoff: &FastBackoff };
+    let ports = Ports { issuer: ws, store: kv, clock: &FixedClock, backoff: &FastBackoff, others: &kv.others };
     rotate(s, r, &ports).await
 }
 
@@ -586,7 +647,7 @@ async fn a_timed_out_write_that_lands_later_never_names_a_dead_token() {
     let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     seed_current(&ws, &kv, "old", Duration::days(70), Duration::days(20), None);
     kv.write_faults.lock().unwrap().push_back(WriteFault::TimeoutLandsLater);
-    let ports = Ports { issuer: &ws, store: &kv, clock: &FixedClock, backoff: &NoRetry };
+    let ports = Ports { issuer: &ws, store: &kv, clock: &FixedClock, backoff: &NoRetry, others: &kv.others };
     let o = rotate(&t, req(Force::No), &ports).await;
     assert_eq!(o.action, Action::Failed, "{o:?}");
     let latest = kv.latest().unwrap();
@@ -616,7 +677,7 @@ async fn a_5xx_answer_to_a_stored_write_never_deletes_the_token() {
     kv.write_faults.lock().unwrap().push_back(WriteFault::StoredThen5xx);
     // The first read works; the read-back after the write answers "absent" (404).
     *kv.absent_after_write.lock().unwrap() = true;
-    let ports = Ports { issuer: &ws, store: &kv, clock: &FixedClock, backoff: &NoRetry };
+    let ports = Ports { issuer: &ws, store: &kv, clock: &FixedClock, backoff: &NoRetry, others: &kv.others };
     let o = rotate(&t, req(Force::No), &ports).await;
     let named = kv.latest().unwrap().tags[db_tags::TOKEN_ID].clone();
     assert_eq!(named, "new1", "{o:?}");
@@ -1026,6 +1087,213 @@ async fn a_refusal_that_quotes_the_new_value_never_reaches_the_result() {
     assert!(!text.contains("secret-value-1"), "{text}");
 }
 
+// Contract §7.4(a) across secrets: what the latest version of any configured secret names.
+
+#[tokio::test]
+async fn a_credential_another_secrets_latest_version_names_is_never_revoked() {
+    // The control first: without the copy, "prev" goes after its grace.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    ws.seed("prev", &ours("prev"), Duration::days(10), Duration::days(80));
+    seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), Some("prev"));
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.revoked_token_ids, vec!["prev"], "{o:?}");
+
+    // An operator copied the version naming "prev" into target tb's secret.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    ws.seed("prev", &ours("prev"), Duration::days(10), Duration::days(80));
+    seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), Some("prev"));
+    kv.others.names("prev", "the secret tb-pat of target tb");
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert!(o.revoked_token_ids.is_empty(), "{o:?}");
+    assert!(ws.ids().contains(&"prev".to_string()));
+    assert!(
+        o.warnings.iter().any(|w| w.kind == WarningKind::Protected && w.contains("prev") && w.contains("tb-pat")),
+        "{:?}",
+        o.warnings
+    );
+    // The same for --revoke-superseded, and for a forced rotation with grace 0.
+    let o = run_req(&t, &ws, &kv, Request { force: Force::Cli, dry_run: false, revoke_superseded: true, expiry_window: None }).await;
+    assert!(o.ok(), "{o:?}");
+    assert_eq!(o.revoked_token_ids, vec!["cur"], "{o:?}");
+    assert!(ws.ids().contains(&"prev".to_string()));
+    let t0 = spec(0);
+    let o = run(&t0, &ws, &kv, true, false).await;
+    assert!(o.ok() && !o.revoked_token_ids.contains(&"prev".to_string()), "{o:?}");
+    assert!(ws.ids().contains(&"prev".to_string()));
+}
+
+#[tokio::test]
+async fn the_cap_passes_over_what_a_latest_version_names_and_says_so() {
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    for i in 0..6 {
+        ws.seed(&format!("old{i}"), &ours(&format!("old{i}")), Duration::hours(20 - i), Duration::days(80));
+    }
+    seed_current(&ws, &kv, "cur", Duration::hours(2), Duration::days(80), None);
+    // Seven live, inside the grace: the cap takes the oldest, old0 — which tb's secret names.
+    kv.others.names("old0", "tb's secret");
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.revoked_token_ids, vec!["old1"], "the next oldest goes instead: {o:?}");
+    // Every one of them named elsewhere: nothing goes, and the run says why.
+    for i in 1..6 {
+        kv.others.names(&format!("old{i}"), "tb's secret");
+    }
+    ws.seed("old9", &ours("old9"), Duration::hours(30), Duration::days(80));
+    kv.others.names("old9", "tb's secret");
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert!(o.revoked_token_ids.is_empty(), "{o:?}");
+    assert!(o.warnings.iter().any(|w| w.kind == WarningKind::OverCapProtected), "{:?}", o.warnings);
+}
+
+#[tokio::test]
+async fn an_unread_other_secret_blocks_every_revocation_even_the_cap() {
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(0));
+    for i in 0..7 {
+        ws.seed(&format!("old{i}"), &ours(&format!("old{i}")), Duration::days(20 - i), Duration::days(80));
+    }
+    seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), Some("old6"));
+    kv.others.unread.lock().unwrap().push("the secret tb-pat of target tb (it reads as absent)".into());
+    let o = run(&t, &ws, &kv, true, false).await;
+    assert_eq!(o.action, Action::Rotated, "the rotation itself goes on: {o:?}");
+    assert!(o.revoked_token_ids.is_empty(), "{o:?}");
+    assert_eq!(ws.ids().len(), 9, "nothing revoked, over the cap or not: {:?}", ws.ids());
+    let said: Vec<&Warning> = o.warnings.iter().filter(|w| w.kind == WarningKind::ProtectionUnreadable).collect();
+    assert_eq!(said.len(), 1, "said once: {:?}", o.warnings);
+    assert!(said[0].contains("tb-pat"), "names the secret: {}", said[0].message);
+    // Readable again: the next run catches up.
+    kv.others.unread.lock().unwrap().clear();
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert!(o.revoked_token_ids.len() >= 7, "{o:?}");
+}
+
+#[tokio::test]
+async fn the_other_secrets_are_asked_only_before_a_revocation_and_before_each_one() {
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), None);
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!((o.action, *kv.others.asked.lock().unwrap()), (Action::Unchanged, 0), "nothing to revoke, nothing read");
+    let o = run(&t, &ws, &kv, true, false).await;
+    assert_eq!((o.action, *kv.others.asked.lock().unwrap()), (Action::Rotated, 0), "inside the grace: nothing read");
+    // Two revocable: asked once to plan, and once more before each revocation (the engine
+    // answers from its shared read unless that is ten minutes old).
+    ws.seed("a", &ours("a"), Duration::days(9), Duration::days(80));
+    ws.seed("b", &ours("b"), Duration::days(9), Duration::days(80));
+    kv.age_all(Duration::days(2));
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.revoked_token_ids.len(), 3, "{o:?}");
+    assert_eq!(*kv.others.asked.lock().unwrap(), 1 + 3);
+}
+
+#[tokio::test]
+async fn the_latest_version_protects_under_either_kinds_tag() {
+    // A target that was `pat` and is now `sp_oauth_secret`: its latest version is a PAT version.
+    // Its token is no OAuth secret of the principal; the rule is the tag, whatever the kind.
+    // (Once a newer version supersedes it, the grace protects it like any superseded one.)
+    let (ws, kv, t) = (MemIssuer::oauth(), MemStore::default(), oauth_spec(24));
+    ws.seed("shared-id", "", Duration::days(9), Duration::days(80));
+    kv.push(
+        "value",
+        &[
+            (tags::MANAGED_BY, "pat-rotator"),
+            (db_tags::TOKEN_ID, "shared-id"),
+            (db_tags::PREVIOUS_SECRET_ID, "shared-id"),
+        ],
+        "databricks-pat",
+        Duration::days(3),
+    );
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.reason, Some(Reason::ForeignSecret), "{o:?}");
+    assert!(!o.revoked_token_ids.contains(&"shared-id".to_string()), "{o:?}");
+    assert!(ws.ids().contains(&"shared-id".to_string()));
+}
+
+#[tokio::test]
+async fn tied_latest_versions_each_count_as_the_latest() {
+    // Two versions of one second; the vault refused to read the latest (disabled), so the
+    // versions list gave both. "b" (greatest id) names "tb", the disabled one names "ta".
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(0));
+    ws.seed("ta", &ours("ta"), Duration::days(5), Duration::days(80));
+    seed_current(&ws, &kv, "tb", Duration::days(5), Duration::days(80), None);
+    kv.tied.lock().unwrap().push(Version {
+        id: "https://kv/secrets/s/a".into(),
+        value: "value-ta".into(),
+        tags: [(tags::MANAGED_BY, "pat-rotator"), (db_tags::TOKEN_ID, "ta")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        content_type: Some("databricks-pat".into()),
+        created: NOW - Duration::days(5),
+        enabled: false,
+    });
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!((o.action, o.reason), (Action::Rotated, Some(Reason::DisabledSecret)), "{o:?}");
+    assert_eq!(kv.latest().unwrap().tags[db_tags::PREVIOUS_TOKEN_ID], "tb", "the tied version with the greatest id");
+    // Grace 0: the superseded credentials may go after the write — but not before it was
+    // written: both were "the latest" when this run read.
+    assert!(ws.ids().contains(&"new1".to_string()));
+    // A tied version naming a credential that is not listed: reprovision.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    seed_current(&ws, &kv, "tb", Duration::days(5), Duration::days(80), None);
+    let mut gone = kv.latest().unwrap();
+    gone.tags.insert(db_tags::TOKEN_ID.into(), "gone".into());
+    kv.tied.lock().unwrap().push(gone);
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.reason, Some(Reason::RevokedInWorkspace), "{o:?}");
+}
+
+#[tokio::test]
+async fn a_tied_version_protects_its_credential() {
+    // The latest (greatest id) names "tb"; a version of the same second names "ta": neither is
+    // revocable, whatever the grace.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(0));
+    ws.seed("ta", &ours("ta"), Duration::days(5), Duration::days(80));
+    seed_current(&ws, &kv, "tb", Duration::days(5), Duration::days(80), Some("ta"));
+    let mut tied = kv.latest().unwrap();
+    tied.id = "https://kv/secrets/s/0".into();
+    tied.tags.insert(db_tags::TOKEN_ID.into(), "ta".into());
+    kv.tied.lock().unwrap().push(tied);
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert_eq!(o.action, Action::Unchanged, "{o:?}");
+    assert!(o.revoked_token_ids.is_empty(), "{o:?}");
+}
+
+#[tokio::test]
+async fn another_targets_record_is_not_reported_as_unrecorded() {
+    let (ws, kv, t) = (MemIssuer::oauth(), MemStore::default(), oauth_spec(24));
+    seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), None);
+    ws.seed("spb-secret", "", Duration::days(3), Duration::days(600));
+    kv.others.recorded.lock().unwrap().insert("spb-secret".into());
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+    // When those records cannot be read, nothing is offered for removal.
+    *kv.others.recorded_fails.lock().unwrap() = true;
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert!(o.warnings.iter().all(|w| !w.contains("--revoke")), "{:?}", o.warnings);
+    assert!(o.warnings.iter().any(|w| w.kind == WarningKind::VersionsUnreadable), "{:?}", o.warnings);
+    assert!(ws.ids().contains(&"spb-secret".to_string()));
+}
+
+#[tokio::test]
+async fn what_a_run_says_of_a_credential_it_leaves_is_true_for_its_kind() {
+    for (ws, t) in [(MemIssuer::oauth(), oauth_spec(24)), (MemIssuer::pat(), spec(24))] {
+        let kv = MemStore::default();
+        seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), None);
+        kv.write_faults.lock().unwrap().push_back(WriteFault::RefusedQuoting);
+        *ws.revoke_fails.lock().unwrap() = true;
+        let o = run(&t, &ws, &kv, true, false).await;
+        let e = o.error.clone().expect("fails");
+        let text = format!("{} {:?}", e.message, o.warnings);
+        assert!(!text.contains("secret-value-1"), "the refused value is scrubbed: {text}");
+        assert!(!text.contains("an orphan a later run will revoke"), "{text}");
+        if ws.is_pat() {
+            assert!(e.message.contains("a later run revokes it once it is 60 minutes old"), "{}", e.message);
+        } else {
+            assert!(
+                e.message.contains("reported as unrecorded") && e.message.contains("tokens --target t --revoke new1")
+            );
+        }
+    }
+}
+
 // OAuth secrets (contract §9): the same order, with ownership by record and a limit of five.
 
 fn oauth_spec(grace: i64) -> Spec {
@@ -1150,7 +1418,7 @@ mod old_defects {
         let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
         seed_current(&ws, &kv, "old", Duration::days(70), Duration::days(20), None);
         kv.write_faults.lock().unwrap().push_back(WriteFault::TimeoutLandsLater);
-        let ports = Ports { issuer: &ws, store: &kv, clock: &FixedClock, backoff: &NoRetry };
+        let ports = Ports { issuer: &ws, store: &kv, clock: &FixedClock, backoff: &NoRetry, others: &kv.others };
         let _ = rotate(&t, req(Force::No), &ports).await;
         bugs::set(&[]);
         let named = kv.latest().unwrap().tags[db_tags::TOKEN_ID].clone();

@@ -8,6 +8,7 @@
 use std::sync::{Arc, Mutex};
 
 use futures::future::{Either, select};
+use pat_rotator::rotation::ports::NoOtherSecrets;
 use pat_rotator::rotation::rotate::{Ports, rotate};
 use time::Duration;
 
@@ -329,7 +330,7 @@ pub async fn rotation_run(w: &Shared, dep: usize, kind: RunKind, kill_after: Opt
     let backoff = SimBackoff { w: w.clone(), run: id, attempts };
     let (spec, req) = (info.spec.spec.clone(), info.req);
     let run = InRun::new(id, async {
-        let ports = Ports { issuer: &issuer, store: &store, clock: &clock, backoff: &backoff };
+        let ports = Ports { issuer: &issuer, store: &store, clock: &clock, backoff: &backoff, others: &NoOtherSecrets };
         rotate(&spec, req, &ports).await
     });
     let killer = Box::pin(async {

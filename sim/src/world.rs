@@ -505,7 +505,7 @@ impl World {
             };
             format!("kv.read {name} → {what}{}", if at.is_none() { ", no Date" } else { "" })
         });
-        Ok(SecretRead { latest, at })
+        Ok(SecretRead { latest, tied: Vec::new(), at })
     }
 
     pub fn describe_version(&self, s: &StoredSecret) -> String {

@@ -4,6 +4,12 @@
 //! 403 `ForbiddenByRbac` is `keyvault_forbidden` with the role to grant, 409
 //! `ObjectIsDeletedButRecoverable` is `keyvault_secret_deleted`, 429/503 are `throttled`.
 //! The value read from a vault is dropped on arrival: the domain decides on tags alone.
+//!
+//! A write's answer: a 408 or any 5xx leaves the outcome unknown (a gateway or front end may
+//! answer so for a write it forwarded, which then lands: contract §7.3), like no answer at all.
+//! The message of a 4xx answer to a write is dropped (Key Vault's validation messages quote the
+//! submitted value); every other text of a write's answer is scrubbed of the value before it is
+//! shortened (contract §10).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -59,7 +65,16 @@ impl KeyVaultStore {
     }
 
     fn error(&self, op: &str, name: &str, e: &azure_core::Error) -> Error {
+        self.error_holding(op, name, e, None)
+    }
+
+    /// The error of an answer to a request that carried `value` (a write): every text of the
+    /// answer is scrubbed of it before it is shortened, and the message of a 4xx answer (other
+    /// than 408) is dropped altogether, status and code kept (contract §10).
+    fn error_holding(&self, op: &str, name: &str, e: &azure_core::Error, value: Option<&Redacted>) -> Error {
         let what = format!("Key Vault {op} of secret \"{name}\" in {}", self.vault_url);
+        let held: Vec<&Redacted> = value.into_iter().collect();
+        let clean = |text: &str| crate::secret::scrub(text, &held);
         match e.kind() {
             ErrorKind::HttpResponse { status, error_code, raw_response } => {
                 let status = u16::from(*status);
@@ -68,11 +83,16 @@ impl KeyVaultStore {
                 let parsed: Option<KvErrorBody> = serde_json::from_str(&body).ok();
                 let code = parsed.as_ref().and_then(|b| b.error.code.clone()).or_else(|| error_code.clone());
                 let inner = parsed.as_ref().and_then(|b| b.error.innererror.as_ref()).and_then(|i| i.code.clone());
-                let message = parsed
-                    .as_ref()
-                    .and_then(|b| b.error.message.clone())
-                    .map(|m| excerpt(&m))
-                    .unwrap_or_else(|| excerpt(&body));
+                let message = if value.is_some() && (400..500).contains(&status) && status != 408 {
+                    "(the message of a refused write is not shown: Key Vault's may quote the submitted value)"
+                        .to_string()
+                } else {
+                    parsed
+                        .as_ref()
+                        .and_then(|b| b.error.message.clone())
+                        .map(|m| excerpt(&clean(&m)))
+                        .unwrap_or_else(|| excerpt(&clean(&body)))
+                };
                 let retry_after = raw_response
                     .as_ref()
                     .and_then(|r| r.headers().get_optional_str(&azure_core::http::headers::RETRY_AFTER))
@@ -111,10 +131,12 @@ impl KeyVaultStore {
                 err.with_status(status).with_upstream_code(upstream)
             }
             ErrorKind::Connection | ErrorKind::Io => {
-                Error::new(Code::UpstreamUnavailable, format!("{what}: {}", super::chain(e))).transient()
+                Error::new(Code::UpstreamUnavailable, format!("{what}: {}", clean(&super::chain(e)))).transient()
             }
-            ErrorKind::Credential => Error::new(Code::IdentityUnavailable, format!("{what}: {}", super::chain(e))),
-            _ => Error::new(Code::KeyvaultError, format!("{what}: {}", super::chain(e))),
+            ErrorKind::Credential => {
+                Error::new(Code::IdentityUnavailable, format!("{what}: {}", clean(&super::chain(e))))
+            }
+            _ => Error::new(Code::KeyvaultError, format!("{what}: {}", clean(&super::chain(e)))),
         }
     }
 }
@@ -177,12 +199,14 @@ fn is_disabled(e: &azure_core::Error) -> bool {
         || body.to_ascii_lowercase().contains("disabled secret")
 }
 
-/// Whether a failed request may have reached Key Vault and may still take effect: no answer
-/// came (a timeout, a connection lost after sending), or a gateway said it timed out. A refused
-/// connection never sent anything.
+/// Whether a failed request may have reached Key Vault and may still take effect (contract
+/// §7.3): no answer came (a timeout, a connection lost after sending), or the answer was a 408
+/// or any 5xx — a gateway or front end may answer so for a request it forwarded, which Key
+/// Vault then applies. Only a 4xx other than 408 is a definitive refusal. A refused connection
+/// never sent anything.
 fn outcome_unknown(e: &azure_core::Error) -> bool {
     match e.kind() {
-        ErrorKind::HttpResponse { status, .. } => matches!(u16::from(*status), 408 | 504),
+        ErrorKind::HttpResponse { status, .. } => matches!(u16::from(*status), 408 | 500..=599),
         ErrorKind::Credential => false,
         _ => !crate::transport::client::never_sent(e),
     }
@@ -190,11 +214,22 @@ fn outcome_unknown(e: &azure_core::Error) -> bool {
 
 impl KeyVaultStore {
     /// The latest version's metadata when the vault refuses to read it because it is disabled:
-    /// the versions list still shows it.
-    async fn latest_from_versions(&self, name: &str) -> Result<Option<StoredSecret>> {
-        let versions = self.versions(name).await?;
-        Ok(versions.into_iter().max_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id))))
+    /// the versions list still shows it (in no particular order).
+    async fn latest_from_versions(&self, name: &str) -> Result<(Option<StoredSecret>, Vec<StoredSecret>)> {
+        Ok(newest_second(self.versions(name).await?))
     }
+}
+
+/// The versions of the newest `created` second: Key Vault's `created` has whole seconds, so
+/// when several share it, any of them may be the one written last (contract §7.4). Returns the
+/// one with the greatest id (whose credential a new version's `previous-*` tag names) and the
+/// others. A version without `created` is older than any with one.
+fn newest_second(versions: Vec<StoredSecret>) -> (Option<StoredSecret>, Vec<StoredSecret>) {
+    let Some(newest) = versions.iter().map(|v| v.created).max() else { return (None, Vec::new()) };
+    let mut tied: Vec<StoredSecret> = versions.into_iter().filter(|v| v.created == newest).collect();
+    tied.sort_by(|a, b| b.id.cmp(&a.id));
+    let latest = if tied.is_empty() { None } else { Some(tied.remove(0)) };
+    (latest, tied)
 }
 
 #[async_trait]
@@ -216,7 +251,7 @@ impl SecretStore for KeyVaultStore {
                     Ok(resp) => {
                         let at = vault_date(resp.headers());
                         let secret = resp.into_model().map_err(|e| self.error("read", name, &e))?;
-                        Ok(Got::Read(SecretRead { latest: Some(stored(secret)), at }))
+                        Ok(Got::Read(SecretRead { latest: Some(stored(secret)), tied: Vec::new(), at }))
                     }
                     Err(e) => match e.kind() {
                         ErrorKind::HttpResponse { status, raw_response, .. } if u16::from(*status) == 404 => {
@@ -224,6 +259,7 @@ impl SecretStore for KeyVaultStore {
                             // it as no proof of anything.
                             Ok(Got::Read(SecretRead {
                                 latest: None,
+                                tied: Vec::new(),
                                 at: raw_response.as_ref().and_then(|r| vault_date(r.headers())),
                             }))
                         }
@@ -238,12 +274,12 @@ impl SecretStore for KeyVaultStore {
         let r = match got {
             Got::Read(r) => r,
             Got::Disabled(at) => {
-                let latest = self.latest_from_versions(name).await.map_err(|e| {
+                let (latest, tied) = self.latest_from_versions(name).await.map_err(|e| {
                     e.context(
                         "the latest version is disabled and the versions list (to see its tags) could not be read",
                     )
                 })?;
-                SecretRead { latest, at }
+                SecretRead { latest, tied, at }
             }
         };
         debug!(vault = %self.vault_url, secret = name, found = r.latest.is_some(), "read secret");
@@ -273,8 +309,9 @@ impl SecretStore for KeyVaultStore {
             tags: Some(w.tags.clone().into_iter().collect::<HashMap<_, _>>()),
             secret_attributes: Some(SecretAttributes { enabled: Some(true), expires: w.expires, ..Default::default() }),
         };
-        let body: RequestContent<SetSecretParameters> =
-            params.try_into().map_err(|e: azure_core::Error| WriteError::Failed(self.error("write", &w.name, &e)))?;
+        let body: RequestContent<SetSecretParameters> = params.try_into().map_err(|e: azure_core::Error| {
+            WriteError::Failed(self.error_holding("write", &w.name, &e, Some(&w.value)))
+        })?;
         self.writes.acquire().await;
         let limit = self.retry.attempt_timeout();
         let answer = tokio::time::timeout(limit, async {
@@ -284,8 +321,10 @@ impl SecretStore for KeyVaultStore {
         .await;
         match answer {
             Ok(Ok(secret)) => Ok(stored(secret)),
-            Ok(Err(e)) if outcome_unknown(&e) => Err(WriteError::Unknown(self.error("write", &w.name, &e))),
-            Ok(Err(e)) => Err(WriteError::Failed(self.error("write", &w.name, &e))),
+            Ok(Err(e)) if outcome_unknown(&e) => {
+                Err(WriteError::Unknown(self.error_holding("write", &w.name, &e, Some(&w.value))))
+            }
+            Ok(Err(e)) => Err(WriteError::Failed(self.error_holding("write", &w.name, &e, Some(&w.value)))),
             Err(_) => Err(WriteError::Unknown(
                 Error::new(
                     Code::Timeout,
@@ -299,5 +338,43 @@ impl SecretStore for KeyVaultStore {
                 .transient(),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn version(id: &str, created: Option<time::OffsetDateTime>) -> StoredSecret {
+        StoredSecret {
+            id: format!("https://v/secrets/s/{id}"),
+            tags: BTreeMap::new(),
+            content_type: None,
+            created,
+            enabled: true,
+            expires: None,
+        }
+    }
+
+    #[test]
+    fn every_version_of_the_newest_second_counts_whatever_the_order() {
+        let t = datetime!(2026-11-26 03:00:00 UTC);
+        let older = version("ffff", Some(t - time::Duration::seconds(1)));
+        let a = version("0aaa", Some(t));
+        let b = version("9bbb", Some(t));
+        let c = version("5ccc", Some(t));
+        for order in [
+            vec![older.clone(), a.clone(), b.clone(), c.clone()],
+            vec![c.clone(), b.clone(), older.clone(), a.clone()],
+            vec![b.clone(), a.clone(), c.clone(), older.clone()],
+        ] {
+            let (latest, tied) = newest_second(order);
+            assert_eq!(latest.as_ref(), Some(&b), "the greatest id of the newest second");
+            assert_eq!(tied, vec![c.clone(), a.clone()]);
+        }
+        let (latest, tied) = newest_second(vec![older.clone(), version("0000", None)]);
+        assert_eq!((latest, tied.len()), (Some(older), 0), "no created is older than any created");
+        assert_eq!(newest_second(Vec::new()), (None, Vec::new()));
     }
 }

@@ -9,6 +9,7 @@
 //! a row (and its [`Target`] field). Rules that relate several fields are named functions in
 //! [`super::checks`].
 
+use crate::logging::untrusted;
 use serde_json::Value;
 
 use super::checks;
@@ -408,7 +409,11 @@ fn read_json_target(i: usize, item: &Value, errs: &mut Vec<String>) -> Option<(S
     for key in obj.keys() {
         if !FIELDS.iter().any(|f| f.key == key) {
             let known: Vec<_> = FIELDS.iter().map(|f| f.key).collect();
-            errs.push(format!("targets[{i}]: unknown field \"{key}\" (known fields: {})", known.join(", ")));
+            errs.push(format!(
+                "targets[{i}]: unknown field \"{}\" (known fields: {})",
+                untrusted(key),
+                known.join(", ")
+            ));
         }
     }
     let source = Source::Json(i);
@@ -551,11 +556,13 @@ fn parse_flat(p: Parser, s: &str) -> Result<Option<Val>, String> {
     }
     match p {
         Parser::Text => Ok(Some(Val::Text(s.to_string()))),
-        Parser::Int => s.parse::<i64>().map(|n| Some(Val::Int(n))).map_err(|_| format!("\"{s}\" is not an integer")),
+        Parser::Int => {
+            s.parse::<i64>().map(|n| Some(Val::Int(n))).map_err(|_| format!("\"{}\" is not an integer", untrusted(s)))
+        }
         Parser::Bool => match s.to_ascii_lowercase().as_str() {
             "true" => Ok(Some(Val::Bool(true))),
             "false" => Ok(Some(Val::Bool(false))),
-            _ => Err(format!("\"{s}\" must be true or false")),
+            _ => Err(format!("\"{}\" must be true or false", untrusted(s))),
         },
         Parser::List => {
             let items: Vec<String> = s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
@@ -581,20 +588,23 @@ fn check(rule: Rule, v: Val) -> Result<Val, Vec<String>> {
     match (rule, v) {
         (Rule::Any, v) => Ok(v),
         (Rule::TargetName, Val::Text(n)) if !valid_target_name(&n) => one(format!(
-            "\"{n}\" is not a valid target name (lowercase letters, digits and hyphens, 1-63 characters, not starting with a hyphen)"
+            "\"{}\" is not a valid target name (lowercase letters, digits and hyphens, 1-63 characters, not starting with a hyphen)",
+            untrusted(&n)
         )),
-        (Rule::WorkspaceUrl, Val::Text(u)) => {
-            normalize_workspace_url(&u).map(Val::Text).map_err(|why| vec![format!("\"{}\" {why}", shown(&u))])
-        }
+        (Rule::WorkspaceUrl, Val::Text(u)) => normalize_workspace_url(&u)
+            .map(Val::Text)
+            .map_err(|why| vec![format!("\"{}\" {why}", untrusted(&shown(&u)))]),
         (Rule::VaultUrl, Val::Text(u)) => {
-            normalize_vault_url(&u).map(Val::Text).map_err(|why| vec![format!("\"{}\" {why}", shown(&u))])
+            normalize_vault_url(&u).map(Val::Text).map_err(|why| vec![format!("\"{}\" {why}", untrusted(&shown(&u)))])
         }
         (Rule::WorkspaceResourceId, Val::Text(id)) if !valid_workspace_resource_id(&id) => one(format!(
-            "\"{id}\" is not the ARM id of a Microsoft.Databricks/workspaces resource (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Databricks/workspaces/<name>)"
+            "\"{}\" is not the ARM id of a Microsoft.Databricks/workspaces resource (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Databricks/workspaces/<name>)",
+            untrusted(&id)
         )),
-        (Rule::SecretName, Val::Text(s)) if !valid_secret_name(&s) => {
-            one(format!("\"{s}\" is not a valid Key Vault secret name (1-127 letters, digits and hyphens)"))
-        }
+        (Rule::SecretName, Val::Text(s)) if !valid_secret_name(&s) => one(format!(
+            "\"{}\" is not a valid Key Vault secret name (1-127 letters, digits and hyphens)",
+            untrusted(&s)
+        )),
         (Rule::Range(lo, hi), Val::Int(n)) if !(lo..=hi).contains(&n) => {
             one(format!("{n} is out of range ({lo}..={hi})"))
         }
@@ -602,7 +612,7 @@ fn check(rule: Rule, v: Val) -> Result<Val, Vec<String>> {
             let bad: Vec<String> = scopes
                 .iter()
                 .filter(|s| !valid_scope(s))
-                .map(|s| format!("\"{}\" is not a valid token scope", s.escape_debug()))
+                .map(|s| format!("\"{}\" is not a valid token scope", untrusted(s)))
                 .collect();
             if bad.is_empty() { Ok(Val::List(scopes)) } else { Err(bad) }
         }
@@ -610,12 +620,12 @@ fn check(rule: Rule, v: Val) -> Result<Val, Vec<String>> {
             if is_guid(&g) {
                 Ok(Val::Text(g.to_ascii_lowercase()))
             } else {
-                one(format!("\"{g}\" is not a GUID ({what})"))
+                one(format!("\"{}\" is not a GUID ({what})", untrusted(&g)))
             }
         }
         (Rule::Kind, Val::Text(k)) if TargetKind::from_name(&k).is_none() => {
             let names: Vec<_> = TargetKind::ALL.iter().map(|k| k.as_str()).collect();
-            one(format!("\"{k}\" is not one of {}", names.join(", ")))
+            one(format!("\"{}\" is not one of {}", untrusted(&k), names.join(", ")))
         }
         (_, v) => Ok(v),
     }

@@ -10,6 +10,7 @@
 //! `check-config --json`); the two settings configured in milliseconds also show their exact
 //! value in a key ending `_ms`, since a 500 ms delay is 0 in whole seconds.
 
+use crate::logging::untrusted;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
@@ -165,7 +166,8 @@ pub(super) fn parse_settings(get: &Lookup, errs: &mut Vec<String>) -> Option<Set
         "workload_identity" => CredentialKind::WorkloadIdentity,
         other => {
             errs.push(format!(
-                "PAT_CREDENTIAL: \"{other}\" is not one of auto, managed_identity, azure_cli, client_secret, workload_identity"
+                "PAT_CREDENTIAL: \"{}\" is not one of auto, managed_identity, azure_cli, client_secret, workload_identity",
+                untrusted(other)
             ));
             CredentialKind::AzureCli
         }
@@ -245,7 +247,7 @@ pub(super) fn parse_settings(get: &Lookup, errs: &mut Vec<String>) -> Option<Set
         None => LogFormat::default(),
         Some(v) => LogFormat::from_name(&v).unwrap_or_else(|| {
             let names: Vec<_> = LogFormat::ALL.iter().map(|f| f.as_str()).collect();
-            errs.push(format!("PAT_LOG_FORMAT: \"{v}\" is not one of {}", names.join(", ")));
+            errs.push(format!("PAT_LOG_FORMAT: \"{}\" is not one of {}", untrusted(&v), names.join(", ")));
             LogFormat::default()
         }),
     };
@@ -258,7 +260,7 @@ pub(super) fn parse_settings(get: &Lookup, errs: &mut Vec<String>) -> Option<Set
                 limit.as_secs()
             )),
             Some(Some(_)) => {}
-            None => errs.push(format!("{FUNCTION_TIMEOUT_SETTING}: \"{v}\" is not a time span like 00:10:00")),
+            None => errs.push(format!("{FUNCTION_TIMEOUT_SETTING}: \"{}\" is not a time span like 00:10:00", untrusted(&v))),
         }
     }
     // One call, retried to the end, must finish inside the orphan window: a token created before

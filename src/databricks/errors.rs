@@ -8,11 +8,21 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::error::{Code, Error, excerpt};
+use crate::secret::{Redacted, scrub};
 use crate::transport::retry::parse_retry_after;
 
 /// Error code and message of a Databricks error body, whatever its shape.
 pub fn parse_body(body: &[u8]) -> (Option<String>, String) {
-    let text = String::from_utf8_lossy(body);
+    parse_body_holding(body, &[])
+}
+
+/// [`parse_body`] of the answer to a request that carried `held` (a new credential being
+/// verified): every piece of them is scrubbed from the body before anything is shortened
+/// (contract §10), so a cut cannot leave a piece that no longer matches.
+pub fn parse_body_holding(body: &[u8], held: &[&Redacted]) -> (Option<String>, String) {
+    let raw = String::from_utf8_lossy(body);
+    let text = scrub(&raw, held);
+    let excerpt = |m: &str| excerpt(&scrub(m, held));
     if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(&text) {
         let code = match o.get("error_code").or_else(|| o.get("error")) {
             Some(Value::String(s)) => Some(s.clone()),
@@ -62,7 +72,22 @@ pub fn from_answer(
     management_mode: bool,
     forbidden: &str,
 ) -> Error {
-    let (code, message) = parse_body(body);
+    from_answer_holding(op, base, status, retry_after, body, management_mode, forbidden, &[])
+}
+
+/// [`from_answer`] for a request that carried `held` (see [`parse_body_holding`]).
+#[allow(clippy::too_many_arguments)]
+pub fn from_answer_holding(
+    op: &str,
+    base: &str,
+    status: StatusCode,
+    retry_after: Option<&str>,
+    body: &[u8],
+    management_mode: bool,
+    forbidden: &str,
+    held: &[&Redacted],
+) -> Error {
+    let (code, message) = parse_body_holding(body, held);
     let s = status.as_u16();
     let shown = match (&code, message.is_empty()) {
         (Some(c), false) => format!("{s} {c}: {message}"),

@@ -27,6 +27,8 @@ pub mod tags {
     pub const CLIENT_ID: &str = "databricks-client-id";
     pub const SECRET_ID: &str = "databricks-secret-id";
     pub const PREVIOUS_SECRET_ID: &str = "previous-secret-id";
+    /// The tags by which a version names a credential, of either kind (contract §7.4(a)).
+    pub const NAMING: &[&str] = &[TOKEN_ID, SECRET_ID];
 }
 pub mod pat;
 pub mod wire;

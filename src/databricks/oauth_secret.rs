@@ -39,6 +39,7 @@ pub static PROFILE: Profile = Profile {
     revokes_over_cap: false,
     labels_attempts: false,
     reports_unrecorded: true,
+    naming_tags: tags::NAMING,
 };
 
 /// How long a `401` of a brand-new secret at the token endpoint is taken for propagation.
@@ -229,7 +230,9 @@ impl Issuer for OAuthSecretIssuer {
                     {
                         Ok(a)
                     } else {
-                        let mut e = errors::from_answer(
+                        // Scrubbed of the secret (and of the base64 of `client_id:secret`)
+                        // before anything is shortened (contract §10).
+                        Err(errors::from_answer_holding(
                             "verifying the new OAuth secret",
                             base,
                             a.status,
@@ -237,17 +240,15 @@ impl Issuer for OAuthSecretIssuer {
                             &a.body,
                             false,
                             "",
-                        );
-                        e.message = crate::secret::scrub(&e.message, &[secret]);
-                        Err(e)
+                            &[secret],
+                        ))
                     }
                 })
                 .await?;
             if answer.status.is_success() {
                 return Ok(answer.date);
             }
-            let (code, message) = errors::parse_body(&answer.body);
-            let message = crate::secret::scrub(&message, &[secret]);
+            let (code, message) = errors::parse_body_holding(&answer.body, &[secret]);
             let waited = started.elapsed();
             if waited + pause > PROPAGATION
                 || crate::transport::retry::deadline().is_some_and(|d| Instant::now() + pause >= d)

@@ -36,6 +36,7 @@ pub static PROFILE: Profile = Profile {
     revokes_over_cap: true,
     labels_attempts: true,
     reports_unrecorded: false,
+    naming_tags: tags::NAMING,
 };
 
 /// The verification call.
@@ -250,7 +251,8 @@ impl Issuer for PatIssuer {
                     // A refusal for missing scopes comes only after the token authenticated.
                     Ok(a.date)
                 } else {
-                    let mut e = errors::from_answer(
+                    // Scrubbed of the token before anything is shortened (contract §10).
+                    let mut e = errors::from_answer_holding(
                         "verifying the new token",
                         base,
                         a.status,
@@ -258,13 +260,13 @@ impl Issuer for PatIssuer {
                         &a.body,
                         false,
                         "",
+                        &[token],
                     );
                     // A token that does not authenticate is refused with 403 `Invalid access
                     // token.`; contract §5 calls a failed verification unauthorized.
                     if e.code == Code::DatabricksForbidden {
                         e.code = Code::DatabricksUnauthorized;
                     }
-                    e.message = crate::secret::scrub(&e.message, &[token]);
                     Err(e)
                 }
             })

@@ -1,6 +1,6 @@
 //! What the inventory commands read and do: `status` (one row per target), `tokens` (every
 //! credential each target's issuer holds, and whose it is) and `tokens --revoke` (guarded by
-//! every configured secret's latest version).
+//! every configured secret's latest version, contract §10 "Inventory follows §7.4").
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -10,9 +10,10 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::Engine;
+use super::guard::{self, PassReads, Unread};
 use crate::azure::keyvault::KeyVaultStore;
 use crate::config::Target;
-use crate::error::{Error, ErrorBody, Result};
+use crate::error::{ErrorBody, Result};
 use crate::rotation::model::{Ownership, SecretView, rfc3339};
 use crate::rotation::ports::{Issuer, SecretStore, Usage};
 use crate::rotation::rotate;
@@ -94,13 +95,16 @@ impl Engine {
         let profile = issuer.profile();
         let (listed, read) = futures::join!(issuer.list(), store.read_latest(&t.secret_name));
         let latest = read.as_ref().ok().and_then(|r| r.latest.clone());
+        let tied = read.as_ref().map(|r| r.tied.clone()).unwrap_or_default();
         let (named, unsettled) = match &listed {
-            Ok(l) => rotate::records(store.as_ref(), &t.secret_name, profile, latest.as_ref(), &l.credentials).await,
+            Ok(l) => {
+                rotate::records(store.as_ref(), &t.secret_name, profile, latest.as_ref(), &tied, &l.credentials).await
+            }
             Err(_) => (BTreeSet::new(), None),
         };
         let settled = unsettled.is_none();
         let listed = listed.map(|l| l.credentials);
-        Ok(Inventory { profile, listed, read: read.map(|_| ()), latest, named, settled })
+        Ok(Inventory { profile, listed, read: read.map(|_| ()), latest, tied, named, settled })
     }
 
     /// `pat-rotator tokens`: every credential each target's issuer holds, and whose it is.
@@ -108,7 +112,7 @@ impl Engine {
         let deadline = Instant::now() + budget;
         self.each_target(targets, |t| {
             retry::within(deadline, async move {
-                let mut row = TokensRow { target: t.name.clone(), tokens: Vec::new(), error: None };
+                let mut row = TokensRow { target: t.name.clone(), tokens: Vec::new(), error: None, notes: Vec::new() };
                 let inv = match self.inventory_one(t).await {
                     Ok(i) => i,
                     Err(e) => {
@@ -116,17 +120,28 @@ impl Engine {
                         return row;
                     }
                 };
-                if let Err(e) = &inv.read {
-                    row.error = Some(ErrorBody::from(e));
+                match &inv.read {
+                    Err(e) => row.error = Some(ErrorBody::from(e)),
+                    Ok(()) if inv.latest.is_none() => row.notes.push(format!(
+                        "{}: the secret reads as absent (deleted, soft-deleted or being recovered): `managed` and `in vault` prove nothing about what its consumers hold, and tokens --revoke refuses this target's ids",
+                        t.name
+                    )),
+                    Ok(()) => {}
                 }
-                let in_vault = inv.latest.as_ref().and_then(|s| s.names(inv.profile).0);
+                // Of versions tied in the newest second, each counts as the latest (contract §7.4).
+                let in_vault: BTreeSet<String> = inv
+                    .latest
+                    .iter()
+                    .chain(&inv.tied)
+                    .flat_map(|s| guard::named_by(s).collect::<Vec<_>>())
+                    .collect();
                 match inv.listed {
                     Ok(creds) => {
                         let resolved = crate::rotation::rules::resolve(&creds, &inv.named);
                         row.tokens = resolved
                             .into_iter()
                             .map(|c| TokenRow {
-                                in_vault: in_vault.as_deref() == Some(c.id.as_str()),
+                                in_vault: in_vault.contains(&c.id),
                                 last_used_day: None,
                                 managed: c.ownership == Ownership::Ours,
                                 token_id: c.id,
@@ -181,8 +196,11 @@ impl Engine {
     }
 
     /// `pat-rotator tokens --revoke ID…`: revokes each id in every selected target's issuer that
-    /// holds it — unless the latest version of any configured secret names one of them, then
-    /// nothing at all. Ids found nowhere are reported.
+    /// holds it — unless a selected target refuses one of them, then nothing at all (contract
+    /// §10). A target refuses an id its issuer holds when the latest version of any configured
+    /// secret names it (under either kind's tag), and every id its issuer holds when its own
+    /// secret, or the secret of a target sharing its issuer, read as absent. A failed read of
+    /// any configured secret revokes nothing. Ids found nowhere are reported.
     pub async fn revoke_ids(&self, targets: &[&Target], ids: &[String], budget: Duration) -> RevokeReport {
         let deadline = Instant::now() + budget;
         retry::within(deadline, self.revoke_ids_inner(targets, ids)).await
@@ -190,35 +208,27 @@ impl Engine {
 
     async fn revoke_ids_inner(&self, targets: &[&Target], ids: &[String]) -> RevokeReport {
         let mut report = RevokeReport::default();
-        // Every configured secret, not only the selected targets': a token one of them names
-        // is what consumers read.
+        // Every configured secret, not only the selected targets': a credential one of them
+        // names is what its consumers read.
         let all: Vec<&Target> = self.config.targets.iter().collect();
-        let named = self
-            .each_target(&all, |t| async move {
-                let (issuer, store) = self.clients_of(t)?;
-                let read = store.read_latest(&t.secret_name).await?;
-                Ok::<_, Error>(read.latest.and_then(|s| s.names(issuer.profile()).0).map(|id| (id, t.name.clone())))
-            })
-            .await;
-        let mut protected = BTreeMap::new();
-        for (t, r) in all.iter().zip(named) {
-            match r {
-                Ok(Some((id, name))) => {
-                    protected.insert(id, name);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    report.errors.push(format!(
-                        "{}: reading its secret failed ({e}); nothing was revoked, since an id it names cannot be ruled out",
-                        t.name
-                    ));
+        let reads = PassReads::default();
+        let (protected, unread) = guard::latest_names(self, &all, &reads).await;
+        report.consulted = all.len();
+        let mut absent: BTreeSet<&str> = BTreeSet::new();
+        for (name, why) in &unread {
+            match why {
+                Unread::Failed(e) => report.errors.push(format!(
+                    "{name}: reading its secret failed ({e}); nothing was revoked, since an id it names cannot be ruled out"
+                )),
+                Unread::Absent => {
+                    absent.insert(name.as_str());
                 }
             }
         }
         if !report.errors.is_empty() {
             return report;
         }
-        let refused: Vec<String> = ids
+        let mut refused: Vec<String> = ids
             .iter()
             .filter_map(|id| {
                 protected
@@ -226,14 +236,7 @@ impl Engine {
                     .map(|t| format!("{id} is the credential the latest version of target {t}'s secret names"))
             })
             .collect();
-        if !refused.is_empty() {
-            report.errors.extend(refused);
-            report.errors.push(
-                "nothing was revoked; rotate that target first (pat-rotator rotate --target NAME --force)".into(),
-            );
-            return report;
-        }
-        let mut found: BTreeSet<String> = BTreeSet::new();
+        let mut holders = Vec::new();
         for t in targets {
             let (issuer, _) = match self.clients_of(t) {
                 Ok(c) => c,
@@ -242,15 +245,49 @@ impl Engine {
                     continue;
                 }
             };
-            let listed = match issuer.list().await {
-                Ok(l) => l.credentials,
+            let listed: BTreeSet<String> = match issuer.list().await {
+                Ok(l) => l.credentials.into_iter().map(|c| c.id).collect(),
                 Err(e) => {
                     report.errors.push(format!("{}: listing failed ({e})", t.name));
                     continue;
                 }
             };
+            // A secret that reads as absent proves nothing: soft-deleted or being recovered, its
+            // versions may name any credential its consumers will read again (contract §7.4).
+            let unproven = if absent.contains(t.name.as_str()) {
+                Some(format!(
+                    "the secret of target {} reads as absent (deleted, soft-deleted or being recovered)",
+                    t.name
+                ))
+            } else {
+                all.iter().find(|o| guard::shares_issuer(t, o) && absent.contains(o.name.as_str())).map(|o| {
+                    format!(
+                        "the secret of target {}, which may name target {}'s credentials, reads as absent (deleted, soft-deleted or being recovered)",
+                        o.name, t.name
+                    )
+                })
+            };
+            if let Some(why) = &unproven {
+                for id in ids.iter().filter(|id| listed.contains(*id)) {
+                    refused.push(format!(
+                        "{}: {id} is refused: {why}, so nothing proves that its consumers do not hold it; recover the secret first (or purge it and rotate the target)",
+                        t.name
+                    ));
+                }
+            }
+            holders.push((*t, issuer, listed));
+        }
+        if !refused.is_empty() {
+            report.errors.extend(refused);
+            report.errors.push(
+                "nothing was revoked; rotate that target first (pat-rotator rotate --target NAME --force)".into(),
+            );
+            return report;
+        }
+        let mut found: BTreeSet<String> = BTreeSet::new();
+        for (t, issuer, listed) in &holders {
             for id in ids {
-                if !listed.iter().any(|c| &c.id == id) {
+                if !listed.contains(id) {
                     continue;
                 }
                 found.insert(id.clone());
@@ -281,6 +318,8 @@ struct Inventory {
     listed: Result<Vec<crate::rotation::model::Credential>>,
     read: Result<()>,
     latest: Option<crate::rotation::model::StoredSecret>,
+    /// Versions tied with `latest` in the newest `created` second (contract §7.4).
+    tied: Vec<crate::rotation::model::StoredSecret>,
     /// Ids some version names.
     named: BTreeSet<String>,
     /// Whether every credential that only a record could attribute was looked up.
@@ -318,6 +357,9 @@ pub struct TokensRow {
     pub tokens: Vec<TokenRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
+    /// What the operator should know about this target's rows (printed on stderr).
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 /// One credential in `pat-rotator tokens` (contract §1).
@@ -342,4 +384,6 @@ pub struct RevokeReport {
     /// (id, target whose workspace held it).
     pub revoked: Vec<(String, String)>,
     pub errors: Vec<String>,
+    /// How many configured secrets' latest versions were consulted (contract §10).
+    pub consulted: usize,
 }

@@ -5,13 +5,16 @@
 //!   invocation's deadline, how `force` is honoured per caller, the [`Spec`] of a target;
 //! - [`clients`]: the long-lived clients (token sources, one Databricks client per workspace and
 //!   owner, one Key Vault client per vault with its pacers, the issuer of each kind);
-//! - [`inventory`]: `status`, `tokens` and `tokens --revoke` — reads, and the one guarded act.
+//! - [`inventory`]: `status`, `tokens` and `tokens --revoke` — reads, and the one guarded act;
+//! - [`guard`]: contract §7.4(a) across targets — the other configured secrets that may name a
+//!   target's credentials, read once per pass and shared ([`guard::PassReads`]).
 //!
 //! Both the custom handler and the CLI drive the rotation only through [`Engine`]. What the
 //! engine talks to comes in a [`Runtime`]: production's HTTP client and clock, or a simulated
 //! world (`sim/`) answering the same requests in process.
 
 pub mod clients;
+pub mod guard;
 mod inventory;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -208,7 +211,11 @@ impl Engine {
     /// targets); the outcomes are reported in the order of `targets`.
     pub async fn run(&self, targets: &[&Target], opts: RunOptions) -> Vec<Outcome> {
         let deadline = Instant::now() + opts.budget;
-        let mut outcomes = self.each_target(targets, |t| self.run_target(t, opts, deadline)).await;
+        // The reads of other targets' secrets that protect a revocation (contract §7.4(a)) are
+        // shared by every target of the pass.
+        let reads = guard::PassReads::default();
+        let reads = &reads;
+        let mut outcomes = self.each_target(targets, |t| self.run_target(t, opts, deadline, reads)).await;
         warn_usage_unreadable(&mut outcomes);
         outcomes
     }
@@ -229,7 +236,8 @@ impl Engine {
             caller: Caller::Event { near_expiry },
             budget,
         };
-        let mut outcomes = vec![self.run_target(t, opts, Instant::now() + budget).await];
+        let reads = guard::PassReads::default();
+        let mut outcomes = vec![self.run_target(t, opts, Instant::now() + budget, &reads).await];
         warn_usage_unreadable(&mut outcomes);
         outcomes.pop()
     }
@@ -253,7 +261,7 @@ impl Engine {
         done.into_iter().map(|(_, o)| o).collect()
     }
 
-    async fn run_target(&self, t: &Target, opts: RunOptions, deadline: Instant) -> Outcome {
+    async fn run_target(&self, t: &Target, opts: RunOptions, deadline: Instant, reads: &guard::PassReads) -> Outcome {
         let work = async {
             let lock = self.lock_for(&t.name);
             let _guard = match tokio::time::timeout_at(deadline, lock.lock()).await {
@@ -274,11 +282,13 @@ impl Engine {
                 (Err(e), _) | (_, Err(e)) => return Outcome::failed(&t.name, None, e),
             };
             let backoff = PolicyBackoff(self.clients.retry());
+            let others = guard::Siblings::of(self, t, reads);
             let ports = Ports {
                 issuer: issuer.as_ref(),
                 store: store.as_ref() as &dyn SecretStore,
                 clock: self.clock.as_ref(),
                 backoff: &backoff,
+                others: &others,
             };
             let force = match (opts.force, opts.caller) {
                 (false, _) | (true, Caller::Timer | Caller::Event { .. }) => Force::No,
@@ -334,6 +344,9 @@ fn warn_usage_unreadable(outcomes: &mut [Outcome]) {
             "keep_while_used: the identity cannot read tokens' last use in {scope} (the Token Management API needs workspace admin); superseded tokens of targets there are revoked after the plain grace this pass"
         );
         tracing::warn!(target_name = %o.target, "{msg}");
-        o.warnings.push(msg);
+        o.warnings.push(crate::rotation::model::Warning {
+            kind: crate::rotation::model::WarningKind::UsageUnreadable,
+            message: msg,
+        });
     }
 }

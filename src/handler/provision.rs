@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::{BodyError, State, public};
 use crate::engine::{Caller, RunOptions};
 use crate::error::Code;
+use crate::logging::untrusted;
 
 /// Larger bodies get 413.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -90,7 +91,7 @@ pub fn parse(content_type: Option<&str>, body: Result<Vec<u8>, BodyError>) -> Re
             return Err(Rejection::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 Code::InvalidRequest,
-                format!("Content-Type must be application/json, not {:?}", truncate(ct, 80)),
+                format!("Content-Type must be application/json, not \"{}\"", untrusted(ct)),
             ));
         }
     }
@@ -107,7 +108,7 @@ pub fn parse(content_type: Option<&str>, body: Result<Vec<u8>, BodyError>) -> Re
             return Err(Rejection::new(
                 StatusCode::BAD_REQUEST,
                 Code::InvalidRequest,
-                format!("could not read the body: {e}"),
+                format!("could not read the body: {}", untrusted(&e.to_string())),
             ));
         }
     };
@@ -116,7 +117,7 @@ pub fn parse(content_type: Option<&str>, body: Result<Vec<u8>, BodyError>) -> Re
         return Err(bad("the body is empty; send {\"target\": \"<name>\"}".into()));
     }
     let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| bad(format!("the body is not valid JSON: {}", truncate(&e.to_string(), 200))))?;
+        .map_err(|e| bad(format!("the body is not valid JSON: {}", untrusted(&e.to_string()))))?;
     let Some(object) = value.as_object() else {
         return Err(bad(
             "the body must be a JSON object: {\"target\": \"<name>\", \"force\": false, \"dry_run\": false}".into(),
@@ -128,8 +129,9 @@ pub fn parse(content_type: Option<&str>, body: Result<Vec<u8>, BodyError>) -> Re
             .into()));
     }
     // Parsed again, strictly, from the bytes: this also rejects unknown fields and duplicate
-    // keys, which a `Value` would silently collapse.
-    serde_json::from_slice(&body).map_err(|e| bad(format!("invalid request body: {}", truncate(&e.to_string(), 300))))
+    // keys, which a `Value` would silently collapse. serde's message quotes the caller's field
+    // names and values (contract §10: escaped, at most 256 characters).
+    serde_json::from_slice(&body).map_err(|e| bad(format!("invalid request body: {}", untrusted(&e.to_string()))))
 }
 
 /// Handles a ProvisionPat request end to end. Every error answer carries `invocation_id`; the
@@ -159,7 +161,7 @@ pub async fn handle(
         let r = Rejection::new(
             StatusCode::NOT_FOUND,
             Code::UnknownTarget,
-            format!("{:?} is not a configured target", truncate(&req.target, 100)),
+            format!("\"{}\" is not a configured target", untrusted(&req.target)),
         );
         return fail(r, None, None, invocation_id);
     };
@@ -178,12 +180,28 @@ pub async fn handle(
         .await;
     let outcome = outcomes.into_iter().next().expect("one target in, one outcome out");
     match &outcome.failure {
-        None => Answer {
-            status: StatusCode::OK,
-            body: serde_json::to_value(&outcome).expect("outcome serialises"),
-            retry_after: None,
-            log: format!("ProvisionPat {}", outcome.log_line()),
-        },
+        None => {
+            let mut body = serde_json::to_value(&outcome).expect("outcome serialises");
+            // A fixed sentence per kind of warning: the warnings' own text may quote upstream
+            // detail (RBAC text, object ids, vault URLs), which only the log gets (contract §3);
+            // the run logged each one as it happened.
+            if !outcome.warnings.is_empty() {
+                let mut sentences: Vec<&str> = Vec::new();
+                for w in &outcome.warnings {
+                    let s = public::warning_sentence(w.kind);
+                    if !sentences.contains(&s) {
+                        sentences.push(s);
+                    }
+                }
+                body["warnings"] = serde_json::json!(sentences);
+            }
+            Answer {
+                status: StatusCode::OK,
+                body,
+                retry_after: None,
+                log: format!("ProvisionPat {}", outcome.log_line()),
+            }
+        }
         Some(e) => {
             let status = match e.code {
                 Code::Throttled => StatusCode::SERVICE_UNAVAILABLE,
@@ -197,10 +215,6 @@ pub async fn handle(
             fail(r, Some(&outcome.target), retry_after, invocation_id)
         }
     }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() > n { format!("{}…", s.chars().take(n).collect::<String>()) } else { s.to_string() }
 }
 
 #[cfg(test)]
@@ -242,5 +256,10 @@ mod tests {
     fn caller_text_in_a_detail_is_quoted_so_it_cannot_forge_a_log_line() {
         let r = p(Some("text/plain\nERROR forged"), r#"{"target":"a"}"#).unwrap_err();
         assert!(!r.detail.contains('\n'), "{}", r.detail);
+        let r = p(None, "{\"target\":\"a\",\"x\\nERROR forged\":1}").unwrap_err();
+        assert!(r.detail.contains("x\\nERROR forged") && !r.detail.contains('\n'), "{}", r.detail);
+        let long = format!("{{\"target\":\"a\",\"{}\":1}}", "A".repeat(5000));
+        let r = p(None, &long).unwrap_err();
+        assert!(!r.detail.contains(&"A".repeat(257)), "at most 256 characters of it: {}", r.detail.len());
     }
 }

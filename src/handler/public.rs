@@ -10,6 +10,7 @@
 use serde_json::{Value, json};
 
 use crate::error::Code;
+use crate::rotation::model::WarningKind;
 
 /// The fixed, non-sensitive sentence for `code`.
 pub fn sentence(code: Code) -> &'static str {
@@ -48,6 +49,46 @@ pub fn sentence(code: Code) -> &'static str {
         }
         Code::DatabricksPrincipalNotFound => {
             "The target's service principal does not exist in the Databricks workspace."
+        }
+    }
+}
+
+/// The fixed sentence a ProvisionPat `200` body carries for a warning of `kind` (contract §3):
+/// the warning's own text, which may quote upstream detail, goes only to the log.
+pub fn warning_sentence(kind: WarningKind) -> &'static str {
+    match kind {
+        WarningKind::VersionsUnreadable => {
+            "The secret's versions could not be read; credentials only a version could attribute were left alone."
+        }
+        WarningKind::Unrecorded => {
+            "Credentials that no version of a configured secret records exist; an operator should review them."
+        }
+        WarningKind::OwnerChanged => {
+            "The credential the secret names belongs to another owner; a new one was provisioned."
+        }
+        WarningKind::LifetimeShortened => "The new credential was granted a shorter lifetime than configured.",
+        WarningKind::LeftBehind => {
+            "A credential this run created could not be recorded or deleted yet; a later run or an operator settles it."
+        }
+        WarningKind::Stale => "A new credential grew too old to be written and was replaced.",
+        WarningKind::CreateOutcomeUnknown => {
+            "The outcome of creating a credential is unknown; an operator should review the target's credentials."
+        }
+        WarningKind::OverCap => "The target held more credentials than its cap; the oldest were revoked.",
+        WarningKind::OverCapProtected => {
+            "The target holds more credentials than its cap, but configured secrets name them; they were kept."
+        }
+        WarningKind::ProtectionUnreadable => {
+            "Another configured secret could not be read, so nothing was revoked this run."
+        }
+        WarningKind::Protected => "A credential named by a configured secret's latest version was kept.",
+        WarningKind::RevokeSuperseded => "Superseded credentials were revoked at once.",
+        WarningKind::KeptInUse => "A superseded credential still in use was kept past its grace.",
+        WarningKind::UsageUnknown => {
+            "A superseded credential was kept this run because its last use could not be read."
+        }
+        WarningKind::UsageUnreadable => {
+            "The identity cannot read when credentials were last used; superseded ones got the plain grace."
         }
     }
 }
@@ -99,6 +140,37 @@ mod tests {
             assert!(s.len() <= 200 && s.ends_with('.'), "`{code}`: {s}");
             for bad in ["http", "vault.azure", "AADSTS", "|", "<", "`"] {
                 assert!(!s.contains(bad), "`{code}` sentence contains {bad:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn warning_sentences_are_short_distinct_and_name_nothing() {
+        use WarningKind::*;
+        let all = [
+            VersionsUnreadable,
+            Unrecorded,
+            OwnerChanged,
+            LifetimeShortened,
+            LeftBehind,
+            Stale,
+            CreateOutcomeUnknown,
+            OverCap,
+            OverCapProtected,
+            ProtectionUnreadable,
+            Protected,
+            RevokeSuperseded,
+            KeptInUse,
+            UsageUnknown,
+            UsageUnreadable,
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for k in all {
+            let s = warning_sentence(k);
+            assert!(seen.insert(s), "{k:?} shares its sentence");
+            assert!(s.len() <= 200 && s.ends_with('.'), "{k:?}: {s}");
+            for bad in ["http", "vault.azure", "AADSTS", "oid", "appid", "`", "{"] {
+                assert!(!s.contains(bad), "{k:?} sentence contains {bad:?}");
             }
         }
     }

@@ -47,8 +47,14 @@ pub struct Profile {
     pub labels_attempts: bool,
     /// Whether credentials the listing cannot attribute (recorded by no version) are reported
     /// as a leak to clean up by hand (OAuth secrets: a crash between create and write leaves
-    /// one that nothing can identify).
+    /// one that nothing can identify). Such a kind's credential that this run could not delete
+    /// stays behind until an operator removes it; the other kind's is revoked by a later run
+    /// once it is [`super::rules::ORPHAN_WINDOW`] old.
     pub reports_unrecorded: bool,
+    /// Every tag by which a version may name a credential, of this kind or another (contract
+    /// §7.4(a): a latest version protects what it names "under either tag" — a target whose kind
+    /// changed still has versions naming the old kind's credential).
+    pub naming_tags: &'static [&'static str],
 }
 
 /// Whose a listed credential is, as far as the listing tells (contract §6, §9).
@@ -124,6 +130,16 @@ impl StoredSecret {
     /// `managed-by` still holds a token consumers read).
     pub fn names(&self, profile: &Profile) -> (Option<String>, Option<String>) {
         (self.tag(profile.id_tag), self.tag(profile.previous_tag))
+    }
+
+    /// Every credential this version names under any of `profile`'s naming tags (this kind's
+    /// and the other's): what it protects as a latest version (contract §7.4(a)).
+    pub fn protects(&self, profile: &Profile) -> Vec<String> {
+        let mut ids: Vec<String> = profile.naming_tags.iter().filter_map(|t| self.tag(t)).collect();
+        ids.extend(self.tag(profile.id_tag));
+        ids.sort();
+        ids.dedup();
+        ids
     }
 }
 
@@ -233,6 +249,75 @@ impl Reason {
     }
 }
 
+/// What a warning is about. The operator's log and the CLI carry the warning's own text; a
+/// ProvisionPat body carries only a fixed sentence per kind (contract §3), since the text may
+/// quote upstream detail (RBAC text, object ids, vault URLs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WarningKind {
+    /// The versions list could not be read; credentials only a record could attribute are
+    /// left alone.
+    VersionsUnreadable,
+    /// Credentials of the kind that is reported by hand (OAuth secrets) that no version records.
+    Unrecorded,
+    /// The credential the vault names belongs to another owner (contract §8).
+    OwnerChanged,
+    /// The issuer granted a shorter lifetime than requested.
+    LifetimeShortened,
+    /// A credential this run created could not be deleted, or may still be recorded by a write
+    /// whose outcome is unknown: it stays behind for now.
+    LeftBehind,
+    /// A new credential grew too old to be written and was replaced.
+    Stale,
+    /// A create's outcome is unknown and cannot be cleaned up automatically.
+    CreateOutcomeUnknown,
+    /// Credentials above the cap were revoked inside their grace.
+    OverCap,
+    /// The cap could not be kept because latest versions name the credentials above it.
+    OverCapProtected,
+    /// Another configured secret could not be read, so nothing was revoked (contract §7.4(a)).
+    ProtectionUnreadable,
+    /// A credential was kept because the latest version of a configured secret names it.
+    Protected,
+    /// `--revoke-superseded` (CLI only).
+    RevokeSuperseded,
+    /// A superseded credential past its grace was kept because a consumer still uses it
+    /// (`keep_while_used`, contract §10).
+    KeptInUse,
+    /// A superseded credential past its grace was kept this run because its use could not be
+    /// told (`keep_while_used`).
+    UsageUnknown,
+    /// The identity may not read how credentials are used, so `keep_while_used` fell back to
+    /// the plain grace.
+    UsageUnreadable,
+}
+
+/// One warning of a run: its kind and the operator's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub kind: WarningKind,
+    pub message: String,
+}
+
+impl std::ops::Deref for Warning {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Serialised as its text: the CLI's `--json` keeps the detail.
+impl Serialize for Warning {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.message)
+    }
+}
+
 /// The result object of contract §4: one per target and run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -246,7 +331,7 @@ pub struct Outcome {
     pub error: Option<ErrorBody>,
     /// The run's warnings for this target (also logged as they happen).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// The full error, for the HTTP layer (status code, `Retry-After`); not serialised.
     #[serde(skip)]
     pub failure: Option<Error>,

@@ -1,9 +1,11 @@
-//! What the rotation needs from the world, as four small traits.
+//! What the rotation needs from the world, as five small traits.
 //!
 //! - [`Issuer`]: whoever mints the credential — a workspace's Token API for PATs, a service
 //!   principal's OAuth secrets — with its own [`Profile`] and its own
 //!   reading of which listed credentials are the target's.
 //! - [`SecretStore`]: one vault.
+//! - [`OtherSecrets`]: the other configured secrets whose latest versions may name one of this
+//!   issuer's credentials (contract §7.4(a)), read once per pass and shared.
 //! - [`Clock`]: the wall clock and fresh ids (a simulation replaces both).
 //! - [`Backoff`]: the one retry policy and the invocation's deadline, for the one retry the
 //!   domain decides itself (a secret write, after reading back).
@@ -11,6 +13,8 @@
 //! Implementations own their transport concerns — retries of idempotent calls, `Retry-After`,
 //! timeouts, pacing — and hand the domain plain results with the stable error codes. Nothing
 //! here knows HTTP.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use time::{Date, OffsetDateTime};
@@ -92,18 +96,35 @@ pub enum Usage {
 pub struct SecretRead {
     /// `None`: the vault answered that there is no such secret — which proves nothing about
     /// what consumers hold (a soft-deleted secret, or one being recovered, reads the same).
+    ///
+    /// When the latest version had to be found from the versions list (the vault refuses to
+    /// read a disabled one) and several versions share the newest `created` second (Key Vault's
+    /// `created` has whole seconds), this is the one with the greatest id and [`Self::tied`]
+    /// holds the others: any of them may be the one written last, so each counts as the latest
+    /// (contract §7.4).
     pub latest: Option<StoredSecret>,
+    /// The other versions of `latest`'s `created` second, when the latest was found from the
+    /// versions list; empty otherwise.
+    pub tied: Vec<StoredSecret>,
     pub at: Option<OffsetDateTime>,
+}
+
+impl SecretRead {
+    /// `latest` and every version tied with it.
+    pub fn latest_versions(&self) -> impl Iterator<Item = &StoredSecret> {
+        self.latest.iter().chain(self.tied.iter())
+    }
 }
 
 /// How a write failed.
 #[derive(Debug)]
 pub enum WriteError {
-    /// The vault answered with an error. A 4xx means the version was not stored; a transient
-    /// one (a 5xx) may have been answered after it was, so the rotation checks the versions.
+    /// The vault refused the write (a 4xx other than 408): the version was not stored. A
+    /// transient refusal (throttled) may be tried again after reading back.
     Failed(Error),
-    /// No answer (timeout, connection lost after sending): the version may still be stored,
-    /// now or later.
+    /// The outcome is unknown: no answer (timeout, connection lost after sending), or a 408 or
+    /// 5xx answer, which a gateway or front end may give for a write that is applied later
+    /// (contract §7.3). The version may still be stored, now or later.
     Unknown(Error),
 }
 
@@ -128,6 +149,52 @@ pub trait SecretStore: Send + Sync {
     /// An error of this store, with its stable code, for a state of the secret the rotation
     /// cannot accept (say, a version written by someone else in the middle of a run).
     fn error(&self, message: String) -> Error;
+}
+
+/// What the latest versions of the other configured secrets name (contract §7.4(a)), for the
+/// credentials of one issuer: a `pat` target on the same workspace host, an `sp_oauth_secret`
+/// target with the same service principal. An operator may have copied a version between
+/// secrets or vaults, so a credential of this target may be what another secret's consumers
+/// read.
+#[derive(Debug, Clone, Default)]
+pub struct Protection {
+    /// Each credential id some latest version names (under either kind's tag, whether or not
+    /// the version carries `managed-by`), with a description of the secret that names it.
+    pub named: BTreeMap<String, String>,
+    /// The secrets whose read failed or said "absent", each with why: while one is unread,
+    /// nothing it might name can be ruled out, so nothing may be revoked.
+    pub unread: Vec<String>,
+}
+
+/// The other configured secrets that may name this issuer's credentials.
+#[async_trait]
+pub trait OtherSecrets: Send + Sync {
+    /// What their latest versions name. Called before every revocation: an implementation
+    /// reads each secret once and shares the read (across a pass), and reads again when the
+    /// read it holds is more than [`PROTECTION_FRESH_FOR`] old.
+    async fn latest(&self) -> Protection;
+    /// Every credential any of their versions records (current or previous): a credential
+    /// another target records is that target's, never reported as this target's unrecorded
+    /// one (contract §9). Read only when a credential is left unattributed; the error when a
+    /// read failed.
+    async fn recorded(&self) -> Result<BTreeSet<String>>;
+}
+
+/// How long a read of another secret protects a revocation (contract §7.4(a)).
+pub const PROTECTION_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// No other configured secret can name this issuer's credentials (a target alone on its
+/// workspace or principal).
+pub struct NoOtherSecrets;
+
+#[async_trait]
+impl OtherSecrets for NoOtherSecrets {
+    async fn latest(&self) -> Protection {
+        Protection::default()
+    }
+    async fn recorded(&self) -> Result<BTreeSet<String>> {
+        Ok(BTreeSet::new())
+    }
 }
 
 /// The local clock: used only to write `rotated-at` and, with tokio's monotonic clock, to

@@ -27,10 +27,21 @@
 //!    an orphan. The read-back fails → keep it too;
 //! 7. revoke what the evidence proves revocable ([`rules::revocable`]: what the first read
 //!    proved, and what the new version proves) and what is over the cap ([`rules::over_cap`]);
-//!    with `--revoke-superseded`, every other credential of the target.
+//!    with `--revoke-superseded`, every other credential of the target. Never what the latest
+//!    version of any configured secret this issuer's credentials may be in names (contract
+//!    §7.4(a): [`OtherSecrets`], read before the first revocation and again before any
+//!    revocation more than ten minutes later); nothing at all while one of those reads failed
+//!    or said "absent".
+//!
+//! Every upstream text a result, a warning or a log line of the run carries is scrubbed of the
+//! values of the credentials the run created (contract §10), and what the run says about a
+//! credential it leaves behind is true for its kind: a PAT carries the target in its comment
+//! and is revoked by a later run once it is an hour old; an OAuth secret carries nothing and is
+//! reported `unrecorded` for an operator to remove.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use time::{Duration, OffsetDateTime};
@@ -39,12 +50,13 @@ use tracing::{info, warn};
 
 use super::model::{
     Action, CreateRequest, Credential, NewCredential, Outcome, Ownership, Profile, Reason, SecretView, SecretWrite,
-    StoredSecret, rfc3339, short_id, tags,
+    StoredSecret, Warning, WarningKind, rfc3339, short_id, tags,
 };
-use super::ports::{Backoff, Clock, CreateError, Issuer, Refusal, SecretStore, Usage, WriteError};
-use super::rules::{self, Decision, Evidence, Latest, Supersession, UseVerdict};
+use super::ports::{Backoff, Clock, CreateError, Issuer, OtherSecrets, Refusal, SecretStore, Usage, WriteError};
+use super::rules::{self, Capped, Decision, Evidence, Latest, Supersession, UseVerdict};
 use super::spec::{Force, Owner, Request, Spec};
 use crate::error::{Code, Error, Result};
+use crate::secret::Redacted;
 
 /// The ports one target's rotation talks to.
 pub struct Ports<'a> {
@@ -52,6 +64,8 @@ pub struct Ports<'a> {
     pub store: &'a dyn SecretStore,
     pub clock: &'a dyn Clock,
     pub backoff: &'a dyn Backoff,
+    /// The other configured secrets that may name this issuer's credentials (contract §7.4(a)).
+    pub others: &'a dyn OtherSecrets,
 }
 
 /// How many credentials are revoked at once during a sweep.
@@ -73,10 +87,11 @@ fn absent_is_proof() -> bool {
 
 /// The credentials that versions of secret `name` name (`databricks-token-id` or
 /// `previous-token-id`, or the kind's tags), as evidence of whose a listed credential is:
-/// the latest version's always; the versions list only when a listed credential is the
-/// target's by record alone ([`Ownership::IfRecorded`]) and the latest version does not name
-/// it, so the steady state stays at one read. The error is the versions list's, when it failed
-/// (then such credentials stay unattributed).
+/// the latest version's (and those tied with it, see [`SecretRead::tied`](super::ports::SecretRead))
+/// always; the versions list only when a listed credential is the target's by record alone
+/// ([`Ownership::IfRecorded`]) and the latest version does not name it, so the steady state
+/// stays at one read. The error is the versions list's, when it failed (then such credentials
+/// stay unattributed).
 ///
 /// The list is taken after `latest` was read, so it may hold a version written meanwhile,
 /// naming a credential whose grace has not even begun: that is no record. When the latest
@@ -88,6 +103,7 @@ pub async fn records(
     name: &str,
     profile: &Profile,
     latest: Option<&StoredSecret>,
+    tied: &[StoredSecret],
     listed: &[Credential],
 ) -> (BTreeSet<String>, Option<Error>) {
     let add = |named: &mut BTreeSet<String>, v: &StoredSecret| {
@@ -98,6 +114,9 @@ pub async fn records(
     let mut named = BTreeSet::new();
     let Some(seen) = latest else { return (named, None) };
     add(&mut named, seen);
+    for v in tied {
+        add(&mut named, v);
+    }
     if !listed.iter().any(|c| c.ownership == Ownership::IfRecorded && !named.contains(&c.id)) {
         return (named, None);
     }
@@ -110,7 +129,10 @@ pub async fn records(
         Err(_) => false,
     };
     let evidence = |v: &StoredSecret| {
-        unchanged || v.id == seen.id || matches!((v.created, seen.created), (Some(c), Some(l)) if c < l)
+        unchanged
+            || v.id == seen.id
+            || tied.iter().any(|t| t.id == v.id)
+            || matches!((v.created, seen.created), (Some(c), Some(l)) if c < l)
     };
     for v in versions.iter().filter(|v| evidence(v)) {
         add(&mut named, v);
@@ -126,9 +148,19 @@ pub async fn rotate(spec: &Spec, req: Request, ports: &Ports<'_>) -> Outcome {
         ports,
         profile: ports.issuer.profile(),
         warnings: Mutex::new(Vec::new()),
+        held: Mutex::new(Vec::new()),
+        told_unread: AtomicBool::new(false),
         usage_unreadable: Mutex::new(None),
     };
     let mut out = run.rotate().await;
+    // Upstream texts were scrubbed where they were read; this is the last look before the
+    // outcome leaves (contract §10).
+    if let Some(e) = out.error.as_mut() {
+        e.message = run.clean(&e.message);
+    }
+    if let Some(e) = out.failure.as_mut() {
+        e.message = run.clean(&e.message);
+    }
     out.warnings = run.warnings.into_inner().unwrap_or_default();
     out.usage_unreadable = run.usage_unreadable.into_inner().unwrap_or_default();
     out
@@ -143,6 +175,9 @@ struct Observed {
     /// `None`: the read said "absent", which proves nothing.
     latest: Option<StoredSecret>,
     view: Option<SecretView>,
+    /// Versions sharing the latest version's `created` second when it was found from the
+    /// versions list: each counts as the latest (contract §7.4).
+    tied: Vec<StoredSecret>,
     /// Key Vault's clock when it answered the read.
     vault_at: Option<OffsetDateTime>,
     /// Credentials some version this run read names.
@@ -162,6 +197,24 @@ impl Observed {
         v.credential_id.as_deref()
     }
 
+    /// Everything the secret's own latest versions name (contract §7.4(a)): the latest
+    /// version's credential under either kind's tag, and the credentials of the versions tied
+    /// with it.
+    fn own_protected(&self, profile: &Profile) -> BTreeSet<String> {
+        let mut p: BTreeSet<String> = self.latest_names().map(str::to_string).into_iter().collect();
+        #[cfg(feature = "sim-bugs")]
+        let retag_bug = super::bugs::on(super::bugs::Bug::RetagUnprotected);
+        #[cfg(not(feature = "sim-bugs"))]
+        let retag_bug = false;
+        if let Some(s) = self.latest.as_ref().filter(|_| !retag_bug || self.latest_names().is_some()) {
+            p.extend(s.protects(profile));
+        }
+        for t in &self.tied {
+            p.extend(t.protects(profile));
+        }
+        p
+    }
+
     /// The latest version as evidence. One that names no credential protects none (contract
     /// §7.4(a) protects by the tag): an operator who replaces a version's tags must keep
     /// `databricks-token-id` (README, "What is revoked, and when").
@@ -172,17 +225,19 @@ impl Observed {
         }
     }
 
-    fn evidence<'a>(&'a self, recorded: &'a [&'a str]) -> Evidence<'a> {
+    fn evidence<'a>(&'a self, recorded: &'a [&'a str], protected: &'a BTreeSet<String>) -> Evidence<'a> {
         Evidence {
             creds: &self.creds,
             creds_at: self.creds_at,
             latest: self.latest(),
             vault_at: self.vault_at,
             recorded,
+            protected,
         }
     }
 
-    /// The listed credential the latest version names (the one a rotation supersedes).
+    /// The listed credential the latest version names (the one a rotation supersedes; of tied
+    /// versions, the one with the greatest id, contract §7.4).
     fn current(&self) -> Option<&Credential> {
         let id = self.view.as_ref()?.credential_id.as_deref()?;
         self.creds.iter().find(|c| c.id == id)
@@ -193,21 +248,26 @@ impl Observed {
     }
 
     /// What this evidence proves revocable, plus what is over `limit` (with `extra` live
-    /// credentials not in the list) when the kind revokes over its cap.
-    fn sweep(&self, profile: &Profile, grace: Duration, extra: usize, limit: usize) -> (Vec<String>, Vec<String>) {
-        let proven = self.proven(grace);
+    /// credentials not in the list) when the kind revokes over its cap; never anything in
+    /// `protected`, nor what `u` keeps for its use (whose use is known go last over the cap).
+    fn sweep(
+        &self,
+        profile: &Profile,
+        grace: Duration,
+        extra: usize,
+        limit: usize,
+        protected: &BTreeSet<String>,
+        u: &InUse,
+    ) -> (Vec<String>, Capped) {
+        let named = self.named_ids();
+        let mut proven = rules::revocable(&self.evidence(&named, protected), grace);
+        proven.retain(|id| !u.kept.contains(id));
         let capped = if profile.revokes_over_cap && self.latest.is_some() {
-            rules::over_cap(&self.creds, self.latest_names(), &proven, extra, limit)
+            rules::over_cap_unused_first(&self.creds, protected, &proven, &u.in_use, extra, limit)
         } else {
-            Vec::new()
+            Capped::default()
         };
         (proven, capped)
-    }
-
-    /// What this evidence proves revocable ([`rules::revocable`]).
-    fn proven(&self, grace: Duration) -> Vec<String> {
-        let named = self.named_ids();
-        rules::revocable(&self.evidence(&named), grace)
     }
 }
 
@@ -254,21 +314,303 @@ struct Run<'a> {
     req: Request,
     ports: &'a Ports<'a>,
     profile: &'static Profile,
-    warnings: Mutex<Vec<String>>,
+    warnings: Mutex<Vec<Warning>>,
+    /// The values of the credentials this run created: scrubbed from every upstream text the
+    /// run passes on (contract §10).
+    held: Mutex<Vec<Redacted>>,
+    /// Whether the run already said that another secret's failed read stops its revocations.
+    told_unread: AtomicBool,
     /// The issuer refused to say how credentials were used (contract §10 "Usage": a `403`):
     /// what it refused, for the engine's one warning per pass.
     usage_unreadable: Mutex<Option<String>>,
 }
 
+/// What the usage lookups found (contract §10 "Usage"), for a plan: `kept` stay out of what is
+/// proven revocable; over the cap, `in_use` go last.
+#[derive(Debug, Default)]
+struct InUse {
+    kept: BTreeSet<String>,
+    in_use: BTreeSet<String>,
+}
+
+/// Where a plan's credentials are judged by their use (contract §10 "Usage"): the run's reads,
+/// the credential this run just superseded with the new version's `created`, and Key Vault's
+/// clock for the `renew_before_days` bound.
+#[derive(Clone, Copy)]
+struct UseCheck<'o> {
+    obs: &'o Observed,
+    successor: Option<(&'o str, Option<OffsetDateTime>)>,
+    vault_now: Option<OffsetDateTime>,
+}
+
+/// How many credentials of the run's kind would be revoked by one plan, before and after the
+/// other configured secrets were asked what they name.
+struct Plan {
+    proven: Vec<String>,
+    why: &'static str,
+    capped: Capped,
+}
+
+impl Plan {
+    fn is_empty(&self) -> bool {
+        self.proven.is_empty() && self.capped.revoke.is_empty()
+    }
+}
+
 impl Run<'_> {
     /// A warning for the operator: logged now, and carried in the result (§4 `warnings`).
-    fn warn(&self, msg: String) {
+    fn warn(&self, kind: WarningKind, msg: String) {
+        let msg = self.clean(&msg);
         warn!(target_name = %self.spec.target, "{msg}");
-        self.warnings.lock().expect("warnings lock").push(msg);
+        self.warnings.lock().expect("warnings lock").push(Warning { kind, message: msg });
+    }
+
+    /// `text` without any piece of a credential value this run holds.
+    fn clean(&self, text: &str) -> String {
+        let held = self.held.lock().expect("held lock");
+        let refs: Vec<&Redacted> = held.iter().collect();
+        crate::secret::scrub(text, &refs)
+    }
+
+    /// What happens to a credential of this run that it could not delete, true for the kind
+    /// (contract §10): a PAT carries the target in its comment, so a later run revokes it once
+    /// it is an hour old unless a version records it; an OAuth secret carries nothing, so it is
+    /// reported `unrecorded` and only an operator removes it.
+    fn left_behind(&self, id: &str) -> String {
+        if self.profile.reports_unrecorded {
+            format!(
+                "it stays live: unless a version records it, it is reported as unrecorded (warnings, `pat-rotator status`) until you remove it with `pat-rotator tokens --target {} --revoke {id}`",
+                self.spec.target
+            )
+        } else {
+            format!(
+                "a later run revokes it once it is {} minutes old, unless a version records it",
+                rules::ORPHAN_WINDOW.whole_minutes()
+            )
+        }
     }
 
     fn noun(&self) -> &'static str {
         self.profile.noun
+    }
+
+    /// What the latest versions of the other configured secrets name, or `None` when one of
+    /// them could not be read (then nothing may be revoked: contract §7.4(a); said once per run).
+    async fn others_named(&self) -> Option<BTreeMap<String, String>> {
+        let p = self.ports.others.latest().await;
+        if p.unread.is_empty() {
+            return Some(p.named);
+        }
+        if !self.told_unread.swap(true, Ordering::SeqCst) {
+            self.warn(
+                WarningKind::ProtectionUnreadable,
+                format!(
+                    "nothing is revoked this run: {} could not be read, and its latest version may name one of this target's {}s (an operator may have copied a version between secrets); the next run tries again",
+                    p.unread.join("; "),
+                    self.noun()
+                ),
+            );
+        }
+        None
+    }
+
+    /// Revokes what `plan` picks once it knows what the latest versions of the other configured
+    /// secrets name (contract §7.4(a)). `plan` gets the protected ids (the secret's own latest
+    /// versions' always); they are read only when the plan without them revokes anything, so a
+    /// run with nothing to revoke reads nothing more.
+    ///
+    /// With `keep_while_used` and a `check` (contract §10 "Usage"), what the plan would revoke
+    /// past its grace is first looked up and a credential a consumer still uses is kept
+    /// ([`Run::spare_in_use`]); when the cap still has to act, the use of its candidates orders
+    /// it ([`Run::learn_in_use`]). Without a `check` (`--revoke-superseded`) usage is ignored.
+    async fn revoke_planned(
+        &self,
+        own: &BTreeSet<String>,
+        check: Option<UseCheck<'_>>,
+        plan: impl Fn(&BTreeSet<String>, &InUse) -> Plan,
+    ) -> Vec<String> {
+        let unknown = InUse::default();
+        let first = plan(own, &unknown);
+        if first.is_empty() {
+            if first.capped.held > 0 {
+                self.warn_held(first.capped.held);
+            }
+            return Vec::new();
+        }
+        let Some(named) = self.others_named().await else { return Vec::new() };
+        let mut protected = own.clone();
+        protected.extend(named.keys().cloned());
+        let mut chosen = plan(&protected, &unknown);
+        if let Some(check) = check.filter(|_| self.spec.keep_while_used && !self.req.revoke_superseded) {
+            let kept = self.spare_in_use(check, &chosen.proven).await;
+            let mut u = InUse { in_use: kept.clone(), kept };
+            if !u.kept.is_empty() {
+                chosen = plan(&protected, &u);
+            }
+            if !chosen.capped.revoke.is_empty()
+                && self.learn_in_use(check.obs, &protected, &chosen.proven, &mut u.in_use).await
+            {
+                chosen = plan(&protected, &u);
+            }
+        }
+        for id in first.proven.iter().chain(&first.capped.revoke) {
+            if let Some(by) = named.get(id) {
+                self.tell_protected(id, by);
+            }
+        }
+        if chosen.capped.held > 0 {
+            self.warn_held(chosen.capped.held);
+        }
+        let mut done = self.revoke_all(&chosen.proven, chosen.why).await;
+        done.extend(self.revoke_all(&chosen.capped.revoke, "over_cap").await);
+        done
+    }
+
+    /// Contract §10 "Usage": each credential of `proven` (past its grace) is looked up, and one a
+    /// consumer still uses is kept ([`rules::use_verdict`]): returned, with a `kept_in_use`
+    /// warning naming its `last_used_day`; one whose use cannot be told this run is kept too,
+    /// with a warning. A `403` (no workspace admin) keeps nothing: the plain grace applies.
+    ///
+    /// It only ever keeps more than the grace alone would.
+    async fn spare_in_use(&self, check: UseCheck<'_>, proven: &[String]) -> BTreeSet<String> {
+        let mut kept = BTreeSet::new();
+        let (issuer, target, noun, obs) = (self.ports.issuer, &self.spec.target, self.noun(), check.obs);
+        // When each credential was superseded: the one the read version names as its
+        // predecessor at that version's `created`, the one this run superseded at the new
+        // version's; any other from the versions list, read once when needed.
+        let mut known: BTreeMap<String, Supersession> = BTreeMap::new();
+        if let Some(l) = &obs.latest
+            && let Some(prev) = l.names(self.profile).1
+        {
+            known.insert(prev, l.created.map_or(Supersession::Unknown, Supersession::At));
+        }
+        if let Some((id, created)) = check.successor {
+            known.insert(id.to_string(), created.map_or(Supersession::Unknown, Supersession::At));
+        }
+        let mut versions: Option<Result<Vec<StoredSecret>>> = None;
+        for id in proven {
+            let usage = issuer.usage(id).await;
+            match &usage {
+                Usage::Untracked => return BTreeSet::new(),
+                Usage::Forbidden { scope, error } => {
+                    info!(target_name = %target, error = %self.clean(&error.to_string()), "the last use of superseded {noun}s cannot be read ({scope}); keep_while_used is off for this run: the plain grace applies");
+                    *self.usage_unreadable.lock().expect("usage lock") = Some(scope.clone());
+                    return BTreeSet::new();
+                }
+                Usage::Failed(_) | Usage::Read { .. } => {}
+            }
+            let superseded = match known.get(id) {
+                Some(s) => *s,
+                None => {
+                    if versions.is_none() {
+                        versions = Some(self.ports.store.versions(&self.spec.secret_name).await);
+                    }
+                    match versions.as_ref() {
+                        Some(Ok(v)) => rules::supersession(v, id, self.profile),
+                        _ => Supersession::Unknown,
+                    }
+                }
+            };
+            let cred = obs.creds.iter().find(|c| &c.id == id);
+            let verdict = rules::use_verdict(
+                &usage,
+                cred.and_then(|c| c.expires_at),
+                obs.creds_at,
+                superseded,
+                check.vault_now,
+                self.spec.renew_before,
+            );
+            match verdict {
+                UseVerdict::Revoke => {}
+                UseVerdict::InUse(day) => {
+                    // The line the workbook reads: `action` = `kept_in_use`, `token_id_prefix`,
+                    // and `last_used_day=YYYY-MM-DD` in the message.
+                    let msg = format!(
+                        "superseded {noun} {} kept: in use (last_used_day={day}); a consumer still reads an old version of the secret (it is kept at most {} days after it was superseded)",
+                        short_id(id),
+                        self.spec.renew_before.whole_days()
+                    );
+                    warn!(target_name = %target, action = "kept_in_use", token = %short_id(id), "{msg}");
+                    self.warnings
+                        .lock()
+                        .expect("warnings lock")
+                        .push(Warning { kind: WarningKind::KeptInUse, message: msg });
+                    kept.insert(id.clone());
+                }
+                UseVerdict::Unknown => {
+                    let why = match (&usage, &superseded, &versions) {
+                        (Usage::Failed(e), _, _) => format!("looking up its last use failed ({e})"),
+                        (_, Supersession::Unknown, Some(Err(e))) => {
+                            format!("when it was superseded could not be read ({e})")
+                        }
+                        (_, Supersession::Unknown, _) => "when it was superseded is unknown".to_string(),
+                        _ => "the answer about its last use had no last_used_day or no Date".to_string(),
+                    };
+                    self.warn(
+                        WarningKind::UsageUnknown,
+                        format!("superseded {noun} {} kept for this run: {why}", short_id(id)),
+                    );
+                    kept.insert(id.clone());
+                }
+            }
+        }
+        kept
+    }
+
+    /// Over the cap with `keep_while_used` (contract §10: those not in use go first): looks up
+    /// the use of every live candidate not yet known (not `going`, not `protected`) and adds
+    /// those in use — or whose use cannot be told — to `in_use`. A credential created by a
+    /// rotation in flight was used by its verification, so it counts as in use. Returns whether
+    /// it learnt anything (false also on a `403`: the plain order applies).
+    async fn learn_in_use(
+        &self,
+        obs: &Observed,
+        protected: &BTreeSet<String>,
+        going: &[String],
+        in_use: &mut BTreeSet<String>,
+    ) -> bool {
+        let candidates: Vec<String> = rules::ours(&obs.creds)
+            .filter(|c| !going.contains(&c.id) && !protected.contains(&c.id) && !in_use.contains(&c.id))
+            .map(|c| c.id.clone())
+            .collect();
+        let mut learnt = false;
+        for id in candidates {
+            match self.ports.issuer.usage(&id).await {
+                Usage::Untracked => return false,
+                Usage::Forbidden { scope, .. } => {
+                    *self.usage_unreadable.lock().expect("usage lock") = Some(scope);
+                    return false;
+                }
+                u => {
+                    if rules::in_use(&u) != Some(false) {
+                        in_use.insert(id);
+                        learnt = true;
+                    }
+                }
+            }
+        }
+        learnt
+    }
+
+    fn tell_protected(&self, id: &str, by: &str) {
+        self.warn(
+            WarningKind::Protected,
+            format!(
+                "{} {id} is kept: the latest version of {by} names it (a copied version, or another target's); revoke it only once no configured secret names it",
+                self.noun()
+            ),
+        );
+    }
+
+    fn warn_held(&self, held: usize) {
+        self.warn(
+            WarningKind::OverCapProtected,
+            format!(
+                "the target holds more than {} live {}s, but the latest versions of configured secrets name {held} of those that would have to go; they are kept, and the target stays above the cap",
+                self.profile.cap,
+                self.noun()
+            ),
+        );
     }
 
     fn past_deadline(&self) -> bool {
@@ -287,44 +629,32 @@ impl Run<'_> {
         let read = read.map_err(|e| e.context("reading the secret"))?;
         let mut listing = listing.map_err(|e| e.context(&format!("listing the {}s", self.noun())))?;
         let view = read.latest.as_ref().map(|s| SecretView::of(s, self.profile));
-        if let Some(id) = view.as_ref().and_then(|v| v.credential_id.as_deref())
-            && !listing.credentials.iter().any(|c| c.id == id)
-        {
+        // The credentials the latest version (and any tied with it) names: one missing from the
+        // list may simply be newer than the list.
+        let missing = read
+            .latest_versions()
+            .filter_map(|s| s.names(self.profile).0)
+            .any(|id| !listing.credentials.iter().any(|c| c.id == id));
+        if missing {
             listing = issuer.list().await.map_err(|e| e.context(&format!("listing the {}s again", self.noun())))?;
             listed = Instant::now();
         }
 
-        let (named, unsettled) = records(store, name, self.profile, read.latest.as_ref(), &listing.credentials).await;
+        let (named, unsettled) =
+            records(store, name, self.profile, read.latest.as_ref(), &read.tied, &listing.credentials).await;
         let settled = unsettled.is_none();
         if let Some(e) = unsettled {
-            self.warn(format!(
-                "could not read the versions of the secret ({e}); {}s that only a version could prove this target's are left alone this run",
-                self.noun()
-            ));
+            self.warn(
+                WarningKind::VersionsUnreadable,
+                format!(
+                    "could not read the versions of the secret ({e}); {}s that only a version could prove this target's are left alone this run",
+                    self.noun()
+                ),
+            );
         }
         let creds = rules::resolve(&listing.credentials, &named);
         if self.profile.reports_unrecorded && settled && read.latest.is_some() {
-            let unrecorded: Vec<&Credential> = listing
-                .credentials
-                .iter()
-                .filter(|c| c.ownership == Ownership::IfRecorded && !named.contains(&c.id))
-                .collect();
-            if !unrecorded.is_empty() {
-                let list = unrecorded
-                    .iter()
-                    .map(|c| match c.created_at {
-                        Some(t) => format!("{} (created {})", c.id, rfc3339(t)),
-                        None => c.id.clone(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                self.warn(format!(
-                    "{} {}(s) that no version of this secret records: {list}. pat-rotator never deletes them: one younger than an hour may be a rotation in flight; an older one was left by a run that stopped between create and write, or was made by someone else. If it is unused, remove it with `pat-rotator tokens --target {} --revoke ID`",
-                    unrecorded.len(),
-                    self.noun(),
-                    self.spec.target
-                ));
-            }
+            self.report_unrecorded(&listing.credentials, &named).await;
         }
 
         // The listing was answered at most this long after the read was: ages at the read are
@@ -339,7 +669,53 @@ impl Run<'_> {
             creds_at = creds_at.or(Some(local - slack));
             vault_at = vault_at.or(Some(local));
         }
-        Ok(Observed { creds, creds_at, latest: read.latest, view, vault_at, named })
+        Ok(Observed { creds, creds_at, latest: read.latest, view, tied: read.tied, vault_at, named })
+    }
+
+    /// Credentials that only a record could make the target's and that no version of this
+    /// secret records: said, never deleted (contract §9). One that a version of another
+    /// configured target's secret records is that target's, and is not mentioned.
+    async fn report_unrecorded(&self, listed: &[Credential], named: &BTreeSet<String>) {
+        let mut unrecorded: Vec<&Credential> =
+            listed.iter().filter(|c| c.ownership == Ownership::IfRecorded && !named.contains(&c.id)).collect();
+        if unrecorded.is_empty() {
+            return;
+        }
+        match self.ports.others.recorded().await {
+            Ok(theirs) => unrecorded.retain(|c| !theirs.contains(&c.id)),
+            Err(e) => {
+                self.warn(
+                    WarningKind::VersionsUnreadable,
+                    format!(
+                        "{} {}(s) that no version of this secret records ({}), but the secrets of the other targets that may record them could not be read ({e}); none of them is touched",
+                        unrecorded.len(),
+                        self.noun(),
+                        unrecorded.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                );
+                return;
+            }
+        }
+        if unrecorded.is_empty() {
+            return;
+        }
+        let list = unrecorded
+            .iter()
+            .map(|c| match c.created_at {
+                Some(t) => format!("{} (created {})", c.id, rfc3339(t)),
+                None => c.id.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.warn(
+            WarningKind::Unrecorded,
+            format!(
+                "{} {}(s) that no version of this secret or of another configured target's records: {list}. pat-rotator never deletes them: one younger than an hour may be a rotation in flight; an older one was left by a run that stopped between create and write, or was made by someone else. If it is unused, remove it with `pat-rotator tokens --target {} --revoke ID`",
+                unrecorded.len(),
+                self.noun(),
+                self.spec.target
+            ),
+        );
     }
 
     async fn rotate(&self) -> Outcome {
@@ -364,7 +740,8 @@ impl Run<'_> {
             }
         };
         let now = obs.creds_at.or(obs.vault_at).unwrap_or_else(|| self.ports.clock.now());
-        let mut decision = rules::decide(obs.view.as_ref(), &obs.creds, spec.renew_before, now, force);
+        let tied: Vec<SecretView> = obs.tied.iter().map(|s| SecretView::of(s, profile)).collect();
+        let mut decision = rules::decide(obs.view.as_ref(), &tied, &obs.creds, spec.renew_before, now, force);
         // Contract §10: a near-expiry or expired event rotates within 30 days of the latest
         // version's `exp` as Key Vault states it, whatever `renew_before_days` says.
         if decision == Decision::Keep
@@ -399,14 +776,13 @@ impl Run<'_> {
                 }
                 let mut out = as_is(Action::Unchanged, reason);
                 if !self.req.dry_run {
-                    let (proven, in_use) = self.spare_in_use(&obs, obs.proven(spec.grace), None, obs.vault_at).await;
-                    let capped = if obs.latest.is_some() {
-                        self.capped(&obs, obs.latest_names(), &proven, in_use, 0, profile.cap).await
-                    } else {
-                        Vec::new()
-                    };
-                    out.revoked_token_ids = self.revoke_all(&proven, "superseded").await;
-                    out.revoked_token_ids.extend(self.revoke_all(&capped, "over_cap").await);
+                    let check = UseCheck { obs: &obs, successor: None, vault_now: obs.vault_at };
+                    out.revoked_token_ids = self
+                        .revoke_planned(&obs.own_protected(profile), Some(check), |p, u| {
+                            let (proven, capped) = obs.sweep(profile, spec.grace, 0, profile.cap, p, u);
+                            Plan { proven, why: "superseded", capped }
+                        })
+                        .await;
                 }
                 return out;
             }
@@ -416,12 +792,13 @@ impl Run<'_> {
         if reason == Reason::RevokedInWorkspace
             && let Some(change) = self.owner_change(&obs)
         {
-            self.warn(change);
+            self.warn(WarningKind::OwnerChanged, change);
         }
 
         if self.req.dry_run {
-            let (proven, capped) = obs.sweep(profile, spec.grace, 1, profile.cap);
-            info!(target_name = %spec.target, reason = reason.as_str(), would_revoke = proven.len() + capped.len(), "dry run: rotation planned");
+            let (proven, capped) =
+                obs.sweep(profile, spec.grace, 1, profile.cap, &obs.own_protected(profile), &InUse::default());
+            info!(target_name = %spec.target, reason = reason.as_str(), would_revoke = proven.len() + capped.revoke.len(), "dry run: rotation planned");
             return as_is(Action::Planned, reason);
         }
 
@@ -467,16 +844,26 @@ impl Run<'_> {
                 }
                 Ok(Written::Superseded(latest, kept)) => {
                     if self.req.revoke_superseded {
-                        self.warn(format!(
-                            "--revoke-superseded: another run wrote version {} meanwhile, so nothing was revoked; run again",
-                            latest.version()
-                        ));
+                        self.warn(
+                            WarningKind::RevokeSuperseded,
+                            format!(
+                                "--revoke-superseded: another run wrote version {} meanwhile, so nothing was revoked; run again",
+                                latest.version()
+                            ),
+                        );
                     }
                     // The cap still holds: this run's listing proves what is over it.
                     if profile.revokes_over_cap && obs.latest.is_some() {
-                        let keep = SecretView::of(&latest, profile).credential_id;
-                        let capped = rules::over_cap(&obs.creds, keep.as_deref(), &revoked, kept as usize, profile.cap);
-                        revoked.extend(self.revoke_all(&capped, "over_cap").await);
+                        let own: BTreeSet<String> = latest.protects(profile).into_iter().collect();
+                        let going = revoked.clone();
+                        let capped = self
+                            .revoke_planned(&own, None, |p, _| Plan {
+                                proven: Vec::new(),
+                                why: "over_cap",
+                                capped: rules::over_cap(&obs.creds, p, &going, kept as usize, profile.cap),
+                            })
+                            .await;
+                        revoked.extend(capped);
                     }
                     let mut out = self.superseded_by(&latest);
                     out.revoked_token_ids = revoked;
@@ -487,19 +874,23 @@ impl Run<'_> {
         };
         info!(target_name = %spec.target, reason = reason.as_str(), token = %short_id(&new.id), "secret written");
 
+        // What the new version names is what consumers read from now on.
+        let own_now: BTreeSet<String> = stored.protects(profile).into_iter().chain([new.id.clone()]).collect();
         if self.req.revoke_superseded {
-            // Incident response: every other credential of the target goes now, grace or not.
+            // Incident response: every other credential of the target goes now, grace or not —
+            // but never one a latest version names (contract §7.4(a)).
             let others: Vec<String> = rules::ours(&obs.creds)
                 .map(|c| c.id.clone())
                 .filter(|id| *id != new.id && !revoked.contains(id))
                 .collect();
-            for id in &others {
-                self.warn(format!(
-                    "--revoke-superseded: revoking {} {id} at once, inside its grace; a consumer still holding it must read the vault again",
-                    self.noun()
-                ));
-            }
-            revoked.extend(self.revoke_all(&others, "revoke_superseded").await);
+            let gone = self
+                .revoke_planned(&own_now, None, |p, _| Plan {
+                    proven: others.iter().filter(|id| !p.contains(*id)).cloned().collect(),
+                    why: "revoke_superseded",
+                    capped: Capped::default(),
+                })
+                .await;
+            revoked.extend(gone);
         } else if obs.latest.is_some() || absent_is_proof() {
             // What the first read proved stays proven (no later version can name a credential
             // that was already too old to be written); the new version proves the superseded
@@ -507,26 +898,41 @@ impl Run<'_> {
             // with grace 0. A read that said "absent" proves nothing: nothing is revoked. (The
             // superseded credential is the one the read version names, so it is recorded.)
             let named = obs.named_ids();
-            let after = Evidence {
-                creds: &obs.creds,
-                creds_at: obs.creds_at,
-                latest: Latest::Found { credential_id: Some(new.id.as_str()), created: stored.created },
-                vault_at: stored.created.or(obs.vault_at),
-                recorded: &named,
+            let own_then = obs.own_protected(profile);
+            let going_before = revoked.clone();
+            let check = UseCheck {
+                obs: &obs,
+                successor: superseded.as_deref().map(|id| (id, stored.created)),
+                vault_now: stored.created.or(obs.vault_at),
             };
-            let mut proven = rules::revocable(&obs.evidence(&named), spec.grace);
-            for id in rules::revocable(&after, spec.grace) {
-                if !proven.contains(&id) {
-                    proven.push(id);
-                }
-            }
-            proven.retain(|id| !revoked.contains(id));
-            let successor = superseded.as_deref().map(|id| (id, stored.created));
-            let (proven, in_use) = self.spare_in_use(&obs, proven, successor, stored.created.or(obs.vault_at)).await;
-            let going: Vec<String> = proven.iter().chain(&revoked).cloned().collect();
-            let capped = self.capped(&obs, Some(new.id.as_str()), &going, in_use, 1, profile.cap).await;
-            revoked.extend(self.revoke_all(&proven, "superseded").await);
-            revoked.extend(self.revoke_all(&capped, "over_cap").await);
+            let gone = self
+                .revoke_planned(&own_now, Some(check), |p, u| {
+                    let then: BTreeSet<String> = p.union(&own_then).cloned().collect();
+                    let after = Evidence {
+                        creds: &obs.creds,
+                        creds_at: obs.creds_at,
+                        latest: Latest::Found { credential_id: Some(new.id.as_str()), created: stored.created },
+                        vault_at: stored.created.or(obs.vault_at),
+                        recorded: &named,
+                        protected: p,
+                    };
+                    let mut proven = rules::revocable(&obs.evidence(&named, &then), spec.grace);
+                    for id in rules::revocable(&after, spec.grace) {
+                        if !proven.contains(&id) {
+                            proven.push(id);
+                        }
+                    }
+                    proven.retain(|id| !going_before.contains(id) && !u.kept.contains(id));
+                    let capped = if profile.revokes_over_cap {
+                        let going: Vec<String> = proven.iter().chain(&going_before).cloned().collect();
+                        rules::over_cap_unused_first(&obs.creds, p, &going, &u.in_use, 1, profile.cap)
+                    } else {
+                        Capped::default()
+                    };
+                    Plan { proven, why: "superseded", capped }
+                })
+                .await;
+            revoked.extend(gone);
         }
 
         Outcome {
@@ -641,7 +1047,11 @@ impl Run<'_> {
                 CreateRequest { attempt: clock.unique_id(), lifetime_seconds: spec.lifetime_days as u64 * 86_400 };
             let (sent, sent_wall) = (Instant::now(), clock.now());
             match issuer.create(&req).await {
-                Ok(new) => break (new, sent, sent_wall),
+                Ok(new) => {
+                    // From here on every upstream text the run passes on is scrubbed of it.
+                    self.held.lock().expect("held lock").push(new.value.clone());
+                    break (new, sent, sent_wall);
+                }
                 Err(CreateError::Refused(Refusal::Full, e)) => {
                     if room_retry_used {
                         return Err(e);
@@ -675,11 +1085,14 @@ impl Run<'_> {
         if let (Some(exp), Some(created)) = (new.info.expires_at, new.info.created_at) {
             let granted = exp - created;
             if granted < requested - Duration::days(1) {
-                self.warn(format!(
-                    "the issuer granted a lifetime of {} days, shorter than the {} requested",
-                    granted.whole_days(),
-                    spec.lifetime_days
-                ));
+                self.warn(
+                    WarningKind::LifetimeShortened,
+                    format!(
+                        "the issuer granted a lifetime of {} days, shorter than the {} requested",
+                        granted.whole_days(),
+                        spec.lifetime_days
+                    ),
+                );
             }
         }
 
@@ -689,12 +1102,17 @@ impl Run<'_> {
                 Ok((new, verified, swept))
             }
             Err(mut e) => {
-                // An upstream answer may quote what it was sent; the value never goes further.
-                e.message = crate::secret::scrub(&e.message, &[&new.value]);
+                // An upstream answer may quote what it was sent; the issuer scrubbed it before
+                // shortening it, and the value never goes further.
+                e.message = self.clean(&e.message);
                 warn!(target_name = %spec.target, token = %short_id(&new.info.id), "new {} failed verification; deleting it", self.noun());
                 let note = match issuer.revoke(&new.info.id).await {
                     Ok(()) => "it was deleted".to_string(),
-                    Err(de) => format!("deleting it failed too ({de}); it is an orphan a later run will revoke"),
+                    Err(de) => format!(
+                        "deleting it failed too ({}); {}",
+                        self.clean(&de.to_string()),
+                        self.left_behind(&new.info.id)
+                    ),
                 };
                 Err(e.context(&format!("verifying the new {} {} ({note})", self.noun(), short_id(&new.info.id))))
             }
@@ -716,14 +1134,14 @@ impl Run<'_> {
                 "nothing was revoked to make room: the secret reads as absent (deleted, soft-deleted or being recovered), which proves nothing about the {noun}s consumers hold"
             )));
         }
-        let (proven, in_use) = self.spare_in_use(&fresh, fresh.proven(self.spec.grace), None, fresh.vault_at).await;
-        let capped = if fresh.latest.is_some() {
-            self.capped(&fresh, fresh.latest_names(), &proven, in_use, 0, self.profile.cap.saturating_sub(1)).await
-        } else {
-            Vec::new()
-        };
-        let mut done = self.revoke_all(&proven, "room").await;
-        done.extend(self.revoke_all(&capped, "over_cap").await);
+        let (profile, grace) = (self.profile, self.spec.grace);
+        let check = UseCheck { obs: &fresh, successor: None, vault_now: fresh.vault_at };
+        let done = self
+            .revoke_planned(&fresh.own_protected(profile), Some(check), |p, u| {
+                let (proven, capped) = fresh.sweep(profile, grace, 0, profile.cap.saturating_sub(1), p, u);
+                Plan { proven, why: "room", capped }
+            })
+            .await;
         if !done.is_empty() {
             return Ok(done);
         }
@@ -758,20 +1176,29 @@ impl Run<'_> {
                         true
                     }
                     Err(e) => {
-                        self.warn(format!(
-                            "could not delete the {} {} of an ambiguous create ({e}); it is an orphan a later run will revoke",
-                            self.noun(),
-                            short_id(&c.id)
-                        ));
+                        self.warn(
+                            WarningKind::LeftBehind,
+                            format!(
+                                "could not delete the {} {} of an ambiguous create ({e}); {}",
+                                self.noun(),
+                                short_id(&c.id),
+                                self.left_behind(&c.id)
+                            ),
+                        );
                         false
                     }
                 },
             },
             Err(e) => {
-                self.warn(format!(
-                    "could not list the {}s after an ambiguous create ({e}); the orphan sweep will clean up",
-                    self.noun()
-                ));
+                self.warn(
+                    WarningKind::LeftBehind,
+                    format!(
+                        "could not list the {}s after an ambiguous create ({e}); a {} the attempt may have created is revoked by a later run once it is {} minutes old",
+                        self.noun(),
+                        self.noun(),
+                        rules::ORPHAN_WINDOW.whole_minutes()
+                    ),
+                );
                 false
             }
         }
@@ -802,7 +1229,10 @@ impl Run<'_> {
                 self.spec.target
             ),
         };
-        self.warn(format!("the outcome of creating a new {noun} is unknown; it is not retried: {appeared}"));
+        self.warn(
+            WarningKind::CreateOutcomeUnknown,
+            format!("the outcome of creating a new {noun} is unknown; it is not retried: {appeared}"),
+        );
         e.context(&format!(
             "creating the {noun}: the outcome is unknown and a lost {noun} cannot be identified, so it was not retried ({appeared})"
         ))
@@ -827,28 +1257,36 @@ impl Run<'_> {
             if age > rules::MAX_UNWRITTEN_AGE {
                 if let Some(e) = in_flight {
                     return Err(e.context(&format!(
-                        "writing the secret: the new {noun} {} grew too old to be written again, and an earlier write's outcome is unknown, so it is kept (a later run finds it recorded or proves it an orphan)",
-                        short_id(&new.id)
+                        "writing the secret: the new {noun} {} grew too old to be written again, and an earlier write's outcome is unknown, so it is kept: if that write lands, a later run finds it recorded; otherwise {}",
+                        short_id(&new.id),
+                        self.left_behind(&new.id)
                     )));
                 }
-                self.warn(format!(
-                    "the new {noun} {} is {} minutes old, too old to be written (a concurrent run may already treat it as an orphan); deleting it and creating another",
-                    short_id(&new.id),
-                    age.whole_minutes()
-                ));
+                self.warn(
+                    WarningKind::Stale,
+                    format!(
+                        "the new {noun} {} is {} minutes old, too old to be written (a concurrent run may already treat it as an orphan); deleting it and creating another",
+                        short_id(&new.id),
+                        age.whole_minutes()
+                    ),
+                );
                 if let Err(e) = issuer.revoke(&new.id).await {
-                    self.warn(format!(
-                        "could not delete the stale {noun} {} ({e}); it is an orphan a later run will revoke",
-                        short_id(&new.id)
-                    ));
+                    self.warn(
+                        WarningKind::LeftBehind,
+                        format!(
+                            "could not delete the stale {noun} {} ({e}); {}",
+                            short_id(&new.id),
+                            self.left_behind(&new.id)
+                        ),
+                    );
                 }
                 return Ok(Written::Stale);
             }
             let (err, unknown) = match store.write(write).await {
                 Ok(stored) => return Ok(Written::Recorded(stored)),
-                // A transient error (a 5xx, say) may be the answer of a write that was stored
-                // (an answer lost after the commit): unless the versions list shows no version
-                // naming the new credential, the outcome is as unknown as a timeout's.
+                // A 408 or 5xx reaches here as `Unknown` (contract §7.3). A transient refusal
+                // (throttled) was not stored; should a store report a stored write that way, the
+                // versions list says so, and then the outcome is as unknown as a timeout's.
                 Err(WriteError::Failed(e)) if e.transient => {
                     let landed = store.versions(&self.spec.secret_name).await.map(|versions| {
                         versions.iter().any(|v| v.names(self.profile).0.as_deref() == Some(new.id.as_str()))
@@ -867,27 +1305,35 @@ impl Run<'_> {
             }
             let kept = |why: &str| {
                 format!(
-                    "the new {noun} {} is kept: {why}; a later run finds it recorded or proves it an orphan",
-                    short_id(&new.id)
+                    "the new {noun} {} is kept: {why}; if that write lands, a later run finds it recorded; otherwise {}",
+                    short_id(&new.id),
+                    self.left_behind(&new.id)
                 )
             };
             match store.read_latest(&self.spec.secret_name).await {
                 Ok(read) => match read.latest {
                     Some(s) if s.names(self.profile).0.as_deref() == Some(new.id.as_str()) => {
-                        warn!(target_name = %target, error = %err, "the secret write reported an error but the new version is there");
+                        warn!(target_name = %target, error = %self.clean(&err.to_string()), "the secret write reported an error but the new version is there");
                         return Ok(Written::Recorded(s));
                     }
                     Some(s) if Some(s.id.as_str()) != based_on => {
                         let mut still_live = false;
                         if in_flight.is_some() {
                             still_live = true;
-                            self.warn(kept("another run wrote a newer version, and this run's write may still land"));
+                            self.warn(
+                                WarningKind::LeftBehind,
+                                kept("another run wrote a newer version, and this run's write may still land"),
+                            );
                         } else if let Err(de) = issuer.revoke(&new.id).await {
                             still_live = true;
-                            self.warn(format!(
-                                "could not delete this run's {noun} {} ({de}); it is an orphan a later run will revoke",
-                                short_id(&new.id)
-                            ));
+                            self.warn(
+                                WarningKind::LeftBehind,
+                                format!(
+                                    "could not delete this run's {noun} {} ({de}); {}",
+                                    short_id(&new.id),
+                                    self.left_behind(&new.id)
+                                ),
+                            );
                         }
                         return Ok(Written::Superseded(s, still_live));
                     }
@@ -896,199 +1342,83 @@ impl Run<'_> {
                             && !self.past_deadline()
                             && let Some(wait) = self.ports.backoff.next_wait(attempt, &err)
                         {
-                            tracing::debug!(target_name = %target, attempt, error = %err, "the write did not land (yet); trying again");
+                            tracing::debug!(target_name = %target, attempt, error = %self.clean(&err.to_string()), "the write did not land (yet); trying again");
                             tokio::time::sleep(wait).await;
                             attempt += 1;
                             continue;
                         }
                         let attempts = if attempt > 1 { format!(" after {attempt} attempts") } else { String::new() };
                         let note = if in_flight.is_some() {
-                            kept("a write whose outcome is unknown may still land")
+                            kept(
+                                "the outcome of a write is unknown (no answer, or a 408 or 5xx answer, which a gateway may give for a write it applies later), so the write may still land",
+                            )
                         } else {
                             match issuer.revoke(&new.id).await {
                                 Ok(()) => format!(
-                                    "the new {noun} {} was deleted; the secret and its {noun} are unchanged",
+                                    "Key Vault refused the write, so the new {noun} {} was deleted; the secret and its {noun} are unchanged",
                                     short_id(&new.id)
                                 ),
                                 Err(de) => format!(
-                                    "deleting the new {noun} {} failed too ({de}); it is an orphan a later run will revoke",
-                                    short_id(&new.id)
+                                    "deleting the new {noun} {} failed too ({de}); {}",
+                                    short_id(&new.id),
+                                    self.left_behind(&new.id)
                                 ),
                             }
                         };
-                        warn!(target_name = %target, error = %err, "secret write failed; {note}");
+                        warn!(target_name = %target, error = %self.clean(&err.to_string()), "secret write failed; {}", self.clean(&note));
                         return Err(err.context(&format!("writing the secret{attempts} ({note})")));
                     }
                 },
                 Err(re) => {
                     let note =
                         kept(&format!("whether the new version landed is unknown (reading it back failed: {re})"));
-                    self.warn(note.clone());
+                    self.warn(WarningKind::LeftBehind, note.clone());
                     return Err(err.context(&format!("writing the secret ({note})")));
                 }
             }
         }
     }
 
-    /// Contract §10 "Usage": with `keep_while_used`, each credential of `proven` (past its grace)
-    /// is first looked up, and one a consumer still uses is kept ([`rules::use_verdict`]).
-    /// Returns what to revoke, and what is kept (in use, or its use unknown this run), which
-    /// the cap takes last. `successor`: the credential this run just superseded and the new
-    /// version's `created`; `vault_now`: Key Vault's clock, for the bound.
-    ///
-    /// It only ever keeps more than the grace alone would: what it returns to revoke is part of
-    /// `proven`. `--revoke-superseded` ignores usage (after a leak, an attacker's use must not
-    /// keep a credential alive).
-    async fn spare_in_use(
-        &self,
-        obs: &Observed,
-        proven: Vec<String>,
-        successor: Option<(&str, Option<OffsetDateTime>)>,
-        vault_now: Option<OffsetDateTime>,
-    ) -> (Vec<String>, BTreeSet<String>) {
-        let mut kept = BTreeSet::new();
-        if !self.spec.keep_while_used || self.req.revoke_superseded || proven.is_empty() {
-            return (proven, kept);
-        }
-        let (issuer, target, noun) = (self.ports.issuer, &self.spec.target, self.noun());
-        // When each credential was superseded: the one the read version names as its
-        // predecessor at that version's `created`, the one this run superseded at the new
-        // version's; any other from the versions list, read once when needed.
-        let mut known: BTreeMap<String, Supersession> = BTreeMap::new();
-        if let Some(l) = &obs.latest
-            && let Some(prev) = l.names(self.profile).1
-        {
-            known.insert(prev, l.created.map_or(Supersession::Unknown, Supersession::At));
-        }
-        if let Some((id, created)) = successor {
-            known.insert(id.to_string(), created.map_or(Supersession::Unknown, Supersession::At));
-        }
-        let mut versions: Option<Result<Vec<StoredSecret>>> = None;
-        let mut revoke = Vec::new();
-        for id in &proven {
-            let usage = issuer.usage(id).await;
-            match &usage {
-                Usage::Untracked => return (proven, BTreeSet::new()),
-                Usage::Forbidden { scope, error } => {
-                    info!(target_name = %target, error = %error, "the last use of superseded {noun}s cannot be read ({scope}); keep_while_used is off for this run: the plain grace applies");
-                    *self.usage_unreadable.lock().expect("usage lock") = Some(scope.clone());
-                    return (proven, BTreeSet::new());
-                }
-                Usage::Failed(_) | Usage::Read { .. } => {}
-            }
-            let superseded = match known.get(id) {
-                Some(s) => *s,
-                None => {
-                    if versions.is_none() {
-                        versions = Some(self.ports.store.versions(&self.spec.secret_name).await);
-                    }
-                    match versions.as_ref() {
-                        Some(Ok(v)) => rules::supersession(v, id, self.profile),
-                        _ => Supersession::Unknown,
-                    }
-                }
-            };
-            let cred = obs.creds.iter().find(|c| &c.id == id);
-            let verdict = rules::use_verdict(
-                &usage,
-                cred.and_then(|c| c.expires_at),
-                obs.creds_at,
-                superseded,
-                vault_now,
-                self.spec.renew_before,
-            );
-            match verdict {
-                UseVerdict::Revoke => revoke.push(id.clone()),
-                UseVerdict::InUse(day) => {
-                    let msg = format!(
-                        "superseded {noun} {} kept: in use (last_used_day={day}); a consumer still reads an old version of the secret (kept at most {} days after it was superseded)",
-                        short_id(id),
-                        self.spec.renew_before.whole_days()
-                    );
-                    warn!(target_name = %target, action = "kept_in_use", token = %short_id(id), "{msg}");
-                    self.warnings.lock().expect("warnings lock").push(msg);
-                    kept.insert(id.clone());
-                }
-                UseVerdict::Unknown => {
-                    let why = match (&usage, &superseded, &versions) {
-                        (Usage::Failed(e), _, _) => format!("looking up its last use failed ({e})"),
-                        (_, Supersession::Unknown, Some(Err(e))) => {
-                            format!("when it was superseded could not be read ({e})")
-                        }
-                        (_, Supersession::Unknown, _) => "when it was superseded is unknown".to_string(),
-                        _ => "the answer about its last use had no last_used_day or no Date".to_string(),
-                    };
-                    self.warn(format!("superseded {noun} {} kept for this run: {why}", short_id(id)));
-                    kept.insert(id.clone());
-                }
-            }
-        }
-        (revoke, kept)
-    }
-
-    /// The cap of contract §7 step 4 (when the kind revokes over its cap): which of the target's
-    /// live credentials besides `going` and `keep` to revoke so that at most `limit` stay (with
-    /// `extra` live ones not listed), oldest first. With `keep_while_used`, those not in use go
-    /// first (contract §10): `kept` are known to be, and when the cap has to act, every other
-    /// candidate is looked up (a credential created by a rotation in flight was used by its
-    /// verification, so it counts as in use).
-    async fn capped(
-        &self,
-        obs: &Observed,
-        keep: Option<&str>,
-        going: &[String],
-        kept: BTreeSet<String>,
-        extra: usize,
-        limit: usize,
-    ) -> Vec<String> {
-        if !self.profile.revokes_over_cap {
-            return Vec::new();
-        }
-        let plain = rules::over_cap_unused_first(&obs.creds, keep, going, &kept, extra, limit);
-        if plain.is_empty() || !self.spec.keep_while_used || self.req.revoke_superseded {
-            return plain;
-        }
-        let mut in_use = kept;
-        let candidates: Vec<String> = rules::ours(&obs.creds)
-            .filter(|c| !going.contains(&c.id) && Some(c.id.as_str()) != keep && !in_use.contains(&c.id))
-            .map(|c| c.id.clone())
-            .collect();
-        for id in candidates {
-            match self.ports.issuer.usage(&id).await {
-                Usage::Untracked => return plain,
-                Usage::Forbidden { scope, .. } => {
-                    *self.usage_unreadable.lock().expect("usage lock") = Some(scope);
-                    return plain;
-                }
-                u => {
-                    if rules::in_use(&u) != Some(false) {
-                        in_use.insert(id);
-                    }
-                }
-            }
-        }
-        rules::over_cap_unused_first(&obs.creds, keep, going, &in_use, extra, limit)
-    }
-
     /// Revokes `ids`, a few at a time; returns those that are gone. Failures are logged, not
-    /// fatal: the next run sweeps again.
+    /// fatal: the next run sweeps again. Each revocation first looks at the other configured
+    /// secrets once more (a read more than ten minutes old is read again, contract §7.4(a)).
     async fn revoke_all(&self, ids: &[String], why: &str) -> Vec<String> {
         if ids.is_empty() {
             return Vec::new();
         }
         let (issuer, target) = (self.ports.issuer, &self.spec.target);
-        if why == "over_cap" {
-            self.warn(format!(
-                "the target holds more than {} live {}s; revoking the oldest ({}), which may still be inside their grace",
-                self.profile.cap,
-                self.noun(),
-                ids.join(", ")
-            ));
+        match why {
+            "over_cap" => self.warn(
+                WarningKind::OverCap,
+                format!(
+                    "the target holds more than {} live {}s; revoking the oldest ({}), which may still be inside their grace",
+                    self.profile.cap,
+                    self.noun(),
+                    ids.join(", ")
+                ),
+            ),
+            "revoke_superseded" => {
+                for id in ids {
+                    self.warn(
+                        WarningKind::RevokeSuperseded,
+                        format!(
+                            "--revoke-superseded: revoking {} {id} at once, inside its grace; a consumer still holding it must read the vault again",
+                            self.noun()
+                        ),
+                    );
+                }
+            }
+            _ => {}
         }
-        let results: Vec<(String, Result<()>)> = futures::stream::iter(ids.iter().cloned())
+        let results: Vec<(String, Option<Result<()>>)> = futures::stream::iter(ids.iter().cloned())
             .map(|id| async move {
+                let Some(named) = self.others_named().await else { return (id, None) };
+                if let Some(by) = named.get(&id) {
+                    self.tell_protected(&id, by);
+                    return (id, None);
+                }
                 let r = issuer.revoke(&id).await;
-                (id, r)
+                (id, Some(r))
             })
             .buffered(REVOKE_PARALLELISM)
             .collect()
@@ -1096,12 +1426,13 @@ impl Run<'_> {
         let mut done = Vec::new();
         for (id, r) in results {
             match r {
-                Ok(()) => {
+                None => {}
+                Some(Ok(())) => {
                     info!(target_name = %target, token = %short_id(&id), why, "revoked");
                     done.push(id);
                 }
-                Err(e) => {
-                    warn!(target_name = %target, token = %short_id(&id), why, error = %e, "revocation failed; will retry next run")
+                Some(Err(e)) => {
+                    warn!(target_name = %target, token = %short_id(&id), why, error = %self.clean(&e.to_string()), "revocation failed; will retry next run")
                 }
             }
         }

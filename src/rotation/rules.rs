@@ -33,8 +33,13 @@ pub enum Decision {
 /// The expiry that counts is the issuer's (the listed credential's): the tag is what we wrote,
 /// the issuer is what is true. Facts beat `force` in the reported reason, so a forced run on a
 /// revoked token says `revoked_in_workspace`.
+///
+/// `tied`: versions sharing the latest version's `created` second when it was found from the
+/// versions list (contract §7.4): each counts as the latest, so the target rotates when any of
+/// them is foreign, disabled, or names a credential that is not listed.
 pub fn decide(
     secret: Option<&SecretView>,
+    tied: &[SecretView],
     listed: &[Credential],
     renew_before: Duration,
     now: OffsetDateTime,
@@ -43,17 +48,21 @@ pub fn decide(
     let Some(secret) = secret else {
         return Decision::Rotate(Reason::NoSecret);
     };
+    let latest = || std::iter::once(secret).chain(tied);
     // Marked as ours but without a credential id: not something we wrote; foreign too.
-    let Some(id) = secret.credential_id.as_deref().filter(|_| secret.managed) else {
+    let names = |v: &SecretView| v.credential_id.clone().filter(|_| v.managed);
+    if latest().any(|v| names(v).is_none()) {
         return Decision::Rotate(Reason::ForeignSecret);
-    };
-    if !secret.enabled {
+    }
+    if latest().any(|v| !v.enabled) {
         return Decision::Rotate(Reason::DisabledSecret);
     }
-    let Some(current) = listed.iter().find(|c| c.id == id) else {
+    if latest().filter_map(names).any(|id| !listed.iter().any(|c| c.id == id)) {
         return Decision::Rotate(Reason::RevokedInWorkspace);
-    };
-    if let Some(expires) = current.expires_at
+    }
+    let id = names(secret).unwrap_or_default();
+    let current = listed.iter().find(|c| c.id == id);
+    if let Some(expires) = current.and_then(|c| c.expires_at)
         && expires - now <= renew_before
     {
         return Decision::Rotate(Reason::Expiring);
@@ -135,6 +144,10 @@ pub struct Evidence<'a> {
     /// Credentials this run knows some version names: for them the grace decides, not the
     /// orphan window.
     pub recorded: &'a [&'a str],
+    /// Credentials a latest version names besides `latest`'s own: versions tied with it, the
+    /// other kind's tag, the latest versions of other configured secrets (contract §7.4(a)).
+    /// Never revocable.
+    pub protected: &'a BTreeSet<String>,
 }
 
 /// The latest version, as far as revocation cares.
@@ -177,7 +190,7 @@ pub fn revocable(ev: &Evidence<'_>, grace: Duration) -> Vec<String> {
         return Vec::new();
     }
     ours(ev.creds)
-        .filter(|c| Some(c.id.as_str()) != protected)
+        .filter(|c| Some(c.id.as_str()) != protected && !ev.protected.contains(&c.id))
         .filter(|c| ev.recorded.contains(&c.id.as_str()) || age(c, ev.creds_at).is_some_and(|a| a >= ORPHAN_WINDOW))
         .map(|c| c.id.clone())
         .collect()
@@ -188,40 +201,64 @@ fn age(c: &Credential, at: Option<OffsetDateTime>) -> Option<Duration> {
     Some(at? - c.created_at?)
 }
 
+/// What the cap of contract §7 step 4 revokes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capped {
+    /// Oldest first.
+    pub revoke: Vec<String>,
+    /// How many more would have to go to get down to the limit, but a latest version names
+    /// them (contract §7.4(a)): the target stays above the limit and the run warns.
+    pub held: usize,
+}
+
 /// The bound of contract §7 step 4: which of this target's credentials to revoke so that at
-/// most `limit` stay live, oldest by creation first, never `keep` (the latest version's) and not
-/// counting those in `going` (already being revoked). `extra` live credentials not in the list
-/// (a new one this run created) count towards the limit.
-pub fn over_cap(creds: &[Credential], keep: Option<&str>, going: &[String], extra: usize, limit: usize) -> Vec<String> {
+/// most `limit` stay live, oldest by creation first, never one in `protected` (what a latest
+/// version names: the secret's own, a tied one, another configured secret's), not counting
+/// those in `going` (already being revoked). `extra` live credentials not in the list (a new
+/// one this run created) count towards the limit.
+pub fn over_cap(
+    creds: &[Credential],
+    protected: &BTreeSet<String>,
+    going: &[String],
+    extra: usize,
+    limit: usize,
+) -> Capped {
     let mut live: Vec<&Credential> = ours(creds).filter(|c| !going.contains(&c.id)).collect();
     let count = live.len() + extra;
     if count <= limit {
-        return Vec::new();
+        return Capped::default();
     }
-    live.retain(|c| Some(c.id.as_str()) != keep);
+    let before = live.len();
+    live.retain(|c| !protected.contains(&c.id));
+    let named = before - live.len();
     // Unknown creation times sort first: they are the least provably young.
     live.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
-    live.into_iter().take(count - limit).map(|c| c.id.clone()).collect()
+    let revoke: Vec<String> = live.into_iter().take(count - limit).map(|c| c.id.clone()).collect();
+    Capped { held: (count - limit - revoke.len()).min(named), revoke }
 }
 
 /// [`over_cap`] when some credentials are known to be in use (contract §10 "Usage"): those not
-/// in use go first, oldest first, then those in use, oldest first.
+/// in use go first, oldest first, then those in use, oldest first. As many go, and as many are
+/// held, as [`over_cap`] says.
 pub fn over_cap_unused_first(
     creds: &[Credential],
-    keep: Option<&str>,
+    protected: &BTreeSet<String>,
     going: &[String],
     in_use: &BTreeSet<String>,
     extra: usize,
     limit: usize,
-) -> Vec<String> {
-    let n = over_cap(creds, keep, going, extra, limit).len();
+) -> Capped {
+    let plain = over_cap(creds, protected, going, extra, limit);
+    if plain.revoke.is_empty() || in_use.is_empty() {
+        return plain;
+    }
     let mut live: Vec<&Credential> =
-        ours(creds).filter(|c| !going.contains(&c.id) && Some(c.id.as_str()) != keep).collect();
+        ours(creds).filter(|c| !going.contains(&c.id) && !protected.contains(&c.id)).collect();
     // Unknown creation times sort first within each group, as in `over_cap`.
     live.sort_by(|a, b| {
         (in_use.contains(&a.id), a.created_at, &a.id).cmp(&(in_use.contains(&b.id), b.created_at, &b.id))
     });
-    live.into_iter().take(n).map(|c| c.id.clone()).collect()
+    Capped { revoke: live.into_iter().take(plain.revoke.len()).map(|c| c.id.clone()).collect(), held: plain.held }
 }
 
 /// When a credential stopped being the one a secret names (contract §10 "Usage": it is kept
@@ -394,7 +431,7 @@ mod tests {
             (Some(&v), &never, false, Decision::Keep),
         ];
         for (i, (s, t, force, want)) in cases.iter().enumerate() {
-            assert_eq!(decide(*s, t, renew, NOW, *force), *want, "case {i}");
+            assert_eq!(decide(*s, &[], t, renew, NOW, *force), *want, "case {i}");
         }
     }
 
@@ -402,9 +439,9 @@ mod tests {
     fn expiring_boundary_is_inclusive() {
         let v = view("a");
         let t = [cred("a", Ownership::Ours, Duration::days(60), Some(Duration::days(30)))];
-        assert_eq!(decide(Some(&v), &t, Duration::days(30), NOW, false), Decision::Rotate(Reason::Expiring));
+        assert_eq!(decide(Some(&v), &[], &t, Duration::days(30), NOW, false), Decision::Rotate(Reason::Expiring));
         let t = [cred("a", Ownership::Ours, Duration::days(60), Some(Duration::days(30) + Duration::seconds(1)))];
-        assert_eq!(decide(Some(&v), &t, Duration::days(30), NOW, false), Decision::Keep);
+        assert_eq!(decide(Some(&v), &[], &t, Duration::days(30), NOW, false), Decision::Keep);
     }
 
     #[test]
@@ -444,8 +481,14 @@ mod tests {
         );
     }
 
+    static NONE: BTreeSet<String> = BTreeSet::new();
+
     fn ev<'a>(creds: &'a [Credential], latest: Latest<'a>, recorded: &'a [&'a str]) -> Evidence<'a> {
-        Evidence { creds, creds_at: Some(NOW), latest, vault_at: Some(NOW), recorded }
+        Evidence { creds, creds_at: Some(NOW), latest, vault_at: Some(NOW), recorded, protected: &NONE }
+    }
+
+    fn set(ids: &[&str]) -> BTreeSet<String> {
+        ids.iter().map(|s| s.to_string()).collect()
     }
 
     fn found(id: Option<&str>, age: Duration) -> Latest<'_> {
@@ -526,7 +569,7 @@ mod tests {
             cred("unresolved", Ownership::IfRecorded, Duration::days(9), None),
         ];
         assert!(revocable(&ev(&t, found(None, Duration::days(9)), &["nope", "unresolved"]), Duration::ZERO).is_empty());
-        assert!(over_cap(&t, None, &[], 9, 1).is_empty());
+        assert_eq!(over_cap(&t, &NONE, &[], 9, 1), Capped::default());
     }
 
     #[test]
@@ -534,9 +577,67 @@ mod tests {
         let mut t: Vec<Credential> =
             (0..8).map(|i| ours_cred(&format!("t{i}"), Duration::hours(10 - i as i64))).collect();
         t.push(cred("foreign", Ownership::NotOurs, Duration::days(9), None));
-        assert_eq!(over_cap(&t, Some("t0"), &[], 0, 6), vec!["t1", "t2"]);
-        assert_eq!(over_cap(&t, Some("t0"), &["t5".to_string()], 1, 6), vec!["t1", "t2"]);
-        assert!(over_cap(&t[..6], None, &[], 0, 6).is_empty());
+        assert_eq!(over_cap(&t, &set(&["t0"]), &[], 0, 6).revoke, vec!["t1", "t2"]);
+        assert_eq!(over_cap(&t, &set(&["t0"]), &["t5".to_string()], 1, 6).revoke, vec!["t1", "t2"]);
+        assert_eq!(over_cap(&t[..6], &NONE, &[], 0, 6), Capped::default());
+    }
+
+    #[test]
+    fn the_cap_skips_what_a_latest_version_names_and_says_what_it_could_not_revoke() {
+        let t: Vec<Credential> = (0..8).map(|i| ours_cred(&format!("t{i}"), Duration::hours(10 - i as i64))).collect();
+        // t1 is what another configured secret's latest version names: the next oldest goes.
+        assert_eq!(
+            over_cap(&t, &set(&["t0", "t1"]), &[], 0, 6),
+            Capped { revoke: vec!["t2".into(), "t3".into()], held: 0 }
+        );
+        // Protected all but one of the candidates: one goes, one more would be needed.
+        let all_but_t7 = set(&["t0", "t1", "t2", "t3", "t4", "t5", "t6"]);
+        assert_eq!(over_cap(&t, &all_but_t7, &[], 0, 6), Capped { revoke: vec!["t7".into()], held: 1 });
+        let everything = set(&["t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"]);
+        assert_eq!(over_cap(&t, &everything, &[], 1, 6), Capped { revoke: vec![], held: 3 });
+    }
+
+    #[test]
+    fn what_a_latest_version_names_is_never_revocable() {
+        let t = creds();
+        let grace = Duration::hours(24);
+        let protected = set(&["prev"]);
+        let e = Evidence { protected: &protected, ..ev(&t, found(Some("cur"), grace), &[]) };
+        assert_eq!(revocable(&e, grace), vec!["old-orphan"]);
+        // Recorded or not, young or old: protection wins.
+        let protected = set(&["prev", "old-orphan"]);
+        let e = Evidence { protected: &protected, ..ev(&t, found(Some("cur"), grace), &["prev", "old-orphan"]) };
+        assert!(revocable(&e, grace).is_empty());
+    }
+
+    #[test]
+    fn tied_latest_versions_each_count_as_the_latest() {
+        let renew = Duration::days(30);
+        let listed = [
+            cred("a", Ownership::Ours, Duration::days(1), Some(Duration::days(89))),
+            cred("b", Ownership::Ours, Duration::days(1), Some(Duration::days(89))),
+        ];
+        let a = view("a");
+        let b = view("b");
+        let keep = decide(Some(&a), &[b.clone()], &listed, renew, NOW, false);
+        assert_eq!(keep, Decision::Keep, "two fresh, enabled, listed versions of one second");
+        let b_disabled = SecretView { enabled: false, ..b.clone() };
+        assert_eq!(
+            decide(Some(&a), &[b_disabled.clone()], &listed, renew, NOW, false),
+            Decision::Rotate(Reason::DisabledSecret),
+            "the disabled one may be the one written last"
+        );
+        let b_foreign = SecretView { managed: false, ..b.clone() };
+        assert_eq!(
+            decide(Some(&a), &[b_disabled, b_foreign], &listed, renew, NOW, false),
+            Decision::Rotate(Reason::ForeignSecret)
+        );
+        let c = view("c");
+        assert_eq!(
+            decide(Some(&a), &[c], &listed, renew, NOW, false),
+            Decision::Rotate(Reason::RevokedInWorkspace),
+            "a tied version names a credential that is not listed"
+        );
     }
 
     #[test]
@@ -558,6 +659,7 @@ mod tests {
         revokes_over_cap: true,
         labels_attempts: true,
         reports_unrecorded: false,
+        naming_tags: &["credential-id"],
     };
 
     fn version(id: &str, tag: Option<&str>, prev: Option<&str>, created: Option<OffsetDateTime>) -> StoredSecret {
@@ -658,15 +760,17 @@ mod tests {
     #[test]
     fn over_the_cap_those_not_in_use_go_first() {
         let t: Vec<Credential> = (0..8).map(|i| ours_cred(&format!("t{i}"), Duration::hours(10 - i as i64))).collect();
+        let t0: BTreeSet<String> = ["t0".to_string()].into();
         let in_use: BTreeSet<String> = ["t1".to_string(), "t2".to_string()].into();
-        assert_eq!(over_cap_unused_first(&t, Some("t0"), &[], &in_use, 0, 6), vec!["t3", "t4"]);
-        assert_eq!(
-            over_cap_unused_first(&t, Some("t0"), &[], &BTreeSet::new(), 0, 6),
-            over_cap(&t, Some("t0"), &[], 0, 6)
-        );
+        assert_eq!(over_cap_unused_first(&t, &t0, &[], &in_use, 0, 6).revoke, vec!["t3", "t4"]);
+        assert_eq!(over_cap_unused_first(&t, &t0, &[], &BTreeSet::new(), 0, 6), over_cap(&t, &t0, &[], 0, 6));
         // When everything left is in use, the oldest in use go.
         let all: BTreeSet<String> = t.iter().map(|c| c.id.clone()).collect();
-        assert_eq!(over_cap_unused_first(&t, Some("t0"), &[], &all, 0, 6), vec!["t1", "t2"]);
-        assert!(over_cap_unused_first(&t[..6], None, &[], &in_use, 0, 6).is_empty());
+        assert_eq!(over_cap_unused_first(&t, &t0, &[], &all, 0, 6).revoke, vec!["t1", "t2"]);
+        assert!(over_cap_unused_first(&t[..6], &BTreeSet::new(), &[], &in_use, 0, 6).revoke.is_empty());
+        // What a latest version names is never taken, in use or not; the shortfall is held.
+        let named: BTreeSet<String> = (0..7).map(|i| format!("t{i}")).collect();
+        let c = over_cap_unused_first(&t, &named, &[], &in_use, 0, 6);
+        assert_eq!((c.revoke, c.held), (vec!["t7".to_string()], 1));
     }
 }
