@@ -1112,7 +1112,13 @@ async fn a_credential_another_secrets_latest_version_names_is_never_revoked() {
         o.warnings
     );
     // The same for --revoke-superseded, and for a forced rotation with grace 0.
-    let o = run_req(&t, &ws, &kv, Request { force: Force::Cli, dry_run: false, revoke_superseded: true, expiry_window: None }).await;
+    let o = run_req(
+        &t,
+        &ws,
+        &kv,
+        Request { force: Force::Cli, dry_run: false, revoke_superseded: true, expiry_window: None },
+    )
+    .await;
     assert!(o.ok(), "{o:?}");
     assert_eq!(o.revoked_token_ids, vec!["cur"], "{o:?}");
     assert!(ws.ids().contains(&"prev".to_string()));
