@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job end to end on this machine, with no Azure account: starts the bundled local
 # emulators (managed identity, Key Vault over HTTPS, a Databricks workspace), then shows a first
-# provisioning, an idempotent re-run, a forced rotation with revocation, the custom handler
-# answering the Functions host's timer and HTTP invocations, and what ended up where.
+# provisioning, an idempotent re-run, a forced rotation with revocation, status as a health
+# check, the custom handler answering the Functions host's timer and HTTP invocations (and the
+# Status function), and what ended up where.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,7 +50,7 @@ say "pat-rotator rotate            # second run: nothing to do, no write call"
 say "pat-rotator rotate --force    # forced rotation; analytics has revoke_grace_hours=0, so its old token is revoked"
 "$BIN" rotate --force
 
-say "pat-rotator status"
+say "pat-rotator status            # a health check: exit 0 when every target is healthy, 1 when one needs attention"
 "$BIN" status
 
 say "The same engine as an Azure Functions custom handler"
@@ -69,6 +70,9 @@ curl -sS -X POST "http://127.0.0.1:$PORT/api/ProvisionPat" -H 'Content-Type: app
 echo; echo
 echo "POST /api/ProvisionPat {\"target\":\"nope\"}"
 curl -sS -X POST "http://127.0.0.1:$PORT/api/ProvisionPat" -H 'Content-Type: application/json' -d '{"target":"nope"}' -w '  (HTTP %{http_code})'
+echo; echo
+echo "GET /api/Status  (the health check for a monitor or a release: rotated_by says self/other, never an object id)"
+curl -sS "http://127.0.0.1:$PORT/api/Status" -w '  (HTTP %{http_code})'
 echo
 kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true; SERVE_PID=
 

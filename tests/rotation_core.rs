@@ -20,7 +20,7 @@ use pat_rotator::rotation::ports::{
     WriteError,
 };
 use pat_rotator::rotation::rotate::{Ports, rotate};
-use pat_rotator::rotation::spec::{Force, Owner, Request, Spec};
+use pat_rotator::rotation::spec::{Force, OtherWriter, Owner, Request, Spec};
 use pat_rotator::rotation::{Action, Reason};
 use pat_rotator::secret::Redacted;
 
@@ -280,6 +280,8 @@ enum WriteFault {
 #[derive(Default)]
 struct MemStore {
     versions: Mutex<Vec<Version>>,
+    /// The object id this store writes as (`None`: it cannot tell).
+    writer: Mutex<Option<String>>,
     write_faults: Mutex<VecDeque<WriteFault>>,
     /// Writes that land after the next read-back.
     pending: Mutex<Vec<Version>>,
@@ -377,6 +379,10 @@ impl MemStore {
 impl SecretStore for MemStore {
     fn error(&self, message: String) -> Error {
         Error::new(Code::KeyvaultError, message)
+    }
+
+    async fn writer(&self) -> Option<String> {
+        self.writer.lock().unwrap().clone()
     }
 
     async fn read_latest(&self, _name: &str) -> Result<SecretRead> {
@@ -479,7 +485,14 @@ fn spec(grace: i64) -> Spec {
 }
 
 fn req(force: Force) -> Request {
-    Request { force, dry_run: false, revoke_superseded: false, expiry_window: None }
+    Request {
+        force,
+        dry_run: false,
+        revoke_superseded: false,
+        other_writer: OtherWriter::Overwrite,
+        via: "cli",
+        expiry_window: None,
+    }
 }
 
 async fn run_req(s: &Spec, ws: &MemIssuer, kv: &MemStore, r: Request) -> pat_rotator::rotation::Outcome {
@@ -489,7 +502,20 @@ async fn run_req(s: &Spec, ws: &MemIssuer, kv: &MemStore, r: Request) -> pat_rot
 
 async fn run(s: &Spec, ws: &MemIssuer, kv: &MemStore, force: bool, dry_run: bool) -> pat_rotator::rotation::Outcome {
     let force = if force { Force::Cli } else { Force::No };
-    run_req(s, ws, kv, Request { force, dry_run, revoke_superseded: false, expiry_window: None }).await
+    run_req(
+        s,
+        ws,
+        kv,
+        Request {
+            force,
+            dry_run,
+            revoke_superseded: false,
+            other_writer: OtherWriter::Overwrite,
+            via: "cli",
+            expiry_window: None,
+        },
+    )
+    .await
 }
 
 /// A managed PAT secret naming credential `id` (created `age` ago, expiring in `exp`).
@@ -543,6 +569,70 @@ async fn expiring_token_is_rotated_and_previous_kept_within_grace() {
     assert!(o.revoked_token_ids.is_empty());
     assert_eq!(kv.latest().unwrap().tags[db_tags::PREVIOUS_TOKEN_ID], "old");
     assert_eq!(ws.ids(), vec!["new1", "old"]);
+}
+
+/// Contract §10: a due target whose latest version another identity wrote, under each caller's
+/// policy. Every version written carries `rotated-by` (the store's identity, or `unknown`) and
+/// `rotated-via`.
+#[tokio::test]
+async fn another_identitys_version_under_each_policy() {
+    let cases = [
+        (OtherWriter::Overwrite, Action::Rotated, 0),
+        (OtherWriter::TakeOwnership, Action::Rotated, 1),
+        (OtherWriter::Refuse, Action::Failed, 0),
+        (OtherWriter::Leave, Action::Unchanged, 1),
+    ];
+    for (policy, action, warnings) in cases {
+        for dry_run in [false, true] {
+            let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+            *kv.writer.lock().unwrap() = Some("me".into());
+            seed_current(&ws, &kv, "old", Duration::days(70), Duration::days(20), None);
+            kv.versions.lock().unwrap().last_mut().unwrap().tags.insert(tags::ROTATED_BY.into(), "other".into());
+            let req = Request {
+                force: Force::No,
+                dry_run,
+                revoke_superseded: false,
+                other_writer: policy,
+                via: "x",
+                expiry_window: None,
+            };
+            let o = run_req(&t, &ws, &kv, req).await;
+            let want = if dry_run && action == Action::Rotated { Action::Planned } else { action };
+            assert_eq!((o.action, o.reason), (want, Some(Reason::Expiring)), "{policy:?} dry_run={dry_run}: {o:?}");
+            assert_eq!(o.warnings.len(), warnings, "{policy:?}: {:?}", o.warnings);
+            if policy == OtherWriter::Refuse {
+                let e = o.error.as_ref().unwrap();
+                assert_eq!(e.code, Code::RotatedByAnotherIdentity);
+                assert!(e.message.contains("other") && e.message.contains("identity me"), "{}", e.message);
+                assert!(e.message.contains("would belong to the caller"), "{}", e.message);
+            }
+            let written = want == Action::Rotated;
+            assert_eq!(ws.ids().len(), if written { 2 } else { 1 }, "{policy:?}: created only when written");
+            let latest = kv.latest().unwrap();
+            let by = (latest.tags[tags::ROTATED_BY].as_str(), latest.tags.get(tags::ROTATED_VIA).map(String::as_str));
+            assert_eq!(by, if written { ("me", Some("x")) } else { ("other", None) }, "{policy:?}");
+        }
+    }
+    // An app's PAT or an OAuth secret does not belong to the caller: no such sentence.
+    let (ws, kv) = (MemIssuer::pat(), MemStore::default());
+    let t = Spec { owner: Some(Owner { client_id: Some("app".into()), tag: db_tags::CLIENT_ID }), ..spec(24) };
+    seed_current(&ws, &kv, "old", Duration::days(70), Duration::days(20), None);
+    kv.versions.lock().unwrap().last_mut().unwrap().tags.insert(tags::ROTATED_BY.into(), "other".into());
+    let req = Request {
+        force: Force::No,
+        dry_run: false,
+        revoke_superseded: false,
+        other_writer: OtherWriter::Refuse,
+        via: "cli",
+        expiry_window: None,
+    };
+    let o = run_req(&t, &ws, &kv, req).await;
+    let m = &o.error.as_ref().unwrap().message;
+    assert!(m.contains("identity unknown") && !m.contains("would belong to the caller"), "{m}");
+    // A store that cannot tell who it is writes `unknown`.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    assert_eq!(run(&t, &ws, &kv, false, false).await.action, Action::Created);
+    assert_eq!(kv.latest().unwrap().tags[tags::ROTATED_BY], "unknown");
 }
 
 #[tokio::test]
@@ -1014,7 +1104,14 @@ async fn revoke_superseded_revokes_every_other_token_at_once() {
         &t,
         &ws,
         &kv,
-        Request { force: Force::Cli, dry_run: false, revoke_superseded: true, expiry_window: None },
+        Request {
+            force: Force::Cli,
+            dry_run: false,
+            revoke_superseded: true,
+            other_writer: OtherWriter::Overwrite,
+            via: "cli",
+            expiry_window: None,
+        },
     )
     .await;
     assert_eq!(o.action, Action::Rotated, "{o:?}");
@@ -1116,7 +1213,14 @@ async fn a_credential_another_secrets_latest_version_names_is_never_revoked() {
         &t,
         &ws,
         &kv,
-        Request { force: Force::Cli, dry_run: false, revoke_superseded: true, expiry_window: None },
+        Request {
+            force: Force::Cli,
+            dry_run: false,
+            revoke_superseded: true,
+            other_writer: OtherWriter::Overwrite,
+            via: "cli",
+            expiry_window: None,
+        },
     )
     .await;
     assert!(o.ok(), "{o:?}");

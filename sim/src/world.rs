@@ -19,7 +19,7 @@ use pat_rotator::rotation::model::{
     CreateRequest, Credential, NewCredential, Ownership, Profile, SecretWrite, StoredSecret, rfc3339, tags,
 };
 use pat_rotator::rotation::ports::{CreateError, Listing, Refusal, SecretRead, WriteError};
-use pat_rotator::rotation::spec::{Owner, Request};
+use pat_rotator::rotation::spec::{OtherWriter, Owner, Request};
 use pat_rotator::rotation::{Outcome, Spec};
 use pat_rotator::secret::Redacted;
 use time::macros::datetime;
@@ -882,26 +882,51 @@ impl World {
         let spec = self.deployments[dep].spec.clone();
         let cooldown = Duration::minutes(self.sc.cooldown_minutes as i64);
         use pat_rotator::rotation::spec::Force;
+        // One identity writes every version here, so the guard of contract §10 never applies.
         let req = match kind {
-            RunKind::Timer => {
-                Request { force: Force::No, dry_run: false, revoke_superseded: false, expiry_window: None }
-            }
+            RunKind::Timer => Request {
+                force: Force::No,
+                dry_run: false,
+                revoke_superseded: false,
+                other_writer: OtherWriter::Overwrite,
+                via: "RotatePat",
+                expiry_window: None,
+            },
             RunKind::Provision => Request {
                 force: Force::Provision { cooldown },
                 dry_run: false,
                 revoke_superseded: false,
+                other_writer: OtherWriter::Overwrite,
+                via: "ProvisionPat",
                 expiry_window: None,
             },
-            RunKind::Cli => {
-                Request { force: Force::Cli, dry_run: false, revoke_superseded: false, expiry_window: None }
-            }
+            RunKind::Cli => Request {
+                force: Force::Cli,
+                dry_run: false,
+                revoke_superseded: false,
+                other_writer: OtherWriter::Overwrite,
+                via: "cli",
+                expiry_window: None,
+            },
             RunKind::DryRun => {
                 let force = if self.rng.chance(500) { Force::Cli } else { Force::No };
-                Request { force, dry_run: true, revoke_superseded: false, expiry_window: None }
+                Request {
+                    force,
+                    dry_run: true,
+                    revoke_superseded: false,
+                    other_writer: OtherWriter::Overwrite,
+                    via: "cli",
+                    expiry_window: None,
+                }
             }
-            RunKind::RevokeSuperseded => {
-                Request { force: Force::Cli, dry_run: false, revoke_superseded: true, expiry_window: None }
-            }
+            RunKind::RevokeSuperseded => Request {
+                force: Force::Cli,
+                dry_run: false,
+                revoke_superseded: true,
+                other_writer: OtherWriter::Overwrite,
+                via: "cli",
+                expiry_window: None,
+            },
         };
         let now = self.now();
         let budget = Duration::seconds(if kind == RunKind::Provision { 200 } else { 540 });

@@ -12,10 +12,9 @@
 //! shortened (contract §10).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::RequestContent;
 use azure_security_keyvault_secrets::models::{SecretAttributes, SecretProperties, SetSecretParameters};
@@ -24,7 +23,7 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 use tracing::debug;
 
-use super::credential::sdk_client_options;
+use super::credential::{TokenSource, sdk_client_options, vault_scope};
 use crate::error::{Code, Error, Result, excerpt};
 use crate::rotation::model::{SecretWrite, StoredSecret};
 use crate::rotation::ports::{SecretRead, SecretStore, WriteError};
@@ -40,6 +39,11 @@ pub struct KeyVaultStore {
     retry: RetryPolicy,
     writes: Arc<RateLimiter>,
     reads: Arc<RateLimiter>,
+    /// The identity the client authenticates as, and the scope of its vault token: whose object
+    /// id `rotated-by` records (contract §10).
+    tokens: Arc<TokenSource>,
+    scope: Option<&'static str>,
+    writer: OnceLock<String>,
 }
 
 impl KeyVaultStore {
@@ -47,7 +51,7 @@ impl KeyVaultStore {
     /// emulator) the challenge-resource check is relaxed; nothing else changes.
     pub fn new(
         vault_url: &str,
-        credential: Arc<dyn TokenCredential>,
+        tokens: Arc<TokenSource>,
         http: &Http,
         retry: RetryPolicy,
         writes: Arc<RateLimiter>,
@@ -58,10 +62,19 @@ impl KeyVaultStore {
             verify_challenge_resource: Some(!crate::config::url_is_loopback(vault_url)),
             ..Default::default()
         };
-        let client = SecretClient::new(vault_url, credential, Some(options)).map_err(|e| {
+        let client = SecretClient::new(vault_url, tokens.as_credential(), Some(options)).map_err(|e| {
             Error::new(Code::KeyvaultError, format!("Key Vault client for {vault_url}: {}", super::chain(&e)))
         })?;
-        Ok(KeyVaultStore { client, vault_url: vault_url.to_string(), retry, writes, reads })
+        Ok(KeyVaultStore {
+            client,
+            vault_url: vault_url.to_string(),
+            retry,
+            writes,
+            reads,
+            scope: vault_scope(vault_url),
+            tokens,
+            writer: OnceLock::new(),
+        })
     }
 
     fn error(&self, op: &str, name: &str, e: &azure_core::Error) -> Error {
@@ -236,6 +249,16 @@ fn newest_second(versions: Vec<StoredSecret>) -> (Option<StoredSecret>, Vec<Stor
 impl SecretStore for KeyVaultStore {
     fn error(&self, message: String) -> Error {
         Error::new(Code::KeyvaultError, format!("{message} (vault {})", self.vault_url))
+    }
+
+    /// The `oid` of the Key Vault access token the client presents (the token of the read
+    /// that preceded it, from the cache).
+    async fn writer(&self) -> Option<String> {
+        if let Some(w) = self.writer.get() {
+            return Some(w.clone());
+        }
+        let oid = self.tokens.object_id(self.scope?).await?;
+        Some(self.writer.get_or_init(|| oid).clone())
     }
 
     async fn read_latest(&self, name: &str) -> Result<SecretRead> {

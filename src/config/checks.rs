@@ -8,7 +8,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::fields::{CLIENT_ID, KIND, Kinds, LIFETIME_DAYS, NAME, RENEW_BEFORE_DAYS, Read, SECRET_NAME, Slot, Source};
+use super::fields::{
+    CLIENT_ID, KIND, Kinds, LIFETIME_DAYS, NAME, RENEW_BEFORE_DAYS, Read, SECRET_NAME, SERVICE_PRINCIPAL, Slot, Source,
+};
 use super::settings::Settings;
 use super::target::Target;
 
@@ -92,6 +94,27 @@ pub(super) fn unique_names_and_secrets(targets: &[(Source, Target)], errs: &mut 
                 t.key_vault_url
             ));
         }
+    }
+}
+
+/// Contract §9: a principal's OAuth secrets and its limit of five are account-wide, and each
+/// target keeps up to two of them (the current one and, within its grace, the previous one): two
+/// targets may share a principal (`check-config` warns), three or more would starve each other.
+pub(super) fn principal_shared_by_at_most_two(targets: &[(Source, Target)], errs: &mut Vec<String>) {
+    let mut by_principal: BTreeMap<&str, Vec<(&Source, &str)>> = BTreeMap::new();
+    for (source, t) in targets {
+        if let Some(sp) = t.service_principal() {
+            by_principal.entry(sp).or_default().push((source, t.name.as_str()));
+        }
+    }
+    for (sp, users) in by_principal.into_iter().filter(|(_, u)| u.len() > 2) {
+        let names: Vec<String> = users.iter().map(|(_, n)| format!("\"{n}\"")).collect();
+        errs.push(format!(
+            "{}: \"{sp}\" is the principal of {} targets ({}); at most two targets may share a service principal, whose limit of five OAuth secrets is account-wide",
+            users[2].0.at(&SERVICE_PRINCIPAL),
+            users.len(),
+            names.join(", ")
+        ));
     }
 }
 
@@ -369,5 +392,24 @@ mod tests {
         let mut v = mi[..3].to_vec();
         v.push(("PAT_TARGETS", &targets));
         assert!(cfg(&v).is_ok());
+    }
+    #[test]
+    fn two_targets_may_share_a_principal_three_may_not() {
+        let t = |name: &str, sp: &str| {
+            format!(
+                r#"{{"name":"{name}","workspace_url":"adb-1.2.azuredatabricks.net","key_vault_url":"https://kv.vault.azure.net","secret_name":"{name}","kind":"sp_oauth_secret","service_principal":"{sp}"}}"#
+            )
+        };
+        let two = format!("[{},{},{}]", t("a", SP), t("b", &SP.to_uppercase()), t("c", APP));
+        assert!(cfg(&[("PAT_TARGETS", &two)]).is_ok());
+        let three = format!("[{},{},{}]", t("a", SP), t("b", SP), t("c", &SP.to_uppercase()));
+        let e = cfg(&[("PAT_TARGETS", &three)]).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert!(
+            e.0[0].starts_with(&format!(
+                r#"targets[2].service_principal: "{SP}" is the principal of 3 targets ("a", "b", "c")"#
+            )),
+            "{e}"
+        );
     }
 }

@@ -129,6 +129,7 @@ fn parse(lookup: &Lookup, names: Option<&[String]>) -> Result<Config, ConfigErro
         None => fields::read_flat_target(&get, &mut errs).into_iter().collect(),
     };
     checks::unique_names_and_secrets(&targets, &mut errs);
+    checks::principal_shared_by_at_most_two(&targets, &mut errs);
     let settings = settings::parse_settings(&get, &mut errs);
     if let Some(s) = &settings {
         checks::client_id_needs_federation(&targets, s, &mut errs);

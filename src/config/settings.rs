@@ -114,6 +114,9 @@ pub struct Settings {
     pub force_cooldown: Duration,
     pub log_format: LogFormat,
     pub pacing: Pacing,
+    /// `PAT_SERVICE_OBJECT_ID`: the deployment identity's object id (lower case), against which
+    /// `status` judges `rotated_by_another_identity` when someone else runs it (contract §10).
+    pub service_object_id: Option<String>,
 }
 
 fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -251,6 +254,13 @@ pub(super) fn parse_settings(get: &Lookup, errs: &mut Vec<String>) -> Option<Set
             LogFormat::default()
         }),
     };
+    let service_object_id = get("PAT_SERVICE_OBJECT_ID").map(|v| v.to_ascii_lowercase());
+    if let Some(v) = service_object_id.as_deref().filter(|v| !super::names::is_guid(v)) {
+        errs.push(format!(
+            "PAT_SERVICE_OBJECT_ID: \"{}\" is not a GUID (the object id of the deployment's identity: az identity show --query principalId)",
+            v.chars().take(64).collect::<String>().escape_debug()
+        ));
+    }
     if let Some(v) = get(FUNCTION_TIMEOUT_SETTING) {
         match parse_timespan(&v) {
             Some(None) => {}
@@ -289,6 +299,7 @@ pub(super) fn parse_settings(get: &Lookup, errs: &mut Vec<String>) -> Option<Set
         force_cooldown,
         log_format,
         pacing,
+        service_object_id,
     })
 }
 
@@ -302,6 +313,15 @@ mod tests {
         let mut errs = Vec::new();
         let s = parse_settings(&|k| map.get(k).map(|v| v.to_string()), &mut errs);
         s.ok_or(errs)
+    }
+
+    #[test]
+    fn the_service_object_id_is_a_guid_kept_in_lower_case() {
+        assert_eq!(parse(&[]).unwrap().service_object_id, None);
+        let s = parse(&[("PAT_SERVICE_OBJECT_ID", "3F6C1A52-8E4B-4D7A-9C21-5B0E7F9A1D44")]).unwrap();
+        assert_eq!(s.service_object_id.as_deref(), Some("3f6c1a52-8e4b-4d7a-9c21-5b0e7f9a1d44"));
+        let e = parse(&[("PAT_SERVICE_OBJECT_ID", "me@example.com")]).unwrap_err();
+        assert!(e[0].starts_with("PAT_SERVICE_OBJECT_ID: \"me@example.com\" is not a GUID"), "{e:?}");
     }
 
     #[test]

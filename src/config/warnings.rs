@@ -11,8 +11,8 @@ use url::Url;
 
 use super::clouds::Cloud;
 use super::fields::Lookup;
-use super::fields::{FIELDS, KEEP_WHILE_USED, KEY_VAULT_URL, RENEW_BEFORE_DAYS, Source, flat_settings};
-use super::target::{Kind, Target};
+use super::fields::{FIELDS, KEY_VAULT_URL, Source, flat_settings};
+use super::target::Target;
 use super::urls::url_is_loopback;
 
 /// Variables of the project's own tooling (test harness, scripts), not settings.
@@ -33,44 +33,7 @@ pub(super) fn collect(
         unknown_pat_settings(get, names, asked, &mut out);
     }
     vault_outside_workspace_cloud(targets, &mut out);
-    keep_while_used_needs_admin(targets, &mut out);
-    renewal_inside_the_event_window(targets, &mut out);
     out
-}
-
-/// `keep_while_used` reads each superseded token's last use from the Token Management API,
-/// which answers workspace admins only (contract §10 "Usage"): without that right the target
-/// falls back to the plain grace, with a warning on every pass.
-fn keep_while_used_needs_admin(targets: &[(Source, Target)], out: &mut Vec<String>) {
-    for (source, t) in targets {
-        if let Kind::Pat { keep_while_used: true, client_id, .. } = &t.kind {
-            let who = match client_id {
-                Some(c) => format!("app {c}'s service principal"),
-                None => "the service identity".to_string(),
-            };
-            out.push(format!(
-                "{}: reading a superseded token's last use (Token Management API) needs workspace admin: {who} must be an admin of {}; without it the target falls back to the plain grace, with a warning on every run",
-                source.at(&KEEP_WHILE_USED),
-                t.workspace_url
-            ));
-        }
-    }
-}
-
-/// A `SecretNearExpiry` or `SecretExpired` event rotates a target whose secret expires within
-/// 30 days (contract §10), whatever `renew_before_days` says: with less, an event rotates it
-/// earlier than the timer would.
-fn renewal_inside_the_event_window(targets: &[(Source, Target)], out: &mut Vec<String>) {
-    let window = crate::rotation::rules::EVENT_EXPIRY_WINDOW.whole_days();
-    for (source, t) in targets {
-        if i64::from(t.renew_before_days) < window {
-            out.push(format!(
-                "{}: {} is less than {window}: a Key Vault SecretNearExpiry or SecretExpired event (function SecretEvent) rotates the target once its secret expires within {window} days, earlier than the timer would",
-                source.at(&RENEW_BEFORE_DAYS),
-                t.renew_before_days
-            ));
-        }
-    }
 }
 
 /// With `PAT_TARGETS`, the flat target settings are not read at all; and without it, a vault
@@ -285,26 +248,6 @@ mod tests {
         for (vars, want) in cases {
             assert_eq!(warnings(&vars), want, "{vars:?}");
         }
-    }
-
-    #[test]
-    fn keep_while_used_and_a_short_renewal_are_said() {
-        let targets = r#"[{"name":"a","workspace_url":"adb-1.2.azuredatabricks.net","key_vault_url":"https://kv.vault.azure.net","secret_name":"s","keep_while_used":true},
-                          {"name":"b","workspace_url":"adb-1.2.azuredatabricks.net","key_vault_url":"https://kv.vault.azure.net","secret_name":"t","renew_before_days":29,"keep_while_used":false},
-                          {"name":"c","workspace_url":"adb-1.2.azuredatabricks.net","key_vault_url":"https://kv.vault.azure.net","secret_name":"u","renew_before_days":30}]"#;
-        let w = warnings(&[("PAT_TARGETS", targets)]);
-        assert_eq!(w.len(), 2, "{w:?}");
-        assert!(
-            w[0].starts_with("targets[0].keep_while_used: reading a superseded token's last use (Token Management API) needs workspace admin: the service identity must be an admin of https://adb-1.2.azuredatabricks.net"),
-            "{w:?}"
-        );
-        assert!(
-            w[1].starts_with("targets[1].renew_before_days: 29 is less than 30: a Key Vault SecretNearExpiry"),
-            "{w:?}"
-        );
-        let flat = warnings(&[WS, KV, ("PAT_KEEP_WHILE_USED", "true"), ("PAT_RENEW_BEFORE_DAYS", "7")]);
-        assert!(flat.iter().any(|m| m.starts_with("PAT_KEEP_WHILE_USED: ")), "{flat:?}");
-        assert!(flat.iter().any(|m| m.starts_with("PAT_RENEW_BEFORE_DAYS: 7 is less than 30")), "{flat:?}");
     }
 
     #[test]

@@ -141,14 +141,7 @@ impl Clients {
                     Arc::new(RateLimiter::new(p.kv_reads_per_10s, p.kv_window)),
                 ))
             })?;
-            Ok(Arc::new(KeyVaultStore::new(
-                &t.key_vault_url,
-                tokens.as_credential(),
-                &self.http,
-                self.retry.clone(),
-                writes,
-                reads,
-            )?))
+            Ok(Arc::new(KeyVaultStore::new(&t.key_vault_url, tokens, &self.http, self.retry.clone(), writes, reads)?))
         })
     }
 

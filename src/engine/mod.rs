@@ -5,7 +5,8 @@
 //!   invocation's deadline, how `force` is honoured per caller, the [`Spec`] of a target;
 //! - [`clients`]: the long-lived clients (token sources, one Databricks client per workspace and
 //!   owner, one Key Vault client per vault with its pacers, the issuer of each kind);
-//! - [`inventory`]: `status`, `tokens` and `tokens --revoke` — reads, and the one guarded act;
+//! - [`health`]: `status`, the health check of contract §10 — reads only;
+//! - [`inventory`]: `tokens` and `tokens --revoke` — reads, and the one guarded act;
 //! - [`guard`]: contract §7.4(a) across targets — the other configured secrets that may name a
 //!   target's credentials, read once per pass and shared ([`guard::PassReads`]).
 //!
@@ -15,6 +16,7 @@
 
 pub mod clients;
 pub mod guard;
+mod health;
 mod inventory;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -31,17 +33,20 @@ use crate::rotation::model::Outcome;
 use crate::rotation::ports::{Backoff, Clock, SecretStore, SystemClock};
 use crate::rotation::rotate::{self, Ports};
 use crate::rotation::rules;
-use crate::rotation::spec::{Force, Owner, Request, Spec};
+use crate::rotation::spec::{Force, OtherWriter, Owner, Request, Spec};
 use crate::transport::client::Http;
 use crate::transport::retry::{self, Jitter, RetryPolicy};
 
 pub use clients::Clients;
-pub use inventory::{RevokeReport, StatusRow, TokenRow, TokensRow};
+pub use health::{Attention, StatusRow};
+pub use inventory::{RevokeReport, TokenRow, TokensRow};
 
-/// Who started a pass: it decides how `force` is honoured (contract §3).
+/// Who started a pass: it decides how `force` is honoured (contract §3), what a run does over
+/// a version another identity wrote, and the `rotated-via` tag (contract §10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Caller {
-    /// `pat-rotator rotate`: `force` always holds.
+    /// `pat-rotator rotate`: `force` always holds; a version another identity wrote is refused
+    /// unless `take_ownership`.
     Cli,
     /// `ProvisionPat`: `force` is subject to the cooldown and the room below the cap.
     Provision,
@@ -53,6 +58,29 @@ pub enum Caller {
     Event { near_expiry: bool },
 }
 
+impl Caller {
+    /// The `rotated-via` tag of the versions its runs write.
+    pub fn via(self) -> &'static str {
+        match self {
+            Caller::Cli => "cli",
+            Caller::Provision => "ProvisionPat",
+            Caller::Timer => "RotatePat",
+            Caller::Event { .. } => "SecretEvent",
+        }
+    }
+
+    /// What its runs do over a managed latest version another identity wrote: the deployment
+    /// always writes as itself.
+    fn other_writer(self, take_ownership: bool) -> OtherWriter {
+        match self {
+            Caller::Cli if take_ownership => OtherWriter::TakeOwnership,
+            Caller::Cli => OtherWriter::Refuse,
+            Caller::Provision | Caller::Timer => OtherWriter::Overwrite,
+            Caller::Event { .. } => OtherWriter::Leave,
+        }
+    }
+}
+
 /// What a pass was asked to do.
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
@@ -61,6 +89,8 @@ pub struct RunOptions {
     /// Incident response (CLI only): revoke every other credential of the target once the new
     /// version is written.
     pub revoke_superseded: bool,
+    /// CLI only: write although another identity wrote the latest version (contract §10).
+    pub take_ownership: bool,
     pub caller: Caller,
     /// The pass's time budget; every target's work ends by then (see [`crate::transport::retry`]).
     pub budget: Duration,
@@ -233,6 +263,7 @@ impl Engine {
             force: false,
             dry_run: false,
             revoke_superseded: false,
+            take_ownership: false,
             caller: Caller::Event { near_expiry },
             budget,
         };
@@ -306,6 +337,8 @@ impl Engine {
                     Caller::Event { near_expiry: true } => Some(rules::EVENT_EXPIRY_WINDOW),
                     _ => None,
                 },
+                other_writer: opts.caller.other_writer(opts.take_ownership),
+                via: opts.caller.via(),
             };
             let spec = spec(t);
             let (_, outcome) = futures::join!(self.clients.prefetch(t), rotate::rotate(&spec, req, &ports));

@@ -78,7 +78,14 @@ pub async fn rotate_pat(body: Result<Vec<u8>, BodyError>, state: &State, invocat
     let outcomes = engine
         .run(
             &targets,
-            RunOptions { force: false, dry_run: false, revoke_superseded: false, caller: Caller::Timer, budget },
+            RunOptions {
+                force: false,
+                dry_run: false,
+                revoke_superseded: false,
+                take_ownership: false,
+                caller: Caller::Timer,
+                budget,
+            },
         )
         .await;
     let logs: Vec<String> = outcomes.iter().map(|o| o.log_line()).collect();
@@ -142,6 +149,17 @@ pub async fn provision_pat(body: Result<Vec<u8>, BodyError>, state: &State, invo
         StatusCode::OK,
         json!({ "Outputs": { "res": { "statusCode": answer.status.as_u16(), "headers": headers, "body": answer.body } },
                 "Logs": [answer.log], "ReturnValue": null }),
+    )
+}
+
+/// `Status` in the host's envelope (a host that does not forward): the answer goes to the `res`
+/// output binding.
+pub async fn status(state: &State) -> HttpResponse {
+    let (status, body) = super::status::answer(state).await;
+    host_json(
+        StatusCode::OK,
+        json!({ "Outputs": { "res": { "statusCode": status.as_u16(), "headers": { "Content-Type": "application/json" }, "body": body } },
+                "Logs": [format!("Status answered {}", status.as_u16())], "ReturnValue": null }),
     )
 }
 

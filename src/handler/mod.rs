@@ -8,6 +8,8 @@
 //!   (`enableForwardingHttpRequest`), see [`provision`].
 //! - `POST /ProvisionPat` — the same function in the host's JSON envelope, for hosts that
 //!   do not forward (the body is taken from `Data.req.Body`, the answer goes to `Outputs.res`).
+//! - `GET /api/Status` — the health check, forwarded ([`status`]); `POST /Status` is the same
+//!   in the host's envelope.
 //!
 //! This layer only translates: host JSON or an HTTP request in, a call of the [`Engine`] out,
 //! and the result back in the host's shape. It never logs a request's query string (the
@@ -25,6 +27,7 @@ pub mod event;
 pub mod host;
 pub mod provision;
 pub mod public;
+pub mod status;
 
 use std::sync::{Arc, OnceLock};
 
@@ -41,11 +44,13 @@ use crate::engine::Engine;
 pub struct State {
     config: Result<Config, ConfigError>,
     engine: OnceLock<Arc<Engine>>,
+    /// The `Status` function's last answer ([`status`]).
+    status_cache: tokio::sync::Mutex<status::Cached>,
 }
 
 impl State {
     pub fn new(config: Result<Config, ConfigError>) -> Arc<State> {
-        Arc::new(State { config, engine: OnceLock::new() })
+        Arc::new(State { config, engine: OnceLock::new(), status_cache: tokio::sync::Mutex::new(None) })
     }
 
     /// The engine, built on first use (its HTTP client loads the system's CA store, which
@@ -137,11 +142,21 @@ async fn dispatch(req: HttpRequest, body: web::Payload, state: web::Data<State>)
             let work = async { host::provision_pat(read_body(body, host::MAX_HOST_BODY).await, &state, &id).await };
             work.instrument(tracing::info_span!("ProvisionPat", invocation_id = %id)).await
         }
-        ("" | "/rotatepat" | "/secretevent" | "/api/provisionpat" | "/provisionpat", _) => error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request",
-            &format!("method {method} is not allowed here"),
-        ),
+        ("/api/status", &Method::GET) => {
+            let id = invocation_id(&req);
+            status::handle(&state).instrument(tracing::info_span!("Status", invocation_id = %id)).await
+        }
+        ("/status", &Method::POST) => {
+            let id = invocation_id(&req);
+            host::status(&state).instrument(tracing::info_span!("Status", invocation_id = %id)).await
+        }
+        ("" | "/rotatepat" | "/secretevent" | "/api/provisionpat" | "/provisionpat" | "/api/status" | "/status", _) => {
+            error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request",
+                &format!("method {method} is not allowed here"),
+            )
+        }
         _ => error_response(StatusCode::NOT_FOUND, "not_found", "no such function"),
     }
 }

@@ -173,6 +173,7 @@ pub async fn handle(
                 force: req.force,
                 dry_run: req.dry_run,
                 revoke_superseded: false,
+                take_ownership: false,
                 caller: Caller::Provision,
                 budget,
             },

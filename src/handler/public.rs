@@ -50,6 +50,9 @@ pub fn sentence(code: Code) -> &'static str {
         Code::DatabricksPrincipalNotFound => {
             "The target's service principal does not exist in the Databricks workspace."
         }
+        Code::RotatedByAnotherIdentity => {
+            "The latest version of the secret was written by another identity; run as that identity or take ownership explicitly."
+        }
     }
 }
 
@@ -89,6 +92,10 @@ pub fn warning_sentence(kind: WarningKind) -> &'static str {
         }
         WarningKind::UsageUnreadable => {
             "The identity cannot read when credentials were last used; superseded ones got the plain grace."
+        }
+        WarningKind::TakeOwnership => "A version another identity wrote was replaced on request.",
+        WarningKind::RotatedByAnotherIdentity => {
+            "Another identity wrote the latest version; this run left the target to that identity."
         }
     }
 }
@@ -163,6 +170,8 @@ mod tests {
             KeptInUse,
             UsageUnknown,
             UsageUnreadable,
+            TakeOwnership,
+            RotatedByAnotherIdentity,
         ];
         let mut seen = std::collections::HashSet::new();
         for k in all {

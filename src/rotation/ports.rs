@@ -149,6 +149,12 @@ pub trait SecretStore: Send + Sync {
     /// An error of this store, with its stable code, for a state of the secret the rotation
     /// cannot accept (say, a version written by someone else in the middle of a run).
     fn error(&self, message: String) -> Error;
+    /// The identity this store reads and writes as: the lower-case object id that a new
+    /// version's `rotated-by` tag records (contract §10). `None` when it cannot be read (the
+    /// tag then says `unknown`). The default is a store that cannot tell.
+    async fn writer(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What the latest versions of the other configured secrets name (contract §7.4(a)), for the

@@ -54,7 +54,7 @@ use super::model::{
 };
 use super::ports::{Backoff, Clock, CreateError, Issuer, OtherSecrets, Refusal, SecretStore, Usage, WriteError};
 use super::rules::{self, Capped, Decision, Evidence, Latest, Supersession, UseVerdict};
-use super::spec::{Force, Owner, Request, Spec};
+use super::spec::{Force, OtherWriter, Owner, Request, Spec};
 use crate::error::{Code, Error, Result};
 use crate::secret::Redacted;
 
@@ -236,6 +236,15 @@ impl Observed {
         }
     }
 
+    /// Every version that counts as the latest, for the guard of contract §10 (another identity
+    /// if any of them names one): the one read and, where several versions share the newest
+    /// `created` second (contract §7.4), each of them.
+    fn latest_views(&self, profile: &Profile) -> Vec<SecretView> {
+        let mut views: Vec<SecretView> = self.view.iter().cloned().collect();
+        views.extend(self.tied.iter().map(|s| SecretView::of(s, profile)));
+        views
+    }
+
     /// The listed credential the latest version names (the one a rotation supersedes; of tied
     /// versions, the one with the greatest id, contract §7.4).
     fn current(&self) -> Option<&Credential> {
@@ -297,6 +306,15 @@ impl Verified {
             _ => since(self.sent, self.sent_wall),
         }
     }
+}
+
+/// What the guard of contract §10 lets a run do.
+enum Guard {
+    Proceed,
+    /// The target fails, before anything is created.
+    Fail(Error),
+    /// The target is left as it is (`unchanged`, with a warning).
+    Leave,
 }
 
 /// How a write ended when it did not fail.
@@ -789,6 +807,15 @@ impl Run<'_> {
             Decision::Rotate(reason) => reason,
         };
 
+        // Contract §10: who wrote the latest version decides whether this run may replace it,
+        // before anything is created (a dry run reports the same).
+        let me = self.ports.store.writer().await;
+        match self.other_writer(&obs, me.as_deref()) {
+            Guard::Proceed => {}
+            Guard::Fail(e) => return Outcome::failed(&spec.target, Some(reason), e),
+            Guard::Leave => return as_is(Action::Unchanged, reason),
+        }
+
         if reason == Reason::RevokedInWorkspace
             && let Some(change) = self.owner_change(&obs)
         {
@@ -823,7 +850,7 @@ impl Run<'_> {
                 }
                 Err(e) => return failed(revoked, e),
             };
-            let write = self.secret_write(&new, superseded.as_deref());
+            let write = self.secret_write(&new, superseded.as_deref(), me.as_deref());
             match self.write_recorded(&write, &new.info, &verified, based_on).await {
                 Ok(Written::Recorded(stored)) => break (stored, new.info),
                 Ok(Written::Stale) => {
@@ -983,8 +1010,68 @@ impl Run<'_> {
         })
     }
 
-    /// The new version of contract §6 / §9.
-    fn secret_write(&self, new: &NewCredential, superseded: Option<&str>) -> SecretWrite {
+    /// Contract §10: what this run does when the latest managed version was written by another
+    /// identity than `me` (the one it writes as), by the request's [`OtherWriter`] policy.
+    fn other_writer(&self, obs: &Observed, me: Option<&str>) -> Guard {
+        let views = obs.latest_views(self.profile);
+        let latest: Vec<&SecretView> = views.iter().collect();
+        let Some(other) = rules::written_by_another(&latest, me) else { return Guard::Proceed };
+        let noun = self.noun();
+        let version = obs.latest.as_ref().map(|s| s.version()).unwrap_or_default();
+        let me = me.unwrap_or("unknown (its object id could not be read)");
+        // A PAT of the service's own identity (no `client_id`) belongs to whoever creates it; an
+        // app's PAT or a principal's OAuth secret does not depend on the caller.
+        let callers_own = self.spec.owner.as_ref().is_some_and(|o| o.client_id.is_none());
+        let code = Code::RotatedByAnotherIdentity;
+        if self.req.revoke_superseded {
+            return Guard::Fail(Error::new(
+                code,
+                format!(
+                    "--revoke-superseded acts on the {noun}s of the identity it runs as ({me}), but the latest version {version} was written by identity {other}: that identity's {noun}s are not in this identity's list and could not be revoked, so nothing was created or revoked (--take-ownership does not change this). Run it as the identity that wrote the version, the service's (docs/RUNBOOK.md, \"A token leaked\")"
+                ),
+            ));
+        }
+        let consequence = if callers_own {
+            format!(
+                "; the new {noun} would belong to the caller ({me}), not to the service, and the service could not revoke it"
+            )
+        } else {
+            String::new()
+        };
+        match self.req.other_writer {
+            OtherWriter::Overwrite => Guard::Proceed,
+            OtherWriter::Refuse => Guard::Fail(Error::new(
+                code,
+                format!(
+                    "the latest version {version} of the secret was written by identity {other}, and this run is identity {me}: a new version would replace that identity's {noun}{consequence}. Nothing was created. Run as the identity that wrote it, the service's (docs/RUNBOOK.md, \"Running the CLI as the service's identity\"), or pass --take-ownership to write anyway"
+                ),
+            )),
+            OtherWriter::TakeOwnership => {
+                let cleanup = if callers_own {
+                    format!(
+                        "; the new {noun} belongs to this identity ({me}): when the service next replaces it, revoke it as this identity (pat-rotator tokens --target {} --revoke ID)",
+                        self.spec.target
+                    )
+                } else {
+                    String::new()
+                };
+                self.warn(
+                    WarningKind::TakeOwnership,
+                    format!("--take-ownership: writing over version {version}, which identity {other} wrote{cleanup}"),
+                );
+                Guard::Proceed
+            }
+            OtherWriter::Leave => {
+                self.warn(WarningKind::RotatedByAnotherIdentity, format!(
+                    "rotated_by_another_identity: the latest version {version} was written by identity {other}, not by this identity ({me}); the target is left to RotatePat and ProvisionPat"
+                ));
+                Guard::Leave
+            }
+        }
+    }
+
+    /// The new version of contract §6 / §9, and the writer's tags of §10.
+    fn secret_write(&self, new: &NewCredential, superseded: Option<&str>, me: Option<&str>) -> SecretWrite {
         let p = self.profile;
         let mut t: BTreeMap<String, String> = self.spec.tags.clone();
         t.insert(tags::MANAGED_BY.to_string(), tags::MANAGED_BY_VALUE.to_string());
@@ -994,6 +1081,8 @@ impl Run<'_> {
             t.insert(exp_tag.to_string(), new.info.expires_at.map(rfc3339).unwrap_or_else(|| "never".to_string()));
         }
         t.insert(tags::ROTATED_AT.to_string(), rfc3339(self.ports.clock.now()));
+        t.insert(tags::ROTATED_BY.to_string(), me.unwrap_or(tags::UNKNOWN_WRITER).to_ascii_lowercase());
+        t.insert(tags::ROTATED_VIA.to_string(), self.req.via.to_string());
         if let Some(prev) = superseded {
             t.insert(p.previous_tag.to_string(), prev.to_string());
         }

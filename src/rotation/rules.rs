@@ -81,6 +81,21 @@ pub fn expires_within(exp: Option<OffsetDateTime>, now: OffsetDateTime, window: 
     exp.is_some_and(|e| e - now <= window)
 }
 
+/// Contract §10: the identity that wrote a managed latest version, when it is not `me` (the
+/// identity this run writes as; `None` when its object id could not be read). `latest` holds
+/// every version that counts as the latest: one, or several when they share the newest
+/// `created` second — then another identity if any of them names one.
+///
+/// A version that is not managed (foreign) is no one's to protect; one without `rotated-by`
+/// (written before the tag) is accepted; `unknown`, or any tag while `me` is unknown, cannot be
+/// proven to be this identity, so it is another's.
+pub fn written_by_another<'a>(latest: &[&'a SecretView], me: Option<&str>) -> Option<&'a str> {
+    let mine = |by: &str| {
+        !by.eq_ignore_ascii_case(super::model::tags::UNKNOWN_WRITER) && me.is_some_and(|me| by.eq_ignore_ascii_case(me))
+    };
+    latest.iter().filter(|v| v.managed).filter_map(|v| v.rotated_by.as_deref()).find(|by| !mine(by))
+}
+
 /// Contract §3: a forced ProvisionPat is evaluated as an unforced one while the latest version
 /// is younger than the cooldown (an unknown age counts as inside), or when the target already
 /// holds one credential below its cap.
@@ -400,6 +415,34 @@ mod tests {
             previous_id: None,
             expires_at: None,
             rotated_at: None,
+            rotated_by: None,
+        }
+    }
+
+    #[test]
+    fn another_identity_wrote_the_latest_version() {
+        let by =
+            |who: Option<&str>, managed: bool| SecretView { rotated_by: who.map(str::to_string), managed, ..view("a") };
+        let (me, other, untagged, unknown) =
+            (by(Some("me"), true), by(Some("other"), true), by(None, true), by(Some("unknown"), true));
+        let foreign = by(Some("other"), false);
+        let cases: &[(&[&SecretView], Option<&str>, Option<&str>)] = &[
+            (&[], Some("me"), None),
+            (&[&me], Some("me"), None),
+            (&[&me], Some("ME"), None),
+            (&[&untagged], Some("me"), None),
+            (&[&untagged], None, None),
+            (&[&foreign], Some("me"), None),
+            (&[&other], Some("me"), Some("other")),
+            (&[&unknown], Some("me"), Some("unknown")),
+            (&[&unknown], Some("unknown"), Some("unknown")),
+            (&[&me], None, Some("me")),
+            // Tied latest versions: another identity if any of them names one.
+            (&[&me, &other], Some("me"), Some("other")),
+            (&[&me, &untagged], Some("me"), None),
+        ];
+        for (i, (latest, me, want)) in cases.iter().enumerate() {
+            assert_eq!(written_by_another(latest, *me), *want, "case {i}");
         }
     }
 
