@@ -529,12 +529,16 @@ fn aad_error(status: u16, error: &str, code: u32, description: &str) -> HttpResp
 }
 
 /// actix entry point for every request to the AAD fake.
-pub(crate) async fn handle(req: HttpRequest, payload: web::Payload, aad: web::Data<FakeAad>) -> HttpResponse {
+pub(crate) async fn handle(req: HttpRequest, payload: web::Payload, aad: FakeAad) -> HttpResponse {
     let segs: Vec<&str> = req.path().trim_start_matches('/').split('/').collect();
     let op = match segs.as_slice() {
         [_, "oauth2", "v2.0", "token"] | [_, "oauth2", "token"] => "token",
         ["common", "discovery", "instance"] | [_, "v2.0", ".well-known", _] | [_, ".well-known", _] => "discovery",
         _ => "other",
     };
-    aad.faults().run(op, &req, aad.serve(&req, payload)).await
+    let work = {
+        let (aad, req) = (aad.clone(), req.clone());
+        async move { aad.serve(&req, payload).await }
+    };
+    aad.faults().run(op, &req, work).await
 }

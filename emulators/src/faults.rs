@@ -4,8 +4,11 @@
 //! configured latency, then consults the injected rules for the request's *op* (a short name
 //! such as `create` or `set`, listed in each fake's docs) and either answers with the fault,
 //! delays, hangs, or runs the real handler — possibly replacing its answer afterwards, which
-//! is how a "lost response" (the server did the work, the client never learned) is simulated.
-//! Finally the request is appended to the call log that tests assert on.
+//! is how a "lost response" (the server did the work, the client never learned) is simulated,
+//! or answering at once and running the handler later in the background, which is how a
+//! gateway's 502 for a request it had already forwarded is simulated (the work lands after the
+//! client was told it failed). Finally the request is appended to the call log that tests
+//! assert on.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -17,6 +20,9 @@ use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 
 /// How long a "hang" lasts: longer than any client timeout a test would use.
 const HANG: Duration = Duration::from_secs(3600);
+
+/// The page Azure Application Gateway (v2) answers a 502 with.
+pub const BAD_GATEWAY_HTML: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>Microsoft-Azure-Application-Gateway/v2</center>\r\n</body>\r\n</html>\r\n";
 
 /// What to do with a request whose op matches an injected rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +37,10 @@ pub enum Fault {
     AfterEffect { status: u16, headers: Vec<(String, String)>, body: String },
     /// Handle the request (its effects happen), then never answer.
     AfterEffectHang,
+    /// Answer with this at once; handle the request `after` later, in the background (its
+    /// effects happen then, with the fake's clock of that moment, e.g. a Key Vault version's
+    /// `created`). What the late handling answers goes nowhere, and it is not in the call log.
+    LaterEffect { after: Duration, status: u16, headers: Vec<(String, String)>, body: String },
 }
 
 impl Fault {
@@ -78,9 +88,32 @@ impl Fault {
         }
     }
 
+    /// Turns a `Status` fault into the same answer given at once, with the operation performed
+    /// `after` later (see [`Fault::LaterEffect`]): a gateway that gave up on a request its
+    /// back end still carries out. Without this the answered operation never happens; with
+    /// [`Fault::performed`] it has happened by the time the answer goes out.
+    pub fn performed_after(self, after: Duration) -> Self {
+        match self {
+            Fault::Status { status, headers, body } | Fault::AfterEffect { status, headers, body } => {
+                Fault::LaterEffect { after, status, headers, body }
+            }
+            Fault::LaterEffect { status, headers, body, .. } => Fault::LaterEffect { after, status, headers, body },
+            other => other,
+        }
+    }
+
+    /// A gateway's `502 Bad Gateway`: the HTML page Azure Application Gateway serves, with its
+    /// `Server` header. Nothing happens server-side unless turned into [`Fault::performed`] /
+    /// [`Fault::performed_after`].
+    pub fn bad_gateway() -> Self {
+        Self::html(502, BAD_GATEWAY_HTML).header("Server", "Microsoft-Azure-Application-Gateway/v2")
+    }
+
     /// Adds a response header (no effect on `Delay`/`Hang`).
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        if let Fault::Status { headers, .. } | Fault::AfterEffect { headers, .. } = &mut self {
+        if let Fault::Status { headers, .. } | Fault::AfterEffect { headers, .. } | Fault::LaterEffect { headers, .. } =
+            &mut self
+        {
             headers.push((name.to_string(), value.to_string()));
         }
         self
@@ -93,7 +126,9 @@ impl Fault {
 
     /// Sets the raw body.
     pub fn body(mut self, text: &str) -> Self {
-        if let Fault::Status { body, .. } | Fault::AfterEffect { body, .. } = &mut self {
+        if let Fault::Status { body, .. } | Fault::AfterEffect { body, .. } | Fault::LaterEffect { body, .. } =
+            &mut self
+        {
             *body = text.to_string();
         }
         self
@@ -223,10 +258,12 @@ impl Faults {
     /// Runs one request of `op` through latency, faults and the call log.
     ///
     /// `handler` is only polled when the request is to be performed, so a `Status` or `Hang`
-    /// fault really leaves the fake's state untouched.
+    /// fault really leaves the fake's state untouched. It is `'static` so that a
+    /// [`Fault::LaterEffect`] can run it after the answer went out (on the same thread: actix's
+    /// `spawn` is local, so it need not be `Send`).
     pub(crate) async fn run<F>(&self, op: &str, req: &HttpRequest, handler: F) -> HttpResponse
     where
-        F: Future<Output = Outcome>,
+        F: Future<Output = Outcome> + 'static,
     {
         let at = Instant::now();
         let latency = self.latency();
@@ -248,6 +285,13 @@ impl Faults {
             Some(Fault::AfterEffect { status, headers, body }) => {
                 let done = handler.await;
                 Outcome { response: reply(status, &headers, body), principal: done.principal }
+            }
+            Some(Fault::LaterEffect { after, status, headers, body }) => {
+                actix_web::rt::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    handler.await;
+                });
+                Outcome::anonymous(reply(status, &headers, body))
             }
             Some(Fault::AfterEffectHang) => {
                 let done = handler.await;
@@ -305,6 +349,22 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(matches!(f.performed(), Fault::AfterEffect { status: 429, .. }));
+        assert!(matches!(f.clone().performed(), Fault::AfterEffect { status: 429, .. }));
+        match f.performed_after(Duration::from_secs(3)) {
+            Fault::LaterEffect { after, status, headers, body } => {
+                assert_eq!((after, status, body.as_str()), (Duration::from_secs(3), 429, "{\"a\":1}"));
+                assert!(headers.iter().any(|(k, v)| k == "Retry-After" && v == "1"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(Fault::delay(Duration::ZERO).performed_after(Duration::from_secs(1)), Fault::delay(Duration::ZERO));
+        match Fault::bad_gateway().header("x-a", "b") {
+            Fault::Status { status: 502, headers, body } => {
+                assert!(body.contains("502 Bad Gateway"));
+                assert!(headers.iter().any(|(k, v)| k == "Content-Type" && v == "text/html"));
+                assert!(headers.iter().any(|(k, _)| k == "x-a"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 use serde_json::{Value, json};
 
 use crate::directory::{Directory, Principal, PrincipalKind, unix_secs};
@@ -234,7 +234,7 @@ fn error(status: u16, message: &str) -> HttpResponse {
 }
 
 /// actix entry point for every request to the identity server.
-pub(crate) async fn handle(req: HttpRequest, id: web::Data<FakeIdentity>) -> HttpResponse {
+pub(crate) async fn handle(req: HttpRequest, id: FakeIdentity) -> HttpResponse {
     if req.path() == STATE_PATH {
         let state = id.inner.state_source.get().map(|f| f()).unwrap_or_else(|| json!({}));
         return HttpResponse::Ok()
@@ -242,5 +242,9 @@ pub(crate) async fn handle(req: HttpRequest, id: web::Data<FakeIdentity>) -> Htt
             .body(serde_json::to_string_pretty(&state).unwrap_or_default());
     }
     let op = if req.path() == TOKEN_PATH { "token" } else { "other" };
-    id.faults().run(op, &req, id.serve(&req)).await
+    let work = {
+        let (id, req) = (id.clone(), req.clone());
+        async move { id.serve(&req).await }
+    };
+    id.faults().run(op, &req, work).await
 }

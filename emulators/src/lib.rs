@@ -11,26 +11,34 @@
 //!   (`AZURE_AUTHORITY_HOST`): client secrets, and federated identity credentials that trust
 //!   the managed-identity fake's tokens for `api://AzureADTokenExchange`.
 //! - [`keyvault`] — [`FakeKeyVault`], the Key Vault secrets data plane, HTTPS: challenge,
-//!   RBAC, versions, paging, soft delete, throttling.
+//!   RBAC, versions (listed in no particular order), paging, soft delete, a clock that can be
+//!   frozen, throttling per vault and per subscription ([`KvSubscription`], shared by all vault
+//!   fakes of one `Emulators`), a 400 that quotes the submitted value.
 //! - [`workspace`] — [`FakeWorkspace`], an Azure Databricks workspace, plain HTTP: the token
 //!   API (Entra ID and PAT auth, membership and management-header mode, quota, lifetime cap,
-//!   rate limit), service principals with Databricks OAuth secrets (SCIM, the secrets API, the
-//!   OIDC token endpoint and discovery documents, OAuth access tokens).
+//!   rate limit), the admins' Token Management API (with each PAT's last-use day), service
+//!   principals with Databricks OAuth secrets (SCIM, the secrets API, the OIDC token endpoint
+//!   and discovery documents, OAuth access tokens).
 //! - `relay` — the loopback relay in front of each workspace that lets an answer go out
 //!   without `Date` (actix always writes one).
 //! - [`directory`] — [`Directory`], shared by all of them: the principals, and every bearer
 //!   token the identity and AAD fakes issued, so the others can validate what they receive.
 //! - [`faults`] — [`Faults`]/[`Fault`]: per-fake latency, injected failures (status, delay,
-//!   hang, "performed but the answer was lost") and the call log.
+//!   hang, "performed but the answer was lost", "answered now, performed later") and the call
+//!   log.
 //! - [`tls`] — the CA and loopback certificate the HTTPS fakes present.
-//! - `ratelimit`, `encoding`, `state` — small internals (throttling algorithms, identifier
-//!   encodings, the overview document).
+//! - `ratelimit`, `encoding`, `state` — small internals (throttling windows and bucket,
+//!   identifier encodings and a seeded generator, the overview document).
 //!
-//! [`Emulators::start`] builds all of them at once, runs their servers on one background
-//! thread (an actix system; actix adds one worker thread per server) and gives the
-//! environment a pat-rotator process needs ([`Emulators::env`]). Dropping it stops
-//! everything. It is synchronous, so it works from a plain `#[test]` as well as from
-//! `#[tokio::test]`.
+//! [`Emulators::start`] builds all of them at once and gives the environment a pat-rotator
+//! process needs ([`Emulators::env`]). Every fake keeps its own loopback port, but all of them
+//! are served by **one** actix server (one acceptor thread, [`SERVER_WORKERS`] worker
+//! threads) that tells them apart by the local port a connection arrived on, so 100 vaults and
+//! 50 workspaces cost a few threads and a few hundred file descriptors, not two threads and
+//! seven descriptors each. A client sees exactly what it would see with one server per fake.
+//! The server and the workspaces' relays run on one background thread (an actix system).
+//! Dropping it stops everything. It is synchronous, so it works from a plain `#[test]` as well
+//! as from `#[tokio::test]`.
 //!
 //! Invariant: no fake ever prints or logs a secret (PAT values, bearer tokens, the identity
 //! header). Tests get them only through accessors such as [`FakeWorkspace::issued_values`].
@@ -52,20 +60,22 @@ mod state;
 pub mod tls;
 pub mod workspace;
 
+use std::collections::HashMap;
 use std::io;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 pub use aad::{AadOptions, FakeAad, FederatedCredential};
 pub use directory::{Directory, IssuedToken, Principal, PrincipalKind};
-pub use faults::{Call, Fault, Faults};
+pub use faults::{BAD_GATEWAY_HTML, Call, Fault, Faults};
 pub use identity::{FakeIdentity, IdentityOptions};
-pub use keyvault::{FakeKeyVault, KeyVaultOptions, KvThrottle, Role, StoredVersion};
+pub use keyvault::{FakeKeyVault, KeyVaultOptions, KvSubscription, KvThrottle, Role, StoredVersion, VersionsOrder};
+pub use ratelimit::WindowMode;
 pub use workspace::{
     FakeWorkspace, OAuthToken, ServicePrincipal, SpKind, SpSecretInfo, TokenInfo, WorkspaceOptions, WsRateLimit,
 };
@@ -117,6 +127,9 @@ pub struct Emulators {
     aad: FakeAad,
     workspaces: Vec<FakeWorkspace>,
     vaults: Vec<FakeKeyVault>,
+    kv_subscription: KvSubscription,
+    /// Where the fixed throttling windows start.
+    kv_origin: Instant,
     directory: Arc<Directory>,
     ca_pem: String,
     ca_pem_path: PathBuf,
@@ -128,13 +141,35 @@ pub struct Emulators {
     thread: Option<JoinHandle<()>>,
 }
 
-/// One server to run: its listener, optional TLS, and the fake behind it.
-enum Server {
-    Identity(TcpListener, FakeIdentity),
-    Aad(TcpListener, rustls::ServerConfig, FakeAad),
-    Vault(TcpListener, rustls::ServerConfig, FakeKeyVault),
-    /// The workspace's own listener, and the relay's listener clients connect to (if any).
-    Workspace(TcpListener, Option<TcpListener>, FakeWorkspace),
+/// Worker threads of the one server behind every fake (the machines this runs on have two
+/// cores; handlers are async, so latency and hangs do not occupy a worker).
+pub const SERVER_WORKERS: usize = 2;
+
+/// A fake behind the shared server.
+#[derive(Clone)]
+enum Fake {
+    Identity(FakeIdentity),
+    Aad(FakeAad),
+    Vault(FakeKeyVault),
+    Workspace(FakeWorkspace),
+}
+
+/// Which fake serves which local port.
+type Routes = HashMap<u16, Fake>;
+
+/// One listener of the shared server: plain or TLS.
+struct Listener {
+    socket: TcpListener,
+    tls: bool,
+}
+
+/// Everything the background thread serves.
+struct Plan {
+    listeners: Vec<Listener>,
+    routes: Routes,
+    tls: rustls::ServerConfig,
+    /// Relays: the listener clients connect to, and the workspace listener behind it.
+    relays: Vec<(TcpListener, std::net::SocketAddr)>,
 }
 
 fn loopback_listener() -> io::Result<(TcpListener, u16)> {
@@ -164,39 +199,52 @@ impl Emulators {
         std::fs::write(&ca_pem_path, &pki.ca_pem)?;
 
         let directory = Directory::new(&opts.tenant_id);
-        let mut servers = Vec::new();
+        let mut plan =
+            Plan { listeners: Vec::new(), routes: HashMap::new(), tls: pki.server_config, relays: Vec::new() };
+        let mut serve = |socket: TcpListener, port: u16, tls: bool, fake: Fake| {
+            plan.listeners.push(Listener { socket, tls });
+            plan.routes.insert(port, fake);
+        };
 
         let (l, port) = loopback_listener()?;
         let identity =
             FakeIdentity::new(format!("http://127.0.0.1:{port}"), directory.clone(), &opts.identity, opts.latency);
-        servers.push(Server::Identity(l, identity.clone()));
+        serve(l, port, false, Fake::Identity(identity.clone()));
 
         let (l, port) = loopback_listener()?;
         let aad = FakeAad::new(format!("https://127.0.0.1:{port}"), directory.clone(), &opts.aad, opts.latency);
-        servers.push(Server::Aad(l, pki.server_config.clone(), aad.clone()));
+        serve(l, port, true, Fake::Aad(aad.clone()));
 
+        // One clock origin for every fixed throttling window: the vaults and their subscription
+        // cross each boundary together.
+        let origin = Instant::now();
+        let kv_subscription =
+            KvSubscription::new(opts.keyvault.subscription_throttle(), opts.keyvault.window_mode, origin);
         let mut vaults = Vec::new();
-        for i in 0..opts.vaults {
+        for index in 0..opts.vaults {
             let (l, port) = loopback_listener()?;
-            let kv = FakeKeyVault::new(
-                format!("https://127.0.0.1:{port}"),
-                format!("kv{i}"),
-                directory.clone(),
-                &opts.keyvault,
-                opts.latency,
-            );
-            servers.push(Server::Vault(l, pki.server_config.clone(), kv.clone()));
+            let at = keyvault::Placement {
+                url: format!("https://127.0.0.1:{port}"),
+                index,
+                directory: directory.clone(),
+                subscription: kv_subscription.clone(),
+                origin,
+            };
+            let kv = FakeKeyVault::new(at, &opts.keyvault, opts.latency);
+            serve(l, port, true, Fake::Vault(kv.clone()));
             vaults.push(kv);
         }
 
         let mut workspaces = Vec::new();
+        let mut relays = Vec::new();
         for i in 0..opts.workspaces {
             let (l, backend_port) = loopback_listener()?;
-            let (relay, port) = if opts.workspace.date_relay {
+            let port = if opts.workspace.date_relay {
                 let (r, p) = loopback_listener()?;
-                (Some(r), p)
+                relays.push((r, l.local_addr()?));
+                p
             } else {
-                (None, backend_port)
+                backend_port
             };
             let resource_id =
                 opts.workspace.resource_ids.get(i).cloned().unwrap_or_else(|| workspace::default_resource_id(i));
@@ -209,9 +257,10 @@ impl Emulators {
                 &opts.workspace,
                 opts.latency,
             );
-            servers.push(Server::Workspace(l, relay, ws.clone()));
+            serve(l, backend_port, false, Fake::Workspace(ws.clone()));
             workspaces.push(ws);
         }
+        plan.relays = relays;
 
         {
             let (principal, ws, kv) = (identity.principal().to_string(), workspaces.clone(), vaults.clone());
@@ -222,7 +271,7 @@ impl Emulators {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("pat-rotator-emulators".into())
-            .spawn(move || run_servers(servers, ready_tx, stop_rx))?;
+            .spawn(move || run_server(plan, ready_tx, stop_rx))?;
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
@@ -234,6 +283,8 @@ impl Emulators {
             aad,
             workspaces,
             vaults,
+            kv_subscription,
+            kv_origin: origin,
             directory,
             ca_pem: pki.ca_pem,
             ca_pem_path,
@@ -273,6 +324,23 @@ impl Emulators {
     /// Vault `i`. Panics when out of range.
     pub fn vault(&self, i: usize) -> &FakeKeyVault {
         &self.vaults[i]
+    }
+
+    /// The subscription-wide Key Vault budget every vault fake counts against.
+    pub fn kv_subscription(&self) -> &KvSubscription {
+        &self.kv_subscription
+    }
+
+    /// Where Key Vault's fixed throttling windows start: window `k` of every vault and of the
+    /// subscription is `[origin + k·window, origin + (k+1)·window)` (with
+    /// [`WindowMode::Fixed`]).
+    pub fn kv_window_origin(&self) -> Instant {
+        self.kv_origin
+    }
+
+    /// 429s answered by Key Vault throttling, all vaults together (a benchmark's "no 429").
+    pub fn kv_throttled_total(&self) -> u64 {
+        self.vaults.iter().map(FakeKeyVault::throttled_count).sum()
     }
 
     /// The shared directory of principals and issued tokens.
@@ -407,58 +475,51 @@ impl Drop for Emulators {
     }
 }
 
-/// Settings every fake's server shares: one worker (handlers are async; benchmarks with
-/// added latency still overlap), no signal handling (the host process owns signals), no
-/// graceful-shutdown wait, and keep-alive long enough that pooled client connections are
-/// not closed under a client's feet between test steps.
-macro_rules! server {
-    ($fake:expr, $handler:path) => {{
-        let fake = $fake;
-        HttpServer::new(move || App::new().app_data(web::Data::new(fake.clone())).default_service(web::to($handler)))
-            .workers(1)
-            .disable_signals()
-            .shutdown_timeout(0)
-            // Answer at once: without it a small response after a TLS handshake can wait for
-            // the client's delayed ACK, adding a whole latency step to some requests.
-            .tcp_nodelay(true)
-            .keep_alive(Duration::from_secs(120))
-    }};
+/// Routes a request to the fake behind the port it arrived on.
+async fn dispatch(req: HttpRequest, payload: web::Payload, routes: web::Data<Routes>) -> HttpResponse {
+    match routes.get(&req.app_config().local_addr().port()).cloned() {
+        Some(Fake::Identity(f)) => identity::handle(req, f).await,
+        Some(Fake::Aad(f)) => aad::handle(req, payload, f).await,
+        Some(Fake::Vault(f)) => keyvault::handle(req, payload, f).await,
+        Some(Fake::Workspace(f)) => workspace::handle(req, payload, f).await,
+        None => HttpResponse::InternalServerError().body("no emulator behind this port"),
+    }
 }
 
-/// Body of the background thread: run every server until told to stop.
-fn run_servers(servers: Vec<Server>, ready: mpsc::Sender<io::Result<()>>, stop: tokio::sync::oneshot::Receiver<()>) {
+/// Body of the background thread: run the server and the relays until told to stop.
+///
+/// Server settings: no signal handling (the host process owns signals), no graceful-shutdown
+/// wait, `TCP_NODELAY` (without it a small response after a TLS handshake can wait for the
+/// client's delayed ACK, adding a whole latency step to some requests), keep-alive long enough
+/// that pooled client connections are not closed under a client's feet between test steps,
+/// and room for as many concurrent TLS handshakes per worker as a 10,000-target pass opens.
+fn run_server(plan: Plan, ready: mpsc::Sender<io::Result<()>>, stop: tokio::sync::oneshot::Receiver<()>) {
     actix_web::rt::System::new().block_on(async move {
-        let mut handles = Vec::new();
-        for s in servers {
-            let running = match s {
-                Server::Identity(l, f) => server!(f, identity::handle).listen(l).map(|s| s.run()),
-                Server::Aad(l, tls, f) => server!(f, aad::handle).listen_rustls_0_23(l, tls).map(|s| s.run()),
-                Server::Vault(l, tls, f) => server!(f, keyvault::handle).listen_rustls_0_23(l, tls).map(|s| s.run()),
-                Server::Workspace(l, relay, f) => {
-                    let backend = l.local_addr();
-                    let running = server!(f, workspace::handle).listen(l).map(|s| s.run());
-                    if let Some(relay) = relay {
-                        let listening = backend.and_then(|b| {
-                            relay.set_nonblocking(true)?;
-                            Ok((tokio::net::TcpListener::from_std(relay)?, b))
-                        });
-                        match listening {
-                            Ok((relay, backend)) => {
-                                actix_web::rt::spawn(relay::serve(relay, backend));
-                            }
-                            Err(e) => {
-                                let _ = ready.send(Err(e));
-                                return;
-                            }
-                        }
-                    }
-                    running
+        let Plan { listeners, routes, tls, relays } = plan;
+        let routes = web::Data::new(routes);
+        let mut server =
+            HttpServer::new(move || App::new().app_data(routes.clone()).default_service(web::to(dispatch)))
+                .workers(SERVER_WORKERS)
+                .disable_signals()
+                .shutdown_timeout(0)
+                .tcp_nodelay(true)
+                .keep_alive(Duration::from_secs(120))
+                .max_connection_rate(4096);
+        for l in listeners {
+            let bound = if l.tls { server.listen_rustls_0_23(l.socket, tls.clone()) } else { server.listen(l.socket) };
+            server = match bound {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return;
                 }
             };
-            match running {
-                Ok(srv) => {
-                    handles.push(srv.handle());
-                    actix_web::rt::spawn(srv);
+        }
+        for (relay, backend) in relays {
+            let listening = relay.set_nonblocking(true).and_then(|()| tokio::net::TcpListener::from_std(relay));
+            match listening {
+                Ok(relay) => {
+                    actix_web::rt::spawn(relay::serve(relay, backend));
                 }
                 Err(e) => {
                     let _ = ready.send(Err(e));
@@ -466,10 +527,11 @@ fn run_servers(servers: Vec<Server>, ready: mpsc::Sender<io::Result<()>>, stop: 
                 }
             }
         }
+        let running = server.run();
+        let handle = running.handle();
+        actix_web::rt::spawn(running);
         let _ = ready.send(Ok(()));
         let _ = stop.await;
-        for h in handles {
-            h.stop(false).await;
-        }
+        handle.stop(false).await;
     });
 }

@@ -10,10 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use pat_rotator_emulators::{EmulatorOptions, Emulators, WsRateLimit};
+use pat_rotator_emulators::{EmulatorOptions, Emulators, VersionsOrder, WindowMode, WsRateLimit};
 
 const USAGE: &str = "usage: pat-rotator-emulators [--dir DIR] [--workspaces N] [--vaults M] [--latency-ms D] \
-[--no-kv-throttle] [--ws-rate BURST/PER_SEC] [--max-lifetime-days N] [--service-principal CLIENT_ID:SECRET]... \
+[--no-kv-throttle] [--kv-window fixed|sliding] [--kv-subscription-factor N|off] [--kv-versions-seed N] \
+[--ws-rate BURST/PER_SEC] [--max-lifetime-days N] [--service-principal CLIENT_ID:SECRET]... \
 [--federated-app CLIENT_ID]... [--oauth-sp APP_ID]... [--exit-on-stdin-eof]";
 
 struct Args {
@@ -53,6 +54,25 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--vaults" => args.opts.vaults = number(&a, it.next())?,
             "--latency-ms" => args.opts.latency = Duration::from_millis(number(&a, it.next())?),
             "--no-kv-throttle" => args.opts.keyvault.throttle = None,
+            "--kv-window" => {
+                args.opts.keyvault.window_mode = match value(&a, it.next())?.as_str() {
+                    "fixed" => WindowMode::Fixed,
+                    "sliding" => WindowMode::Sliding,
+                    other => return Err(format!("--kv-window: '{other}' is neither fixed nor sliding")),
+                }
+            }
+            "--kv-subscription-factor" => {
+                let v = value(&a, it.next())?;
+                args.opts.keyvault.subscription_factor = match v.as_str() {
+                    "off" => None,
+                    n => {
+                        Some(n.parse().map_err(|_| format!("--kv-subscription-factor: '{n}' is not a number or off"))?)
+                    }
+                }
+            }
+            "--kv-versions-seed" => {
+                args.opts.keyvault.versions_order = VersionsOrder::Shuffled { seed: Some(number(&a, it.next())?) }
+            }
             "--ws-rate" => {
                 let v = value(&a, it.next())?;
                 let (burst, rate) =
@@ -247,12 +267,20 @@ mod tests {
 
     #[test]
     fn parses_every_flag() {
-        let argv = "--dir /tmp/x --workspaces 3 --vaults 2 --latency-ms 15 --no-kv-throttle --ws-rate 10/2.5 --max-lifetime-days 90 --service-principal app:s:x --federated-app 0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa --oauth-sp 0B0B0B0B-1111-4111-8111-BBBBBBBBBBBB --exit-on-stdin-eof";
+        let argv = "--dir /tmp/x --workspaces 3 --vaults 2 --latency-ms 15 --no-kv-throttle --kv-window sliding --kv-subscription-factor off --kv-versions-seed 42 --ws-rate 10/2.5 --max-lifetime-days 90 --service-principal app:s:x --federated-app 0a0a0a0a-1111-4111-8111-aaaaaaaaaaaa --oauth-sp 0B0B0B0B-1111-4111-8111-BBBBBBBBBBBB --exit-on-stdin-eof";
         let a = parse_args(argv.split(' ').map(String::from)).unwrap();
         assert_eq!(a.dir, Some(PathBuf::from("/tmp/x")));
         assert_eq!((a.opts.workspaces, a.opts.vaults), (3, 2));
         assert_eq!(a.opts.latency, Duration::from_millis(15));
         assert!(a.opts.keyvault.throttle.is_none());
+        assert_eq!(a.opts.keyvault.window_mode, WindowMode::Sliding);
+        assert_eq!(a.opts.keyvault.subscription_factor, None);
+        assert_eq!(a.opts.keyvault.versions_order, VersionsOrder::Shuffled { seed: Some(42) });
+        let d = parse_args(std::iter::empty()).unwrap();
+        assert_eq!((d.opts.keyvault.window_mode, d.opts.keyvault.subscription_factor), (WindowMode::Fixed, Some(5)));
+        let f = parse_args(["--kv-subscription-factor".to_string(), "3".to_string()].into_iter()).unwrap();
+        assert_eq!(f.opts.keyvault.subscription_factor, Some(3));
+        assert!(parse_args(["--kv-window".to_string(), "rolling".to_string()].into_iter()).is_err());
         assert_eq!(a.opts.workspace.rate_limit, Some(WsRateLimit { burst: 10, per_second: 2.5 }));
         assert_eq!(a.opts.workspace.max_token_lifetime_days, 90);
         assert!(a.exit_on_stdin_eof);

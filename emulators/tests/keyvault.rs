@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{KV, client, mi_token, sp_token};
-use pat_rotator_emulators::{EmulatorOptions, Emulators, KeyVaultOptions, KvThrottle, Role};
+use pat_rotator_emulators::{EmulatorOptions, Emulators, KeyVaultOptions, KvThrottle, Role, VersionsOrder, WindowMode};
 use serde_json::{Value, json};
 
 const API: &str = "api-version=7.5";
@@ -170,7 +170,13 @@ async fn not_found_disabled_and_versions() {
 
 #[tokio::test]
 async fn paging_follows_absolute_next_links() {
-    let v = vault(EmulatorOptions::default()).await;
+    // Oldest first, so that the pages can be compared with the store (the default order is
+    // shuffled: tests/kv_versions.rs).
+    let opts = EmulatorOptions {
+        keyvault: KeyVaultOptions { versions_order: VersionsOrder::OldestFirst, ..Default::default() },
+        ..Default::default()
+    };
+    let v = vault(opts).await;
     let kv = v.emu.vault(0);
     for i in 0..5 {
         kv.seed_secret("paged", &format!("v{i}"), None, &[], None);
@@ -302,11 +308,18 @@ async fn rbac_roles_limit_operations() {
     assert!(body["error"]["message"].as_str().unwrap().contains("getSecret/action"));
 }
 
+/// The sliding-window mode (fixed windows, the default, and the subscription's budget are in
+/// tests/kv_throttling.rs).
 #[tokio::test]
 async fn throttling_window_refuses_excess_and_does_not_count_refusals() {
     let throttle = KvThrottle { window: Duration::from_secs(2), write_limit: 2, other_limit: 3, retry_after: true };
     let opts = EmulatorOptions {
-        keyvault: KeyVaultOptions { throttle: Some(throttle), ..Default::default() },
+        keyvault: KeyVaultOptions {
+            throttle: Some(throttle),
+            window_mode: WindowMode::Sliding,
+            subscription_factor: None,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let v = vault(opts).await;
@@ -358,8 +371,15 @@ async fn throttling_window_refuses_excess_and_does_not_count_refusals() {
 
 #[test]
 fn default_throttle_is_the_documented_limit() {
-    let t = KeyVaultOptions::default().throttle.expect("on by default");
-    assert_eq!((t.window, t.write_limit, t.other_limit, t.retry_after), (Duration::from_secs(10), 300, 4000, true));
+    let o = KeyVaultOptions::default();
+    let t = o.throttle.expect("on by default");
+    // No Retry-After: the one full recording of a Key Vault 429 found carries none.
+    assert_eq!((t.window, t.write_limit, t.other_limit, t.retry_after), (Duration::from_secs(10), 300, 4000, false));
+    assert_eq!((o.subscription_factor, o.window_mode), (Some(5), WindowMode::Fixed));
+    assert_eq!(o.versions_order, VersionsOrder::Shuffled { seed: None });
+    let emu = Emulators::start(EmulatorOptions { vaults: 0, workspaces: 0, ..Default::default() });
+    let s = emu.kv_subscription().throttle().expect("a subscription limit by default");
+    assert_eq!((s.window, s.write_limit, s.other_limit), (Duration::from_secs(10), 1500, 20_000));
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //! 1. route and `api-version` (400 `BadParameter` when missing);
 //! 2. bearer token — answered *before the body is read*, because the SDKs send their first
 //!    request bodiless to elicit the challenge;
-//! 3. throttling (only authenticated requests count: the challenge round-trip is free);
+//! 3. throttling, the vault's own budget then the subscription's (only authenticated requests
+//!    count: the challenge round-trip is free);
 //! 4. name syntax, RBAC, then the body and the operation.
 
 use std::collections::BTreeMap;
@@ -16,9 +17,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::store::{Deleted, NewVersion, Patch, RECOVERABLE_DAYS, StoreError, StoredVersion};
-use super::{FakeKeyVault, Role};
+use super::{FakeKeyVault, Role, VersionsOrder};
 use crate::directory::{KEY_VAULT_RESOURCE, unix_secs};
-use crate::encoding::{b64url_decode, b64url_encode};
+use crate::encoding::{b64url_decode, b64url_encode, mix64, splitmix64};
 use crate::faults::Outcome;
 use crate::ratelimit::retry_after_secs;
 
@@ -118,9 +119,14 @@ impl Route {
 }
 
 /// actix entry point for every request to a vault.
-pub(crate) async fn handle(req: HttpRequest, payload: web::Payload, kv: web::Data<FakeKeyVault>) -> HttpResponse {
+pub(crate) async fn handle(req: HttpRequest, payload: web::Payload, kv: FakeKeyVault) -> HttpResponse {
     let route = Route::parse(req.method(), req.path());
-    kv.faults().run(route.op(), &req, kv.serve(&route, &req, payload)).await
+    let op = route.op();
+    let work = {
+        let (kv, req) = (kv.clone(), req.clone());
+        async move { kv.serve(&route, &req, payload).await }
+    };
+    kv.faults().run(op, &req, work).await
 }
 
 fn response(status: StatusCode) -> HttpResponseBuilder {
@@ -315,13 +321,22 @@ impl FakeKeyVault {
         error(403, "Forbidden", &message, Some("ForbiddenByRbac"))
     }
 
-    /// Counts the request against the throttle, or answers 429.
-    fn throttle(&self, route: &Route) -> Result<(), HttpResponse> {
-        let mut st = self.state();
-        let Some(t) = st.throttle else { return Ok(()) };
+    /// Counts the request against the vault's budget and the subscription's, or answers 429
+    /// (counted in neither). Lock order: the vault's state, then the subscription's.
+    fn admit(&self, route: &Route) -> Result<(), HttpResponse> {
+        let write = matches!(route, Route::Set(_));
         let now = Instant::now();
-        let verdict = if matches!(route, Route::Set(_)) { st.writes.try_admit(now) } else { st.others.try_admit(now) };
-        let Err(wait) = verdict else { return Ok(()) };
+        let mut st = self.state();
+        let refused = match st.budget.check(write, now) {
+            Err(r) => r,
+            Ok(()) => match self.inner.subscription.admit(write, now) {
+                Ok(()) => {
+                    st.budget.admit(write, now);
+                    return Ok(());
+                }
+                Err(r) => r,
+            },
+        };
         st.throttled += 1;
         drop(st);
         let mut r = error(
@@ -330,13 +345,23 @@ impl FakeKeyVault {
             "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached",
             None,
         );
-        if t.retry_after {
+        if refused.retry_after {
             r.headers_mut().insert(
                 actix_web::http::header::RETRY_AFTER,
-                actix_web::http::header::HeaderValue::from(retry_after_secs(wait)),
+                actix_web::http::header::HeaderValue::from(retry_after_secs(refused.wait)),
             );
         }
         Err(r)
+    }
+
+    /// The order of a new version listing: a key to sort by, drawn from the vault's generator,
+    /// or `None` for oldest first.
+    fn draw_listing_order(&self) -> Option<u64> {
+        let mut st = self.state();
+        match st.versions_order {
+            VersionsOrder::OldestFirst => None,
+            VersionsOrder::Shuffled { .. } => Some(splitmix64(&mut st.order_rng)),
+        }
     }
 
     async fn serve(&self, route: &Route, req: &HttpRequest, payload: web::Payload) -> Outcome {
@@ -378,7 +403,7 @@ impl FakeKeyVault {
         let principal = issued.principal.clone();
         let done = |response: HttpResponse| Outcome { response, principal: Some(principal.clone()) };
 
-        if let Err(r) = self.throttle(route) {
+        if let Err(r) = self.admit(route) {
             return done(r);
         }
         if let Some(name) = route.name()
@@ -398,7 +423,7 @@ impl FakeKeyVault {
             },
             _ => web::Bytes::new(),
         };
-        let now = unix_secs(SystemTime::now());
+        let now = unix_secs(self.now());
         // A secret whose recovery is still in progress is invisible; writing it is refused.
         if let Some(name) = route.name()
             && self.state().recovering(name)
@@ -410,7 +435,9 @@ impl FakeKeyVault {
                     &format!("Secret {name} is currently being recovered and cannot be re-created; retry later."),
                     Some("ObjectIsBeingRecovered"),
                 ),
-                Route::Versions(_) => self.page(req.path(), &api_version, param("maxresults"), None, Vec::new()),
+                Route::Versions(_) => {
+                    self.page(req.path(), &api_version, param("maxresults"), Listing::default(), Vec::new())
+                }
                 _ => not_found(name),
             });
         }
@@ -418,12 +445,24 @@ impl FakeKeyVault {
             Route::Set(name) => self.set(name, &body, now),
             Route::Get(name, version) => self.get(name, version.as_deref()),
             Route::Versions(name) => {
-                let items: Vec<Value> = self
-                    .versions(name)
+                let listing = match Listing::parse(param("$skiptoken")) {
+                    Ok(Some(l)) => l,
+                    Ok(None) => Listing { offset: 0, order: self.draw_listing_order() },
+                    Err(r) => return done(r),
+                };
+                // Shuffled by each version's position in writing order (not its random id), so a
+                // seeded vault lists the same positions in the same order every run, and a version
+                // written between two pages does not reorder the others.
+                let mut versions: Vec<(u64, StoredVersion)> =
+                    self.versions(name).into_iter().enumerate().map(|(i, v)| (i as u64, v)).collect();
+                if let Some(order) = listing.order {
+                    versions.sort_by_key(|(i, _)| mix64(order ^ mix64(*i)));
+                }
+                let items: Vec<Value> = versions
                     .iter()
-                    .map(|v| self.bundle(format!("{}/{}", self.secret_id(name), v.version), v, false))
+                    .map(|(_, v)| self.bundle(format!("{}/{}", self.secret_id(name), v.version), v, false))
                     .collect();
-                self.page(req.path(), &api_version, param("maxresults"), param("$skiptoken"), items)
+                self.page(req.path(), &api_version, param("maxresults"), listing, items)
             }
             Route::List => {
                 let secrets: Vec<_> = {
@@ -432,12 +471,18 @@ impl FakeKeyVault {
                     all.into_iter().filter(|(n, _)| !st.recovering(n)).collect()
                 };
                 let items: Vec<Value> = secrets.iter().map(|(n, v)| self.bundle(self.secret_id(n), v, false)).collect();
-                self.page(req.path(), &api_version, param("maxresults"), param("$skiptoken"), items)
+                match Listing::parse(param("$skiptoken")) {
+                    Ok(l) => self.page(req.path(), &api_version, param("maxresults"), l.unwrap_or_default(), items),
+                    Err(r) => r,
+                }
             }
             Route::DeletedList => {
                 let deleted = self.state().store.deleted_list();
                 let items: Vec<Value> = deleted.iter().map(|d| self.deleted_bundle(d, true)).collect();
-                self.page(req.path(), &api_version, param("maxresults"), param("$skiptoken"), items)
+                match Listing::parse(param("$skiptoken")) {
+                    Ok(l) => self.page(req.path(), &api_version, param("maxresults"), l.unwrap_or_default(), items),
+                    Err(r) => r,
+                }
             }
             Route::Update(name, version) => self.update(name, version.as_deref(), &body, now),
             Route::Delete(name) => {
@@ -519,6 +564,11 @@ impl FakeKeyVault {
         if let Err(r) = check_metadata(b.content_type.as_ref(), b.tags.as_ref()) {
             return r;
         }
+        if self.take_value_refusal() {
+            return bad_parameter(&format!(
+                "Property 'value' ('{value}') does not match the format required for the secret's content type."
+            ));
+        }
         let attrs = b.attributes.unwrap_or(AttributesBody { enabled: None, nbf: None, exp: None });
         let new = NewVersion {
             value,
@@ -584,13 +634,27 @@ impl FakeKeyVault {
         }
     }
 
-    /// One page of a listing, with an absolute `nextLink` carrying `$skiptoken` when more remain.
+    /// Whether this write is to be refused quoting its value (consumes one use).
+    fn take_value_refusal(&self) -> bool {
+        let mut st = self.state();
+        match st.refuse_quoting_value {
+            0 => false,
+            usize::MAX => true,
+            n => {
+                st.refuse_quoting_value = n - 1;
+                true
+            }
+        }
+    }
+
+    /// One page of a listing, with an absolute `nextLink` carrying `$skiptoken` (where the next
+    /// page starts and the listing's order) when more remain.
     fn page(
         &self,
         path: &str,
         api_version: &str,
         maxresults: Option<String>,
-        skiptoken: Option<String>,
+        listing: Listing,
         items: Vec<Value>,
     ) -> HttpResponse {
         let max = match maxresults.map(|m| m.parse::<usize>()) {
@@ -598,20 +662,11 @@ impl FakeKeyVault {
             Some(Ok(m)) if (1..=25).contains(&m) => m,
             Some(_) => return bad_parameter("The value of maxresults must be an integer between 1 and 25."),
         };
-        let offset = match skiptoken {
-            None => 0,
-            Some(t) => match b64url_decode(&t)
-                .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| s.strip_prefix("emulator-offset:").and_then(|n| n.parse::<usize>().ok()))
-            {
-                Some(o) => o,
-                None => return bad_parameter("The $skiptoken is not valid."),
-            },
-        };
+        let offset = listing.offset;
         let end = (offset + max).min(items.len());
         let page: Vec<Value> = items.get(offset..end).map(<[Value]>::to_vec).unwrap_or_default();
         let next = if end < items.len() {
-            let token = b64url_encode(format!("emulator-offset:{end}").as_bytes());
+            let token = Listing { offset: end, order: listing.order }.token();
             json!(format!(
                 "{}{path}?api-version={}&$skiptoken={token}&maxresults={max}",
                 self.url(),
@@ -624,9 +679,47 @@ impl FakeKeyVault {
     }
 }
 
+/// Where a listing stands: the offset of the next page and, for version listings, the key
+/// their order was drawn with. Carried opaquely in `$skiptoken`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Listing {
+    offset: usize,
+    order: Option<u64>,
+}
+
+impl Listing {
+    fn token(self) -> String {
+        let text = match self.order {
+            Some(o) => format!("emulator-offset:{}:order:{o:016x}", self.offset),
+            None => format!("emulator-offset:{}", self.offset),
+        };
+        b64url_encode(text.as_bytes())
+    }
+
+    /// `None` without a token (a listing's first page); 400 `BadParameter` for a bad one.
+    fn parse(token: Option<String>) -> Result<Option<Listing>, HttpResponse> {
+        let Some(t) = token else { return Ok(None) };
+        let text = b64url_decode(&t).and_then(|b| String::from_utf8(b).ok()).unwrap_or_default();
+        let parsed = text.strip_prefix("emulator-offset:").and_then(|rest| match rest.split_once(":order:") {
+            Some((o, k)) => Some(Listing { offset: o.parse().ok()?, order: Some(u64::from_str_radix(k, 16).ok()?) }),
+            None => Some(Listing { offset: rest.parse().ok()?, order: None }),
+        });
+        parsed.map(Some).ok_or_else(|| bad_parameter("The $skiptoken is not valid."))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listing_tokens_round_trip() {
+        for l in [Listing { offset: 25, order: None }, Listing { offset: 3, order: Some(u64::MAX) }] {
+            assert_eq!(Listing::parse(Some(l.token())).ok().flatten(), Some(l));
+        }
+        assert!(Listing::parse(Some("bm9wZQ".into())).is_err());
+        assert!(Listing::parse(None).ok().flatten().is_none());
+    }
 
     #[test]
     fn routes_map_to_ops() {

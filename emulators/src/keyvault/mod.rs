@@ -1,28 +1,33 @@
 //! `FakeKeyVault`: the Azure Key Vault secrets data plane over HTTPS.
 //!
 //! One fake = one vault, served at `https://127.0.0.1:PORT` whatever vault name a client has
-//! in mind. The wire behaviour (routes, challenge, RBAC, limits, soft delete, throttling,
-//! error bodies) lives in `http.rs`; the stored data and its rules in `store.rs`; this file holds
-//! the handle tests use, including helpers that bypass HTTP.
+//! in mind. The wire behaviour (routes, challenge, RBAC, limits, soft delete, error bodies)
+//! lives in `http.rs`; throttling (per vault and per subscription) in `throttle.rs`; the stored
+//! data and its rules in `store.rs`; this file holds the handle tests use, including helpers
+//! that bypass HTTP.
 //!
 //! Op names for faults and the call log: `get`, `set`, `list` (secrets and versions),
 //! `update`, `delete`, `recover`, `purge`, `deleted_get`, `deleted_list`, `other`.
 
 mod http;
 mod store;
+mod throttle;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use store::StoredVersion;
+pub use throttle::{KvSubscription, KvThrottle};
 
 pub(crate) use http::handle;
 
 use crate::directory::{Directory, unix_secs};
+use crate::encoding::{mix64, random_u64};
 use crate::faults::Faults;
-use crate::ratelimit::SlidingWindow;
+use crate::ratelimit::WindowMode;
 use store::{NewVersion, Store};
+use throttle::Budget;
 
 /// Data-plane role of a principal on the vault (Azure RBAC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,40 +40,61 @@ pub enum Role {
     None,
 }
 
-/// Key Vault's per-vault throttling (service limits page: 300 secret writes and 4,000 other
-/// transactions per 10 seconds).
+/// In which order `GET /secrets/{name}/versions` lists versions. Key Vault documents none
+/// ("sort by `attributes.created`"), so by default every listing comes in a fresh random order
+/// (stable across the pages of one listing: the order travels in its `$skiptoken`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KvThrottle {
-    /// Sliding window length.
-    pub window: Duration,
-    /// Admitted `PUT /secrets/{name}` per window.
-    pub write_limit: usize,
-    /// Admitted other requests per window.
-    pub other_limit: usize,
-    /// Whether 429 answers carry `Retry-After` (its presence on real Key Vault is unconfirmed).
-    pub retry_after: bool,
+pub enum VersionsOrder {
+    /// Shuffled per listing. With a seed, the orders a vault produces are the same from run to
+    /// run (for the same sequence of listings); without, they differ every time.
+    Shuffled { seed: Option<u64> },
+    /// Oldest first (the order they were written in).
+    OldestFirst,
 }
 
-impl Default for KvThrottle {
+impl Default for VersionsOrder {
     fn default() -> Self {
-        KvThrottle { window: Duration::from_secs(10), write_limit: 300, other_limit: 4000, retry_after: true }
+        VersionsOrder::Shuffled { seed: None }
     }
 }
 
 /// Options of every Key Vault fake.
 #[derive(Clone, Debug)]
 pub struct KeyVaultOptions {
-    /// Throttling; `None` disables it. Default: the documented limits.
+    /// Each vault's throttling; `None` disables it (and the subscription's). Default: the
+    /// documented limits.
     pub throttle: Option<KvThrottle>,
+    /// The subscription-wide limits are `throttle` times this (Key Vault: 5); `None`: no
+    /// subscription limit. Change at run time with [`crate::Emulators::kv_subscription`].
+    pub subscription_factor: Option<usize>,
+    /// How every throttling window counts (default: fixed 10 s windows on the emulators'
+    /// clock, aligned for all vaults and the subscription).
+    pub window_mode: WindowMode,
     /// Purge protection: purging is refused with 403 and `recoveryLevel` is `Recoverable`.
     pub purge_protection: bool,
     /// Role of every known principal without an explicit [`FakeKeyVault::set_role`].
     pub default_role: Role,
+    /// Order of version listings.
+    pub versions_order: VersionsOrder,
 }
 
 impl Default for KeyVaultOptions {
     fn default() -> Self {
-        KeyVaultOptions { throttle: Some(KvThrottle::default()), purge_protection: false, default_role: Role::Officer }
+        KeyVaultOptions {
+            throttle: Some(KvThrottle::default()),
+            subscription_factor: Some(5),
+            window_mode: WindowMode::Fixed,
+            purge_protection: false,
+            default_role: Role::Officer,
+            versions_order: VersionsOrder::default(),
+        }
+    }
+}
+
+impl KeyVaultOptions {
+    /// The subscription-wide limits these options describe.
+    pub(crate) fn subscription_throttle(&self) -> Option<KvThrottle> {
+        Some(self.throttle?.times(self.subscription_factor?))
     }
 }
 
@@ -80,8 +106,10 @@ pub struct FakeKeyVault {
 
 struct Inner {
     url: String,
+    index: usize,
     name: String,
     directory: Arc<Directory>,
+    subscription: KvSubscription,
     faults: Faults,
     state: Mutex<State>,
 }
@@ -91,10 +119,15 @@ struct State {
     roles: HashMap<String, Role>,
     default_role: Role,
     purge_protection: bool,
-    throttle: Option<KvThrottle>,
-    writes: SlidingWindow,
-    others: SlidingWindow,
+    budget: Budget,
     throttled: u64,
+    /// The vault's clock when frozen (`created`, `updated`, deletion dates); else this machine's.
+    frozen_at: Option<SystemTime>,
+    versions_order: VersionsOrder,
+    /// Draws the order of each version listing.
+    order_rng: u64,
+    /// Remaining `PUT`s to refuse with a 400 quoting the submitted value (`usize::MAX`: all).
+    refuse_quoting_value: usize,
     /// How long a recovered secret stays invisible (real recovery is asynchronous).
     recovery_delay: Duration,
     /// Lowercase names being recovered, until when.
@@ -116,44 +149,85 @@ impl State {
     }
 }
 
-impl State {
-    fn reset_windows(&mut self) {
-        let t = self.throttle.unwrap_or_default();
-        self.writes = SlidingWindow::new(t.window, t.write_limit);
-        self.others = SlidingWindow::new(t.window, t.other_limit);
+/// The first state of a listing-order generator: from the seed and the vault's index (so
+/// that vaults differ), or random.
+fn order_rng(order: VersionsOrder, index: usize) -> u64 {
+    match order {
+        VersionsOrder::Shuffled { seed: Some(seed) } => mix64(seed ^ mix64(index as u64 + 1)),
+        _ => random_u64(),
     }
 }
 
+/// Where a vault fake sits: its address and name, and what it shares with the others.
+pub(crate) struct Placement {
+    pub url: String,
+    pub index: usize,
+    pub directory: Arc<Directory>,
+    pub subscription: KvSubscription,
+    /// Where fixed throttling windows start (the same for every vault and the subscription).
+    pub origin: Instant,
+}
+
 impl FakeKeyVault {
-    pub(crate) fn new(
-        url: String,
-        name: String,
-        directory: Arc<Directory>,
-        opts: &KeyVaultOptions,
-        latency: Duration,
-    ) -> Self {
-        let mut state = State {
+    pub(crate) fn new(at: Placement, opts: &KeyVaultOptions, latency: Duration) -> Self {
+        let state = State {
             store: Store::default(),
             roles: HashMap::new(),
             default_role: opts.default_role,
             purge_protection: opts.purge_protection,
-            throttle: opts.throttle,
-            writes: SlidingWindow::new(Duration::ZERO, 0),
-            others: SlidingWindow::new(Duration::ZERO, 0),
+            budget: Budget::new(opts.throttle, opts.window_mode, at.origin),
             throttled: 0,
+            frozen_at: None,
+            versions_order: opts.versions_order,
+            order_rng: order_rng(opts.versions_order, at.index),
+            refuse_quoting_value: 0,
             recovery_delay: Duration::ZERO,
             recovering: HashMap::new(),
         };
-        state.reset_windows();
         FakeKeyVault {
             inner: Arc::new(Inner {
-                url,
-                name,
-                directory,
+                url: at.url,
+                index: at.index,
+                name: format!("kv{}", at.index),
+                directory: at.directory,
+                subscription: at.subscription,
                 faults: Faults::with_latency(latency),
                 state: Mutex::new(state),
             }),
         }
+    }
+
+    /// The vault's clock: frozen ([`Self::freeze_clock`]) or this machine's. `created`,
+    /// `updated` and deletion dates are its whole seconds.
+    pub fn now(&self) -> SystemTime {
+        self.state().frozen_at.unwrap_or_else(SystemTime::now)
+    }
+
+    /// Stops the vault's clock at `at` (`Some`), so that every write lands in the same
+    /// `created` second until it moves again, or lets it follow this machine's clock (`None`).
+    /// Throttling windows are not affected (they run on the emulators' monotonic clock).
+    pub fn freeze_clock(&self, at: Option<SystemTime>) {
+        self.state().frozen_at = at;
+    }
+
+    /// Sets the order of version listings from now on (a seed restarts the sequence).
+    pub fn set_versions_order(&self, order: VersionsOrder) {
+        let mut st = self.state();
+        st.versions_order = order;
+        st.order_rng = order_rng(order, self.inner.index);
+    }
+
+    /// Refuses the next `times` secret writes (`usize::MAX`: all) that pass authentication,
+    /// RBAC and validation with 400 `BadParameter` and a message that quotes the submitted
+    /// `value` — the way Key Vault's validation messages quote a property's value. Nothing is
+    /// stored. `0` switches it off.
+    pub fn refuse_writes_quoting_value(&self, times: usize) {
+        self.state().refuse_quoting_value = times;
+    }
+
+    /// The subscription-wide budget this vault counts against (shared by every vault).
+    pub fn subscription(&self) -> &KvSubscription {
+        &self.inner.subscription
     }
 
     /// Vault URL, `https://127.0.0.1:PORT` (no trailing slash).
@@ -187,14 +261,19 @@ impl FakeKeyVault {
         }
     }
 
-    /// Replaces the throttling settings (`None` = off) and empties the windows.
+    /// Replaces this vault's own limits (`None` = none; the subscription's still apply) and
+    /// empties its windows.
     pub fn set_throttle(&self, throttle: Option<KvThrottle>) {
-        let mut st = self.state();
-        st.throttle = throttle;
-        st.reset_windows();
+        self.state().budget.set(throttle);
     }
 
-    /// Number of requests answered 429 by the throttle so far.
+    /// This vault's own limits.
+    pub fn throttle(&self) -> Option<KvThrottle> {
+        self.state().budget.throttle()
+    }
+
+    /// Requests this vault answered 429 because of throttling so far (its own budget or the
+    /// subscription's; injected faults are not counted).
     pub fn throttled_count(&self) -> u64 {
         self.state().throttled
     }
@@ -238,7 +317,7 @@ impl FakeKeyVault {
             nbf: None,
             exp,
         };
-        let now = unix_secs(SystemTime::now());
+        let now = unix_secs(self.now());
         match self.state().store.set(name, new, now) {
             Ok((_, v)) => v.version,
             Err(e) => panic!("seed_secret({name}): {e:?}"),
@@ -273,7 +352,7 @@ impl FakeKeyVault {
 
     /// Soft-deletes a secret directly. Returns false when it did not exist.
     pub fn soft_delete(&self, name: &str) -> bool {
-        let now = unix_secs(SystemTime::now());
+        let now = unix_secs(self.now());
         self.state().store.delete(name, now).is_ok()
     }
 
@@ -284,7 +363,7 @@ impl FakeKeyVault {
 
     /// Sets `enabled` on one version directly. Returns false when there is no such version.
     pub fn set_enabled(&self, name: &str, version: &str, enabled: bool) -> bool {
-        let now = unix_secs(SystemTime::now());
+        let now = unix_secs(self.now());
         let patch = store::Patch { enabled: Some(enabled), ..Default::default() };
         self.state().store.update(name, Some(version), patch, now).is_ok()
     }

@@ -18,6 +18,8 @@ use crate::directory::{DATABRICKS_RESOURCE, MANAGEMENT_RESOURCE, unix_millis};
 use crate::faults::Outcome;
 use crate::ratelimit::retry_after_secs;
 
+/// One day in milliseconds (`last_used_day` is the start of a UTC day).
+const DAY_MS: i64 = 86_400_000;
 /// Lifetime of a token created without `lifetime_seconds` (current API docs: two years).
 const DEFAULT_LIFETIME_SECS: i64 = 2 * 365 * 86_400;
 /// Databricks refuses Entra ID tokens that expire within this margin.
@@ -37,6 +39,10 @@ pub(super) enum Route {
     Create,
     List,
     Delete,
+    /// `GET /api/2.0/token-management/tokens` (workspace admins).
+    TmList,
+    /// `GET /api/2.0/token-management/tokens/{token_id}` (workspace admins).
+    TmGet(String),
     ConfGet,
     ConfPatch,
     Me,
@@ -60,6 +66,7 @@ impl Route {
             ("POST", "/api/2.0/token/create") => return Route::Create,
             ("GET", "/api/2.0/token/list") => return Route::List,
             ("POST", "/api/2.0/token/delete") => return Route::Delete,
+            ("GET", "/api/2.0/token-management/tokens" | "/api/2.0/token-management/tokens/") => return Route::TmList,
             ("GET", "/api/2.0/workspace-conf") => return Route::ConfGet,
             ("PATCH", "/api/2.0/workspace-conf") => return Route::ConfPatch,
             ("GET", "/api/2.0/preview/scim/v2/Me") => return Route::Me,
@@ -68,6 +75,7 @@ impl Route {
         }
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (method.as_str(), segs.as_slice()) {
+            ("GET", ["api", "2.0", "token-management", "tokens", id]) if !id.is_empty() => Route::TmGet(id.to_string()),
             ("GET", ["api", "2.0", "accounts", "servicePrincipals", id, "credentials", "secrets"])
                 if !id.is_empty() =>
             {
@@ -92,6 +100,8 @@ impl Route {
             Route::Create => "create",
             Route::List => "list",
             Route::Delete => "delete",
+            Route::TmList => "tm_list",
+            Route::TmGet(_) => "tm_get",
             Route::ConfGet | Route::ConfPatch => "conf",
             Route::Me => "me",
             Route::ScimSpList => "scim_sp",
@@ -106,11 +116,13 @@ impl Route {
 
     /// The token scope an endpoint belongs to (Databricks' "API scopes" reference): the token
     /// API and the service principal secrets API are in `authentication`, workspace settings in
-    /// `settings`, SCIM service principals in `iam` (assumed); `None` for endpoints every scope
-    /// includes (`/scim/v2/Me` is listed under every scope).
+    /// `settings`, SCIM service principals in `iam` and the Token Management API in
+    /// `authentication` (both assumed); `None` for endpoints every scope includes
+    /// (`/scim/v2/Me` is listed under every scope).
     fn scope(&self) -> Option<&'static str> {
         match self {
             Route::Create | Route::List | Route::Delete => Some("authentication"),
+            Route::TmList | Route::TmGet(_) => Some("authentication"),
             Route::SpSecretList(_) | Route::SpSecretCreate(_) | Route::SpSecretDelete(..) => Some("authentication"),
             Route::ConfGet | Route::ConfPatch => Some("settings"),
             Route::ScimSpList => Some("iam"),
@@ -143,10 +155,15 @@ pub(super) struct Caller {
 }
 
 /// actix entry point for every request to a workspace.
-pub(crate) async fn handle(req: HttpRequest, payload: web::Payload, ws: web::Data<FakeWorkspace>) -> HttpResponse {
+pub(crate) async fn handle(req: HttpRequest, payload: web::Payload, ws: FakeWorkspace) -> HttpResponse {
     let route = Route::parse(req.method(), req.path());
-    let mut resp = ws.faults().run(route.op(), &req, ws.serve(&route, &req, payload)).await;
-    if ws.take_omit_date(route.op()) {
+    let op = route.op();
+    let work = {
+        let (ws, req) = (ws.clone(), req.clone());
+        async move { ws.serve(&route, &req, payload).await }
+    };
+    let mut resp = ws.faults().run(op, &req, work).await;
+    if ws.take_omit_date(op) {
         // actix would add its own `Date`; the relay in front deletes it and this marker.
         resp.headers_mut().insert(
             actix_web::http::header::HeaderName::from_static(crate::relay::OMIT_DATE_MARKER),
@@ -156,7 +173,7 @@ pub(crate) async fn handle(req: HttpRequest, payload: web::Payload, ws: web::Dat
         // Databricks' front end dates every answer; clients may read its clock from it.
         resp.headers_mut().insert(actix_web::http::header::DATE, v);
     }
-    ws.after_request(route.op());
+    ws.after_request(op);
     resp
 }
 
@@ -267,6 +284,9 @@ impl FakeWorkspace {
         {
             return done(error(403, "PERMISSION_DENIED", "User does not have permission to use tokens."));
         }
+        if matches!(route, Route::TmList | Route::TmGet(_)) && !self.state().admins.contains(&caller.principal) {
+            return done(error(403, "PERMISSION_DENIED", "Only Admins can access token management APIs."));
+        }
         let body = match route {
             Route::Create | Route::Delete | Route::ConfPatch | Route::SpSecretCreate(_) => {
                 match payload.to_bytes_limited(MAX_BODY).await {
@@ -294,6 +314,8 @@ impl FakeWorkspace {
                 }
             }
             Route::Delete => self.delete(&caller, &body),
+            Route::TmList => self.tm_list(req),
+            Route::TmGet(id) => self.tm_get(id),
             Route::ConfGet => self.conf_get(&caller, req),
             Route::ConfPatch => self.conf_patch(&caller, &body),
             Route::Me => self.me(&caller),
@@ -475,6 +497,55 @@ impl FakeWorkspace {
         }
         st.tokens.revoke(&id);
         json_response(200, json!({}))
+    }
+
+    /// `TokenInfo` as the Token Management API shows it: the owner's numeric id and user name,
+    /// the workspace id, and `last_used_day` (midnight UTC of the day of the last successful
+    /// use, by the workspace's clock; absent when never used).
+    fn tm_token_info(&self, st: &super::State, t: &TokenInfo) -> Value {
+        let owner = self.scim_identity(st, &t.principal);
+        let owner_id: i64 = owner.scim_id.parse().unwrap_or_default();
+        let mut v = token_info_json(t);
+        v["created_by_id"] = json!(owner_id);
+        v["created_by_username"] = json!(owner.application_id);
+        v["owner_id"] = json!(owner_id);
+        v["workspace_id"] = json!(self.workspace_id().parse::<i64>().unwrap_or_default());
+        if let Some(used) = t.last_used {
+            v["last_used_day"] = json!(unix_millis(used).div_euclid(DAY_MS) * DAY_MS);
+        }
+        v
+    }
+
+    fn tm_get(&self, id: &str) -> HttpResponse {
+        let now = self.now();
+        let st = self.state();
+        match st.tokens.get(id).filter(|t| t.is_live(now)) {
+            Some(t) => json_response(200, json!({"token_info": self.tm_token_info(&st, &t)})),
+            None => error(404, "RESOURCE_DOES_NOT_EXIST", &format!("Token with id {id} does not exist.")),
+        }
+    }
+
+    fn tm_list(&self, req: &HttpRequest) -> HttpResponse {
+        let query: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+        let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let by_id = match param("created_by_id").map(|v| v.trim().parse::<i64>()) {
+            None => None,
+            Some(Ok(id)) => Some(id),
+            Some(Err(_)) => return invalid_param("Invalid value for parameter created_by_id: expected an integer"),
+        };
+        let by_name = param("created_by_username");
+        let now = self.now();
+        let st = self.state();
+        let infos: Vec<Value> = st
+            .tokens
+            .all()
+            .into_iter()
+            .filter(|t| t.is_live(now))
+            .map(|t| self.tm_token_info(&st, &t))
+            .filter(|v| by_id.is_none_or(|id| v["created_by_id"] == json!(id)))
+            .filter(|v| by_name.as_deref().is_none_or(|n| v["created_by_username"].as_str() == Some(n)))
+            .collect();
+        if infos.is_empty() { json_response(200, json!({})) } else { json_response(200, json!({"token_infos": infos})) }
     }
 
     fn conf_get(&self, caller: &Caller, req: &HttpRequest) -> HttpResponse {

@@ -9,9 +9,9 @@
 //! non-members only through the Azure management-token headers. The PATs live in `tokens.rs`;
 //! service principals, their OAuth secrets and the minted access tokens in `sp.rs`.
 //!
-//! Op names for faults and the call log: `create`, `list`, `delete`, `conf`, `me`, `scim_sp`,
-//! `sp_secret_list`, `sp_secret_create`, `sp_secret_delete`, `oidc_token`, `discovery`,
-//! `other` (everything else).
+//! Op names for faults and the call log: `create`, `list`, `delete`, `tm_list`, `tm_get`,
+//! `conf`, `me`, `scim_sp`, `sp_secret_list`, `sp_secret_create`, `sp_secret_delete`,
+//! `oidc_token`, `discovery`, `other` (everything else).
 
 mod http;
 mod sp;
@@ -379,6 +379,13 @@ impl FakeWorkspace {
         for id in st.tokens.ids() {
             st.tokens.age(&id, by);
         }
+    }
+
+    /// Sets when a token was last used successfully (`None`: never), as if a consumer had
+    /// authenticated with it then — e.g. yesterday, with a token that was superseded since. The
+    /// Token Management API shows the UTC day of it as `last_used_day`. False if unknown.
+    pub fn set_token_last_used(&self, token_id: &str, at: Option<SystemTime>) -> bool {
+        self.state().tokens.set_last_used(token_id, at)
     }
 
     /// Like [`Self::age_tokens`] for one token. False if unknown.

@@ -29,11 +29,12 @@ const SCIM_SP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServicePrinc
 const SCIM_ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
 /// A SCIM id for a workspace principal that was not registered as a service principal (an Entra
-/// ID principal that is a member): a stable 19-digit number derived from its object id.
+/// ID principal that is a member): a stable 19-digit number derived from its object id, below
+/// `i64::MAX` (the Token Management API shows it as an int64).
 fn derived_scim_id(principal: &str) -> String {
     let numeric = principal.bytes().fold(1_000_000_007u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
-        % 9_000_000_000_000_000;
-    (numeric + 1_000_000_000_000_000).to_string()
+        % 8_000_000_000_000_000_000;
+    (numeric + 1_000_000_000_000_000_000).to_string()
 }
 
 /// SCIM's error shape (RFC 7644 §3.12), which Databricks' SCIM endpoints answer with.
@@ -288,22 +289,28 @@ impl FakeWorkspace {
     }
 
     /// `GET /api/2.0/preview/scim/v2/Me`.
+    /// The workspace identity of a principal: its SCIM id and user name (for a service
+    /// principal, its application id). A principal that is not (or no longer) a member — an
+    /// Entra ID principal in management-header mode, the owner of a token after removal — gets
+    /// its derived SCIM id.
+    pub(super) fn scim_identity(&self, st: &State, principal: &str) -> ServicePrincipal {
+        self.workspace_sps(st).into_iter().find(|s| s.principal == principal).unwrap_or_else(|| {
+            let client_id = self.inner.directory.principal(principal).map(|p| p.client_id).unwrap_or_default();
+            ServicePrincipal {
+                scim_id: derived_scim_id(principal),
+                application_id: client_id.to_ascii_lowercase(),
+                display_name: format!("principal {principal}"),
+                kind: SpKind::EntraManaged,
+                principal: principal.to_string(),
+            }
+        })
+    }
+
     pub(super) fn me(&self, caller: &Caller) -> HttpResponse {
         let sp = {
             let st = self.state();
-            self.workspace_sps(&st).into_iter().find(|s| s.principal == caller.principal)
+            self.scim_identity(&st, &caller.principal)
         };
-        let sp = sp.unwrap_or_else(|| {
-            // A caller that is not (yet) a member: an Entra ID principal in management-header mode.
-            let client_id = self.inner.directory.principal(&caller.principal).map(|p| p.client_id).unwrap_or_default();
-            ServicePrincipal {
-                scim_id: derived_scim_id(&caller.principal),
-                application_id: client_id,
-                display_name: format!("principal {}", caller.principal),
-                kind: SpKind::EntraManaged,
-                principal: caller.principal.clone(),
-            }
-        });
         json_response(
             200,
             json!({

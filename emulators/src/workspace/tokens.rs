@@ -113,9 +113,14 @@ impl Tokens {
     }
 
     pub fn touch(&mut self, id: &str, now: SystemTime) {
-        if let Some(t) = self.by_id.get_mut(id) {
-            t.last_used = Some(now);
-        }
+        self.set_last_used(id, Some(now));
+    }
+
+    /// Sets (or clears) a token's last use. False if unknown.
+    pub fn set_last_used(&mut self, id: &str, at: Option<SystemTime>) -> bool {
+        let Some(t) = self.by_id.get_mut(id) else { return false };
+        t.last_used = at;
+        true
     }
 
     pub fn set_autoscope(&mut self, id: &str, autoscope: Option<bool>) {
