@@ -165,6 +165,34 @@ fn an_interactive_request_is_not_stuck_behind_a_pass() {
     drop(h);
 }
 
+/// A run waits for the write's pacing before it creates the credential, not after (contract
+/// §11): while the vault's budget (2 writes per 2 s) holds the pass back, every token is written
+/// within moments of its creation.
+#[test]
+fn a_credential_is_created_only_once_its_write_may_go() {
+    let mut w = world(1, 1, Duration::from_secs(2), 2, None);
+    let targets: Vec<Value> = (0..10).map(|i| w.target(&format!("c{i:02}"), 0, 0)).collect();
+    w.targets(&targets);
+    let (code, r) = w.rotate(
+        &[],
+        &[("PAT_KV_WRITES_PER_10S", "2"), ("PAT_KV_WINDOW_MS", "2000"), ("PAT_MAX_CONCURRENCY", "8")],
+    );
+    assert_eq!(code, 0, "{r:?}");
+    let ws = w.emu.workspace(0);
+    let mut gaps = Vec::new();
+    for i in 0..10 {
+        let v = w.emu.vault(0).latest(&format!("c{i:02}-pat")).unwrap();
+        let token = ws.token(&v.tags["databricks-token-id"]).unwrap();
+        let created = token.created.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        // The version's `created` has whole seconds.
+        gaps.push(v.created as f64 + 1.0 - created);
+    }
+    let worst = gaps.iter().cloned().fold(0.0, f64::max);
+    // Created first and queued for the write, the last of ten would wait about four windows (8 s).
+    assert!(worst < 2.0, "a token waited {worst:.1} s for its write: {gaps:?}");
+    assert_eq!(w.emu.kv_throttled_total(), 0);
+}
+
 /// The world of the interrupted passes: 20 targets in one vault whose budget is 2 writes per
 /// second, grace 0 (so that an orphan can be shown revoked once it is an hour old).
 fn interrupted_world() -> (World, Vec<&'static str>) {
