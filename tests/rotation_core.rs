@@ -16,7 +16,7 @@ use pat_rotator::rotation::model::{
     CreateRequest, Credential, NewCredential, Ownership, Profile, SecretWrite, StoredSecret, Warning, WarningKind, tags,
 };
 use pat_rotator::rotation::ports::{
-    Backoff, Clock, CreateError, Issuer, Listing, OtherSecrets, Protection, Refusal, SecretRead, SecretStore,
+    Backoff, Clock, CreateError, Issuer, Listing, OtherSecrets, Protection, Refusal, SecretRead, SecretStore, Usage,
     WriteError,
 };
 use pat_rotator::rotation::rotate::{Ports, rotate};
@@ -219,6 +219,9 @@ impl Issuer for MemIssuer {
         self.deletes.lock().unwrap().push(id.to_string());
         self.creds.lock().unwrap().retain(|t| t.info.id != id);
         Ok(())
+    }
+    async fn usage(&self, _id: &str) -> Usage {
+        Usage::Untracked
     }
     async fn verify(&self, value: &Redacted) -> Result<Option<OffsetDateTime>> {
         if *self.verify_fails.lock().unwrap() {

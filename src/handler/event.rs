@@ -262,10 +262,10 @@ fn find_ci<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 
 /// `SecretEvent`. The caller runs it inside a span carrying the invocation id.
 pub async fn secret_event(body: Result<Vec<u8>, BodyError>, state: &State, invocation_id: &str) -> HttpResponse {
-    let engine = match state.engine() {
+    let engine = match state.engine().await {
         Ok(e) => e,
         Err(ce) => {
-            tracing::error!(code = %Code::ConfigInvalid, "SecretEvent answered 500 config_invalid: configuration invalid: {ce}");
+            tracing::error!(code = %Code::ConfigInvalid, "SecretEvent answered 500 config_invalid: {}", ce.message);
             let error = public::error_body(Code::ConfigInvalid, invocation_id)["error"].take();
             let logs = [format!("SecretEvent: {}", public::sentence(Code::ConfigInvalid))];
             return host_json(

@@ -69,10 +69,9 @@ pub trait Issuer: Send + Sync {
     /// Revokes a credential; one that is already gone counts as revoked.
     async fn revoke(&self, id: &str) -> Result<()>;
     /// When the credential was last used, as far as the issuer records it (contract §10
-    /// "Usage"). Kinds without such a record answer [`Usage::Untracked`].
-    async fn usage(&self, _id: &str) -> Usage {
-        Usage::Untracked
-    }
+    /// "Usage"). Kinds without such a record answer [`Usage::Untracked`]. No default: a wrapper
+    /// that forgot to pass it on would silently turn `keep_while_used` off.
+    async fn usage(&self, id: &str) -> Usage;
 }
 
 /// What an issuer says about a credential's last use (contract §10 "Usage").

@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 #[allow(unused_imports)]
 pub use pat_rotator_emulators::{Fault, identity, keyvault::Role};
 
+pub mod azurite;
+
 /// The binary under test: the one cargo built, or `PAT_ROTATOR_BIN` (to run today's tests
 /// against an older build and watch them fail).
 pub fn bin() -> String {
@@ -588,6 +590,17 @@ impl Handler {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// [`Handler::stop`], and everything the handler logged (also what it logged while
+    /// shutting down).
+    pub fn stop_keeping_log(self) -> (i32, String) {
+        let log = self.log.clone();
+        let code = self.stop();
+        // The reader threads drain the pipes after the exit.
+        std::thread::sleep(Duration::from_millis(100));
+        let text = log.lock().unwrap().clone();
+        (code, text)
     }
 
     /// SIGKILL, no cleanup.
