@@ -87,7 +87,10 @@ fn near_expiry_rotates_within_thirty_days_though_renew_before_days_says_not_yet(
     assert_eq!(kv_writes(&w, 0), 1);
     let new = w.assert_secret_works(0, 0, "t-pat");
     assert_ne!(new, old);
-    assert_eq!(w.emu.vault(0).latest("t-pat").unwrap().tags.get("previous-token-id"), Some(&old));
+    let tags = w.emu.vault(0).latest("t-pat").unwrap().tags;
+    assert_eq!(tags.get("previous-token-id"), Some(&old));
+    assert_eq!(tags.get("rotated-via").map(String::as_str), Some("SecretEvent"));
+    assert_eq!(tags.get("rotated-by").map(String::as_str), Some(w.emu.identity().principal()));
     assert!(w.emu.workspace(0).is_live(&old), "the superseded token keeps its grace");
 
     // SecretExpired applies the same rule: an expired latest version is rotated.
@@ -247,6 +250,48 @@ fn events_for_a_target_are_coalesced_while_its_event_run_is_in_flight() {
     assert_eq!(ws_count(&w, 0, "list"), 2);
 }
 
+/// Two writers subscribed to one vault would answer each other's events: an event-started run
+/// never writes over a managed latest version another identity wrote (contract §10). It warns
+/// `rotated_by_another_identity` and leaves the target to RotatePat and ProvisionPat.
+#[test]
+fn an_event_never_writes_over_another_identitys_version() {
+    const PERSON: &str = "0e0e0e0e-1111-4111-8111-eeeeeeeeeeee";
+    let w = World::one_target(&[]);
+    let person = w.emu.aad().add_service_principal(PERSON, CLIENT_SECRET);
+    w.emu.workspace(0).add_member(&person);
+    let h = w.serve(&[]);
+    assert_eq!(h.invoke_timer(true).status, 200);
+    // Someone else writes the latest version (their own token, which the service cannot see).
+    let as_person = [
+        ("IDENTITY_ENDPOINT", ""),
+        ("IDENTITY_HEADER", ""),
+        ("PAT_CREDENTIAL", "client_secret"),
+        ("AZURE_CLIENT_ID", PERSON),
+        ("AZURE_CLIENT_SECRET", CLIENT_SECRET),
+    ];
+    let (code, r) = w.rotate(&["--target", "t", "--force", "--take-ownership"], &as_person);
+    assert_eq!(code, 0, "{r:?}");
+    let tags = w.emu.vault(0).latest("t-pat").unwrap().tags;
+    assert_eq!(tags["rotated-by"], person);
+    let (writes, creates) = (kv_writes(&w, 0), ws_count(&w, 0, "create"));
+    for kind in ["SecretNewVersionCreated", "SecretNearExpiry"] {
+        let r = h.invoke_event(kv_event(&w, kind, 0, "t-pat"));
+        assert_eq!(r.status, 200, "{kind}: {}", r.text);
+        assert!(logs(&r).iter().any(|l| l.starts_with("t: unchanged")), "{kind}: {:?}", logs(&r));
+    }
+    assert_eq!(kv_writes(&w, 0), writes, "no version written");
+    assert_eq!(ws_count(&w, 0, "create"), creates, "no token created");
+    assert_eq!(w.emu.vault(0).latest("t-pat").unwrap().tags["rotated-by"], person);
+    assert!(h.log().contains("rotated_by_another_identity") && h.log().contains(&person), "{}", h.log());
+    // The timer, by contrast, writes as itself.
+    assert_eq!(h.invoke_timer(true).status, 200);
+    assert_eq!(kv_writes(&w, 0), writes + 1);
+    // And the service's own new version raises an event that is evaluated and left alone.
+    let r = h.invoke_event(kv_event(&w, "SecretNewVersionCreated", 0, "t-pat"));
+    assert!(logs(&r).iter().any(|l| l.starts_with("t: unchanged (fresh)")), "{:?}", logs(&r));
+    assert_eq!(kv_writes(&w, 0), writes + 1);
+}
+
 #[test]
 fn a_failed_event_run_answers_500() {
     let (w, old) = expiring_world();
@@ -261,4 +306,62 @@ fn a_failed_event_run_answers_500() {
         h.log()
     );
     assert_eq!(w.live_tokens(0), vec![old], "the new token was deleted; the old one still works");
+}
+
+/// An event arriving while a timer pass has filled the vault's write queue is served before the
+/// pass's queued writes, like ProvisionPat (contract §11): its write goes in the next window.
+#[test]
+fn an_event_is_served_before_a_passs_queue() {
+    use pat_rotator_emulators::{EmulatorOptions, KeyVaultOptions, KvThrottle};
+    use std::time::Instant;
+    let window = Duration::from_secs(1);
+    let throttle = KvThrottle { window, write_limit: 2, other_limit: 4_000, retry_after: false };
+    let mut w = World::with(EmulatorOptions {
+        keyvault: KeyVaultOptions { throttle: Some(throttle), ..Default::default() },
+        ..Default::default()
+    });
+    let mut targets: Vec<Value> = (0..16).map(|i| w.target(&format!("p{i:02}"), 0, 0)).collect();
+    targets.push(w.target("vip", 0, 0));
+    w.targets(&targets);
+    let h = w.serve(&[
+        ("PAT_KV_WRITES_PER_10S", "2"),
+        ("PAT_KV_WINDOW_MS", "1000"),
+        ("PAT_MAX_CONCURRENCY", "8"),
+        ("PAT_RETRY_ATTEMPTS", "8"),
+    ]);
+    let base = h.base.clone();
+    let pass = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let r = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap()
+                .post(format!("{base}/RotatePat"))
+                .header("Content-Type", "application/json")
+                .body(r#"{"Data":{"timer":{"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{}}"#)
+                .timeout(Duration::from_secs(120))
+                .send()
+                .await
+                .expect("RotatePat answered");
+            r.status().as_u16()
+        })
+    });
+    // The pass is in its steady state: every slot busy, waiting for the vault's budget.
+    let started = Instant::now();
+    while kv_writes(&w, 0) < 3 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the pass wrote {} versions", kv_writes(&w, 0));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Instant::now();
+    let r = h.invoke_event(kv_event(&w, "SecretNewVersionCreated", 0, "vip-pat"));
+    let took = sent.elapsed();
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(logs(&r).iter().any(|l| l.starts_with("vip: created (no_secret)")), "{:?}", logs(&r));
+    let written = kv_writes(&w, 0);
+    assert!(!pass.is_finished(), "the pass must still be running for this to show anything");
+    // Behind the pass's queue (up to 8 writes at 2 per window) it would wait about 4 windows.
+    assert!(took < 2 * window, "SecretEvent took {took:?} while the pass had written {written} of 17");
+    assert_eq!(pass.join().unwrap(), 200);
+    assert_eq!(w.emu.kv_throttled_total(), 0);
 }
