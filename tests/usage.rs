@@ -233,3 +233,70 @@ fn tokens_shows_last_used_day_where_readable_and_its_revoke_ignores_usage() {
     assert!(out.json()[0]["tokens"].as_array().unwrap().iter().all(|t| t["last_used_day"].is_null()), "{}", out.stdout);
     assert_eq!(ws_count(&w, 0, "tm_get"), 1, "one 403, not one per token");
 }
+
+fn status_row(w: &World) -> (i32, Value) {
+    let o = w.cli(&["status", "--json"], &[]);
+    let v = o.json();
+    (o.code, v[0].clone())
+}
+
+fn attention(r: &Value) -> Vec<String> {
+    r["attention"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect()
+}
+
+/// `status` (contract §1, §10 "Health"): `last_used_day` of the token the vault names where
+/// readable; with `keep_while_used`, `superseded_in_use` naming a superseded token a consumer
+/// still uses past its grace, and `usage_unreadable` without workspace admin.
+#[test]
+fn status_shows_last_use_superseded_in_use_and_usage_unreadable() {
+    let (w, prev, current) = superseded_world(true, 2 * DAY);
+    let today = time::OffsetDateTime::now_utc().date();
+    used(&w, &current, Duration::ZERO);
+    used(&w, &prev, 3 * DAY);
+    let (code, r) = status_row(&w);
+    assert_eq!((code, attention(&r)), (0, Vec::<String>::new()), "{r}");
+    assert_eq!(r["last_used_day"], json!(today.to_string()));
+
+    // A consumer still uses the superseded token: attention, and its id in details.
+    used(&w, &prev, Duration::ZERO);
+    let (code, r) = status_row(&w);
+    assert_eq!((code, attention(&r)), (1, vec!["superseded_in_use".to_string()]), "{r}");
+    assert_eq!(r["details"]["superseded_in_use"], json!([prev.clone()]));
+    assert_eq!(r["healthy"], false);
+    let table = w.cli(&["status"], &[]);
+    assert!(table.stdout.contains("superseded_in_use"), "{}", table.stdout);
+
+    // Inside the grace a superseded token in use is expected: no attention.
+    let (w2, prev2, _) = superseded_world(true, 2 * HOUR);
+    used(&w2, &prev2, Duration::ZERO);
+    let (code, r) = status_row(&w2);
+    assert_eq!((code, attention(&r)), (0, Vec::<String>::new()), "{r}");
+
+    // Without keep_while_used the superseded token's use is not judged.
+    let (w3, prev3, _) = superseded_world(false, 2 * DAY);
+    used(&w3, &prev3, Duration::ZERO);
+    let (code, r) = status_row(&w3);
+    assert_eq!((code, attention(&r)), (0, Vec::<String>::new()), "{r}");
+
+    // Without workspace admin: usage_unreadable, and last_used_day is null.
+    let me = w.emu.workspace(0).principal().to_string();
+    w.emu.workspace(0).remove_member(&me);
+    w.emu.workspace(0).add_member(&me);
+    let (code, r) = status_row(&w);
+    assert_eq!((code, attention(&r)), (1, vec!["usage_unreadable".to_string()]), "{r}");
+    assert_eq!(r["last_used_day"], Value::Null);
+    // Also with no superseded token at all: the current token's lookup says so.
+    let w4 = World::one_target(&[("keep_while_used", json!(true))]);
+    assert_eq!(w4.rotate(&[], &[]).0, 0);
+    let me4 = w4.emu.workspace(0).principal().to_string();
+    w4.emu.workspace(0).remove_member(&me4);
+    w4.emu.workspace(0).add_member(&me4);
+    let (code, r) = status_row(&w4);
+    assert_eq!((code, attention(&r)), (1, vec!["usage_unreadable".to_string()]), "{r}");
+    // A target without keep_while_used does not need the right: nothing to attend to.
+    let me3 = w3.emu.workspace(0).principal().to_string();
+    w3.emu.workspace(0).remove_member(&me3);
+    w3.emu.workspace(0).add_member(&me3);
+    let (code, r) = status_row(&w3);
+    assert_eq!((code, r["last_used_day"].clone()), (0, Value::Null), "{r}");
+}

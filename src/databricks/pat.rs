@@ -219,6 +219,8 @@ impl PatIssuer {
                 )),
             },
             Err(e) if e.status == Some(403) => Usage::Forbidden { scope: self.usage_scope(), error: e },
+            // `RESOURCE_DOES_NOT_EXIST`: revoked or expired.
+            Err(e) if e.status == Some(404) => Usage::Gone,
             Err(e) => Usage::Failed(e),
         }
     }

@@ -82,6 +82,8 @@ pub enum Usage {
     /// The identity may not read usage (a `403`: it is no workspace admin). `scope` names what
     /// it may not read (the workspace and whose tokens), for one warning per pass.
     Forbidden { scope: String, error: Error },
+    /// The issuer holds no such live credential (revoked, or expired).
+    Gone,
     /// The lookup failed otherwise.
     Failed(Error),
     /// The issuer's answer: the UTC day of the last use (`None` when the answer had none) and

@@ -515,7 +515,7 @@ impl Run<'_> {
                     *self.usage_unreadable.lock().expect("usage lock") = Some(scope.clone());
                     return BTreeSet::new();
                 }
-                Usage::Failed(_) | Usage::Read { .. } => {}
+                Usage::Gone | Usage::Failed(_) | Usage::Read { .. } => {}
             }
             let superseded = match known.get(id) {
                 Some(s) => *s,

@@ -348,7 +348,8 @@ pub fn use_verdict(
     bound: Duration,
 ) -> UseVerdict {
     let (day, at) = match usage {
-        Usage::Untracked | Usage::Forbidden { .. } => return UseVerdict::Revoke,
+        // Already gone: revoking it changes nothing.
+        Usage::Untracked | Usage::Forbidden { .. } | Usage::Gone => return UseVerdict::Revoke,
         Usage::Failed(_) => (None, None),
         Usage::Read { last_used_day, at } => (*last_used_day, *at),
     };
@@ -379,7 +380,7 @@ pub fn in_use(usage: &Usage) -> Option<bool> {
             let today = at.to_offset(time::UtcOffset::UTC).date();
             Some(*day >= today.previous_day().unwrap_or(today))
         }
-        Usage::Untracked | Usage::Forbidden { .. } => Some(false),
+        Usage::Untracked | Usage::Forbidden { .. } | Usage::Gone => Some(false),
         Usage::Failed(_) | Usage::Read { .. } => None,
     }
 }
@@ -787,6 +788,7 @@ mod tests {
             // 403, or a kind without usage: the plain grace
             (forbidden, exp, sup(2), Some(NOW), UseVerdict::Revoke),
             (Usage::Untracked, exp, sup(2), Some(NOW), UseVerdict::Revoke),
+            (Usage::Gone, exp, sup(2), Some(NOW), UseVerdict::Revoke),
         ];
         for (i, (u, e, s, v, want)) in cases.into_iter().enumerate() {
             assert_eq!(use_verdict(&u, e, Some(NOW), s, v, bound), want, "case {i}");
