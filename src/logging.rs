@@ -58,8 +58,7 @@ pub const UNTRUSTED_MAX: usize = 256;
 /// [`UNTRUSTED_MAX`] characters (contract §10).
 pub fn untrusted(s: &str) -> String {
     let mut out = String::new();
-    let mut kept = 0;
-    for c in s.chars() {
+    for (kept, c) in s.chars().enumerate() {
         if kept == UNTRUSTED_MAX {
             out.push('…');
             break;
@@ -69,7 +68,6 @@ pub fn untrusted(s: &str) -> String {
         } else {
             out.push(c);
         }
-        kept += 1;
     }
     out
 }

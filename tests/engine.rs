@@ -143,16 +143,17 @@ fn failed_vault_write_deletes_the_new_token_and_leaves_the_old_secret_and_token(
     w.targets(&[t]);
     let old = w.seed_managed(0, 0, "comp", 70 * DAY, 90 * DAY, None);
     let before = w.emu.vault(0).versions("comp-pat");
+    // A definitive refusal (a 4xx other than 408): the write was not applied.
     w.emu.vault(0).faults().inject(
         "set",
-        Fault::status(500).json(json!({"error":{"code":"InternalServerError","message":"Something went wrong."}})),
+        Fault::status(403).json(json!({"error":{"code":"Forbidden","message":"Operation set is not allowed by vault policy.","innererror":{"code":"ForbiddenByPolicy"}}})),
         usize::MAX,
     );
     let (code, r) = w.rotate(&[], &[]);
     assert_eq!(code, 1);
     assert_eq!(r[0]["action"], "failed");
     assert_eq!(r[0]["reason"], "expiring");
-    assert_eq!(r[0]["error"]["code"], "upstream_unavailable");
+    assert_eq!(r[0]["error"]["code"], "keyvault_forbidden");
     assert!(r[0]["error"]["message"].as_str().unwrap().contains("was deleted"), "{}", r[0]["error"]);
     assert_eq!(
         w.live_tokens(0),

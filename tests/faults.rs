@@ -402,9 +402,11 @@ fn keyvault_429_then_success() {
 }
 
 #[test]
-fn keyvault_500_on_every_write_is_compensated() {
+fn keyvault_500_on_every_write_keeps_the_token_for_a_later_run() {
+    // A 5xx answer to a write does not say the write was not applied (contract §7.3): the new
+    // token is kept, and a later run finds it recorded or revokes it as an orphan.
     let (w, old) = due_world(&[]);
-    let before = snapshot(&w);
+    let versions = w.emu.vault(0).versions("t-pat");
     w.emu.vault(0).faults().inject(
         "set",
         Fault::status(500).json(json!({"error":{"code":"InternalServerError","message":"oops"}})),
@@ -412,10 +414,21 @@ fn keyvault_500_on_every_write_is_compensated() {
     );
     let (code, r) = w.rotate(&[], &[]);
     assert_eq!((code, code_of(&r)), (1, "upstream_unavailable"));
-    assert_eq!(snapshot(&w), before, "new token deleted; old secret and token intact");
+    let message = r[0]["error"]["message"].as_str().unwrap();
+    assert!(message.contains("kept") && !message.contains("unchanged"), "{message}");
+    assert_eq!(w.emu.vault(0).versions("t-pat"), versions, "nothing landed");
     assert_eq!(w.assert_secret_works(0, 0, "t-pat"), old);
+    let live = w.live_tokens(0);
+    assert_eq!(live.len(), 2, "the old token and the kept one: {live:?}");
+    let kept = live.into_iter().find(|t| *t != old).unwrap();
     let sets = w.emu.vault(0).faults().calls().into_iter().filter(|c| c.op == "set").count();
     assert_eq!(sets, 5, "PAT_RETRY_ATTEMPTS (5) attempts, no SDK-internal retries on top");
+    // Two hours on, the write never landed: the next run revokes it as an orphan.
+    w.emu.vault(0).faults().clear();
+    w.emu.workspace(0).age_tokens(2 * HOUR);
+    let (code, r) = w.rotate(&[], &[]);
+    assert_eq!(code, 0, "{r:?}");
+    assert!(r[0]["revoked_token_ids"].as_array().unwrap().contains(&json!(kept)), "{r:?}");
 }
 
 #[test]

@@ -69,10 +69,13 @@ fn key(t: &Target) -> SecretKey {
     (t.key_vault_url.trim_end_matches('/').to_ascii_lowercase(), t.secret_name.to_ascii_lowercase())
 }
 
+/// A value and when its fetch began; empty until first fetched.
+type Slot<V> = Arc<tokio::sync::Mutex<Option<(Instant, V)>>>;
+
 /// One value per key, fetched by the first caller that needs it while the others wait, and
 /// fetched again once it is older than the freshness bound.
 struct Slots<K, V> {
-    slots: Mutex<HashMap<K, Arc<tokio::sync::Mutex<Option<(Instant, V)>>>>>,
+    slots: Mutex<HashMap<K, Slot<V>>>,
     fresh_for: std::time::Duration,
 }
 

@@ -1439,7 +1439,7 @@ impl Run<'_> {
                         let attempts = if attempt > 1 { format!(" after {attempt} attempts") } else { String::new() };
                         let note = if in_flight.is_some() {
                             kept(
-                                "the outcome of a write is unknown (no answer, or a 408 or 5xx answer, which a gateway may give for a write it applies later), so the write may still land",
+                                "the outcome of a write is unknown (no answer, or an answer a gateway may give for a write it applies later), so the write may still land",
                             )
                         } else {
                             match issuer.revoke(&new.id).await {

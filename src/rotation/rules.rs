@@ -663,11 +663,11 @@ mod tests {
         ];
         let a = view("a");
         let b = view("b");
-        let keep = decide(Some(&a), &[b.clone()], &listed, renew, NOW, false);
+        let keep = decide(Some(&a), std::slice::from_ref(&b), &listed, renew, NOW, false);
         assert_eq!(keep, Decision::Keep, "two fresh, enabled, listed versions of one second");
         let b_disabled = SecretView { enabled: false, ..b.clone() };
         assert_eq!(
-            decide(Some(&a), &[b_disabled.clone()], &listed, renew, NOW, false),
+            decide(Some(&a), std::slice::from_ref(&b_disabled), &listed, renew, NOW, false),
             Decision::Rotate(Reason::DisabledSecret),
             "the disabled one may be the one written last"
         );
