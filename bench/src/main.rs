@@ -1151,10 +1151,8 @@ fn fleet_once(o: &Opts, factor: u32, log: &std::path::Path) -> Result<FleetRun, 
         .collect();
     let file = std::env::temp_dir().join(format!("pat-rotator-bench-fleet-{}.json", std::process::id()));
     std::fs::write(&file, targets_document(&emu, &specs)).map_err(|e| e.to_string())?;
-    let mut settings = vec![
-        ("PAT_TARGETS_FILE", file.display().to_string()),
-        ("PAT_MAX_CONCURRENCY", FLEET_CONCURRENCY.to_string()),
-    ];
+    let mut settings =
+        vec![("PAT_TARGETS_FILE", file.display().to_string()), ("PAT_MAX_CONCURRENCY", FLEET_CONCURRENCY.to_string())];
     if factor != 3 {
         settings.push(("PAT_KEYVAULT_FLEET_FACTOR", factor.to_string()));
     }

@@ -106,10 +106,13 @@ pub fn force_declined(
     live_ours: usize,
     cap: usize,
 ) -> bool {
-    let inside = match (latest_created, vault_at) {
-        (Some(c), Some(at)) => at - c < cooldown,
-        _ => true,
-    };
+    // A cooldown of 0 is none (contract §2): not even a `Date` a second behind `created` (a
+    // front end's cached clock) or a missing one puts a version inside it.
+    let inside = cooldown > Duration::ZERO
+        && match (latest_created, vault_at) {
+            (Some(c), Some(at)) => at - c < cooldown,
+            _ => true,
+        };
     inside || live_ours + 1 >= cap
 }
 
@@ -500,6 +503,12 @@ mod tests {
         assert!(!force_declined(ago(Duration::days(1)), Some(NOW), m15, 4, 6));
         assert!(force_declined(ago(Duration::days(1)), Some(NOW), m15, 4, 5), "OAuth secrets: 4 of 5");
         assert!(!force_declined(ago(Duration::days(1)), Some(NOW), Duration::ZERO, 0, 6), "cooldown 0");
+        assert!(
+            !force_declined(Some(NOW + Duration::seconds(1)), Some(NOW), Duration::ZERO, 0, 6),
+            "cooldown 0, Date behind"
+        );
+        assert!(!force_declined(None, None, Duration::ZERO, 0, 6), "cooldown 0, no Date");
+        assert!(force_declined(None, None, Duration::ZERO, 5, 6), "cooldown 0 still keeps the room below the cap");
     }
 
     #[test]
