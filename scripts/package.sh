@@ -5,6 +5,7 @@
 #     host.json
 #     RotatePat/function.json
 #     ProvisionPat/function.json
+#     SecretEvent/function.json
 #     Status/function.json
 #     pat-rotator              (x86_64 Linux ELF, mode 0755, at the zip root)
 #
@@ -54,7 +55,7 @@ done
 die() { echo "package.sh: error: $*" >&2; exit 1; }
 log() { echo "package.sh: $*" >&2; }
 
-for f in host.json RotatePat/function.json ProvisionPat/function.json Status/function.json Cargo.toml; do
+for f in host.json RotatePat/function.json ProvisionPat/function.json SecretEvent/function.json Status/function.json Cargo.toml; do
   [[ -f "$f" ]] || die "missing $f (run from a pat-rotator checkout)"
 done
 command -v python3 >/dev/null || die "python3 is required"
@@ -144,6 +145,7 @@ entries = [
     ("host.json", "host.json", 0o644),
     ("ProvisionPat/function.json", "ProvisionPat/function.json", 0o644),
     ("RotatePat/function.json", "RotatePat/function.json", 0o644),
+    ("SecretEvent/function.json", "SecretEvent/function.json", 0o644),
     ("Status/function.json", "Status/function.json", 0o644),
     ("pat-rotator", binary, 0o755),
 ]

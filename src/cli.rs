@@ -21,7 +21,10 @@ const TARGETS_HELP: &str =
                              workspace_resource_id, lifetime_days (90), renew_before_days (30),
                              revoke_grace_hours (24), scopes, autoscope, client_id,
                              kind (pat | sp_oauth_secret), service_principal, keep_while_used
-  without PAT_TARGETS        one target \"default\" from DATABRICKS_HOST, KEY_VAULT_URL or KEY_VAULT_NAME,
+  PAT_TARGETS_FILE           a file holding that array (a fleet that does not fit one setting)
+  PAT_TARGETS_BLOB           https:// URL of a blob holding it, read at every invocation (at most one
+                             of the three); PAT_ALLOWED_VAULTS: the vault hosts targets may name
+  without any of them        one target \"default\" from DATABRICKS_HOST, KEY_VAULT_URL or KEY_VAULT_NAME,
                              PAT_SECRET_NAME, DATABRICKS_WORKSPACE_RESOURCE_ID, PAT_LIFETIME_DAYS,
                              PAT_RENEW_BEFORE_DAYS, PAT_REVOKE_GRACE_HOURS, PAT_SCOPES, PAT_AUTOSCOPE,
                              PAT_CLIENT_ID, PAT_KIND, PAT_SERVICE_PRINCIPAL, PAT_KEEP_WHILE_USED";
@@ -31,7 +34,7 @@ const IDENTITY_HELP: &str =
   AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST, AZURE_FEDERATED_TOKEN_FILE
   IDENTITY_ENDPOINT, IDENTITY_HEADER   the managed-identity endpoint (set by Azure Functions)";
 const CALLS_HELP: &str =
-    "  PAT_MAX_CONCURRENCY (8), PAT_CALL_TIMEOUT_SECONDS (30), PAT_RETRY_ATTEMPTS (5), PAT_RETRY_BASE_DELAY_MS (500),
+    "  PAT_MAX_CONCURRENCY (8), PAT_KEYVAULT_FLEET_FACTOR (3), PAT_CALL_TIMEOUT_SECONDS (30), PAT_RETRY_ATTEMPTS (5), PAT_RETRY_BASE_DELAY_MS (500),
   PAT_KV_WRITES_PER_10S (300), PAT_KV_READS_PER_10S (4000), PAT_KV_WINDOW_MS (10000), PAT_WORKSPACE_RPS (30)
   RUST_LOG (info), PAT_LOG_FORMAT (text | json)";
 const SERVICE_OBJECT_ID_HELP: &str =
@@ -173,12 +176,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Parse and validate the configuration and print the targets. No network.
+    /// Parse and validate the configuration and print the targets. No network, except to read
+    /// PAT_TARGETS_BLOB.
     #[command(after_help = check_config_help())]
     CheckConfig {
         /// Print the parsed configuration as one JSON document on stdout.
         #[arg(long)]
         json: bool,
+        /// Do not read PAT_TARGETS_BLOB (check the settings only).
+        #[arg(long)]
+        offline: bool,
     },
     /// The inventory: every token (or OAuth secret) each target's identity (or principal)
     /// holds, whether it is the target's and whether the vault names it; --revoke removes
@@ -269,8 +276,34 @@ fn report_config_error(e: &ConfigError, json: bool) {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+/// The command's one runtime (its HTTP connections live on it).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+    })
+}
+
+/// The engine over the targets this command reads: with `PAT_TARGETS_BLOB`, the blob is read
+/// now, as the caller (contract §2); a read failure or an invalid copy is a configuration error
+/// (already reported, exit 2).
+fn loaded_engine(config: Config, json: bool) -> Result<Engine, ExitCode> {
+    let engine = Engine::new(config);
+    if engine.config().blob().is_none() {
+        return Ok(engine);
+    }
+    match runtime().block_on(engine.for_invocation()) {
+        Ok(e) => {
+            for w in &e.config().warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(e)
+        }
+        Err(e) => {
+            report_config_error(&ConfigError(vec![e.message]), json);
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 /// The engine for a command that acts on targets, and the names it selects resolved: or the
@@ -283,7 +316,7 @@ fn engine_for(
 ) -> Result<(Engine, std::time::Duration), ExitCode> {
     let config = config_warned(json)?;
     let budget = budget(&config.settings);
-    let engine = Engine::new(config);
+    let engine = loaded_engine(config, json)?;
     if let Err(e) = engine.select(targets) {
         return Err(usage_error(json, e.code.as_str(), &e.to_string()));
     }
@@ -353,14 +386,29 @@ pub fn status(targets: &[String], json: bool) -> ExitCode {
     if rows.iter().all(|r| r.healthy) { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-pub fn check_config(json: bool) -> ExitCode {
-    let config = match config_or_exit(json) {
+/// `check-config`: the configuration, and with `PAT_TARGETS_BLOB` the blob's targets (its only
+/// network call; `--offline` skips it and checks the settings alone).
+pub fn check_config(json: bool, offline: bool) -> ExitCode {
+    let mut config = match config_or_exit(json) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if config.blob().is_some() && !offline {
+        let base_warnings = config.warnings.clone();
+        config = match loaded_engine(config, json) {
+            Ok(e) => {
+                let mut c = e.config().clone();
+                // The blob's copy carries the same settings warnings; keep one of each.
+                c.warnings.retain(|w| !base_warnings.contains(w));
+                c.warnings.splice(0..0, base_warnings);
+                c
+            }
+            Err(code) => return code,
+        };
+    }
     let warnings = config_warnings(&config);
     if json {
-        let doc = json!({ "targets": config.targets, "settings": config.settings, "warnings": warnings });
+        let doc = json!({ "targets": config.targets, "settings": config.settings, "source": config.source, "warnings": warnings });
         println!("{}", serde_json::to_string_pretty(&doc).expect("config serialises"));
     } else {
         let rows: Vec<Vec<String>> = config
@@ -385,8 +433,17 @@ pub fn check_config(json: bool) -> ExitCode {
             "{}",
             table(&["TARGET", "KIND", "WORKSPACE", "OWNER", "ACCESS", "SECRET", "LIFETIME/RENEW/GRACE"], &rows)
         );
+        let from = match &config.source {
+            crate::config::TargetsSource::Flat => "the flat settings".to_string(),
+            crate::config::TargetsSource::Setting => "PAT_TARGETS".to_string(),
+            crate::config::TargetsSource::File { path } => format!("PAT_TARGETS_FILE {}", path.escape_debug()),
+            crate::config::TargetsSource::Blob { url, read: true } => format!("PAT_TARGETS_BLOB {url}"),
+            crate::config::TargetsSource::Blob { url, read: false } => {
+                format!("PAT_TARGETS_BLOB {url} (not read: --offline)")
+            }
+        };
         println!(
-            "{} target(s); credential {}; concurrency {}",
+            "{} target(s) from {from}; credential {}; concurrency {}",
             config.targets.len(),
             config.settings.credential.as_str(),
             config.settings.max_concurrency
@@ -403,18 +460,15 @@ pub fn check_config(json: bool) -> ExitCode {
 /// Printed on stderr by every command that reads the configuration.
 pub fn config_warnings(config: &Config) -> Vec<String> {
     let mut out: Vec<String> = config.warnings.clone();
-    // The PAT quota is per principal and workspace: targets with their own client_id count
-    // against their app's service principal, not the service identity. OAuth-secret targets
-    // hold no PAT.
-    let mut per_owner: std::collections::BTreeMap<(&str, String), usize> = Default::default();
-    for t in config.targets.iter().filter(|t| t.kind.name() == TargetKind::Pat) {
-        *per_owner.entry((t.workspace_url.as_str(), t.owner())).or_default() += 1;
-    }
-    for ((ws, owner), n) in per_owner {
-        // Each target keeps up to two tokens (current and, within its grace, previous).
-        if n * 2 > QUOTA_HEADROOM {
+    // The PAT quota is per principal and workspace (contract §11): targets with their own
+    // client_id count against their app's service principal, not the service identity. OAuth-secret
+    // targets hold no PAT. More than PAT_TARGETS_PER_OWNER_REFUSED is a configuration error.
+    let all: Vec<&crate::config::Target> = config.targets.iter().collect();
+    for ((ws, owner), n) in crate::config::pat_targets_per_owner(&all) {
+        if n > crate::config::PAT_TARGETS_PER_OWNER_WARNED {
             out.push(format!(
-                "{n} targets share workspace {ws} as {owner}; with a current and a previous token each they can exceed Databricks' quota of 600 tokens per identity and workspace"
+                "{n} pat targets share workspace {ws} as {owner}; with a current and a previous token each (up to 6 when rotations are forced) they approach Databricks' quota of 600 tokens per identity and workspace (more than {} is refused); give some of them their own client_id",
+                crate::config::PAT_TARGETS_PER_OWNER_REFUSED
             ));
         }
     }
@@ -467,8 +521,9 @@ pub fn config_warnings(config: &Config) -> Vec<String> {
     out
 }
 
-/// Days before a secret's expiry at which Key Vault raises `SecretNearExpiry` (contract §10).
-const EVENT_RENEW_DAYS: u32 = 30;
+/// Days before a secret's expiry at which Key Vault raises `SecretNearExpiry`, and within which
+/// an event-started run rotates (contract §10).
+const EVENT_RENEW_DAYS: u32 = crate::rotation::rules::EVENT_EXPIRY_WINDOW.whole_days() as u32;
 
 /// `pat-rotator tokens`: the inventory, or `--revoke`.
 pub fn tokens(targets: &[String], json: bool, revoke: &[String]) -> ExitCode {
@@ -540,6 +595,7 @@ pub fn tokens_table(rows: &[TokensRow]) -> String {
                 t.expires_at.clone().unwrap_or_else(|| "never".into()),
                 if t.managed { "yes".into() } else { "no".into() },
                 if t.in_vault { "yes".into() } else { "no".into() },
+                t.last_used_day.clone().unwrap_or_else(|| "-".into()),
             ]);
         }
         if let Some(e) = &r.error {
@@ -551,15 +607,12 @@ pub fn tokens_table(rows: &[TokensRow]) -> String {
                 String::new(),
                 String::new(),
                 String::new(),
+                String::new(),
             ]);
         }
     }
-    table(&["TARGET", "ID", "COMMENT", "CREATED", "EXPIRES", "MANAGED", "IN VAULT"], &out)
+    table(&["TARGET", "ID", "COMMENT", "CREATED", "EXPIRES", "MANAGED", "IN VAULT", "LAST USED"], &out)
 }
-
-/// Tokens per identity and workspace that the targets may use before `check-config` warns
-/// (Databricks' quota is 600; the rest is left for orphans and the identity's other tokens).
-const QUOTA_HEADROOM: usize = 500;
 
 pub fn outcome_table(outcomes: &[Outcome]) -> String {
     let rows: Vec<Vec<String>> = outcomes

@@ -26,9 +26,9 @@ fn main() -> ExitCode {
             logging::init_cli();
             cli::tokens(&targets, json, &revoke)
         }
-        Command::CheckConfig { json } => {
+        Command::CheckConfig { json, offline } => {
             logging::init_cli();
-            cli::check_config(json)
+            cli::check_config(json, offline)
         }
     }
 }

@@ -33,7 +33,7 @@ fn tokens_lists_legacy_tokens_and_revokes_them_by_id() {
     let c = row(tokens, &cur);
     assert_eq!((c["managed"].as_bool(), c["in_vault"].as_bool()), (Some(true), Some(true)), "{c}");
     let keys: Vec<&String> = c.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["token_id", "comment", "created_at", "expires_at", "managed", "in_vault"]);
+    assert_eq!(keys, ["token_id", "comment", "created_at", "expires_at", "managed", "in_vault", "last_used_day"]);
     // The human table names them too.
     let table = w.cli(&["tokens"], &[]);
     assert!(table.stdout.contains(&legacy) && table.stdout.contains("Terraform-generated token"), "{}", table.stdout);

@@ -86,7 +86,9 @@ fn a_healthy_target_and_the_exit_codes() {
     assert_eq!(r["token_exists"], true);
     assert_eq!(r["days_left"], 89);
     assert_eq!(r["rotated_by"], w.emu.identity().principal());
-    assert_eq!(r["last_used_day"], Value::Null);
+    // The verification used the new token: its last use is today (Token Management API; the
+    // emulators' identity is a workspace admin).
+    assert_eq!(r["last_used_day"], json!(time::OffsetDateTime::now_utc().date().to_string()));
     assert_eq!(rfc3339(&r["expires_at"]) - rfc3339(&r["next_rotation_at"]), time::Duration::days(30));
     let age = time::OffsetDateTime::now_utc() - rfc3339(&r["rotated_at"]);
     assert!(age >= time::Duration::ZERO && age < time::Duration::minutes(5), "{r}");
@@ -247,18 +249,34 @@ fn status_and_tokens_run_as_someone_else() {
     let o = w.cli(&["tokens", "--json"], &[]);
     assert_eq!(o.json()[0]["identity"], service.as_str());
 
-    // The person takes ownership: now the service cannot see the token.
+    // The person takes ownership: now the service cannot list the token, but as a workspace
+    // admin it looks it up in the Token Management API (contract §10).
     assert_eq!(w.rotate(&["--target", "t", "--take-ownership"], &AS_PERSON).0, 0);
     for extra in [&[][..], &[("PAT_SERVICE_OBJECT_ID", service.as_str())]] {
         let (code, rows) = status(&w, extra);
         let r = &rows[0];
         assert_eq!(code, 1);
         assert_eq!(attention(r), ["rotated_by_another_identity"], "{r}");
-        assert_eq!((r["token_exists"].clone(), r["rotated_by"].clone()), (Value::Null, json!(person)));
+        assert_eq!((r["token_exists"].clone(), r["rotated_by"].clone()), (json!(true), json!(person)));
     }
+    // Revoked by its owner: the lookup says it is gone.
+    let person_token = w.emu.vault(0).latest("t-pat").unwrap().tags["databricks-token-id"].clone();
+    assert!(w.emu.workspace(0).revoke(&person_token));
+    let (_, rows) = status(&w, &[]);
+    assert_eq!(rows[0]["token_exists"], false, "{}", rows[0]);
+    assert_eq!(attention(&rows[0]), ["token_missing", "rotated_by_another_identity"]);
+    // Without workspace admin the existence is unknown again, not missing.
+    let me = w.emu.workspace(0).principal().to_string();
+    w.emu.workspace(0).remove_member(&me);
+    w.emu.workspace(0).add_member(&me);
+    let (_, rows) = status(&w, &[]);
+    assert_eq!(
+        (rows[0]["token_exists"].clone(), attention(&rows[0])),
+        (Value::Null, vec!["rotated_by_another_identity".to_string()])
+    );
     let (_, rows) = status(&w, &with_service);
-    assert_eq!(attention(&rows[0]), ["rotated_by_another_identity"]);
-    assert_eq!(rows[0]["token_exists"], true, "the person sees the person's token");
+    assert_eq!(attention(&rows[0]), ["token_missing", "rotated_by_another_identity"]);
+    assert_eq!(rows[0]["token_exists"], false, "the person lists the person's tokens");
 }
 
 fn status_fn(h: &Handler) -> Reply {

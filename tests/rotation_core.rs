@@ -16,7 +16,7 @@ use pat_rotator::rotation::model::{
     CreateRequest, Credential, NewCredential, Ownership, Profile, SecretWrite, StoredSecret, Warning, WarningKind, tags,
 };
 use pat_rotator::rotation::ports::{
-    Backoff, Clock, CreateError, Issuer, Listing, OtherSecrets, Protection, Refusal, SecretRead, SecretStore,
+    Backoff, Clock, CreateError, Issuer, Listing, OtherSecrets, Protection, Refusal, SecretRead, SecretStore, Usage,
     WriteError,
 };
 use pat_rotator::rotation::rotate::{Ports, rotate};
@@ -219,6 +219,9 @@ impl Issuer for MemIssuer {
         self.deletes.lock().unwrap().push(id.to_string());
         self.creds.lock().unwrap().retain(|t| t.info.id != id);
         Ok(())
+    }
+    async fn usage(&self, _id: &str) -> Usage {
+        Usage::Untracked
     }
     async fn verify(&self, value: &Redacted) -> Result<Option<OffsetDateTime>> {
         if *self.verify_fails.lock().unwrap() {
@@ -480,11 +483,19 @@ fn spec(grace: i64) -> Spec {
         grace: Duration::hours(grace),
         tags: BTreeMap::new(),
         owner: Some(Owner { client_id: None, tag: db_tags::CLIENT_ID }),
+        keep_while_used: false,
     }
 }
 
 fn req(force: Force) -> Request {
-    Request { force, dry_run: false, revoke_superseded: false, other_writer: OtherWriter::Overwrite, via: "cli" }
+    Request {
+        force,
+        dry_run: false,
+        revoke_superseded: false,
+        other_writer: OtherWriter::Overwrite,
+        via: "cli",
+        expiry_window: None,
+    }
 }
 
 async fn run_req(s: &Spec, ws: &MemIssuer, kv: &MemStore, r: Request) -> pat_rotator::rotation::Outcome {
@@ -498,7 +509,14 @@ async fn run(s: &Spec, ws: &MemIssuer, kv: &MemStore, force: bool, dry_run: bool
         s,
         ws,
         kv,
-        Request { force, dry_run, revoke_superseded: false, other_writer: OtherWriter::Overwrite, via: "cli" },
+        Request {
+            force,
+            dry_run,
+            revoke_superseded: false,
+            other_writer: OtherWriter::Overwrite,
+            via: "cli",
+            expiry_window: None,
+        },
     )
     .await
 }
@@ -573,7 +591,14 @@ async fn another_identitys_version_under_each_policy() {
             *kv.writer.lock().unwrap() = Some("me".into());
             seed_current(&ws, &kv, "old", Duration::days(70), Duration::days(20), None);
             kv.versions.lock().unwrap().last_mut().unwrap().tags.insert(tags::ROTATED_BY.into(), "other".into());
-            let req = Request { force: Force::No, dry_run, revoke_superseded: false, other_writer: policy, via: "x" };
+            let req = Request {
+                force: Force::No,
+                dry_run,
+                revoke_superseded: false,
+                other_writer: policy,
+                via: "x",
+                expiry_window: None,
+            };
             let o = run_req(&t, &ws, &kv, req).await;
             let want = if dry_run && action == Action::Rotated { Action::Planned } else { action };
             assert_eq!((o.action, o.reason), (want, Some(Reason::Expiring)), "{policy:?} dry_run={dry_run}: {o:?}");
@@ -602,6 +627,7 @@ async fn another_identitys_version_under_each_policy() {
         revoke_superseded: false,
         other_writer: OtherWriter::Refuse,
         via: "cli",
+        expiry_window: None,
     };
     let o = run_req(&t, &ws, &kv, req).await;
     let m = &o.error.as_ref().unwrap().message;
@@ -1087,6 +1113,7 @@ async fn revoke_superseded_revokes_every_other_token_at_once() {
             revoke_superseded: true,
             other_writer: OtherWriter::Overwrite,
             via: "cli",
+            expiry_window: None,
         },
     )
     .await;
@@ -1185,7 +1212,20 @@ async fn a_credential_another_secrets_latest_version_names_is_never_revoked() {
         o.warnings
     );
     // The same for --revoke-superseded, and for a forced rotation with grace 0.
-    let o = run_req(&t, &ws, &kv, Request { revoke_superseded: true, ..req(Force::Cli) }).await;
+    let o = run_req(
+        &t,
+        &ws,
+        &kv,
+        Request {
+            force: Force::Cli,
+            dry_run: false,
+            revoke_superseded: true,
+            other_writer: OtherWriter::Overwrite,
+            via: "cli",
+            expiry_window: None,
+        },
+    )
+    .await;
     assert!(o.ok(), "{o:?}");
     assert_eq!(o.revoked_token_ids, vec!["cur"], "{o:?}");
     assert!(ws.ids().contains(&"prev".to_string()));

@@ -500,6 +500,7 @@ mod tests {
             error: None,
             warnings: Vec::new(),
             failure: None,
+            usage_unreadable: None,
         }
     }
 

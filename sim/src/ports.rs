@@ -8,7 +8,9 @@
 use async_trait::async_trait;
 use pat_rotator::error::{Error, Result};
 use pat_rotator::rotation::model::{CreateRequest, NewCredential, Profile, SecretWrite, StoredSecret};
-use pat_rotator::rotation::ports::{Backoff, Clock, CreateError, Issuer, Listing, SecretRead, SecretStore, WriteError};
+use pat_rotator::rotation::ports::{
+    Backoff, Clock, CreateError, Issuer, Listing, SecretRead, SecretStore, Usage, WriteError,
+};
 use pat_rotator::secret::Redacted;
 use time::OffsetDateTime;
 
@@ -56,6 +58,11 @@ impl Issuer for SimIssuer {
         let r = lock(&self.w).is_revoke(self.run, id);
         pause(&self.w, self.run).await;
         r
+    }
+
+    /// The simulator's issuers keep no record of use (its targets run without keep_while_used).
+    async fn usage(&self, _id: &str) -> Usage {
+        Usage::Untracked
     }
 }
 

@@ -316,6 +316,7 @@ impl World {
                 grace: Duration::hours(self.sc.grace_hours as i64),
                 tags: t,
                 owner,
+                keep_while_used: false,
             },
             vault: vault.to_string(),
             key: pat::secret_key(&vault_url, secret_name),
@@ -889,6 +890,7 @@ impl World {
                 revoke_superseded: false,
                 other_writer: OtherWriter::Overwrite,
                 via: "RotatePat",
+                expiry_window: None,
             },
             RunKind::Provision => Request {
                 force: Force::Provision { cooldown },
@@ -896,6 +898,7 @@ impl World {
                 revoke_superseded: false,
                 other_writer: OtherWriter::Overwrite,
                 via: "ProvisionPat",
+                expiry_window: None,
             },
             RunKind::Cli => Request {
                 force: Force::Cli,
@@ -903,6 +906,7 @@ impl World {
                 revoke_superseded: false,
                 other_writer: OtherWriter::Overwrite,
                 via: "cli",
+                expiry_window: None,
             },
             RunKind::DryRun => {
                 let force = if self.rng.chance(500) { Force::Cli } else { Force::No };
@@ -912,6 +916,7 @@ impl World {
                     revoke_superseded: false,
                     other_writer: OtherWriter::Overwrite,
                     via: "cli",
+                    expiry_window: None,
                 }
             }
             RunKind::RevokeSuperseded => Request {
@@ -920,6 +925,7 @@ impl World {
                 revoke_superseded: true,
                 other_writer: OtherWriter::Overwrite,
                 via: "cli",
+                expiry_window: None,
             },
         };
         let now = self.now();

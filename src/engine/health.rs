@@ -20,7 +20,7 @@ use super::Engine;
 use crate::config::{Kind, Target};
 use crate::error::{Code, Error, ErrorBody};
 use crate::rotation::model::{Credential, Ownership, Profile, SecretView, StoredSecret, rfc3339};
-use crate::rotation::ports::{Listing, SecretRead, SecretStore};
+use crate::rotation::ports::{Issuer, Listing, SecretRead, SecretStore, Usage};
 use crate::rotation::rules;
 use crate::transport::retry;
 
@@ -48,8 +48,11 @@ pub enum Attention {
     Unrecorded,
     OverCap,
     RotatedByAnotherIdentity,
-    // `superseded_in_use` and `usage_unreadable` come with the Token Management API lookup
-    // (`keep_while_used`).
+    /// `keep_while_used`: a superseded token past its grace that a consumer used today or
+    /// yesterday (the Token Management API's `last_used_day`, the workspace's clock).
+    SupersededInUse,
+    /// `keep_while_used`, but the identity may not read the Token Management API (`403`).
+    UsageUnreadable,
 }
 
 impl Attention {
@@ -65,6 +68,8 @@ impl Attention {
             Attention::Unrecorded => "unrecorded",
             Attention::OverCap => "over_cap",
             Attention::RotatedByAnotherIdentity => "rotated_by_another_identity",
+            Attention::SupersededInUse => "superseded_in_use",
+            Attention::UsageUnreadable => "usage_unreadable",
         }
     }
 }
@@ -93,12 +98,13 @@ pub struct StatusRow {
     pub next_rotation_at: Option<String>,
     /// The latest managed version's `rotated-by`: an object id, or `unknown`.
     pub rotated_by: Option<String>,
-    /// From the Token Management API, which `status` does not consult yet.
+    /// The UTC day the credential the vault names was last used (`YYYY-MM-DD`), from the Token
+    /// Management API where the identity may read it (PATs); `None` otherwise.
     pub last_used_day: Option<String>,
     /// No attention and every read it needed succeeded.
     pub healthy: bool,
     pub attention: Vec<Attention>,
-    /// Reason → the credential ids it concerns (`unrecorded`, `over_cap`).
+    /// Reason → the credential ids it concerns (`unrecorded`, `over_cap`, `superseded_in_use`).
     pub details: BTreeMap<&'static str, Vec<String>>,
     pub error: Option<ErrorBody>,
     /// Whether `rotated_by` is the identity it is judged against (`PAT_SERVICE_OBJECT_ID`, or
@@ -188,6 +194,8 @@ impl Engine {
             }
         };
         let profile = issuer.profile();
+        let keep_while_used = matches!(t.kind, Kind::Pat { keep_while_used: true, .. });
+        let grace = time::Duration::hours(t.revoke_grace_hours as i64);
         let (listed, read) = futures::join!(issuer.list(), store.read_latest(&t.secret_name));
         // The vault token of the read carries the identity: no extra round trip.
         let me = store.writer().await;
@@ -245,23 +253,40 @@ impl Engine {
         match &listed {
             Err(e) => row.failed(Attention::CredentialsUnlisted, e),
             Ok(listing) => {
-                if let Some(id) = row.token_id.clone()
-                    && !blind
-                {
-                    // Token Management API lookup of a token another identity holds: branch
-                    // `events` (`last_used_day` too). Until then such a token is `null`.
-                    let found = listing.credentials.iter().find(|c| c.id == id);
-                    row.token_exists = Some(found.is_some());
-                    let tied_missing = tied_views
-                        .iter()
-                        .filter_map(|v| v.credential_id.as_deref())
-                        .any(|tid| !listing.credentials.iter().any(|c| c.id == tid));
-                    match found {
-                        Some(c) => expires = c.expires_at.or(expires),
-                        None => row.attention.push(Attention::TokenMissing),
-                    }
-                    if found.is_some() && tied_missing {
+                if let Some(id) = row.token_id.clone() {
+                    // Its last use, where readable (contract §10); for a token another identity
+                    // holds, the same lookup tells whether it exists at all.
+                    let usage = issuer.usage(&id).await;
+                    row.last_used_day = match &usage {
+                        Usage::Read { last_used_day, .. } => last_used_day.map(|d| d.to_string()),
+                        _ => None,
+                    };
+                    let found = if blind {
+                        match usage {
+                            Usage::Read { .. } => Some(true),
+                            Usage::Gone => Some(false),
+                            _ => None,
+                        }
+                    } else {
+                        let listed = listing.credentials.iter().find(|c| c.id == id);
+                        if let Some(c) = listed {
+                            expires = c.expires_at.or(expires);
+                        }
+                        Some(listed.is_some())
+                    };
+                    row.token_exists = found;
+                    // A tied version's credential counts as well (unless this identity cannot see
+                    // the service's credentials at all).
+                    let tied_missing = !blind
+                        && tied_views
+                            .iter()
+                            .filter_map(|v| v.credential_id.as_deref())
+                            .any(|tid| !listing.credentials.iter().any(|c| c.id == tid));
+                    if found == Some(false) || (found == Some(true) && tied_missing) {
                         row.attention.push(Attention::TokenMissing);
+                    }
+                    if matches!(usage, Usage::Forbidden { .. }) && keep_while_used {
+                        row.attention.push(Attention::UsageUnreadable);
                     }
                 }
                 // §10 "Inventory follows §7.4": only a read that found the secret proves which
@@ -270,6 +295,15 @@ impl Engine {
                 if let Some(s) = latest.as_ref().filter(|_| !blind) {
                     if let Some(ids) = over_cap(profile, listing, view.as_ref(), now) {
                         row.concern(Attention::OverCap, ids);
+                    }
+                    if keep_while_used && !row.attention.contains(&Attention::UsageUnreadable) {
+                        let vault_now = read.as_ref().ok().and_then(|r| r.at).unwrap_or(now);
+                        let past_grace = s.created.is_some_and(|c| vault_now - c >= grace);
+                        match superseded_in_use(issuer.as_ref(), listing, view.as_ref(), past_grace).await {
+                            Ok(ids) if ids.is_empty() => {}
+                            Ok(ids) => row.concern(Attention::SupersededInUse, ids),
+                            Err(()) => row.attention.push(Attention::UsageUnreadable),
+                        }
                     }
                     match self.unrecorded(t, store.as_ref(), profile, s, &tied, listing).await {
                         Ok(ids) if ids.is_empty() => {}
@@ -357,6 +391,32 @@ impl Engine {
         }
         Ok(candidates.into_iter().map(|c| c.id.clone()).collect())
     }
+}
+
+/// Contract §10 `superseded_in_use`: the target's superseded live credentials (not the one the
+/// latest version names) that a consumer used today or yesterday by the workspace's clock, once
+/// the grace is over (inside it, a superseded token in use is expected). `Err` on a `403`: the
+/// identity may not read usage (`usage_unreadable`). A lookup that fails otherwise, or an answer
+/// without `last_used_day` or `Date`, judges nothing.
+async fn superseded_in_use(
+    issuer: &dyn Issuer,
+    listing: &Listing,
+    view: Option<&SecretView>,
+    past_grace: bool,
+) -> std::result::Result<Vec<String>, ()> {
+    if !past_grace {
+        return Ok(Vec::new());
+    }
+    let current = view.and_then(|v| v.credential_id.as_deref());
+    let mut ids = Vec::new();
+    for c in listing.credentials.iter().filter(|c| c.ownership == Ownership::Ours && Some(c.id.as_str()) != current) {
+        match issuer.usage(&c.id).await {
+            Usage::Forbidden { .. } => return Err(()),
+            u if rules::in_use(&u) == Some(true) => ids.push(c.id.clone()),
+            _ => {}
+        }
+    }
+    Ok(ids)
 }
 
 /// Contract §10 `over_cap`: more than the cap of live PATs of the target (the rotation keeps at

@@ -1,8 +1,9 @@
 //! What the inventory commands read and do: `tokens` (every credential each target's issuer
-//! holds, and whose it is) and `tokens --revoke` (guarded by every configured secret's latest
-//! version, contract §10 "Inventory follows §7.4"). `status` is in [`super::health`].
+//! holds, whose it is, and when it was last used where the issuer tells) and `tokens --revoke`
+//! (guarded by every configured secret's latest version, contract §10 "Inventory follows
+//! §7.4"). `status` is in [`super::health`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::azure::keyvault::KeyVaultStore;
 use crate::config::Target;
 use crate::error::{ErrorBody, Result};
 use crate::rotation::model::{Ownership, rfc3339};
-use crate::rotation::ports::{Issuer, SecretStore};
+use crate::rotation::ports::{Issuer, SecretStore, Usage};
 use crate::rotation::rotate;
 use crate::transport::retry;
 
@@ -83,6 +84,7 @@ impl Engine {
                             .into_iter()
                             .map(|c| TokenRow {
                                 in_vault: in_vault.contains(&c.id),
+                                last_used_day: None,
                                 managed: c.ownership == Ownership::Ours,
                                 token_id: c.id,
                                 comment: c.comment,
@@ -93,10 +95,46 @@ impl Engine {
                     }
                     Err(e) => row.error = Some(ErrorBody::from(&e)),
                 }
+                let ids: Vec<String> = row.tokens.iter().map(|c| c.token_id.clone()).collect();
+                let days = self.last_used_days(t, &ids).await;
+                for c in &mut row.tokens {
+                    c.last_used_day = days.get(&c.token_id).map(|d| d.to_string());
+                }
                 row
             })
         })
         .await
+    }
+
+    /// Contract §10: the day each credential was last used, where the issuer tells (a PAT, when
+    /// the identity is a workspace admin: the Token Management API), a few lookups at a time.
+    /// The first lookup goes alone, so an identity without the right costs one `403`, not one
+    /// per credential; a credential whose lookup fails, or whose answer has no day, is left out.
+    pub(crate) async fn last_used_days(&self, t: &Target, ids: &[String]) -> BTreeMap<String, time::Date> {
+        use futures::StreamExt;
+        let mut out = BTreeMap::new();
+        let (Some(first), Ok(issuer)) = (ids.first(), self.clients.issuer(t)) else { return out };
+        let day = |u: Usage| match u {
+            Usage::Read { last_used_day, .. } => last_used_day,
+            _ => None,
+        };
+        match issuer.usage(first).await {
+            Usage::Untracked | Usage::Forbidden { .. } => return out,
+            u => out.extend(day(u).map(|d| (first.clone(), d))),
+        }
+        let rest: Vec<(String, Option<time::Date>)> = futures::stream::iter(ids[1..].iter().cloned())
+            .map(|id| {
+                let issuer = issuer.clone();
+                async move {
+                    let u = issuer.usage(&id).await;
+                    (id, day(u))
+                }
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        out.extend(rest.into_iter().filter_map(|(id, d)| d.map(|d| (id, d))));
+        out
     }
 
     /// `pat-rotator tokens --revoke ID…`: revokes each id in every selected target's issuer that
@@ -250,6 +288,9 @@ pub struct TokenRow {
     pub managed: bool,
     /// The latest version of the target's secret names it.
     pub in_vault: bool,
+    /// `YYYY-MM-DD`, the UTC day of its last use (contract §10; PATs, when the identity may read
+    /// the Token Management API), else `null`.
+    pub last_used_day: Option<String>,
 }
 
 /// What `tokens --revoke` did.

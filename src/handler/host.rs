@@ -59,11 +59,11 @@ pub async fn rotate_pat(body: Result<Vec<u8>, BodyError>, state: &State, invocat
         Ok(b) => parse_timer(b),
         Err(_) => TimerInfo::default(),
     };
-    let engine = match state.engine() {
+    let engine = match state.engine().await {
         Ok(e) => e,
         Err(ce) => {
             // The host discards this body (non-2xx), but it is no place for the detail either.
-            tracing::error!(code = %Code::ConfigInvalid, "RotatePat answered 500 config_invalid: configuration invalid: {ce}");
+            tracing::error!(code = %Code::ConfigInvalid, "RotatePat answered 500 config_invalid: {}", ce.message);
             let error = public::error_body(Code::ConfigInvalid, invocation_id)["error"].take();
             let logs = [format!("RotatePat: {}", public::sentence(Code::ConfigInvalid))];
             return host_json(

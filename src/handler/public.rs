@@ -86,9 +86,16 @@ pub fn warning_sentence(kind: WarningKind) -> &'static str {
         }
         WarningKind::Protected => "A credential named by a configured secret's latest version was kept.",
         WarningKind::RevokeSuperseded => "Superseded credentials were revoked at once.",
-        WarningKind::TakeOwnership => "A version another identity wrote was replaced.",
-        WarningKind::OtherWriter => {
-            "The latest version was written by another identity; this run left the target to the scheduled rotation."
+        WarningKind::KeptInUse => "A superseded credential still in use was kept past its grace.",
+        WarningKind::UsageUnknown => {
+            "A superseded credential was kept this run because its last use could not be read."
+        }
+        WarningKind::UsageUnreadable => {
+            "The identity cannot read when credentials were last used; superseded ones got the plain grace."
+        }
+        WarningKind::TakeOwnership => "A version another identity wrote was replaced on request.",
+        WarningKind::RotatedByAnotherIdentity => {
+            "Another identity wrote the latest version; this run left the target to that identity."
         }
     }
 }
@@ -160,8 +167,11 @@ mod tests {
             ProtectionUnreadable,
             Protected,
             RevokeSuperseded,
+            KeptInUse,
+            UsageUnknown,
+            UsageUnreadable,
             TakeOwnership,
-            OtherWriter,
+            RotatedByAnotherIdentity,
         ];
         let mut seen = std::collections::HashSet::new();
         for k in all {

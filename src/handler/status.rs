@@ -41,10 +41,10 @@ pub async fn handle(state: &State) -> HttpResponse {
 
 /// The status and body of the answer: `200` with the array, or `500` `config_invalid`.
 pub async fn answer(state: &State) -> (StatusCode, Value) {
-    let engine = match state.engine() {
+    let engine = match state.engine().await {
         Ok(e) => e,
         Err(ce) => {
-            tracing::error!(code = %Code::ConfigInvalid, "Status answered 500 config_invalid: configuration invalid: {ce}");
+            tracing::error!(code = %Code::ConfigInvalid, "Status answered 500 config_invalid: {}", ce.message);
             let body =
                 json!({ "error": { "code": Code::ConfigInvalid, "message": public::sentence(Code::ConfigInvalid) } });
             return (StatusCode::INTERNAL_SERVER_ERROR, body);

@@ -290,11 +290,20 @@ pub enum WarningKind {
     Protected,
     /// `--revoke-superseded` (CLI only).
     RevokeSuperseded,
-    /// `--take-ownership` (CLI only): a version another identity wrote was replaced.
+    /// A superseded credential past its grace was kept because a consumer still uses it
+    /// (`keep_while_used`, contract §10).
+    KeptInUse,
+    /// A superseded credential past its grace was kept this run because its use could not be
+    /// told (`keep_while_used`).
+    UsageUnknown,
+    /// The identity may not read how credentials are used, so `keep_while_used` fell back to
+    /// the plain grace.
+    UsageUnreadable,
+    /// `--take-ownership` wrote over a version another identity wrote (CLI only).
     TakeOwnership,
-    /// The latest version was written by another identity, so this run (an event-started one)
-    /// left the target alone (contract §10).
-    OtherWriter,
+    /// An event-started run left a target whose latest version another identity wrote
+    /// (contract §10).
+    RotatedByAnotherIdentity,
 }
 
 /// One warning of a run: its kind and the operator's text.
@@ -341,6 +350,10 @@ pub struct Outcome {
     /// The full error, for the HTTP layer (status code, `Retry-After`); not serialised.
     #[serde(skip)]
     pub failure: Option<Error>,
+    /// The issuer refused to tell how credentials were used (contract §10 "Usage": a `403`),
+    /// naming what it refused; the engine warns once per pass for it. Not serialised.
+    #[serde(skip)]
+    pub usage_unreadable: Option<String>,
 }
 
 impl Outcome {
@@ -356,6 +369,7 @@ impl Outcome {
             error: Some(ErrorBody::from(&err)),
             warnings: Vec::new(),
             failure: Some(err),
+            usage_unreadable: None,
         }
     }
 

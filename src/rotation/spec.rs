@@ -21,6 +21,9 @@ pub struct Spec {
     /// Who owns the target's credentials, for the "owner changed" explanation of a vanished
     /// credential (contract §8); `None` when a change of owner cannot explain it.
     pub owner: Option<Owner>,
+    /// `keep_while_used` (contract §10 "Usage"): a superseded credential still in use is kept
+    /// past its grace, at most `renew_before` after it was superseded.
+    pub keep_while_used: bool,
 }
 
 /// The owner of a target's credentials, as its versions record it.
@@ -90,4 +93,7 @@ pub struct Request {
     /// The `rotated-via` tag of a version this run writes: who started it (`RotatePat`,
     /// `ProvisionPat`, `SecretEvent`, `cli`).
     pub via: &'static str,
+    /// A run started by a Key Vault near-expiry or expired event (contract §10): rotate when
+    /// the latest version's `exp` is within this, whatever `renew_before` says.
+    pub expiry_window: Option<Duration>,
 }
