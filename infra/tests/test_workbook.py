@@ -3,10 +3,8 @@ and its queries (infra/queries/workbook-targets.kql, workbook-superseded-in-use.
 
 * every query is parsed and bound by Kusto.Language over Application Insights' columns;
 * evaluated by duckdb-kql on rows of exactly the documented log-line shapes, and on the
-  lines the real binary prints when driven like the Functions host (PAT_LOG_FORMAT=json);
-* the `kept_in_use` line (contract section 10, "Usage") is not printed by the binary yet:
-  test_superseded_in_use_on_the_real_handlers_output is marked xfail(strict=True) until it
-  is, so it turns red (XPASS) the day the binary prints it and its marker must go.
+  lines the real binary prints when driven like the Functions host (PAT_LOG_FORMAT=json),
+  the `kept_in_use` line of contract section 10 ("Usage") included.
 """
 
 from __future__ import annotations
@@ -237,8 +235,6 @@ def test_superseded_in_use_query_on_the_real_handlers_output_without_usage(real_
     assert rows == [], "no target keeps a superseded credential here"
 
 
-@pytest.mark.xfail(strict=True, reason="the binary does not print kept_in_use lines yet (contract section 10 'Usage', being built on the Rust side): "
-                                       "remove this marker when it does; until then the documented-shape tests above cover the queries")
 def test_superseded_in_use_on_the_real_handlers_output(tmp_path):
     """keep_while_used with no grace: a forced ProvisionPat supersedes the first token, which
     the verification right after its creation used today, so the post-write sweep keeps it
