@@ -132,7 +132,7 @@ impl KeyVaultStore {
                     (403, Some("ForbiddenByRbac")) => Error::new(
                         Code::KeyvaultForbidden,
                         format!(
-                            "{detail} (grant the identity the Key Vault Secrets Officer role on the vault; new role assignments take minutes to apply)"
+                            "{detail} (grant the identity a role with get, read-metadata and set on the vault: infra's custom role, or Key Vault Secrets Officer; new role assignments take minutes to apply)"
                         ),
                     ),
                     (403, _) => Error::new(Code::KeyvaultForbidden, detail),
