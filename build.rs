@@ -1,7 +1,8 @@
 //! Build-time facts for the tests, so a test that cannot run here is reported as ignored
-//! ("skipped: …"), never as passed: whether libfaketime is installed (the clock-jump test), and
+//! ("skipped: …"), never as passed: whether libfaketime is installed (the clock-jump test),
 //! whether the Python clients of the interop tests are (`scripts/setup-python.sh`), unless
-//! `PAT_ROTATOR_SKIP_PYTHON=1`.
+//! `PAT_ROTATOR_SKIP_PYTHON=1`, and whether Azurite is (`scripts/test.sh` installs it into
+//! `.venv-azurite`; the targets-blob tests).
 
 const FAKETIME: [&str; 2] =
     ["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1"];
@@ -24,5 +25,12 @@ fn main() {
     let skip = std::env::var("PAT_ROTATOR_SKIP_PYTHON").as_deref() == Ok("1");
     if !skip && std::path::Path::new(&python).exists() {
         println!("cargo::rustc-cfg=has_interop_python");
+    }
+
+    println!("cargo::rustc-check-cfg=cfg(has_azurite)");
+    let azurite = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv-azurite/node_modules/azurite/dist/src/blob/main.js");
+    println!("cargo::rerun-if-changed={azurite}");
+    if std::path::Path::new(azurite).exists() {
+        println!("cargo::rustc-cfg=has_azurite");
     }
 }

@@ -26,11 +26,15 @@ module "pat_rotator" {
   log_retention_days                   = var.log_retention_days
   key_vault_soft_delete_retention_days = var.key_vault_soft_delete_retention_days
   key_vault_role                       = var.key_vault_role
+  existing_key_vaults                  = var.existing_key_vaults
+  existing_system_topic_ids            = var.existing_system_topic_ids
+  enable_event_subscriptions           = var.enable_event_subscriptions
   new_databricks_workspace             = var.new_databricks_workspace
   existing_databricks_workspaces       = var.existing_databricks_workspaces
   databricks_token_usage_extra_acl     = var.databricks_token_usage_extra_acl
   manage_databricks_token_permissions  = var.manage_databricks_token_permissions
   targets                              = var.targets
+  targets_source                       = var.targets_source
   package_path                         = var.package_path
   deploy_package                       = var.deploy_package
   provision_on_apply                   = var.provision_on_apply

@@ -46,12 +46,12 @@ output "databricks_manual_steps" {
 }
 
 output "key_vault_id" {
-  description = "ARM id of the Key Vault that holds the PATs."
+  description = "ARM id of the Key Vault created here (\"default\"), which holds the secrets of the targets without key_vault."
   value       = module.pat_rotator.key_vault_id
 }
 
 output "key_vault_url" {
-  description = "URL of the Key Vault that holds the PATs."
+  description = "URL of the Key Vault created here (\"default\"), which holds the secrets of the targets without key_vault."
   value       = module.pat_rotator.key_vault_url
 }
 
@@ -66,7 +66,7 @@ output "secret_names" {
 }
 
 output "pat_targets_json" {
-  description = "The PAT_TARGETS setting (no secret), e.g. for `PAT_TARGETS=... pat-rotator rotate --target NAME`."
+  description = "The targets' JSON (no secret): the PAT_TARGETS setting, or with targets_source = \"blob\" the blob's content; e.g. for `PAT_TARGETS=... pat-rotator rotate --target NAME`."
   value       = module.pat_rotator.pat_targets_json
 }
 
@@ -92,11 +92,41 @@ output "databricks_workspace" {
 }
 
 output "identity_is_workspace_admin" {
-  description = "Per workspace key, whether the Function App identity is a workspace admin there: true in azure_contributor mode (management headers) and where an sp_oauth_secret target made it one; false where it is a plain member."
+  description = "Per workspace key, whether the Function App identity is a workspace admin there: true in azure_contributor mode (management headers) and where an sp_oauth_secret or keep_while_used target made it one; false where it is a plain member."
   value       = module.pat_rotator.identity_is_workspace_admin
 }
 
 output "new_databricks_workspace" {
   description = "The workspace created here ({url, resource_id}), or null. Unlike databricks_workspace it depends on no target, so a caller whose targets name Databricks resources (a service principal for an sp_oauth_secret target) can configure its databricks provider from it without a dependency cycle."
   value       = module.pat_rotator.new_databricks_workspace
+}
+
+output "status_url" {
+  description = "URL of the Status function (GET with the function key in x-functions-key: 200 with one object per target, contract section 3); what the release workflow checks after a deployment."
+  value       = module.pat_rotator.status_url
+}
+
+output "key_vault_ids" {
+  description = "ARM id of every vault of the targets, by key (\"default\" = the vault created here)."
+  value       = module.pat_rotator.key_vault_ids
+}
+
+output "event_system_topic_ids" {
+  description = "Per vault key, the Event Grid system topic its Key Vault events go to (created here, or the one named in existing_system_topic_ids)."
+  value       = module.pat_rotator.event_system_topic_ids
+}
+
+output "event_subscriptions_enabled" {
+  description = "Whether SecretEvent is subscribed to the vaults' events (enable_event_subscriptions, the second stage)."
+  value       = module.pat_rotator.event_subscriptions_enabled
+}
+
+output "targets_blob_url" {
+  description = "targets_source = \"blob\": the https URL of the targets blob (PAT_TARGETS_BLOB); null otherwise."
+  value       = module.pat_rotator.targets_blob_url
+}
+
+output "workbook_id" {
+  description = "ARM id of the workbook (per target: last result, days left, failures over 30 days, superseded credentials in use)."
+  value       = module.pat_rotator.workbook_id
 }

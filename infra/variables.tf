@@ -148,9 +148,57 @@ variable "key_vault_soft_delete_retention_days" {
 }
 
 variable "key_vault_role" {
-  description = "The Function App identity's role on the vault: \"builtin\" (default) = Key Vault Secrets Officer, which also allows delete, backup, restore and recover (no built-in role writes without delete); \"custom\" = a role definition created here with only getSecret, readMetadata and setSecret, assignable on this vault only (creating it needs Owner or User Access Administrator)."
+  description = "The Function App identity's role on every vault of the targets: \"custom\" (default) = a role definition created here with exactly getSecret, readMetadata (which lists a secret's versions) and setSecret, assignable only on those vaults; creating it needs Owner or User Access Administrator (Microsoft.Authorization/roleDefinitions/write). \"builtin\" = Key Vault Secrets Officer, the fallback where the deployer may not create role definitions; it also allows delete, backup, restore, recover and purge (no built-in role writes without delete)."
   type        = string
-  default     = "builtin"
+  default     = "custom"
+  nullable    = false
+}
+
+variable "existing_key_vaults" {
+  description = <<-EOT
+    Existing Key Vaults that targets may name in `key_vault`, by key (the key "default" is
+    reserved for the vault created here, which every target without key_vault uses). Each
+    must use Azure RBAC authorization.
+      resource_id - ARM id of the Microsoft.KeyVault/vaults resource
+      location    - its Azure region: its Event Grid system topic must be in the vault's
+                    region (and subscription)
+    Only vaults that some target names are used: the Function App identity gets the vault
+    role (key_vault_role) there and Key Vault events are subscribed there (a system topic
+    per vault, unless existing_system_topic_ids names one). The vault URL is
+    https://<name>.<Key Vault suffix of azure_cloud>.
+  EOT
+  type = map(object({
+    resource_id = string
+    location    = string
+  }))
+  default  = {}
+  nullable = false
+}
+
+# ---------------------------------------------------------------------------
+# Key Vault events (contract section 10): Event Grid -> SecretEvent
+# ---------------------------------------------------------------------------
+
+variable "existing_system_topic_ids" {
+  description = <<-EOT
+    Key Vault events: an Event Grid system topic (topic type Microsoft.KeyVault.vaults) is
+    created for each vault the targets use ("default" = the vault created here, and each
+    key of existing_key_vaults a target names), unless this map names that vault's
+    existing system topic by ARM id (vault key => /subscriptions/.../providers/
+    Microsoft.EventGrid/systemTopics/<name>). A vault has at most one system topic (Event
+    Grid refuses a second one), so a vault that already has one must be listed here.
+    A topic listed here needs a system-assigned identity: it dead-letters with it, and
+    gets Storage Blob Data Contributor on the dead-letter container.
+  EOT
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}
+
+variable "enable_event_subscriptions" {
+  description = "Second stage of Key Vault events: subscribe the function SecretEvent to each vault's system topic (SecretNearExpiry, SecretExpired, SecretNewVersionCreated; at most 3 deliveries within one hour; dead-lettering to a container of the host storage). Default false: Event Grid validates the endpoint when the subscription is created, so SecretEvent must already be deployed (a package with SecretEvent/). Set true in a second apply after the code is deployed (or in the same apply as deploy_package = true, which the subscriptions wait for)."
+  type        = bool
+  default     = false
   nullable    = false
 }
 
@@ -188,16 +236,22 @@ variable "existing_databricks_workspaces" {
       resource_id   - ARM id of the Microsoft.Databricks/workspaces resource (required)
       workspace_url - https://adb-....azuredatabricks.net; null = read from the resource
                       (which must then be in the provider's subscription)
-      access_mode   - "azure_contributor": grant the Function App identity Contributor on
-                      the workspace resource (management-token headers), or
-                      "workspace_service_principal": add the identity to the workspace as a
-                      service principal with token CAN_USE (databricks provider).
+      access_mode   - "workspace_service_principal" (default, least privilege): Terraform,
+                      running as a workspace admin there, adds the identity as a service
+                      principal to the group "pat-rotator" and adds the group's token
+                      CAN_USE to the workspace's token permissions (one added entry,
+                      nothing removed; scripts/grant-token-use.sh); no Azure role on the
+                      workspace. At most one workspace (a new one included) can use it:
+                      the databricks provider serves one workspace.
+                      "azure_contributor": Contributor on the workspace resource
+                      (management-token headers): workspace admin and the power to change
+                      or delete the workspace.
     The key "new" is reserved for new_databricks_workspace.
   EOT
   type = map(object({
     resource_id   = string
     workspace_url = optional(string)
-    access_mode   = string
+    access_mode   = optional(string, "workspace_service_principal")
   }))
   default  = {}
   nullable = false
@@ -222,14 +276,14 @@ variable "databricks_token_usage_extra_acl" {
 }
 
 variable "manage_databricks_token_permissions" {
-  description = "Manage the token-usage ACL of the databricks provider's workspace here. Default false (safe on an existing workspace): add the group \"pat-rotator\" with CAN_USE to the workspace's token permissions yourself (infra/README.md). true = databricks_permissions, which is AUTHORITATIVE: everyone not in the group or in databricks_token_usage_extra_acl loses token access and their tokens are revoked."
+  description = "Manage the whole token-usage ACL of the databricks provider's existing workspace here. Default false (safe on an existing workspace): the group \"pat-rotator\" gets CAN_USE by one added entry (scripts/grant-token-use.sh), and nothing else in the ACL changes. true = databricks_permissions, which is AUTHORITATIVE: everyone not in the group or in databricks_token_usage_extra_acl loses token access and their tokens are revoked."
   type        = bool
   default     = false
   nullable    = false
 }
 
 # ---------------------------------------------------------------------------
-# Targets (PAT_TARGETS)
+# Targets (PAT_TARGETS, or PAT_TARGETS_BLOB with targets_source = "blob")
 # ---------------------------------------------------------------------------
 
 variable "targets" {
@@ -256,6 +310,13 @@ variable "targets" {
                            the identity is then made a workspace admin in that workspace
       service_principal  - with kind = "sp_oauth_secret" (required there, refused
                            otherwise): that service principal's application id (GUID)
+      key_vault          - "default" (the vault created here) or a key of
+                           existing_key_vaults: where the target's secret lives; secret
+                           names are unique per vault
+      keep_while_used    - optional bool, kind "pat" without client_id only: a superseded
+                           token still in use is kept past its grace (contract section
+                           10, "Usage"); the lookup is admin-only, so the identity is then
+                           made a workspace admin in that workspace
   EOT
   type = list(object({
     name                    = string
@@ -270,8 +331,31 @@ variable "targets" {
     create_app_registration = optional(bool, false)
     kind                    = optional(string, "pat")
     service_principal       = optional(string)
+    key_vault               = optional(string, "default")
+    keep_while_used         = optional(bool)
   }))
   nullable = false
+}
+
+variable "targets_source" {
+  description = <<-EOT
+    Where the Function App reads its targets (contract section 2):
+      "setting" (default) - the app setting PAT_TARGETS holds their JSON (Linux caps one
+                            setting at 128 KiB: several hundred targets)
+      "blob"              - the same JSON is written to a blob of a storage account of its
+                            own (container "pat-targets"); the app settings hold
+                            PAT_TARGETS_BLOB (its https URL, no SAS) and PAT_ALLOWED_VAULTS
+                            (the targets' vault hosts). The Function App identity gets
+                            Storage Blob Data Reader on that container and nobody gets a
+                            data role there from this configuration: the deploying identity
+                            writes the blob with a data role it holds already (Storage Blob
+                            Data Contributor on the account or above). Whoever can write
+                            that blob decides which vaults receive new credentials (within
+                            PAT_ALLOWED_VAULTS): see infra/README.md.
+  EOT
+  type        = string
+  default     = "setting"
+  nullable    = false
 }
 
 # ---------------------------------------------------------------------------

@@ -33,7 +33,32 @@ FILES=(
   -f src/databricks/pat.rs -f src/databricks/oauth_secret.rs
   -f src/engine/inventory.rs -f src/engine/guard.rs
 )
-COMMON=(-p pat-rotator "${FILES[@]}" --profile mutants --timeout 300 --build-timeout 1200 --jobs 1 --no-shuffle)
+# Code compiled only with the `sim-bugs` feature (the old defects the hunt switches back on) is
+# not in the build under test: its mutants could only be "missed". Each such line is excluded
+# by its file and line (cargo-mutants matches --exclude-re against names like
+# `src/rotation/rotate.rs:83:5: replace ...`).
+sim_bugs_lines() {
+  awk '
+    /#\[cfg\(feature = "sim-bugs"\)\]/ { on = 1; depth = 0; next }
+    on {
+      print FILENAME ":" FNR
+      line = $0; sub(/\/\/.*/, "", line)
+      depth += gsub(/[{(\[]/, "&", line) - gsub(/[})\]]/, "&", line)
+      if (depth <= 0 && (line ~ /[;,][[:space:]]*$/ || line ~ /^[[:space:]]*}/)) on = 0
+    }' "$@"
+}
+EXCLUDE=()
+for f in "${FILES[@]}"; do
+  [ "$f" = -f ] && continue
+  while IFS= read -r at; do EXCLUDE+=(--exclude-re "^${at//./\\.}:"); done < <(sim_bugs_lines "$f")
+done
+
+# --baseline=skip: cargo-mutants 27.1 runs the unmutated baseline with the tests of the mutated
+# package whatever --test-package says (lab.rs `run_baseline`), and pat-rotator has no test
+# named `schedules`. The baseline is the CI's own run (scripts/test.sh); the timeouts are set
+# here instead of taken from it.
+COMMON=(-p pat-rotator "${FILES[@]}" "${EXCLUDE[@]}" --profile mutants --baseline=skip
+  --build-timeout 1200 --jobs 1 --no-shuffle)
 
 case "${1:-sim}" in
   list)
@@ -41,16 +66,17 @@ case "${1:-sim}" in
     ;;
   sim)
     mkdir -p target/mutants-out
-    cargo mutants "${COMMON[@]}" --output target/mutants-out/sim \
+    cargo mutants "${COMMON[@]}" --output target/mutants-out/sim --timeout 300 \
       --test-package pat-rotator-sim -- --test schedules
     ;;
   all)
-    # The mutants the simulator missed, against every test of the service (unit and
-    # integration, through the binary against the emulators) and of the simulator.
+    # The mutants the simulator missed, against every test of the workspace: the service's
+    # (unit, and integration through the binary against the emulators), the emulators' and
+    # the simulator's.
     mkdir -p target/mutants-out/all
     cp -r target/mutants-out/sim/mutants.out target/mutants-out/all/ 2>/dev/null || true
-    cargo mutants "${COMMON[@]}" --output target/mutants-out/all --iterate \
-      --test-package pat-rotator --test-package pat-rotator-sim
+    cargo mutants "${COMMON[@]}" --output target/mutants-out/all --iterate --timeout 1800 \
+      --test-workspace=true
     ;;
   *)
     echo "usage: scripts/mutants.sh [sim|all|list]" >&2

@@ -5,6 +5,8 @@
 #     host.json
 #     RotatePat/function.json
 #     ProvisionPat/function.json
+#     SecretEvent/function.json
+#     Status/function.json
 #     pat-rotator              (x86_64 Linux ELF, mode 0755, at the zip root)
 #
 # The binary is linked against glibc <= 2.28 with `cargo zigbuild` (PyPI packages
@@ -53,7 +55,7 @@ done
 die() { echo "package.sh: error: $*" >&2; exit 1; }
 log() { echo "package.sh: $*" >&2; }
 
-for f in host.json RotatePat/function.json ProvisionPat/function.json Cargo.toml; do
+for f in host.json RotatePat/function.json ProvisionPat/function.json SecretEvent/function.json Status/function.json Cargo.toml; do
   [[ -f "$f" ]] || die "missing $f (run from a pat-rotator checkout)"
 done
 command -v python3 >/dev/null || die "python3 is required"
@@ -143,6 +145,8 @@ entries = [
     ("host.json", "host.json", 0o644),
     ("ProvisionPat/function.json", "ProvisionPat/function.json", 0o644),
     ("RotatePat/function.json", "RotatePat/function.json", 0o644),
+    ("SecretEvent/function.json", "SecretEvent/function.json", 0o644),
+    ("Status/function.json", "Status/function.json", 0o644),
     ("pat-rotator", binary, 0o755),
 ]
 with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:

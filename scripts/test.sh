@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust unit and integration tests (engine, findings, OAuth secrets, faults,
-# concurrency, fuzz corpus, Python interop), the emulators' own tests, the deterministic
-# simulator (2,000 schedules, and its hunt of five old defects), and the offline Terraform and
-# release checks.
+# concurrency, fuzz corpus, Python interop, targets from a blob read from Azurite), the
+# emulators' own tests, the deterministic simulator (2,000 schedules, and its hunt of five old
+# defects), and the offline Terraform and release checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,27 @@ fi
 echo "== Python clients for the interop test"
 scripts/setup-python.sh
 export PAT_ROTATOR_PYTHON="$PWD/.venv-interop/bin/python"
+
+# Azurite, the Azure Storage emulator, for the PAT_TARGETS_BLOB tests (tests/targets_sources.rs):
+# installed from npm into .venv-azurite (gitignored, like the other tool caches). 3.35.0 is the
+# newest that runs on Node 20 (3.37 needs Node 22).
+AZURITE_PIN="azurite@3.35.0"
+echo "== Azurite for the targets-blob tests (npm ${AZURITE_PIN})"
+azurite_js=".venv-azurite/node_modules/azurite/dist/src/blob/main.js"
+if [[ -f .venv-azurite/.pins && "$(cat .venv-azurite/.pins)" == "$AZURITE_PIN" && -f "$azurite_js" ]]; then
+  echo "Azurite: $azurite_js"
+elif command -v npm >/dev/null && command -v node >/dev/null; then
+  rm -rf .venv-azurite && mkdir -p .venv-azurite
+  if (cd .venv-azurite && npm install --silent --no-audit --no-fund --no-save --prefix . "$AZURITE_PIN" >/dev/null 2>&1) &&
+    [[ -f "$azurite_js" ]]; then
+    echo "$AZURITE_PIN" >.venv-azurite/.pins
+    echo "Azurite: installed $AZURITE_PIN"
+  else
+    echo "warning: npm install $AZURITE_PIN failed: the targets-blob tests skip (they fail under CI=true)" >&2
+  fi
+else
+  echo "warning: no npm/node: the targets-blob tests skip (they fail under CI=true)" >&2
+fi
 
 echo "== cargo test (workspace: unit, integration, emulators, bench pacing, the simulator's 2,000 schedules)"
 cargo test --workspace --locked

@@ -33,6 +33,9 @@ pub enum Code {
     /// No service principal with the target's `service_principal` application id in the
     /// workspace (contract §9).
     DatabricksPrincipalNotFound,
+    /// The CLI would replace a version another identity wrote (contract §10);
+    /// `--take-ownership` overrides, except for `--revoke-superseded`.
+    RotatedByAnotherIdentity,
 }
 
 impl Code {
@@ -55,13 +58,14 @@ impl Code {
             Code::Timeout => "timeout",
             Code::IdentityFederationRefused => "identity_federation_refused",
             Code::DatabricksPrincipalNotFound => "databricks_principal_not_found",
+            Code::RotatedByAnotherIdentity => "rotated_by_another_identity",
         }
     }
 }
 
 impl Code {
     /// Every code, in the order of contract §5.
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 18] = [
         Code::ConfigInvalid,
         Code::UnknownTarget,
         Code::InvalidRequest,
@@ -79,6 +83,7 @@ impl Code {
         Code::Timeout,
         Code::IdentityFederationRefused,
         Code::DatabricksPrincipalNotFound,
+        Code::RotatedByAnotherIdentity,
     ];
 }
 

@@ -8,12 +8,15 @@ use pat_rotator::config::Config;
 use pat_rotator::{handler, logging};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return cli::parse_error(e),
+    };
     match cli.command {
         Command::Serve { port } => serve(port),
-        Command::Rotate { targets, force, revoke_superseded, dry_run, json } => {
+        Command::Rotate { targets, force, revoke_superseded, take_ownership, dry_run, json } => {
             logging::init_cli();
-            cli::rotate(&targets, cli::RotateArgs { force, revoke_superseded, dry_run, json })
+            cli::rotate(&targets, cli::RotateArgs { force, revoke_superseded, take_ownership, dry_run, json })
         }
         Command::Status { targets, json } => {
             logging::init_cli();
@@ -23,9 +26,9 @@ fn main() -> ExitCode {
             logging::init_cli();
             cli::tokens(&targets, json, &revoke)
         }
-        Command::CheckConfig { json } => {
+        Command::CheckConfig { json, offline } => {
             logging::init_cli();
-            cli::check_config(json)
+            cli::check_config(json, offline)
         }
     }
 }

@@ -458,7 +458,7 @@ fn check_config_warns_about_the_token_quota_and_the_inactivity_rule() {
     let many: Vec<serde_json::Value> = (0..260).map(|i| w.target(&format!("t{i}"), 0, 0)).collect();
     let o = w.cli(&["check-config"], &[("PAT_TARGETS", &serde_json::to_string(&many).unwrap())]);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert!(o.stderr.contains("warning: 260 targets share workspace"), "{}", o.stderr);
+    assert!(o.stderr.contains("warning: 260 pat targets share workspace"), "{}", o.stderr);
     let mut long = w.target("long", 0, 0);
     long["lifetime_days"] = json!(365);
     long["renew_before_days"] = json!(30);

@@ -171,8 +171,11 @@ fn a_crash_between_create_and_write_is_reported_and_cleaned_by_hand() {
     assert!(live_secrets(&w).contains(leaked));
     assert!(r[0]["warnings"].to_string().contains(leaked.as_str()), "{r:?}");
 
+    // status needs attention: the ids are in details (contract §10).
     let out = w.cli(&["status", "--json"], &[]);
-    assert_eq!(out.json()[0]["unrecorded"], json!([leaked]), "{}", out.stdout);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.json()[0]["attention"], json!(["unrecorded"]), "{}", out.stdout);
+    assert_eq!(out.json()[0]["details"]["unrecorded"], json!([leaked]), "{}", out.stdout);
     let out = w.cli(&["tokens", "--json"], &[]);
     let tokens = out.json()[0]["tokens"].clone();
     let row: &Value = tokens.as_array().unwrap().iter().find(|t| t["token_id"] == leaked.as_str()).expect("listed");

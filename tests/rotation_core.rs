@@ -16,11 +16,11 @@ use pat_rotator::rotation::model::{
     CreateRequest, Credential, NewCredential, Ownership, Profile, SecretWrite, StoredSecret, Warning, WarningKind, tags,
 };
 use pat_rotator::rotation::ports::{
-    Backoff, Clock, CreateError, Issuer, Listing, OtherSecrets, Protection, Refusal, SecretRead, SecretStore,
+    Backoff, Clock, CreateError, Issuer, Listing, OtherSecrets, Protection, Refusal, SecretRead, SecretStore, Usage,
     WriteError,
 };
 use pat_rotator::rotation::rotate::{Ports, rotate};
-use pat_rotator::rotation::spec::{Force, Owner, Request, Spec};
+use pat_rotator::rotation::spec::{Force, OtherWriter, Owner, Request, Spec};
 use pat_rotator::rotation::{Action, Reason};
 use pat_rotator::secret::Redacted;
 
@@ -229,6 +229,9 @@ impl Issuer for MemIssuer {
         self.creds.lock().unwrap().retain(|t| t.info.id != id);
         Ok(())
     }
+    async fn usage(&self, _id: &str) -> Usage {
+        Usage::Untracked
+    }
     async fn verify(&self, value: &Redacted) -> Result<Option<OffsetDateTime>> {
         if *self.verify_fails.lock().unwrap() {
             return Err(Error::new(Code::DatabricksUnauthorized, "Invalid access token."));
@@ -293,6 +296,8 @@ enum WriteFault {
 #[derive(Default)]
 struct MemStore {
     versions: Mutex<Vec<Version>>,
+    /// The object id this store writes as (`None`: it cannot tell).
+    writer: Mutex<Option<String>>,
     write_faults: Mutex<VecDeque<WriteFault>>,
     /// Writes that land after the next read-back.
     pending: Mutex<Vec<Version>>,
@@ -392,6 +397,10 @@ impl SecretStore for MemStore {
         Error::new(Code::KeyvaultError, message)
     }
 
+    async fn writer(&self) -> Option<String> {
+        self.writer.lock().unwrap().clone()
+    }
+
     async fn read_latest(&self, _name: &str) -> Result<SecretRead> {
         if let Some(n) = self.reads_before_failing.lock().unwrap().as_mut() {
             if *n == 0 {
@@ -487,11 +496,19 @@ fn spec(grace: i64) -> Spec {
         grace: Duration::hours(grace),
         tags: BTreeMap::new(),
         owner: Some(Owner { client_id: None, tag: db_tags::CLIENT_ID }),
+        keep_while_used: false,
     }
 }
 
 fn req(force: Force) -> Request {
-    Request { force, dry_run: false, revoke_superseded: false }
+    Request {
+        force,
+        dry_run: false,
+        revoke_superseded: false,
+        other_writer: OtherWriter::Overwrite,
+        via: "cli",
+        expiry_window: None,
+    }
 }
 
 async fn run_req(s: &Spec, ws: &MemIssuer, kv: &MemStore, r: Request) -> pat_rotator::rotation::Outcome {
@@ -501,7 +518,20 @@ async fn run_req(s: &Spec, ws: &MemIssuer, kv: &MemStore, r: Request) -> pat_rot
 
 async fn run(s: &Spec, ws: &MemIssuer, kv: &MemStore, force: bool, dry_run: bool) -> pat_rotator::rotation::Outcome {
     let force = if force { Force::Cli } else { Force::No };
-    run_req(s, ws, kv, Request { force, dry_run, revoke_superseded: false }).await
+    run_req(
+        s,
+        ws,
+        kv,
+        Request {
+            force,
+            dry_run,
+            revoke_superseded: false,
+            other_writer: OtherWriter::Overwrite,
+            via: "cli",
+            expiry_window: None,
+        },
+    )
+    .await
 }
 
 /// A managed PAT secret naming credential `id` (created `age` ago, expiring in `exp`).
@@ -555,6 +585,70 @@ async fn expiring_token_is_rotated_and_previous_kept_within_grace() {
     assert!(o.revoked_token_ids.is_empty());
     assert_eq!(kv.latest().unwrap().tags[db_tags::PREVIOUS_TOKEN_ID], "old");
     assert_eq!(ws.ids(), vec!["new1", "old"]);
+}
+
+/// Contract §10: a due target whose latest version another identity wrote, under each caller's
+/// policy. Every version written carries `rotated-by` (the store's identity, or `unknown`) and
+/// `rotated-via`.
+#[tokio::test]
+async fn another_identitys_version_under_each_policy() {
+    let cases = [
+        (OtherWriter::Overwrite, Action::Rotated, 0),
+        (OtherWriter::TakeOwnership, Action::Rotated, 1),
+        (OtherWriter::Refuse, Action::Failed, 0),
+        (OtherWriter::Leave, Action::Unchanged, 1),
+    ];
+    for (policy, action, warnings) in cases {
+        for dry_run in [false, true] {
+            let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+            *kv.writer.lock().unwrap() = Some("me".into());
+            seed_current(&ws, &kv, "old", Duration::days(70), Duration::days(20), None);
+            kv.versions.lock().unwrap().last_mut().unwrap().tags.insert(tags::ROTATED_BY.into(), "other".into());
+            let req = Request {
+                force: Force::No,
+                dry_run,
+                revoke_superseded: false,
+                other_writer: policy,
+                via: "x",
+                expiry_window: None,
+            };
+            let o = run_req(&t, &ws, &kv, req).await;
+            let want = if dry_run && action == Action::Rotated { Action::Planned } else { action };
+            assert_eq!((o.action, o.reason), (want, Some(Reason::Expiring)), "{policy:?} dry_run={dry_run}: {o:?}");
+            assert_eq!(o.warnings.len(), warnings, "{policy:?}: {:?}", o.warnings);
+            if policy == OtherWriter::Refuse {
+                let e = o.error.as_ref().unwrap();
+                assert_eq!(e.code, Code::RotatedByAnotherIdentity);
+                assert!(e.message.contains("other") && e.message.contains("identity me"), "{}", e.message);
+                assert!(e.message.contains("would belong to the caller"), "{}", e.message);
+            }
+            let written = want == Action::Rotated;
+            assert_eq!(ws.ids().len(), if written { 2 } else { 1 }, "{policy:?}: created only when written");
+            let latest = kv.latest().unwrap();
+            let by = (latest.tags[tags::ROTATED_BY].as_str(), latest.tags.get(tags::ROTATED_VIA).map(String::as_str));
+            assert_eq!(by, if written { ("me", Some("x")) } else { ("other", None) }, "{policy:?}");
+        }
+    }
+    // An app's PAT or an OAuth secret does not belong to the caller: no such sentence.
+    let (ws, kv) = (MemIssuer::pat(), MemStore::default());
+    let t = Spec { owner: Some(Owner { client_id: Some("app".into()), tag: db_tags::CLIENT_ID }), ..spec(24) };
+    seed_current(&ws, &kv, "old", Duration::days(70), Duration::days(20), None);
+    kv.versions.lock().unwrap().last_mut().unwrap().tags.insert(tags::ROTATED_BY.into(), "other".into());
+    let req = Request {
+        force: Force::No,
+        dry_run: false,
+        revoke_superseded: false,
+        other_writer: OtherWriter::Refuse,
+        via: "cli",
+        expiry_window: None,
+    };
+    let o = run_req(&t, &ws, &kv, req).await;
+    let m = &o.error.as_ref().unwrap().message;
+    assert!(m.contains("identity unknown") && !m.contains("would belong to the caller"), "{m}");
+    // A store that cannot tell who it is writes `unknown`.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    assert_eq!(run(&t, &ws, &kv, false, false).await.action, Action::Created);
+    assert_eq!(kv.latest().unwrap().tags[tags::ROTATED_BY], "unknown");
 }
 
 #[tokio::test]
@@ -1022,7 +1116,20 @@ async fn revoke_superseded_revokes_every_other_token_at_once() {
     seed_current(&ws, &kv, "cur", Duration::hours(1), Duration::days(80), Some("prev"));
     ws.seed("other-secret", &pat::comment("t", "ffffffffffff", "a"), Duration::days(1), Duration::days(80));
     ws.seed("hand", "manual", Duration::days(1), Duration::days(80));
-    let o = run_req(&t, &ws, &kv, Request { force: Force::Cli, dry_run: false, revoke_superseded: true }).await;
+    let o = run_req(
+        &t,
+        &ws,
+        &kv,
+        Request {
+            force: Force::Cli,
+            dry_run: false,
+            revoke_superseded: true,
+            other_writer: OtherWriter::Overwrite,
+            via: "cli",
+            expiry_window: None,
+        },
+    )
+    .await;
     assert_eq!(o.action, Action::Rotated, "{o:?}");
     let mut revoked = o.revoked_token_ids.clone();
     revoked.sort();
@@ -1162,7 +1269,20 @@ async fn a_credential_another_secrets_latest_version_names_is_never_revoked() {
         o.warnings
     );
     // The same for --revoke-superseded, and for a forced rotation with grace 0.
-    let o = run_req(&t, &ws, &kv, Request { force: Force::Cli, dry_run: false, revoke_superseded: true }).await;
+    let o = run_req(
+        &t,
+        &ws,
+        &kv,
+        Request {
+            force: Force::Cli,
+            dry_run: false,
+            revoke_superseded: true,
+            other_writer: OtherWriter::Overwrite,
+            via: "cli",
+            expiry_window: None,
+        },
+    )
+    .await;
     assert!(o.ok(), "{o:?}");
     assert_eq!(o.revoked_token_ids, vec!["cur"], "{o:?}");
     assert!(ws.ids().contains(&"prev".to_string()));

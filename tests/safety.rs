@@ -314,13 +314,15 @@ fn odd_vault_data_does_not_panic_status() {
         &[("managed-by", "pat-rotator"), ("databricks-token-id", id), ("token-expires-at", "soon")],
         None,
     );
+    // Exit 1: the token the vault names is not in the workspace (attention `token_missing`).
     let o = w.cli(&["status"], &[]);
-    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.code, 1, "{}", o.stderr);
     assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
     assert!(o.stdout.contains("xééééééééééé…"), "{}", o.stdout);
     let o = w.cli(&["status", "--json"], &[]);
     assert_eq!(o.json()[0]["token_id"], id);
     assert_eq!(o.json()[0]["token_exists"], false);
+    assert_eq!(o.json()[0]["attention"], serde_json::json!(["token_missing"]));
 }
 
 /// The host discards the body of a failed invocation: the summary must be in the logs, on one

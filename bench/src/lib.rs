@@ -115,6 +115,13 @@ impl TargetSpec {
 /// `PAT_TARGETS` for `specs` (secret name = target name, to keep the variable short: Linux
 /// caps one environment string at 128 KiB and 1,000 targets come close).
 pub fn targets_json(emu: &Emulators, specs: &[TargetSpec]) -> String {
+    let s = targets_document(emu, specs);
+    assert!(s.len() < 128 * 1024, "PAT_TARGETS is {} bytes, above Linux's 128 KiB per environment string", s.len());
+    s
+}
+
+/// The JSON array of targets for `specs`, of any size (for `PAT_TARGETS_FILE`).
+pub fn targets_document(emu: &Emulators, specs: &[TargetSpec]) -> String {
     let arr: Vec<Value> = specs
         .iter()
         .map(|s| {
@@ -137,9 +144,7 @@ pub fn targets_json(emu: &Emulators, specs: &[TargetSpec]) -> String {
             t
         })
         .collect();
-    let s = serde_json::to_string(&arr).expect("targets serialise");
-    assert!(s.len() < 128 * 1024, "PAT_TARGETS is {} bytes, above Linux's 128 KiB per environment string", s.len());
-    s
+    serde_json::to_string(&arr).expect("targets serialise")
 }
 
 /// The environment of a `pat-rotator` process: only `PATH` and `HOME` are inherited, then the
@@ -173,6 +178,22 @@ pub struct Finished {
     /// `ru_maxrss` of the child (KiB on Linux). With [`run`] this includes the high-water mark
     /// of the calling process, which Linux carries across `exec`; see [`run_with_peak_rss`].
     pub max_rss_kib: u64,
+    /// CPU time (user + system) of the child. With [`run_with_peak_rss`] the program's own.
+    pub cpu: Duration,
+}
+
+fn cpu_of(ru: &libc::rusage) -> Duration {
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// CPU time (user + system) this process has used so far: in the benchmark, the emulators'.
+pub fn self_cpu() -> Duration {
+    // SAFETY: rusage is plain old data; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a local.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    cpu_of(&ru)
 }
 
 impl Finished {
@@ -208,6 +229,7 @@ pub fn run(cmd: &mut Command) -> io::Result<Finished> {
         stdout: out.join().unwrap_or_default(),
         stderr: err.join().unwrap_or_default(),
         max_rss_kib: u64::try_from(rusage.ru_maxrss).unwrap_or(0),
+        cpu: cpu_of(&rusage),
     })
 }
 
@@ -263,17 +285,22 @@ pub fn run_with_peak_rss(
     let mut f = run(&mut cmd)?;
     let text = std::fs::read_to_string(&out);
     let _ = std::fs::remove_file(&out);
-    f.max_rss_kib = text
-        .map_err(|e| io::Error::other(format!("the spawner reported no peak RSS: {e}")))?
-        .trim()
-        .parse()
-        .map_err(|e| io::Error::other(format!("the spawner's peak RSS is not a number: {e}")))?;
+    let text = text.map_err(|e| io::Error::other(format!("the spawner reported no peak RSS: {e}")))?;
+    let mut fields = text.split_whitespace().map(str::parse::<u64>);
+    let mut next = |what: &str| {
+        fields
+            .next()
+            .and_then(Result::ok)
+            .ok_or_else(|| io::Error::other(format!("the spawner's {what} is not a number: {text:?}")))
+    };
+    f.max_rss_kib = next("peak RSS")?;
+    f.cpu = Duration::from_micros(next("CPU time")?);
     Ok(f)
 }
 
 /// The spawner side of [`run_with_peak_rss`]: `args` = `[OUT_FILE, PROGRAM, ARGS...]`. Runs the
-/// program with this process's stdio and environment, writes its `ru_maxrss` (KiB) to
-/// `OUT_FILE`, and exits with its exit code.
+/// program with this process's stdio and environment, writes its `ru_maxrss` (KiB) and CPU time
+/// (µs) to `OUT_FILE`, and exits with its exit code.
 pub fn rusage_spawn(args: &[std::ffi::OsString]) -> i32 {
     let [out, program, rest @ ..] = args else {
         eprintln!("{RUSAGE_SPAWN} OUT_FILE PROGRAM [ARGS...]");
@@ -288,7 +315,7 @@ pub fn rusage_spawn(args: &[std::ffi::OsString]) -> i32 {
     };
     match wait4(&child) {
         Ok((code, ru)) => {
-            let _ = std::fs::write(out, ru.ru_maxrss.to_string());
+            let _ = std::fs::write(out, format!("{} {}", ru.ru_maxrss, cpu_of(&ru).as_micros()));
             code
         }
         Err(e) => {
@@ -455,6 +482,16 @@ pub fn max_in_window(sorted: &[Instant], window: Duration) -> usize {
         best = best.max(j - i);
     }
     best
+}
+
+/// The most arrivals in any one fixed window `[origin + k·window, origin + (k+1)·window)`: how
+/// the Key Vault fakes count (their default `WindowMode::Fixed`).
+pub fn max_in_fixed_windows(sorted: &[Instant], origin: Instant, window: Duration) -> usize {
+    let mut per: std::collections::BTreeMap<u128, usize> = std::collections::BTreeMap::new();
+    for t in sorted {
+        *per.entry(t.saturating_duration_since(origin).as_nanos() / window.as_nanos().max(1)).or_default() += 1;
+    }
+    per.into_values().max().unwrap_or(0)
 }
 
 /// Groups calls into sequential rounds: a call that arrives at least `0.8 × d` after the first

@@ -12,6 +12,11 @@
 //! - `orig`  — `bench/original.sh` (curl) vs `pat-rotator rotate`, one target, interleaved.
 //! - `scale` — 1,000 due targets in one vault (Key Vault throttling on, 10 rate-limited
 //!   workspaces) and across 50 vaults / 50 workspaces; 429 counts; peak RSS of the process.
+//! - `fleet` — 10,000 due targets in 100 vaults and 50 workspaces (contract §11), from
+//!   `PAT_TARGETS_FILE`, `PAT_MAX_CONCURRENCY=64`, the fakes enforcing Key Vault's per-vault and
+//!   subscription-wide limits in fixed 10 s windows: with the default `PAT_KEYVAULT_FLEET_FACTOR`
+//!   (3) and with 1, against the floor those budgets set; CPU time of the program and of the
+//!   emulators, to say what bounds the time.
 //!
 //! Prints markdown tables (medians, min–max, ratios against the baseline of the same run)
 //! and writes them to `--out` (default `target/bench/results.md`). See bench/README.md.
@@ -25,9 +30,12 @@ use pat_rotator_bench::*;
 use pat_rotator_emulators::{EmulatorOptions, Emulators, WorkspaceOptions, WsRateLimit};
 use serde_json::json;
 
-const USAGE: &str = "usage: pat-rotator-bench [--only size,cold,rt,fed,oauth,orig,scale] [--quick] [--out FILE] [--bin PATH] \
+const USAGE: &str = "usage: pat-rotator-bench [--only size,cold,rt,fed,oauth,orig,scale,fleet] [--quick] [--out FILE] [--bin PATH] \
 [--python PATH] [--d-ms 20,50] [--cold-runs N] [--rt-runs N] [--orig-runs N] [--scale-runs N] [--scale50-runs N] \
-[--all-sequences] [--set NAME=VALUE]...";
+[--fleet-targets N] [--fleet-factors 3,1] [--fleet-unpaced] [--all-sequences] [--set NAME=VALUE]...";
+
+/// Every section, in the order they run.
+const SECTIONS: [&str; 8] = ["size", "cold", "rt", "fed", "oauth", "orig", "scale", "fleet"];
 
 /// Key Vault's documented limit, which the fake enforces by default.
 const KV_WRITES_PER_WINDOW: usize = 300;
@@ -59,12 +67,18 @@ struct Opts {
     all_sequences: bool,
     /// Extra environment of every `pat-rotator` process (`--set K=V`), after the bench's own.
     extra_env: Vec<(String, String)>,
+    /// Targets of the `fleet` section.
+    fleet_targets: usize,
+    /// `PAT_KEYVAULT_FLEET_FACTOR` of each `fleet` run.
+    fleet_factors: Vec<u32>,
+    /// Also the reference run with the fleet pacing opened up (`PAT_KEYVAULT_FLEET_FACTOR=1000`).
+    fleet_unpaced: bool,
 }
 
 fn parse_args() -> Result<Opts, String> {
     let root = repo_root();
     let mut o = Opts {
-        sections: ["size", "cold", "rt", "fed", "oauth", "orig", "scale"].map(String::from).to_vec(),
+        sections: SECTIONS.map(String::from).to_vec(),
         bin: profile_dir().join("pat-rotator"),
         python: root.join(".venv-interop/bin/python"),
         out: root.join("target/bench/results.md"),
@@ -77,6 +91,9 @@ fn parse_args() -> Result<Opts, String> {
         scale50_runs: 3,
         all_sequences: false,
         extra_env: Vec::new(),
+        fleet_targets: FLEET_TARGETS,
+        fleet_factors: vec![3, 1],
+        fleet_unpaced: false,
     };
     let mut it = std::env::args().skip(1);
     fn num(flag: &str, v: Option<String>) -> Result<usize, String> {
@@ -88,11 +105,7 @@ fn parse_args() -> Result<Opts, String> {
             "--only" => {
                 let v = it.next().ok_or("--only needs a value")?;
                 o.sections = v.split(',').map(|s| s.trim().to_string()).collect();
-                if let Some(bad) = o
-                    .sections
-                    .iter()
-                    .find(|s| !["size", "cold", "rt", "fed", "oauth", "orig", "scale"].contains(&s.as_str()))
-                {
+                if let Some(bad) = o.sections.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
                     return Err(format!("--only: unknown section '{bad}'"));
                 }
             }
@@ -102,7 +115,17 @@ fn parse_args() -> Result<Opts, String> {
                 o.orig_runs = 2;
                 o.scale_runs = 1;
                 o.scale50_runs = 1;
+                o.fleet_factors = vec![3];
             }
+            "--fleet-targets" => o.fleet_targets = num(&a, it.next())?.max(1),
+            "--fleet-factors" => {
+                let v = it.next().ok_or("--fleet-factors needs a value")?;
+                o.fleet_factors = v
+                    .split(',')
+                    .map(|f| f.trim().parse::<u32>().map_err(|_| format!("--fleet-factors: bad value '{f}'")))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--fleet-unpaced" => o.fleet_unpaced = true,
             "--out" => o.out = PathBuf::from(it.next().ok_or("--out needs a value")?),
             "--bin" => o.bin = PathBuf::from(it.next().ok_or("--bin needs a value")?),
             "--python" => o.python = PathBuf::from(it.next().ok_or("--python needs a value")?),
@@ -212,7 +235,7 @@ fn main() -> ExitCode {
     let want = |s: &str| o.sections.iter().any(|x| x == s);
     let mut failed = Vec::new();
     type Section = fn(&Opts, &mut Report) -> Result<(), String>;
-    let sections: [(&str, Section); 7] = [
+    let sections: [(&str, Section); 8] = [
         ("size", size),
         ("cold", cold_start),
         ("rt", round_trips),
@@ -220,6 +243,7 @@ fn main() -> ExitCode {
         ("oauth", oauth_round_trips),
         ("orig", original),
         ("scale", scale),
+        ("fleet", fleet),
     ];
     for (name, f) in sections {
         if !want(name) {
@@ -966,7 +990,7 @@ fn scale(o: &Opts, r: &mut Report) -> Result<(), String> {
     let floor = KV_WINDOW * (SCALE_TARGETS.div_ceil(KV_WRITES_PER_WINDOW) as u32 - 1);
     r.line("## Scale: 1,000 due targets in one pass (`pat-rotator rotate --json`), default settings\n");
     r.line(&format!(
-        "Fake Key Vault: documented limit on (300 secret writes and 4,000 other requests per 10 s sliding window per vault). \
+        "Fake Key Vault: documented limit on (300 secret writes and 4,000 other requests per 10 s per vault, 5× that for all vaults, in fixed windows on the fakes' clock). \
 Fake workspaces: token bucket {} burst, {}/s (above the client's default pacing of 30 requests/s per workspace). \
 Targets assigned round-robin. Throttle floor for one vault: the 1,000th write cannot come earlier than {} s after the first. \
 Fresh emulators per run. D = 0.\n",
@@ -1079,5 +1103,175 @@ Fresh emulators per run. D = 0.\n",
             *peak * 1024 <= 40_000_000,
         );
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// fleet: 10,000 targets, 100 vaults, 50 workspaces (contract §11)
+
+const FLEET_TARGETS: usize = 10_000;
+const FLEET_VAULTS: usize = 100;
+const FLEET_WORKSPACES: usize = 50;
+const FLEET_CONCURRENCY: &str = "64";
+/// Key Vault's subscription-wide limit, as a multiple of a vault's (the fakes' default).
+const KV_SUBSCRIPTION_FACTOR: usize = 5;
+
+struct FleetRun {
+    wall: Duration,
+    code: i32,
+    created: usize,
+    kv429: u64,
+    sub429: u64,
+    ws429: u64,
+    writes: usize,
+    first_write: Duration,
+    last_write: Duration,
+    /// Most successful writes of all vaults together in any 10 s (sliding), and in any of the
+    /// fakes' fixed windows.
+    max_writes_10s: usize,
+    max_writes_fixed: usize,
+    kv_calls: usize,
+    ws_calls: usize,
+    rss_kib: u64,
+    cpu_program: Duration,
+    cpu_emulators: Duration,
+    progress_lines: usize,
+    warn_lines: usize,
+}
+
+fn fleet_once(o: &Opts, factor: u32, log: &std::path::Path) -> Result<FleetRun, String> {
+    let emu = Emulators::start(EmulatorOptions {
+        workspaces: FLEET_WORKSPACES,
+        vaults: FLEET_VAULTS,
+        workspace: WorkspaceOptions { rate_limit: Some(WS_RATE), ..Default::default() },
+        ..Default::default()
+    });
+    let specs: Vec<TargetSpec> = (0..o.fleet_targets)
+        .map(|i| TargetSpec::new(format!("t{i}"), i % FLEET_WORKSPACES, i % FLEET_VAULTS))
+        .collect();
+    let file = std::env::temp_dir().join(format!("pat-rotator-bench-fleet-{}.json", std::process::id()));
+    std::fs::write(&file, targets_document(&emu, &specs)).map_err(|e| e.to_string())?;
+    let mut settings =
+        vec![("PAT_TARGETS_FILE", file.display().to_string()), ("PAT_MAX_CONCURRENCY", FLEET_CONCURRENCY.to_string())];
+    if factor != 3 {
+        settings.push(("PAT_KEYVAULT_FLEET_FACTOR", factor.to_string()));
+    }
+    let env = env_for(o, &emu, &settings);
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let cpu0 = self_cpu();
+    let f = run_with_peak_rss(&me, &o.bin, &["rotate", "--json"], env).map_err(|e| e.to_string())?;
+    let cpu_emulators = self_cpu().saturating_sub(cpu0);
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::write(log, &f.stderr);
+    let v = f.json();
+    let arr = v.as_array().ok_or_else(|| format!("rotate: not an array: {}", tail(&f.stdout, 5)))?;
+    let created = arr.iter().filter(|x| x["action"] == "created" && x["error"].is_null()).count();
+    let mut writes: Vec<Instant> = (0..FLEET_VAULTS).flat_map(|k| write_times(&emu, k)).collect();
+    writes.sort();
+    let rel = |t: Option<&Instant>| t.map(|t| t.saturating_duration_since(f.started)).unwrap_or_default();
+    Ok(FleetRun {
+        wall: f.wall,
+        code: f.code,
+        created,
+        kv429: emu.kv_throttled_total(),
+        sub429: emu.kv_subscription().throttled_count(),
+        ws429: emu.workspaces().iter().map(|w| w.throttled_count()).sum(),
+        writes: writes.len(),
+        first_write: rel(writes.first()),
+        last_write: rel(writes.last()),
+        max_writes_10s: max_in_window(&writes, KV_WINDOW),
+        max_writes_fixed: max_in_fixed_windows(&writes, emu.kv_window_origin(), KV_WINDOW),
+        kv_calls: emu.vaults().iter().map(|k| k.faults().count("*")).sum(),
+        ws_calls: emu.workspaces().iter().map(|w| w.faults().count("*")).sum(),
+        rss_kib: f.max_rss_kib,
+        cpu_program: f.cpu,
+        cpu_emulators,
+        progress_lines: f.stderr.lines().filter(|l| l.contains("progress: ")).count(),
+        warn_lines: f.stderr.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).count(),
+    })
+}
+
+/// The floor of a pass of `writes` secret writes at `budget` writes per 10 s: write n cannot
+/// come less than 10 s after write n − budget.
+fn kv_floor(writes: usize, budget: usize) -> Duration {
+    KV_WINDOW * (writes.div_ceil(budget) as u32).saturating_sub(1)
+}
+
+fn fleet(o: &Opts, r: &mut Report) -> Result<(), String> {
+    let dir = repo_root().join("target/bench");
+    let _ = std::fs::create_dir_all(&dir);
+    let n = o.fleet_targets;
+    r.line(&format!(
+        "## Fleet: {n} due targets in one pass over {FLEET_VAULTS} vaults and {FLEET_WORKSPACES} workspaces (`pat-rotator rotate --json`)\n"
+    ));
+    r.line(&format!(
+        "Targets from `PAT_TARGETS_FILE` (round-robin over vaults and workspaces), `PAT_MAX_CONCURRENCY={FLEET_CONCURRENCY}`. \
+Fake Key Vaults: 300 writes and 4,000 other requests per 10 s per vault and {KV_SUBSCRIPTION_FACTOR}× that for all vaults together \
+(one subscription), counted in fixed 10 s windows on the fakes' own clock. Fake workspaces: token bucket {} burst, {}/s. \
+Floor: the last write cannot come earlier than (⌈writes ÷ budget⌉ − 1) × 10 s after the first, budget = 300 × `PAT_KEYVAULT_FLEET_FACTOR` \
+per 10 s. *CPU*: user + system time of the `pat-rotator` process, and of the benchmark process that hosts the emulators. Fresh emulators per run; D = 0.\n",
+        WS_RATE.burst, WS_RATE.per_second
+    ));
+    r.line("| `PAT_KEYVAULT_FLEET_FACTOR` | floor | wall | wall ÷ floor | exit | created | writes | Key Vault 429 (subscription) | Databricks 429 | first → last write | max writes / 10 s, all vaults (sliding / fixed) | KV / DBX requests | CPU pat-rotator / emulators | progress lines | warn+error lines | peak RSS |");
+    r.line("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut runs: Vec<(u32, bool)> = o.fleet_factors.iter().map(|f| (*f, true)).collect();
+    if o.fleet_unpaced {
+        runs.push((1000, false));
+    }
+    for (factor, paced) in runs {
+        progress(&format!("fleet: {n} targets, PAT_KEYVAULT_FLEET_FACTOR={factor}"));
+        let log = dir.join(format!("fleet-factor{factor}.stderr.log"));
+        let s = fleet_once(o, factor, &log)?;
+        // Beyond the subscription's own limit, that limit is the floor.
+        let budget = KV_WRITES_PER_WINDOW * (factor as usize).min(KV_SUBSCRIPTION_FACTOR);
+        let floor = kv_floor(n, budget);
+        let ratio = s.wall.as_secs_f64() / floor.as_secs_f64().max(1e-9);
+        r.line(&format!(
+            "| {factor}{} | {:.0} s | {:.2} s | {ratio:.3} | {} | {} | {} | {} ({}) | {} | {:.2} → {:.2} s | {} / {} | {} / {} | {:.1} s / {:.1} s | {} | {} | {:.1} MiB |",
+            if paced { "" } else { " (reference: fleet pacing opened up)" },
+            floor.as_secs_f64(),
+            s.wall.as_secs_f64(),
+            s.code,
+            s.created,
+            s.writes,
+            s.kv429,
+            s.sub429,
+            s.ws429,
+            s.first_write.as_secs_f64(),
+            s.last_write.as_secs_f64(),
+            s.max_writes_10s,
+            s.max_writes_fixed,
+            s.kv_calls,
+            s.ws_calls,
+            s.cpu_program.as_secs_f64(),
+            s.cpu_emulators.as_secs_f64(),
+            s.progress_lines,
+            s.warn_lines,
+            s.rss_kib as f64 / 1024.0
+        ));
+        if !paced {
+            continue;
+        }
+        let ok = s.code == 0 && s.created == n && s.kv429 == 0;
+        r.check(
+            &format!("{n} targets, {FLEET_VAULTS} vaults, factor {factor}"),
+            &format!("≤ 1.1 × floor = {:.0} s, 0 Key Vault 429s", floor.as_secs_f64() * 1.1),
+            format!(
+                "{:.2} s = {ratio:.3} × floor, {} Key Vault 429s, {} Databricks 429s, all created: {}",
+                s.wall.as_secs_f64(),
+                s.kv429,
+                s.ws429,
+                s.created == n
+            ),
+            ok && ratio <= 1.1,
+        );
+        r.check(
+            &format!("peak RSS at {n} targets, factor {factor}"),
+            "≤ 64 MiB",
+            format!("{:.1} MiB", s.rss_kib as f64 / 1024.0),
+            s.rss_kib <= 64 * 1024,
+        );
+    }
+    r.line("\nstderr of each run: `target/bench/fleet-factor*.stderr.log`.\n");
     Ok(())
 }

@@ -117,7 +117,7 @@ last_hint=""
 hint_for() {
   case "$1" in
     keyvault_forbidden)
-      echo "the Function App identity cannot write the secret yet: its Key Vault Secrets Officer assignment is still propagating (minutes), or a token minted before the assignment is still cached (managed-identity tokens are cached up to ~8 h)" ;;
+      echo "the Function App identity cannot write the secret yet: its vault role assignment (custom secrets writer, or Key Vault Secrets Officer) is still propagating (minutes), or a token minted before the assignment is still cached (managed-identity tokens are cached up to ~8 h)" ;;
     databricks_unauthorized | databricks_forbidden)
       echo "the workspace does not accept the Function App identity yet: its workspace access (Contributor on the workspace resource, or the workspace service principal with token CAN_USE) is still propagating, or an older cached token is in use" ;;
     identity_unavailable)

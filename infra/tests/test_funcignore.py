@@ -85,7 +85,7 @@ def repository_paths() -> list[str]:
 
 def test_publish_uploads_exactly_the_functions_app():
     up = uploaded(repository_paths())
-    assert up == {"host.json", "RotatePat/function.json", "ProvisionPat/function.json", "pat-rotator"}, sorted(up)
+    assert up == {"host.json", "RotatePat/function.json", "ProvisionPat/function.json", "SecretEvent/function.json", "Status/function.json", "pat-rotator"}, sorted(up)
 
 
 @pytest.mark.parametrize("path", ["target/release/pat-rotator", ".venv-hcl2/bin/python", ".git/HEAD", "tests/engine.rs",

@@ -24,6 +24,23 @@ NEW_SINCE_SPLIT = {
     "terraform_data.tokens_acl_bootstrap",  # a created workspace's tokens ACL needs a token
     "azurerm_role_definition.secrets_writer",  # the optional custom vault role
     "azurerm_role_assignment.secrets_writer",
+    # Key Vault events (contract section 10): topics, dead letters, the second stage
+    "azurerm_eventgrid_system_topic.key_vault",
+    "azurerm_eventgrid_system_topic_event_subscription.secret_event",
+    "azurerm_storage_container.dead_letter",
+    "azurerm_role_assignment.dead_letter_writer",
+    # targets in existing vaults
+    "azurerm_role_assignment.existing_key_vault",
+    # targets_source = "blob" (contract section 2, PAT_TARGETS_BLOB)
+    "azurerm_storage_account.targets",
+    "azurerm_storage_container.targets",
+    "azurerm_storage_blob.targets",
+    "azurerm_role_assignment.targets_blob_reader",
+    "azurerm_monitor_diagnostic_setting.targets_blob",
+    # the workbook
+    "azurerm_application_insights_workbook.this",
+    # an existing workspace's group gets token CAN_USE without replacing the ACL
+    "terraform_data.grant_token_use",
 }
 
 

@@ -49,7 +49,7 @@ def test_zip_layout_and_report(tmp_path):
     assert "zip size:" in proc.stdout
     with zipfile.ZipFile(out) as zf:
         names = sorted(zf.namelist())
-        assert names == ["ProvisionPat/function.json", "RotatePat/function.json", "host.json", "pat-rotator"]
+        assert names == ["ProvisionPat/function.json", "RotatePat/function.json", "SecretEvent/function.json", "Status/function.json", "host.json", "pat-rotator"]
         assert (zf.getinfo("pat-rotator").external_attr >> 16) & 0o777 == 0o755
         assert zf.read("host.json") == (REPO / "host.json").read_bytes()
 

@@ -94,3 +94,19 @@ def test_deploy_uses_oidc_and_the_deploy_script():
     checks = [s for s in job["steps"] if "sha256sum -c" in s.get("run", "")]
     assert checks, "the deploy job checks the artifact's SHA-256 first"
     assert "secrets." not in WORKFLOW.read_text(), "no stored secret is used"
+
+
+def test_the_deployment_is_checked_after_it_lands():
+    """contract section 3: GET /api/Status answers 200 with one object per target; the job
+    fails unless every target is healthy (infra/tests/test_check_status.py runs the step)."""
+    job = DOC["jobs"]["deploy"]
+    runs = [s.get("run", "") for s in job["steps"]]
+    deploy = next(i for i, r in enumerate(runs) if "deploy-package.sh" in r)
+    check = next(i for i, r in enumerate(runs) if "check-status.sh" in r)
+    assert check == len(runs) - 1 and check > deploy, "the check is the deploy job's last step"
+    run = runs[check]
+    assert run.index("::add-mask::$STATUS_FUNCTION_KEY") < run.index("check-status.sh"), "masked before use"
+    assert "az functionapp keys list" in run and "functionKeys.default" in run
+    assert 'STATUS_URL="https://$host/api/Status"' in run
+    assert "job.continue-on-error" not in str(job) and not job["steps"][check].get("continue-on-error"), "a failed check fails the job"
+    assert "infra/scripts" in str(job["steps"][0]["with"]["sparse-checkout"]), "the checkout holds the script"

@@ -20,16 +20,40 @@ def app(rotator):
     return rotator.resource(*APP)
 
 
+TARGETS_SETTINGS = (
+    'var.targets_source == "blob" ? '
+    '{PAT_TARGETS_BLOB = azurerm_storage_blob.targets[0].url, PAT_ALLOWED_VAULTS = join(",", module.targets.vault_hosts)} : '
+    "{PAT_TARGETS = module.targets.pat_targets_json}"
+)
+# The two shapes of local.targets_settings (contract section 2: at most one source).
+TARGETS_FROM_SETTING = {"PAT_TARGETS": "${module.targets.pat_targets_json}"}
+TARGETS_FROM_BLOB = {"PAT_TARGETS_BLOB": "${azurerm_storage_blob.targets[0].url}", "PAT_ALLOWED_VAULTS": '${join(",", module.targets.vault_hosts)}'}
+
+
 @pytest.fixture(scope="module")
-def app_settings(rotator, app):
-    """The settings every deployment has (local.base_app_settings, a literal map); RUST_LOG
-    is merged in only when the operator sets var.rust_log (see test_rust_log_only_on_request)."""
+def base_settings(rotator, app):
+    """The settings every deployment has (local.base_app_settings, a literal map); where the
+    targets come from is merged in (local.targets_settings), and RUST_LOG only when the
+    operator sets var.rust_log (see test_rust_log_only_on_request)."""
     assert expr(app["app_settings"]) == "local.app_settings", "app_settings must be local.app_settings"
     merged = expr(rotator.locals()["app_settings"])
-    assert merged == "merge(local.base_app_settings, var.rust_log == null ? {} : {RUST_LOG = var.rust_log})", merged
+    assert merged == "merge(local.base_app_settings, local.targets_settings, var.rust_log == null ? {} : {RUST_LOG = var.rust_log})", merged
+    assert expr(rotator.locals()["targets_settings"]) == TARGETS_SETTINGS
     settings = rotator.locals()["base_app_settings"]
     assert isinstance(settings, dict)
     return {k: v for k, v in settings.items() if not k.startswith("__")}
+
+
+@pytest.fixture(scope="module")
+def app_settings(base_settings):
+    """The settings of the default deployment (targets_source = "setting")."""
+    return {**base_settings, **TARGETS_FROM_SETTING}
+
+
+@pytest.fixture(scope="module")
+def blob_app_settings(base_settings):
+    """The settings with targets_source = "blob"."""
+    return {**base_settings, **TARGETS_FROM_BLOB}
 
 
 def test_rust_log_only_on_request(rotator, app_settings):
@@ -87,28 +111,41 @@ def test_key_vault_uses_rbac_with_purge_protection(rotator):
     assert expr(kv["soft_delete_retention_days"]) == "var.key_vault_soft_delete_retention_days"
 
 
-def test_identity_is_key_vault_secrets_officer_on_the_vault_only(rotator):
+def test_identity_holds_the_vault_role_on_each_vault_only(rotator):
     kv_roles = {
         name: ra
         for name, ra in role_assignments(rotator).items()
-        if "Key Vault" in str(ra.get("role_definition_name", "")) or "key_vault" in expr(ra["scope"])
+        if "Key Vault" in str(ra.get("role_definition_name", "")) or "key_vault" in expr(ra["scope"]) or "vault" in name
     }
-    assert list(kv_roles) == ["key_vault_secrets_officer"], f"exactly one Key Vault role assignment expected, got {sorted(kv_roles)}"
-    ra = kv_roles["key_vault_secrets_officer"]
-    # builtin (default): Key Vault Secrets Officer; custom: the role defined below
-    assert expr(ra["role_definition_name"]) == 'var.key_vault_role == "custom" ? null : "Key Vault Secrets Officer"'
-    assert expr(ra["role_definition_id"]) == 'var.key_vault_role == "custom" ? azurerm_role_definition.secrets_writer[0].role_definition_resource_id : null'
-    assert expr(ra["scope"]) == "azurerm_key_vault.this.id", "scope must be the vault itself"
-    assert expr(ra["principal_id"]) == FUNCTION_PRINCIPAL
-    assert unq(ra["principal_type"]) == "ServicePrincipal"
-    assert unq(rotator.variables()["key_vault_role"]["default"]) == "builtin"
+    # the vault created here, and each existing vault a target names
+    assert sorted(kv_roles) == ["existing_key_vault", "key_vault_secrets_officer"], f"unexpected Key Vault role assignments {sorted(kv_roles)}"
+    for name, ra in kv_roles.items():
+        # custom (default): the role defined below; builtin: Key Vault Secrets Officer
+        assert expr(ra["role_definition_name"]) == 'var.key_vault_role == "custom" ? null : "Key Vault Secrets Officer"', name
+        assert expr(ra["role_definition_id"]) == 'var.key_vault_role == "custom" ? azurerm_role_definition.secrets_writer[0].role_definition_resource_id : null', name
+        assert expr(ra["principal_id"]) == FUNCTION_PRINCIPAL, name
+        assert unq(ra["principal_type"]) == "ServicePrincipal", name
+    assert expr(kv_roles["key_vault_secrets_officer"]["scope"]) == "azurerm_key_vault.this.id", "scope must be the vault itself"
+    existing = kv_roles["existing_key_vault"]
+    assert expr(existing["for_each"]) == "local.existing_vaults" and expr(existing["scope"]) == "each.value.id", "scope must be each vault itself"
+    # only the existing vaults some target names
+    assert "if contains(local.used_existing_vault_keys, k)" in expr(rotator.locals()["existing_vaults"])
+    assert expr(rotator.locals()["used_existing_vault_keys"]) == 'toset([for t in var.targets : t.key_vault if t.key_vault != "default"])'
+
+
+def test_custom_vault_role_is_the_default_and_secrets_officer_the_fallback(rotator):
+    var = rotator.variables()["key_vault_role"]
+    assert unq(var["default"]) == "custom"
+    assert '["builtin", "custom"]' in str(var["validation"][0]["condition"])
+    assert "fallback" in unq(var["description"])
 
 
 def test_custom_vault_role_reads_lists_and_writes_only(rotator):
     role = rotator.resource("azurerm_role_definition", "secrets_writer")
     assert expr(role["count"]) == 'var.key_vault_role == "custom" ? 1 : 0'
     assert expr(role["scope"]) == "azurerm_key_vault.this.id"
-    assert [expr(s) for s in role["assignable_scopes"]] == ["azurerm_key_vault.this.id"]
+    # assignable on the vaults of this deployment only
+    assert expr(role["assignable_scopes"]) == "concat([azurerm_key_vault.this.id], [for k, v in local.existing_vaults : v.id])"
     perms = first(role["permissions"])
     assert sorted(unq(a) for a in perms["data_actions"]) == [
         "Microsoft.KeyVault/vaults/secrets/getSecret/action",
@@ -121,17 +158,24 @@ def test_custom_vault_role_reads_lists_and_writes_only(rotator):
 def test_every_role_assignment_is_scoped_to_one_resource(rotator):
     allowed = {
         "key_vault_secrets_officer": ("Key Vault Secrets Officer", "azurerm_key_vault.this.id"),
+        "existing_key_vault": ("Key Vault Secrets Officer", "each.value.id"),
         "storage_blob_data_owner": ("Storage Blob Data Owner", "azurerm_storage_account.host.id"),
         # the host's tables; AZFD0003 on every start without it (issue 10)
         "storage_table_data_contributor": ("Storage Table Data Contributor", "azurerm_storage_account.host.id"),
         "monitoring_metrics_publisher": ("Monitoring Metrics Publisher", "azurerm_application_insights.this.id"),
         "workspace_contributor": ("Contributor", "local.workspaces[each.key].resource_id"),
+        # targets_source = "blob": the targets container only
+        "targets_blob_reader": ("Storage Blob Data Reader", "azurerm_storage_container.targets[0].id"),
     }
+    # Not the Function App's: each Event Grid system topic writes its dead letters into
+    # one container (test_events.py).
+    others = {"dead_letter_writer": ("Storage Blob Data Contributor", "azurerm_storage_container.dead_letter.id")}
     ras = role_assignments(rotator)
-    assert set(ras) == set(allowed), f"unexpected role assignments: {sorted(set(ras) ^ set(allowed))}"
-    for name, (role, scope) in allowed.items():
+    assert set(ras) == set(allowed) | set(others), f"unexpected role assignments: {sorted(set(ras) ^ (set(allowed) | set(others)))}"
+    for name, (role, scope) in {**allowed, **others}.items():
         assert role in unq(ras[name]["role_definition_name"]), name
         assert expr(ras[name]["scope"]) == scope, name
+    for name in allowed:
         assert expr(ras[name]["principal_id"]) == FUNCTION_PRINCIPAL, name
     # Contributor only where the workspace is in management-header mode.
     assert expr(ras["workspace_contributor"]["for_each"]) == "local.contributor_workspace_keys"
@@ -173,6 +217,24 @@ def test_token_acl_is_managed_only_where_the_access_module_says(rotator, root):
     # no other resource manages token permissions
     assert set(rotator.resources("databricks_permissions")) == {"token_usage_authoritative"}
     assert not rotator.resources("databricks_permission")
+
+
+def test_existing_workspace_gets_the_groups_can_use_added_not_replaced(rotator):
+    grant = rotator.resource("terraform_data", "grant_token_use")
+    assert expr(grant["count"]) == "module.access.grant_token_use ? 1 : 0"
+    local_exec = first(grant["provisioner"])['"local-exec"']
+    assert "scripts/grant-token-use.sh" in unq(local_exec["command"])
+    env = local_exec["environment"]
+    assert expr(env["GRANT_WORKSPACE_URL"]) == "local.sp_workspace_url"
+    assert expr(env["GRANT_GROUP_NAME"]) == "databricks_group.pat_rotator[0].display_name"
+    assert sorted(expr(d) for d in grant["depends_on"]) == ["databricks_group_member.function", "databricks_group_member.target"]
+    # re-run when the workspace or the group changes
+    assert [expr(t) for t in grant["triggers_replace"]] == ["local.sp_workspace_resource_id", "databricks_group.pat_rotator[0].id"]
+    # the script PATCHes (adds) and never PUTs (replaces) the tokens ACL
+    script = (INFRA / "scripts" / "grant-token-use.sh").read_text()
+    assert "--request PATCH" in script and "--request PUT" not in script
+    text = str(rotator.variables()["existing_databricks_workspaces"]["type"])
+    assert 'access_mode = optional(string, "workspace_service_principal")' in text, text
 
 
 def test_new_workspace_defaults_to_least_privilege(rotator):
@@ -261,8 +323,11 @@ def test_flex_consumption_plan_and_custom_runtime(rotator, app, app_settings):
 
 SET_BY_INFRA = {
     "PAT_TARGETS", "ROTATION_SCHEDULE", "PAT_CREDENTIAL", "PAT_MAX_CONCURRENCY", "PAT_LOG_FORMAT",
-    "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST",
+    "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_AUTHORITY_HOST", "PAT_SERVICE_OBJECT_ID",
 }
+
+# Set instead of PAT_TARGETS when the operator chooses targets_source = "blob".
+SET_WITH_BLOB = {"PAT_TARGETS_BLOB", "PAT_ALLOWED_VAULTS"}
 
 # Set only when the operator asks (a variable that defaults to null).
 SET_ON_REQUEST = {
@@ -284,7 +349,10 @@ DELIBERATELY_UNSET = {
     "PAT_CLIENT_ID": "flat form, superseded by PAT_TARGETS (client_id per target)",
     "PAT_KIND": "flat form, superseded by PAT_TARGETS (kind per target)",
     "PAT_SERVICE_PRINCIPAL": "flat form, superseded by PAT_TARGETS (service_principal per target)",
+    "PAT_KEEP_WHILE_USED": "flat form, superseded by PAT_TARGETS (keep_while_used per target)",
+    "PAT_TARGETS_FILE": "a file path: the app reads PAT_TARGETS or, with targets_source = blob, PAT_TARGETS_BLOB",
     "PAT_FORCE_COOLDOWN_MINUTES": "the contract's default (15) is the operator's choice too",
+    "PAT_KEYVAULT_FLEET_FACTOR": "the contract's default (3) leaves two fifths of the subscription's Key Vault budget to others",
     # Credentials: the user-assigned identity needs only AZURE_CLIENT_ID (set).
     "AZURE_CLIENT_SECRET": "a secret; never in app settings (managed identity is used)",
     "AZURE_FEDERATED_TOKEN_FILE": "workload identity (Kubernetes) only",
@@ -329,7 +397,8 @@ def test_every_setting_the_code_reads_is_set_or_deliberately_optional(app_settin
     names = contract_setting_names()
     assert {"PAT_TARGETS", "ROTATION_SCHEDULE", "PAT_CREDENTIAL"} <= names, "contract parsing went wrong"
     unaccounted = sorted(
-        n for n in names if n not in SET_BY_INFRA and n not in DELIBERATELY_UNSET and n not in SET_BY_PLATFORM and n not in SET_ON_REQUEST
+        n for n in names
+        if n not in SET_BY_INFRA and n not in DELIBERATELY_UNSET and n not in SET_BY_PLATFORM and n not in SET_ON_REQUEST and n not in SET_WITH_BLOB
     )
     assert not unaccounted, (
         f"the contract names settings that infra neither sets nor lists as deliberately unset: {unaccounted}"
@@ -340,6 +409,63 @@ def test_every_setting_the_code_reads_is_set_or_deliberately_optional(app_settin
         assert name not in app_settings, f"{name} is listed as deliberately unset but is set"
     unknown = sorted(set(app_settings) - SET_BY_INFRA - PLATFORM_SETTINGS)
     assert not unknown, f"app settings that are neither contract nor platform settings (typo?): {unknown}"
+
+
+def test_service_object_id_is_the_identitys_principal(app_settings):
+    # contract sections 2 and 10: status run by a person judges rotated_by_another_identity
+    # against the service's object id
+    assert expr(app_settings["PAT_SERVICE_OBJECT_ID"]) == "azurerm_user_assigned_identity.function.principal_id"
+
+
+def test_targets_come_from_one_source(rotator, app_settings, blob_app_settings):
+    var = rotator.variables()["targets_source"]
+    assert unq(var["default"]) == "setting"
+    assert '["setting", "blob"]' in str(var["validation"][0]["condition"])
+    # contract section 2: at most one of PAT_TARGETS, PAT_TARGETS_FILE, PAT_TARGETS_BLOB
+    sources = {"PAT_TARGETS", "PAT_TARGETS_FILE", "PAT_TARGETS_BLOB"}
+    assert sources & set(app_settings) == {"PAT_TARGETS"}
+    assert sources & set(blob_app_settings) == {"PAT_TARGETS_BLOB"}
+    unknown = sorted(set(blob_app_settings) - SET_BY_INFRA - SET_WITH_BLOB - PLATFORM_SETTINGS)
+    assert not unknown, unknown
+    for name, value in blob_app_settings.items():
+        assert not SECRET_REFERENCE.search(str(value)) and not SECRET_LITERAL.search(str(value)), name
+
+
+def test_targets_blob_is_read_by_the_identity_alone(rotator):
+    gated = 'var.targets_source == "blob" ? 1 : 0'
+    account = rotator.resource("azurerm_storage_account", "targets")
+    container = rotator.resource("azurerm_storage_container", "targets")
+    blob = rotator.resource("azurerm_storage_blob", "targets")
+    reader = rotator.resource("azurerm_role_assignment", "targets_blob_reader")
+    audit = rotator.resource("azurerm_monitor_diagnostic_setting", "targets_blob")
+    for body in (account, container, blob, reader, audit):
+        assert expr(body["count"]) == gated, "only when told to (targets_source = blob)"
+    # the same JSON as PAT_TARGETS, in a dedicated container of a dedicated account (the
+    # identity is Blob Data Owner of the whole host account, which would let it rewrite
+    # its own targets)
+    assert expr(blob["source_content"]) == "module.targets.pat_targets_json"
+    assert expr(blob["storage_container_id"]) == "azurerm_storage_container.targets[0].id"
+    assert unq(blob["content_type"]) == "application/json" and unq(blob["type"]) == "Block"
+    assert expr(container["storage_account_id"]) == "azurerm_storage_account.targets[0].id"
+    assert unq(container["container_access_type"]) == "private"
+    assert account["shared_access_key_enabled"] is False and account["allow_nested_items_to_be_public"] is False
+    assert account["local_user_enabled"] is False and account["default_to_oauth_authentication"] is True
+    assert first(account["blob_properties"])["versioning_enabled"] is True, "every earlier target list is kept"
+    assert unq(audit["target_resource_id"]) == "${azurerm_storage_account.targets[0].id}/blobServices/default"
+    # Storage Blob Data Reader for the service identity on that container, and no other
+    # role on the container or its account from this configuration
+    assert unq(reader["role_definition_name"]) == "Storage Blob Data Reader"
+    assert expr(reader["scope"]) == "azurerm_storage_container.targets[0].id"
+    assert expr(reader["principal_id"]) == FUNCTION_PRINCIPAL
+    on_targets = [n for n, ra in role_assignments(rotator).items() if "targets" in expr(ra["scope"])]
+    assert on_targets == ["targets_blob_reader"], on_targets
+    # no SAS anywhere: the blob URL is read with the identity
+    assert not rotator.data_sources("azurerm_storage_account_sas") and not rotator.data_sources("azurerm_storage_account_blob_container_sas")
+
+
+def test_allowed_vaults_are_the_targets_vault_hosts(targets_module):
+    out = Module(INFRA / "modules" / "targets").outputs()["vault_hosts"]
+    assert expr(out["value"]) == 'sort(distinct([for t in local.pat_targets : lower(split("/", t.key_vault_url)[2])]))'
 
 
 def test_settings_values(app_settings, rotator):
@@ -492,8 +618,14 @@ def test_provisioning_step_exists_per_target_and_depends_on_everything_it_needs(
         "databricks_permissions.token_usage_authoritative",  # opt-in tokens ACL
         "databricks_group_member.function",
         "azurerm_role_assignment.storage_blob_data_owner",
+        "azurerm_role_assignment.existing_key_vault",  # the vault role on existing vaults
+        "terraform_data.grant_token_use",  # an existing workspace's CAN_USE entry
+        "azurerm_storage_blob.targets",  # targets_source = "blob": the blob, and the right to read it
+        "azurerm_role_assignment.targets_blob_reader",
     }
     assert needed <= deps, f"missing depends_on: {sorted(needed - deps)}"
+    # a target is re-provisioned when its own vault is replaced
+    assert expr(triggers["key_vault_id"]) == "local.vaults[local.target_key_vault[each.key]].id"
     # The app itself: referenced directly.
     assert "azurerm_function_app_flex_consumption.this" in str(triggers)
     # An identity switch re-provisions in the same apply (the new identity cannot use

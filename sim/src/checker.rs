@@ -268,6 +268,30 @@ impl World {
         let age = by_clock.min(sent - c.requested);
         // The issuer's `Date` has whole seconds: a credential may look up to a second younger.
         if age > MAX_UNWRITTEN_AGE + Duration::seconds(2) {
+            // What the process's own clocks could tell of the time since the create was sent:
+            // its monotonic clock does not count a suspension, its wall clock may have been
+            // stepped back meanwhile. When neither shows 30 minutes and no answer since carried
+            // a service's `Date`, nothing in the process could know: an observation.
+            if let Some(p) = self.invs.get(&inv).map(|x| x.process) {
+                let suspended: Duration =
+                    self.jumps.iter().filter(|(at, _)| *at >= c.requested && *at < sent).map(|(_, d)| *d).sum();
+                let monotonic = sent - c.requested - suspended;
+                let wall = self.local_at(p, sent) - self.local_at(p, c.requested);
+                if monotonic.max(wall) <= MAX_UNWRITTEN_AGE {
+                    self.observe(
+                        "a credential written over 30 minutes old: the process was suspended and its wall clock stepped back meanwhile, so none of its clocks could tell",
+                        format!(
+                            "{} wrote {} {} old, but its clocks saw {} (monotonic) and {} (wall)",
+                            Self::who(inv),
+                            c.id,
+                            crate::log::span(age),
+                            crate::log::span(monotonic),
+                            crate::log::span(wall)
+                        ),
+                    );
+                    return;
+                }
+            }
             self.violate(
                 8,
                 Some(format!("old {}", c.id)),

@@ -535,6 +535,7 @@ async fn invocation(procs: &Rc<Procs>, dep: usize, invoke: Invoke, kill_after: O
                     force: false,
                     dry_run: false,
                     revoke_superseded: false,
+                    take_ownership: false,
                     caller: Caller::Timer,
                     budget: settings.timer_budget,
                 };
@@ -564,6 +565,7 @@ async fn invocation(procs: &Rc<Procs>, dep: usize, invoke: Invoke, kill_after: O
                     force: c.force,
                     dry_run: c.dry_run,
                     revoke_superseded: c.revoke_superseded,
+                    take_ownership: false,
                     caller: Caller::Cli,
                     budget: settings.timer_budget,
                 };

@@ -25,45 +25,60 @@ fn find(bug: Bug) {
 }
 
 /// Seeds that reproduce each defect when its fix is reverted: for each, the first three seeds
-/// of 0..2000 that fail with the defect on (found by `pat-rotator-sim soak --count 2000 --bug
-/// NAME`); every one passes with the defect off. They are part of the CI schedules, so each is
-/// also a regression seed of today's code.
+/// of 0..2000 that fail with the defect on (found by `pat-rotator-sim soak --count 2000 --show 3
+/// --bug NAME`); every one passes with the defect off. They are part of the CI schedules, so each
+/// is also a regression seed of today's code.
+///
+/// A schedule is a seed *and* the code's requests: a change above the seam that sends one
+/// request more or less re-draws what follows, so a seed may drift off its defect. The test
+/// holds while at least one seed of each defect still reproduces it (and says which drifted);
+/// when none does, find them again with the command above.
 const REGRESSION: &[(Bug, [u64; 3])] = &[
-    (Bug::AbsentIsProof, [10, 22, 30]),
+    (Bug::AbsentIsProof, [10, 12, 16]),
     (Bug::OwnerByName, [0, 4, 6]),
-    (Bug::RetagUnprotected, [7, 8, 11]),
-    (Bug::TimeoutIsFailure, [6, 12, 14]),
-    (Bug::NoDateLocalClock, [12, 14, 29]),
+    (Bug::RetagUnprotected, [7, 8, 15]),
+    (Bug::TimeoutIsFailure, [10, 12, 14]),
+    (Bug::NoDateLocalClock, [12, 14, 16]),
     // Old simulator seeds 577372 and 860212: a cap revocation counting a token a concurrent run
     // had deleted since the run's listing.
-    (Bug::CapCountsTheGone, [14, 38, 314]),
+    (Bug::CapCountsTheGone, [14, 20, 632]),
     // Old simulator seed 40900: a token's age taken from the verification's answer.
-    (Bug::AgeFromTheAnswer, [6, 62, 86]),
+    (Bug::AgeFromTheAnswer, [6, 12, 70]),
     // Issue 21 finding 2: a disabled latest version tied with an older one in its second.
-    (Bug::SameSecondTie, [132, 424, 462]),
+    (Bug::SameSecondTie, [33, 38, 462]),
     // Issue 21 finding 3: a 5xx answer to a write that lands later.
-    (Bug::FiveXxIsDefinitive, [11, 19, 33]),
+    (Bug::FiveXxIsDefinitive, [19, 56, 62]),
 ];
 
 #[test]
 fn regression_seeds_reproduce_each_defect_and_pass_without_it() {
     use pat_rotator::rotation::bugs;
     use pat_rotator_sim::{Options, run};
-    let mut wrong = Vec::new();
+    let (mut wrong, mut drifted) = (Vec::new(), Vec::new());
     for (bug, seeds) in REGRESSION {
+        let mut reproduced = 0;
         for seed in seeds {
             bugs::set(&[*bug]);
             let with = run(*seed, Options::default());
             bugs::set(&[]);
             let without = run(*seed, Options::default());
-            if !with.failed() || without.failed() {
-                wrong.push(format!(
-                    "{bug:?} seed {seed}: with it {}, without it {}",
-                    if with.failed() { "fails" } else { "passes" },
-                    if without.failed() { "fails" } else { "passes" }
-                ));
+            if without.failed() {
+                wrong.push(format!("{bug:?} seed {seed} fails without the defect"));
+            }
+            if with.failed() {
+                reproduced += 1;
+            } else {
+                drifted.push(format!("{bug:?} seed {seed}"));
             }
         }
+        if reproduced == 0 {
+            wrong.push(format!(
+                "no regression seed of {bug:?} reproduces it any more: find new ones with `cargo run -p pat-rotator-sim --profile sim --features hunt -- soak --count 2000 --show 3 --bug {bug:?}`"
+            ));
+        }
+    }
+    if !drifted.is_empty() {
+        eprintln!("regression seeds that drifted off their defect (others still reproduce it): {}", drifted.join(", "));
     }
     assert!(wrong.is_empty(), "regression seeds no longer do what they say:\n{}", wrong.join("\n"));
     assert_eq!(REGRESSION.len(), Bug::ALL.len(), "every defect has its regression seeds");

@@ -185,6 +185,16 @@ impl TokenSource {
         self.access_token(scope).await.map(|t| Redacted::new(t.token.secret()))
     }
 
+    /// The lower-case object id (`oid` claim) of this identity's token for `scope`, unverified:
+    /// who writes a version (contract §10). `None` when no token could be had or it carries no
+    /// GUID there. Reuses the cached token, so it costs no round trip after the first request.
+    pub async fn object_id(&self, scope: &str) -> Option<String> {
+        let token = self.get(scope).await.ok()?;
+        let claims = super::federation::jwt_claims(token.expose())?;
+        let oid = claims.get("oid")?.as_str()?.trim().to_ascii_lowercase();
+        crate::config::is_guid(&oid).then_some(oid)
+    }
+
     /// Fetches the token for `scope` now, so that it is cached when it is needed; errors are
     /// left for the real request to report.
     pub async fn prefetch(&self, scope: &str) {

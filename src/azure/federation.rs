@@ -96,8 +96,9 @@ impl ClientAssertion for Assertion {
     }
 }
 
-/// The claims of a JWT, unverified (only to name issuer and subject in messages).
-fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+/// The claims of a JWT, unverified (only to name issuer and subject in messages, and the writer
+/// of a version, contract §10).
+pub(crate) fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
     let payload = token.split('.').nth(1)?;
     let bytes = azure_core::base64::decode_url_safe(payload).ok()?;
     match serde_json::from_slice(&bytes).ok()? {

@@ -12,10 +12,9 @@
 //! shortened (contract §10).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::RequestContent;
 use azure_security_keyvault_secrets::models::{SecretAttributes, SecretProperties, SetSecretParameters};
@@ -24,13 +23,13 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 use tracing::debug;
 
-use super::credential::sdk_client_options;
+use super::credential::{TokenSource, sdk_client_options, vault_scope};
 use crate::error::{Code, Error, Result, excerpt};
 use crate::rotation::model::{SecretWrite, StoredSecret};
 use crate::rotation::ports::{SecretRead, SecretStore, WriteError};
 use crate::secret::Redacted;
 use crate::transport::client::Http;
-use crate::transport::pacing::RateLimiter;
+use crate::transport::pacing::{Pace, Reservations};
 use crate::transport::retry::{RetryPolicy, parse_retry_after};
 
 /// One vault.
@@ -38,30 +37,50 @@ pub struct KeyVaultStore {
     client: SecretClient,
     vault_url: String,
     retry: RetryPolicy,
-    writes: Arc<RateLimiter>,
-    reads: Arc<RateLimiter>,
+    /// Secret writes: this vault's budget, then the one all vaults share (contract §11).
+    writes: Pace,
+    /// Every other operation, likewise.
+    reads: Pace,
+    /// The identity the client authenticates as, and the scope of its vault token: whose object
+    /// id `rotated-by` records (contract §10).
+    tokens: Arc<TokenSource>,
+    scope: Option<&'static str>,
+    writer: OnceLock<String>,
 }
+
+/// Room for one secret write, reserved before the credential it will carry is created
+/// (contract §11): the write is then sent as soon as the credential is proven.
+pub struct WriteSlot(Reservations);
 
 impl KeyVaultStore {
     /// `vault_url` is validated configuration (`https://…`). For a loopback host (a local
     /// emulator) the challenge-resource check is relaxed; nothing else changes.
     pub fn new(
         vault_url: &str,
-        credential: Arc<dyn TokenCredential>,
+        tokens: Arc<TokenSource>,
         http: &Http,
         retry: RetryPolicy,
-        writes: Arc<RateLimiter>,
-        reads: Arc<RateLimiter>,
+        writes: Pace,
+        reads: Pace,
     ) -> Result<KeyVaultStore> {
         let options = SecretClientOptions {
             client_options: sdk_client_options(http),
             verify_challenge_resource: Some(!crate::config::url_is_loopback(vault_url)),
             ..Default::default()
         };
-        let client = SecretClient::new(vault_url, credential, Some(options)).map_err(|e| {
+        let client = SecretClient::new(vault_url, tokens.as_credential(), Some(options)).map_err(|e| {
             Error::new(Code::KeyvaultError, format!("Key Vault client for {vault_url}: {}", super::chain(&e)))
         })?;
-        Ok(KeyVaultStore { client, vault_url: vault_url.to_string(), retry, writes, reads })
+        Ok(KeyVaultStore {
+            client,
+            vault_url: vault_url.to_string(),
+            retry,
+            writes,
+            reads,
+            scope: vault_scope(vault_url),
+            tokens,
+            writer: OnceLock::new(),
+        })
     }
 
     fn error(&self, op: &str, name: &str, e: &azure_core::Error) -> Error {
@@ -113,7 +132,7 @@ impl KeyVaultStore {
                     (403, Some("ForbiddenByRbac")) => Error::new(
                         Code::KeyvaultForbidden,
                         format!(
-                            "{detail} (grant the identity the Key Vault Secrets Officer role on the vault; new role assignments take minutes to apply)"
+                            "{detail} (grant the identity a role with get, read-metadata and set on the vault: infra's custom role, or Key Vault Secrets Officer; new role assignments take minutes to apply)"
                         ),
                     ),
                     (403, _) => Error::new(Code::KeyvaultForbidden, detail),
@@ -221,6 +240,103 @@ fn outcome_unknown(e: &azure_core::Error) -> bool {
 }
 
 impl KeyVaultStore {
+    /// Waits for room for one secret write in this vault and across all vaults, and holds it.
+    pub async fn reserve_write(&self) -> WriteSlot {
+        WriteSlot(self.writes.reserve().await)
+    }
+
+    /// [`SecretStore::write`] in a slot reserved earlier (or, without one, after waiting for
+    /// room now).
+    pub async fn write_in(
+        &self,
+        w: &SecretWrite,
+        slot: Option<WriteSlot>,
+    ) -> std::result::Result<StoredSecret, WriteError> {
+        // One attempt: the domain reads back and decides whether another is safe.
+        let params = SetSecretParameters {
+            value: Some(w.value.expose().to_string()),
+            content_type: Some(w.content_type.clone()),
+            tags: Some(w.tags.clone().into_iter().collect::<HashMap<_, _>>()),
+            secret_attributes: Some(SecretAttributes { enabled: Some(true), expires: w.expires, ..Default::default() }),
+        };
+        let body: RequestContent<SetSecretParameters> = params.try_into().map_err(|e: azure_core::Error| {
+            WriteError::Failed(self.error_holding("write", &w.name, &e, Some(&w.value)))
+        })?;
+        let slot = match slot {
+            Some(s) => s,
+            None => self.reserve_write().await,
+        };
+        slot.0.stamp();
+        let limit = self.retry.attempt_timeout();
+        let answer = tokio::time::timeout(limit, async {
+            let resp = self.client.set_secret(&w.name, body, None).await?;
+            resp.into_model()
+        })
+        .await;
+        match answer {
+            Ok(Ok(secret)) => Ok(stored(secret)),
+            Ok(Err(e)) if outcome_unknown(&e) => {
+                Err(WriteError::Unknown(self.error_holding("write", &w.name, &e, Some(&w.value))))
+            }
+            Ok(Err(e)) => Err(WriteError::Failed(self.error_holding("write", &w.name, &e, Some(&w.value)))),
+            Err(_) => Err(WriteError::Unknown(
+                Error::new(
+                    Code::Timeout,
+                    format!(
+                        "Key Vault write of secret \"{}\" in {}: no answer within {} s",
+                        w.name,
+                        self.vault_url,
+                        limit.as_secs_f32()
+                    ),
+                )
+                .transient(),
+            )),
+        }
+    }
+
+    /// The latest version of each secret of the vault whose name (lower case) is in `wanted`,
+    /// from the vault's list of secrets (one paced request per page of 25), keyed by lower-case
+    /// name. Stops after `max_items` secrets; the flag says whether the list was read to its end
+    /// (only then does a name's absence mean the secret is absent). Metadata only.
+    pub async fn latest_of(
+        &self,
+        wanted: &std::collections::HashSet<String>,
+        max_items: usize,
+    ) -> Result<(HashMap<String, StoredSecret>, bool)> {
+        self.retry
+            .run("listing the vault's secrets", || async {
+                let mut pages = self
+                    .client
+                    .list_secret_properties(None)
+                    .map_err(|e| self.error("secrets list", "*", &e))?
+                    .into_pages();
+                let (mut found, mut seen) = (HashMap::new(), 0usize);
+                loop {
+                    self.reads.acquire().await;
+                    let Some(page) = pages.try_next().await.map_err(|e| self.error("secrets list", "*", &e))? else {
+                        return Ok((found, true));
+                    };
+                    let page = page.into_model().map_err(|e| self.error("secrets list", "*", &e))?;
+                    for p in page.value {
+                        seen += 1;
+                        let s = stored_properties(p);
+                        let name =
+                            s.id.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_ascii_lowercase();
+                        if wanted.contains(&name) {
+                            found.insert(name, s);
+                        }
+                    }
+                    if page.next_link.as_deref().is_none_or(str::is_empty) {
+                        return Ok((found, true));
+                    }
+                    if seen >= max_items {
+                        return Ok((found, false));
+                    }
+                }
+            })
+            .await
+    }
+
     /// The latest version's metadata when the vault refuses to read it because it is disabled:
     /// the versions list still shows it (in no particular order).
     async fn latest_from_versions(&self, name: &str) -> Result<(Option<StoredSecret>, Vec<StoredSecret>)> {
@@ -249,6 +365,16 @@ fn newest_second(versions: Vec<StoredSecret>) -> (Option<StoredSecret>, Vec<Stor
 impl SecretStore for KeyVaultStore {
     fn error(&self, message: String) -> Error {
         Error::new(Code::KeyvaultError, format!("{message} (vault {})", self.vault_url))
+    }
+
+    /// The `oid` of the Key Vault access token the client presents (the token of the read
+    /// that preceded it, from the cache).
+    async fn writer(&self) -> Option<String> {
+        if let Some(w) = self.writer.get() {
+            return Some(w.clone());
+        }
+        let oid = self.tokens.object_id(self.scope?).await?;
+        Some(self.writer.get_or_init(|| oid).clone())
     }
 
     async fn read_latest(&self, name: &str) -> Result<SecretRead> {
@@ -315,42 +441,7 @@ impl SecretStore for KeyVaultStore {
     }
 
     async fn write(&self, w: &SecretWrite) -> std::result::Result<StoredSecret, WriteError> {
-        // One attempt: the domain reads back and decides whether another is safe.
-        let params = SetSecretParameters {
-            value: Some(w.value.expose().to_string()),
-            content_type: Some(w.content_type.clone()),
-            tags: Some(w.tags.clone().into_iter().collect::<HashMap<_, _>>()),
-            secret_attributes: Some(SecretAttributes { enabled: Some(true), expires: w.expires, ..Default::default() }),
-        };
-        let body: RequestContent<SetSecretParameters> = params.try_into().map_err(|e: azure_core::Error| {
-            WriteError::Failed(self.error_holding("write", &w.name, &e, Some(&w.value)))
-        })?;
-        self.writes.acquire().await;
-        let limit = self.retry.attempt_timeout();
-        let answer = tokio::time::timeout(limit, async {
-            let resp = self.client.set_secret(&w.name, body, None).await?;
-            resp.into_model()
-        })
-        .await;
-        match answer {
-            Ok(Ok(secret)) => Ok(stored(secret)),
-            Ok(Err(e)) if outcome_unknown(&e) => {
-                Err(WriteError::Unknown(self.error_holding("write", &w.name, &e, Some(&w.value))))
-            }
-            Ok(Err(e)) => Err(WriteError::Failed(self.error_holding("write", &w.name, &e, Some(&w.value)))),
-            Err(_) => Err(WriteError::Unknown(
-                Error::new(
-                    Code::Timeout,
-                    format!(
-                        "Key Vault write of secret \"{}\" in {}: no answer within {} s",
-                        w.name,
-                        self.vault_url,
-                        limit.as_secs_f32()
-                    ),
-                )
-                .transient(),
-            )),
-        }
+        self.write_in(w, None).await
     }
 }
 

@@ -1,6 +1,8 @@
 //! Azure: Entra ID tokens ([`credential`]) and Key Vault ([`keyvault`]), both through the
-//! official Azure SDK for Rust, both on the process's one HTTP client.
+//! official Azure SDK for Rust, and the targets blob of Storage ([`blob`]), all on the process's
+//! one HTTP client.
 
+pub mod blob;
 pub mod credential;
 pub mod federation;
 pub mod keyvault;

@@ -8,9 +8,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::fields::{CLIENT_ID, KIND, Kinds, LIFETIME_DAYS, NAME, RENEW_BEFORE_DAYS, Read, SECRET_NAME, Slot, Source};
+use super::fields::{
+    CLIENT_ID, KEY_VAULT_URL, KIND, Kinds, LIFETIME_DAYS, NAME, RENEW_BEFORE_DAYS, Read, SECRET_NAME,
+    SERVICE_PRINCIPAL, Slot, Source, WORKSPACE_URL,
+};
 use super::settings::Settings;
-use super::target::Target;
+use super::target::{Target, TargetKind};
 
 /// Every required field is there: always for a field every kind accepts, and for a field of one
 /// kind (`service_principal`) when the target is of that kind.
@@ -95,6 +98,27 @@ pub(super) fn unique_names_and_secrets(targets: &[(Source, Target)], errs: &mut 
     }
 }
 
+/// Contract §9: a principal's OAuth secrets and its limit of five are account-wide, and each
+/// target keeps up to two of them (the current one and, within its grace, the previous one): two
+/// targets may share a principal (`check-config` warns), three or more would starve each other.
+pub(super) fn principal_shared_by_at_most_two(targets: &[(Source, Target)], errs: &mut Vec<String>) {
+    let mut by_principal: BTreeMap<&str, Vec<(&Source, &str)>> = BTreeMap::new();
+    for (source, t) in targets {
+        if let Some(sp) = t.service_principal() {
+            by_principal.entry(sp).or_default().push((source, t.name.as_str()));
+        }
+    }
+    for (sp, users) in by_principal.into_iter().filter(|(_, u)| u.len() > 2) {
+        let names: Vec<String> = users.iter().map(|(_, n)| format!("\"{n}\"")).collect();
+        errs.push(format!(
+            "{}: \"{sp}\" is the principal of {} targets ({}); at most two targets may share a service principal, whose limit of five OAuth secrets is account-wide",
+            users[2].0.at(&SERVICE_PRINCIPAL),
+            users.len(),
+            names.join(", ")
+        ));
+    }
+}
+
 /// Contract §8: a target with `client_id` needs a tenant and a credential that can present a
 /// federated assertion (a managed-identity token, or the workload identity's token file).
 pub(super) fn client_id_needs_federation(targets: &[(Source, Target)], s: &Settings, errs: &mut Vec<String>) {
@@ -110,6 +134,61 @@ pub(super) fn client_id_needs_federation(targets: &[(Source, Target)], s: &Setti
             errs.push(format!(
                 "{at}: \"{c}\" requires PAT_CREDENTIAL managed_identity or workload_identity (a credential that can present a federated assertion); the credential is {}",
                 s.credential.as_str()
+            ));
+        }
+    }
+}
+
+/// `PAT_ALLOWED_VAULTS` (contract §2): a target may name only a listed vault host (the host, or
+/// the host and its port). Whoever can change the targets — the writers of `PAT_TARGETS_BLOB`
+/// above all — can then send new credentials only where the Function App's settings allow.
+pub(super) fn vault_allowed(targets: &[(Source, Target)], s: &Settings, errs: &mut Vec<String>) {
+    let Some(allowed) = &s.allowed_vaults else { return };
+    for (source, t) in targets {
+        let Ok(u) = url::Url::parse(&t.key_vault_url) else { continue };
+        let host = u.host_str().unwrap_or_default().to_ascii_lowercase();
+        let with_port = u.port().map(|p| format!("{host}:{p}"));
+        if !allowed.iter().any(|a| *a == host || Some(a) == with_port.as_ref()) {
+            errs.push(format!(
+                "{}: vault host {} is not in PAT_ALLOWED_VAULTS ({})",
+                source.at(&KEY_VAULT_URL),
+                with_port.as_deref().unwrap_or(&host),
+                allowed.join(", ")
+            ));
+        }
+    }
+}
+
+/// Databricks allows 600 tokens per identity and workspace (contract §11): each `pat` target
+/// keeps its current token and, within its grace, the one before (up to the cap of 6 when
+/// rotations are forced), so more than this many targets of one owner in one workspace are refused.
+pub const PAT_TARGETS_PER_OWNER_REFUSED: usize = 300;
+/// ... and beyond this many `check-config` (and every command's log) warns.
+pub const PAT_TARGETS_PER_OWNER_WARNED: usize = 100;
+
+/// `pat` targets per (workspace, owner): the owner is the service identity or the target's
+/// `client_id` (contract §8); OAuth-secret targets hold no PAT. With the first target of each
+/// group, for messages.
+pub fn pat_targets_per_owner(targets: &[&Target]) -> BTreeMap<(String, String), usize> {
+    let mut per: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for t in targets.iter().filter(|t| t.kind.name() == TargetKind::Pat) {
+        *per.entry((t.workspace_url.to_ascii_lowercase(), t.owner())).or_default() += 1;
+    }
+    per
+}
+
+/// More than [`PAT_TARGETS_PER_OWNER_REFUSED`] `pat` targets of one owner in one workspace.
+pub(super) fn pat_quota(targets: &[(Source, Target)], errs: &mut Vec<String>) {
+    let all: Vec<&Target> = targets.iter().map(|(_, t)| t).collect();
+    for ((ws, owner), n) in pat_targets_per_owner(&all) {
+        if n > PAT_TARGETS_PER_OWNER_REFUSED {
+            let first = targets
+                .iter()
+                .find(|(_, t)| t.workspace_url.eq_ignore_ascii_case(&ws) && t.owner() == owner)
+                .map(|(s, _)| s.at(&WORKSPACE_URL))
+                .unwrap_or_else(|| WORKSPACE_URL.key.to_string());
+            errs.push(format!(
+                "{first}: {n} pat targets share workspace {ws} as {owner}; at most {PAT_TARGETS_PER_OWNER_REFUSED} may (Databricks allows 600 tokens per identity and workspace, and each target keeps a current and a previous token): give some of them their own client_id (contract §8)"
             ));
         }
     }
@@ -369,5 +448,24 @@ mod tests {
         let mut v = mi[..3].to_vec();
         v.push(("PAT_TARGETS", &targets));
         assert!(cfg(&v).is_ok());
+    }
+    #[test]
+    fn two_targets_may_share_a_principal_three_may_not() {
+        let t = |name: &str, sp: &str| {
+            format!(
+                r#"{{"name":"{name}","workspace_url":"adb-1.2.azuredatabricks.net","key_vault_url":"https://kv.vault.azure.net","secret_name":"{name}","kind":"sp_oauth_secret","service_principal":"{sp}"}}"#
+            )
+        };
+        let two = format!("[{},{},{}]", t("a", SP), t("b", &SP.to_uppercase()), t("c", APP));
+        assert!(cfg(&[("PAT_TARGETS", &two)]).is_ok());
+        let three = format!("[{},{},{}]", t("a", SP), t("b", SP), t("c", &SP.to_uppercase()));
+        let e = cfg(&[("PAT_TARGETS", &three)]).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert!(
+            e.0[0].starts_with(&format!(
+                r#"targets[2].service_principal: "{SP}" is the principal of 3 targets ("a", "b", "c")"#
+            )),
+            "{e}"
+        );
     }
 }

@@ -69,6 +69,16 @@ impl Cloud {
         }
     }
 
+    /// The DNS suffix of Storage endpoints, without a leading dot: account `a`'s blobs are at
+    /// `https://a.blob.{suffix}` (`PAT_TARGETS_BLOB`).
+    pub const fn storage_suffix(self) -> &'static str {
+        match self {
+            Cloud::Public => "core.windows.net",
+            Cloud::UsGov => "core.usgovcloudapi.net",
+            Cloud::China => "core.chinacloudapi.cn",
+        }
+    }
+
     /// The audience (v1 resource) of Key Vault tokens; the scope is this plus `/.default`.
     pub const fn vault_audience(self) -> &'static str {
         match self {

@@ -383,19 +383,25 @@ impl Read {
 /// Reads `PAT_TARGETS`. A target with any problem is left out (and every problem reported);
 /// each target keeps its index, for messages about it.
 pub fn read_json_targets(json: &str, errs: &mut Vec<String>) -> Vec<(Source, Target)> {
+    read_targets_document("PAT_TARGETS", json, errs)
+}
+
+/// Reads a JSON array of targets that `setting` supplied (`PAT_TARGETS`, or the contents of
+/// `PAT_TARGETS_FILE` or `PAT_TARGETS_BLOB`); problems name `setting` and `targets[i]`.
+pub fn read_targets_document(setting: &str, json: &str, errs: &mut Vec<String>) -> Vec<(Source, Target)> {
     let value: Value = match serde_json::from_str(json) {
         Ok(v) => v,
         Err(e) => {
-            errs.push(format!("PAT_TARGETS: not valid JSON ({e})"));
+            errs.push(format!("{setting}: not valid JSON ({e})"));
             return Vec::new();
         }
     };
     let Value::Array(items) = value else {
-        errs.push("PAT_TARGETS: must be a JSON array of target objects".into());
+        errs.push(format!("{setting}: must be a JSON array of target objects"));
         return Vec::new();
     };
     if items.is_empty() {
-        errs.push("PAT_TARGETS: the array is empty; configure at least one target".into());
+        errs.push(format!("{setting}: the array is empty; configure at least one target"));
     }
     items.iter().enumerate().filter_map(|(i, item)| read_json_target(i, item, errs)).collect()
 }

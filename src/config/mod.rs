@@ -38,12 +38,14 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt;
 
+pub use checks::{PAT_TARGETS_PER_OWNER_REFUSED, PAT_TARGETS_PER_OWNER_WARNED, pat_targets_per_owner};
 pub use clouds::{Cloud, DATABRICKS_HOST_SUFFIXES};
 pub use host_json::{FUNCTION_TIMEOUT_SETTING, host_json_function_timeout};
 pub use names::{is_guid, valid_secret_name, valid_target_name};
 pub use settings::{CredentialKind, LogFormat, MAX_RETRY_WAIT_SECS, Pacing, Settings};
 pub use target::{Kind, Target, TargetKind};
-pub use urls::{is_loopback_host, normalize_vault_url, normalize_workspace_url, url_is_loopback};
+pub use urls::shown as shown_url;
+pub use urls::{is_loopback_host, normalize_blob_url, normalize_vault_url, normalize_workspace_url, url_is_loopback};
 
 use fields::{Lookup, Source};
 
@@ -55,6 +57,36 @@ pub struct Config {
     /// variables, a vault outside the workspace's cloud), one line each, for the CLI and the
     /// log. They never stop the program.
     pub warnings: Vec<String>,
+    /// Where `targets` came from.
+    pub source: TargetsSource,
+    /// The settings as read, so that a copy of `PAT_TARGETS_BLOB` can be read against them.
+    env: Snapshot,
+}
+
+/// Where the targets come from (contract §2).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum TargetsSource {
+    /// The flat settings: one target named `default`.
+    Flat,
+    /// `PAT_TARGETS`.
+    Setting,
+    /// `PAT_TARGETS_FILE`, read with the rest of the configuration.
+    File { path: String },
+    /// `PAT_TARGETS_BLOB`, read at the start of every invocation and CLI command; `read` says
+    /// whether `targets` holds a copy yet.
+    Blob { url: String, read: bool },
+}
+
+/// The three settings that may give the targets; at most one may be set.
+pub const TARGETS_SETTINGS: [&str; 3] = ["PAT_TARGETS", "PAT_TARGETS_FILE", "PAT_TARGETS_BLOB"];
+/// The largest targets document read from a file or a blob (contract §2).
+pub const MAX_TARGETS_DOCUMENT: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Snapshot {
+    values: std::sync::Arc<std::collections::BTreeMap<String, String>>,
+    names: Option<std::sync::Arc<Vec<String>>>,
 }
 
 /// Every problem found, one line each.
@@ -93,17 +125,32 @@ impl Config {
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
         let map: std::collections::BTreeMap<String, String> = vars.into_iter().collect();
         let names: Vec<String> = map.keys().cloned().collect();
-        parse(&|k| map.get(k).cloned(), Some(&names))
+        parse(&|k| map.get(k).cloned(), Some(&names), None)
     }
 
     /// Reads settings through `get`. Without the list of names, unknown `PAT_*` variables
     /// cannot be noticed; everything else is as [`Config::from_vars`].
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        parse(&get, None)
+        parse(&get, None, None)
     }
 
     pub fn target(&self, name: &str) -> Option<&Target> {
         self.targets.iter().find(|t| t.name == name)
+    }
+
+    /// The blob the targets come from, when they come from one (`PAT_TARGETS_BLOB`).
+    pub fn blob(&self) -> Option<&str> {
+        match &self.source {
+            TargetsSource::Blob { url, .. } => Some(url),
+            _ => None,
+        }
+    }
+
+    /// This configuration with the targets of `document`, a copy of `PAT_TARGETS_BLOB`, checked
+    /// as any other targets are (and named `PAT_TARGETS_BLOB` in messages).
+    pub fn with_blob(&self, document: &str) -> Result<Config, ConfigError> {
+        let values = self.env.values.clone();
+        parse(&|k| values.get(k).cloned(), self.env.names.as_deref().map(Vec::as_slice), Some(document))
     }
 }
 
@@ -112,7 +159,25 @@ fn env_vars() -> Vec<(String, String)> {
     std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
 }
 
-fn parse(lookup: &Lookup, names: Option<&[String]>) -> Result<Config, ConfigError> {
+/// Reads a targets file (`PAT_TARGETS_FILE`): a path relative to the working directory.
+fn read_targets_file(path: &str, errs: &mut Vec<String>) -> Option<String> {
+    let shown = path.escape_debug();
+    let read = std::fs::metadata(path).and_then(|m| {
+        if m.len() > MAX_TARGETS_DOCUMENT {
+            return Err(std::io::Error::other(format!("{} bytes, more than the limit of 16 MiB", m.len())));
+        }
+        std::fs::read_to_string(path)
+    });
+    match read {
+        Ok(text) => Some(text),
+        Err(e) => {
+            errs.push(format!("PAT_TARGETS_FILE: cannot read \"{shown}\": {e}"));
+            None
+        }
+    }
+}
+
+fn parse(lookup: &Lookup, names: Option<&[String]>, blob_document: Option<&str>) -> Result<Config, ConfigError> {
     // Every setting a parser asks for is a known one (for the unknown-variable warning).
     let asked = RefCell::new(BTreeSet::new());
     // Empty values count as unset (Terraform and local.settings.json often carry `""` for
@@ -123,23 +188,69 @@ fn parse(lookup: &Lookup, names: Option<&[String]>) -> Result<Config, ConfigErro
     };
     let mut errs = Vec::new();
 
-    let json = get("PAT_TARGETS");
-    let targets: Vec<(Source, Target)> = match &json {
-        Some(json) => fields::read_json_targets(json, &mut errs),
-        None => fields::read_flat_target(&get, &mut errs).into_iter().collect(),
+    let given: Vec<(&str, String)> = TARGETS_SETTINGS.iter().filter_map(|k| get(k).map(|v| (*k, v))).collect();
+    if given.len() > 1 {
+        let set: Vec<&str> = given.iter().map(|(k, _)| *k).collect();
+        errs.push(format!(
+            "{}: at most one of them may be set; {} are set",
+            TARGETS_SETTINGS.join(", "),
+            set.join(" and ")
+        ));
+    }
+    let mut source = TargetsSource::Flat;
+    let mut from_json = None;
+    let targets: Vec<(Source, Target)> = match given.first().filter(|_| given.len() == 1) {
+        Some(("PAT_TARGETS", json)) => {
+            source = TargetsSource::Setting;
+            from_json = Some("PAT_TARGETS");
+            fields::read_json_targets(json, &mut errs)
+        }
+        Some(("PAT_TARGETS_FILE", path)) => {
+            source = TargetsSource::File { path: path.clone() };
+            from_json = Some("PAT_TARGETS_FILE");
+            match read_targets_file(path, &mut errs) {
+                Some(json) => fields::read_targets_document("PAT_TARGETS_FILE", &json, &mut errs),
+                None => Vec::new(),
+            }
+        }
+        Some((_, url)) => {
+            from_json = Some("PAT_TARGETS_BLOB");
+            match urls::normalize_blob_url(url) {
+                Ok(url) => source = TargetsSource::Blob { url, read: blob_document.is_some() },
+                Err(why) => errs.push(format!("PAT_TARGETS_BLOB: \"{}\" {why}", urls::shown(url))),
+            }
+            match blob_document {
+                Some(json) => fields::read_targets_document("PAT_TARGETS_BLOB", json, &mut errs),
+                None => Vec::new(),
+            }
+        }
+        None if given.is_empty() => fields::read_flat_target(&get, &mut errs).into_iter().collect(),
+        None => Vec::new(),
     };
     checks::unique_names_and_secrets(&targets, &mut errs);
+    checks::principal_shared_by_at_most_two(&targets, &mut errs);
+    checks::pat_quota(&targets, &mut errs);
     let settings = settings::parse_settings(&get, &mut errs);
     if let Some(s) = &settings {
         checks::client_id_needs_federation(&targets, s, &mut errs);
+        checks::vault_allowed(&targets, s, &mut errs);
     }
     let (Some(settings), true) = (settings, errs.is_empty()) else {
         return Err(ConfigError(errs));
     };
     // A copy: the warnings read settings through `get`, which records into `asked`.
     let asked_so_far = asked.borrow().clone();
-    let warnings = warnings::collect(&get, names, &asked_so_far, &targets, json.is_some());
-    Ok(Config { targets: targets.into_iter().map(|(_, t)| t).collect(), settings, warnings })
+    let mut warnings = warnings::collect(&get, names, &asked_so_far, &targets, from_json);
+    if matches!(source, TargetsSource::Blob { .. }) && settings.allowed_vaults.is_none() {
+        warnings.push(
+            "PAT_TARGETS_BLOB is set without PAT_ALLOWED_VAULTS: whoever can write that blob decides which vaults receive new credentials; set PAT_ALLOWED_VAULTS to the vault hosts the targets may use".into(),
+        );
+    }
+    let mut keys: BTreeSet<String> = asked.borrow().clone();
+    keys.extend(names.unwrap_or_default().iter().cloned());
+    let values = keys.into_iter().filter_map(|k| lookup(&k).map(|v| (k, v))).collect();
+    let env = Snapshot { values: std::sync::Arc::new(values), names: names.map(|n| std::sync::Arc::new(n.to_vec())) };
+    Ok(Config { targets: targets.into_iter().map(|(_, t)| t).collect(), settings, warnings, source, env })
 }
 
 #[cfg(test)]

@@ -80,6 +80,9 @@ pub struct Pacing {
     pub kv_writes_per_10s: u32,
     /// Other Key Vault operations per vault per 10 s (Key Vault's limit: 4,000).
     pub kv_reads_per_10s: u32,
+    /// All vaults together are paced to this many times the per-vault budgets
+    /// (`PAT_KEYVAULT_FLEET_FACTOR`; Key Vault's subscription-wide limit is 5×).
+    pub kv_fleet_factor: u32,
     /// Requests per second per Databricks workspace (0 = unpaced).
     pub workspace_rps: u32,
     /// The window the two Key Vault budgets apply to (Key Vault's: 10 s).
@@ -114,6 +117,12 @@ pub struct Settings {
     pub force_cooldown: Duration,
     pub log_format: LogFormat,
     pub pacing: Pacing,
+    /// `PAT_SERVICE_OBJECT_ID`: the deployment identity's object id (lower case), against which
+    /// `status` judges `rotated_by_another_identity` when someone else runs it (contract §10).
+    pub service_object_id: Option<String>,
+    /// `PAT_ALLOWED_VAULTS`: the only Key Vault hosts a target may name (lower case; a host,
+    /// or a host and port); `None` when unset.
+    pub allowed_vaults: Option<Vec<String>>,
 }
 
 fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -237,6 +246,7 @@ pub(super) fn parse_settings(get: &Lookup, errs: &mut Vec<String>) -> Option<Set
     let pacing = Pacing {
         kv_writes_per_10s: num("PAT_KV_WRITES_PER_10S", 300, 1..=100_000) as u32,
         kv_reads_per_10s: num("PAT_KV_READS_PER_10S", 4_000, 1..=1_000_000) as u32,
+        kv_fleet_factor: num("PAT_KEYVAULT_FLEET_FACTOR", 3, 1..=1_000) as u32,
         workspace_rps: num("PAT_WORKSPACE_RPS", 30, 0..=100_000) as u32,
         kv_window: Duration::from_millis(num("PAT_KV_WINDOW_MS", 10_000, 100..=600_000)),
     };
@@ -251,6 +261,13 @@ pub(super) fn parse_settings(get: &Lookup, errs: &mut Vec<String>) -> Option<Set
             LogFormat::default()
         }),
     };
+    let service_object_id = get("PAT_SERVICE_OBJECT_ID").map(|v| v.to_ascii_lowercase());
+    if let Some(v) = service_object_id.as_deref().filter(|v| !super::names::is_guid(v)) {
+        errs.push(format!(
+            "PAT_SERVICE_OBJECT_ID: \"{}\" is not a GUID (the object id of the deployment's identity: az identity show --query principalId)",
+            v.chars().take(64).collect::<String>().escape_debug()
+        ));
+    }
     if let Some(v) = get(FUNCTION_TIMEOUT_SETTING) {
         match parse_timespan(&v) {
             Some(None) => {}
@@ -273,6 +290,23 @@ pub(super) fn parse_settings(get: &Lookup, errs: &mut Vec<String>) -> Option<Set
             call_timeout.as_secs()
         ));
     }
+    let allowed_vaults = get("PAT_ALLOWED_VAULTS").map(|v| {
+        let hosts: Vec<String> =
+            v.split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect();
+        for h in &hosts {
+            let ok = !h.contains(['/', '@', '?', '#', ' ']) && url::Url::parse(&format!("https://{h}")).is_ok();
+            if !ok {
+                errs.push(format!(
+                    "PAT_ALLOWED_VAULTS: \"{}\" is not a Key Vault host (give host names such as kv.vault.azure.net, comma-separated)",
+                    shown(h)
+                ));
+            }
+        }
+        if hosts.is_empty() {
+            errs.push("PAT_ALLOWED_VAULTS: lists no host; unset it, or name the vault hosts targets may use".into());
+        }
+        hosts
+    });
     if errs.len() != before {
         return None;
     }
@@ -289,6 +323,8 @@ pub(super) fn parse_settings(get: &Lookup, errs: &mut Vec<String>) -> Option<Set
         force_cooldown,
         log_format,
         pacing,
+        service_object_id,
+        allowed_vaults,
     })
 }
 
@@ -302,6 +338,15 @@ mod tests {
         let mut errs = Vec::new();
         let s = parse_settings(&|k| map.get(k).map(|v| v.to_string()), &mut errs);
         s.ok_or(errs)
+    }
+
+    #[test]
+    fn the_service_object_id_is_a_guid_kept_in_lower_case() {
+        assert_eq!(parse(&[]).unwrap().service_object_id, None);
+        let s = parse(&[("PAT_SERVICE_OBJECT_ID", "3F6C1A52-8E4B-4D7A-9C21-5B0E7F9A1D44")]).unwrap();
+        assert_eq!(s.service_object_id.as_deref(), Some("3f6c1a52-8e4b-4d7a-9c21-5b0e7f9a1d44"));
+        let e = parse(&[("PAT_SERVICE_OBJECT_ID", "me@example.com")]).unwrap_err();
+        assert!(e[0].starts_with("PAT_SERVICE_OBJECT_ID: \"me@example.com\" is not a GUID"), "{e:?}");
     }
 
     #[test]
@@ -331,6 +376,26 @@ mod tests {
         assert_eq!((s.call_timeout.as_secs(), s.timer_budget.as_secs(), s.http_budget.as_secs()), (30, 540, 200));
         assert_eq!(s.retry_base_delay, Duration::from_millis(500));
         assert_eq!(s.pacing.kv_window, Duration::from_secs(10));
+        assert_eq!(s.pacing.kv_fleet_factor, 3);
+        assert_eq!(s.allowed_vaults, None);
+    }
+
+    /// Contract §2: the fleet factor is 1..=1000; the allowed vaults are hosts.
+    #[test]
+    fn fleet_factor_and_allowed_vaults() {
+        assert_eq!(parse(&[("PAT_KEYVAULT_FLEET_FACTOR", "1")]).unwrap().pacing.kv_fleet_factor, 1);
+        assert_eq!(parse(&[("PAT_KEYVAULT_FLEET_FACTOR", "1000")]).unwrap().pacing.kv_fleet_factor, 1000);
+        for bad in ["0", "1001", "2.5", "x"] {
+            let e = parse(&[("PAT_KEYVAULT_FLEET_FACTOR", bad)]).unwrap_err();
+            assert_eq!(e, [format!("PAT_KEYVAULT_FLEET_FACTOR: \"{bad}\" must be an integer in 1..=1000")]);
+        }
+        let s = parse(&[("PAT_ALLOWED_VAULTS", " KV1.vault.azure.net, 127.0.0.1:8443 ,")]).unwrap();
+        assert_eq!(s.allowed_vaults.unwrap(), ["kv1.vault.azure.net", "127.0.0.1:8443"]);
+        for bad in ["https://kv.vault.azure.net", "kv.vault.azure.net/x", "u:p@kv", ",,"] {
+            let e = parse(&[("PAT_ALLOWED_VAULTS", bad)]).unwrap_err();
+            assert!(e[0].starts_with("PAT_ALLOWED_VAULTS: "), "{bad}: {e:?}");
+            assert!(!e[0].contains("u:p"), "{e:?}");
+        }
     }
 
     /// Each setting: (variable, value, accepted?, message fragment when refused).

@@ -12,7 +12,7 @@
 
 use url::{Host, Url};
 
-use super::clouds::DATABRICKS_HOST_SUFFIXES;
+use super::clouds::{Cloud, DATABRICKS_HOST_SUFFIXES};
 
 /// True for the hosts that only local emulators use: 127.0.0.0/8, ::1, localhost.
 pub fn is_loopback_host(host: &Host<&str>) -> bool {
@@ -76,6 +76,71 @@ pub fn normalize_vault_url(input: &str) -> Result<String, String> {
         return Err("must be an https:// URL (Key Vault requires TLS, also for emulators)".into());
     }
     base_url(input, false)
+}
+
+/// `PAT_TARGETS_BLOB` (contract §2): `https://<account>.blob.<storage suffix of a cloud>/<container>/<blob>`,
+/// or on a loopback host Azurite's path-style `https://127.0.0.1:PORT/<account>/<container>/<blob>`;
+/// never userinfo, a query (a SAS) or a fragment, since a Storage token is sent to it.
+/// Returns the URL as it will be requested.
+pub fn normalize_blob_url(input: &str) -> Result<String, String> {
+    if !input.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
+        return Err("must be an https:// URL (a Storage token is sent to it)".into());
+    }
+    let url = Url::parse(input).map_err(|e| format!("is not a valid URL ({e})"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain a user name or password (shown here without them)".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment: no SAS, the blob is read with the service's identity (shown here without it)".into());
+    }
+    let host = url.host().ok_or_else(|| "has no host".to_string())?;
+    let segments: Vec<&str> = url.path().trim_start_matches('/').splitn(3, '/').collect();
+    let valid_account =
+        |a: &str| (3..=24).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let (container, blob) = if is_loopback_host(&host) {
+        match segments.as_slice() {
+            [account, container, blob] if valid_account(account) => (*container, *blob),
+            _ => {
+                return Err(
+                    "on a loopback host (Azurite) must be https://HOST:PORT/<account>/<container>/<blob>".into()
+                );
+            }
+        }
+    } else {
+        let name = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let account = Cloud::ALL.iter().find_map(|c| name.strip_suffix(&format!(".blob.{}", c.storage_suffix())));
+        if !account.is_some_and(valid_account) {
+            let hosts: Vec<String> =
+                Cloud::ALL.iter().map(|c| format!("<account>.blob.{}", c.storage_suffix())).collect();
+            return Err(format!("is not a blob endpoint of Azure Storage ({}) or a loopback host", hosts.join(", ")));
+        }
+        if url.port().is_some() {
+            return Err("must not name a port".into());
+        }
+        match segments.as_slice() {
+            [container, rest @ ..] if !rest.is_empty() => (*container, &url.path()[container.len() + 2..]),
+            _ => {
+                return Err(
+                    "must name a container and a blob: https://<account>.blob.<suffix>/<container>/<blob>".into()
+                );
+            }
+        }
+    };
+    let valid_container = (3..=63).contains(&container.len())
+        && container.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !container.starts_with('-')
+        && !container.ends_with('-')
+        && !container.contains("--");
+    if !valid_container {
+        return Err(format!(
+            "container \"{}\" is not a container name (3-63 lower-case letters, digits and single hyphens)",
+            container.escape_debug()
+        ));
+    }
+    if blob.is_empty() || blob.ends_with('/') {
+        return Err("must name a blob after the container".into());
+    }
+    Ok(url.to_string())
 }
 
 /// What stands for the host when it cannot be told apart from a credential.
@@ -163,6 +228,49 @@ mod tests {
         ] {
             let e = normalize_workspace_url(bad).unwrap_err();
             assert!(e.contains("not an Azure Databricks workspace host"), "{bad}: {e}");
+        }
+    }
+
+    /// Contract §2: a blob of a cloud's Storage, or Azurite's path style on loopback; no SAS,
+    /// userinfo or fragment; https only.
+    #[test]
+    fn blob_urls() {
+        for ok in [
+            "https://acct1.blob.core.windows.net/targets/fleet.json",
+            "https://acct1.blob.core.windows.net/targets/dir/fleet.json",
+            "https://ACCT1.blob.core.usgovcloudapi.net/targets/fleet.json",
+            "https://acct1.blob.core.chinacloudapi.cn/targets/fleet.json",
+            "https://127.0.0.1:10000/devstoreaccount1/targets/fleet.json",
+            "https://localhost:10000/devstoreaccount1/targets/a/b.json",
+        ] {
+            assert!(normalize_blob_url(ok).is_ok(), "{ok}: {:?}", normalize_blob_url(ok));
+        }
+        assert_eq!(
+            normalize_blob_url("https://ACCT1.blob.core.windows.net/targets/fleet.json").unwrap(),
+            "https://acct1.blob.core.windows.net/targets/fleet.json"
+        );
+        for (bad, why) in [
+            ("http://acct1.blob.core.windows.net/c1c/b", "https://"),
+            ("acct1.blob.core.windows.net/c1c/b", "https://"),
+            ("https://acct1.blob.core.windows.net/c1c/b?sv=2020&sig=abc", "no SAS"),
+            ("https://acct1.blob.core.windows.net/c1c/b?", "no SAS"),
+            ("https://acct1.blob.core.windows.net/c1c/b#x", "fragment"),
+            ("https://u:p@acct1.blob.core.windows.net/c1c/b", "user name"),
+            ("https://acct1.blob.core.windows.net.evil.com/c1c/b", "not a blob endpoint"),
+            ("https://acct1.file.core.windows.net/c1c/b", "not a blob endpoint"),
+            ("https://evil.example.com/c1c/b", "not a blob endpoint"),
+            ("https://a.blob.core.windows.net/c1c/b", "not a blob endpoint"),
+            ("https://acct1.blob.core.windows.net:8443/c1c/b", "port"),
+            ("https://acct1.blob.core.windows.net/c1c", "container and a blob"),
+            ("https://acct1.blob.core.windows.net/c1c/", "blob after"),
+            ("https://acct1.blob.core.windows.net/C1C/b", "container"),
+            ("https://acct1.blob.core.windows.net/c--c/b", "container"),
+            ("https://127.0.0.1:10000/targets/fleet.json", "loopback"),
+            ("https://127.0.0.1:10000/devstoreaccount1/targets/", "blob after"),
+        ] {
+            let e = normalize_blob_url(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+            assert!(!e.contains("sig=abc") && !e.contains("u:p"), "{bad}: {e}");
         }
     }
 

@@ -25,7 +25,7 @@ pub(super) fn collect(
     names: Option<&[String]>,
     asked: &BTreeSet<String>,
     targets: &[(Source, Target)],
-    from_json: bool,
+    from_json: Option<&str>,
 ) -> Vec<String> {
     let mut out = Vec::new();
     flat_settings_ignored(get, from_json, &mut out);
@@ -36,14 +36,14 @@ pub(super) fn collect(
     out
 }
 
-/// With `PAT_TARGETS`, the flat target settings are not read at all; and without it, a vault
-/// URL makes the vault name unused.
-fn flat_settings_ignored(get: &Lookup, from_json: bool, out: &mut Vec<String>) {
-    if from_json {
+/// With a JSON array of targets (`from_json` names the setting that gives it), the flat target
+/// settings are not read at all; and without it, a vault URL makes the vault name unused.
+fn flat_settings_ignored(get: &Lookup, from_json: Option<&str>, out: &mut Vec<String>) {
+    if let Some(setting) = from_json {
         let ignored: Vec<&str> = flat_settings().filter(|k| get(k).is_some()).collect();
         if !ignored.is_empty() {
             out.push(format!(
-                "{}: ignored, because PAT_TARGETS is set (give these fields in each target of PAT_TARGETS instead)",
+                "{}: ignored, because {setting} is set (give these fields in each target of {setting} instead)",
                 ignored.join(", ")
             ));
         }

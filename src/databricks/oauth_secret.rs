@@ -25,7 +25,7 @@ use super::tags;
 use super::{Auth, Body, CreateFailure, DatabricksWorkspace, errors, wire};
 use crate::error::{Code, Error, Result};
 use crate::rotation::model::{CreateRequest, Credential, NewCredential, Ownership, Profile};
-use crate::rotation::ports::{CreateError, Issuer, Listing, Refusal};
+use crate::rotation::ports::{CreateError, Issuer, Listing, Refusal, Usage};
 use crate::secret::Redacted;
 
 /// What an OAuth secret looks like in the vault (contract §9).
@@ -273,5 +273,11 @@ impl Issuer for OAuthSecretIssuer {
         let scim_id = self.scim_id().await?;
         let path = format!("{}/{id}", self.secrets_path(&scim_id));
         self.ws.delete("deleting an OAuth secret", Method::DELETE, &path, None, FORBIDDEN).await
+    }
+
+    /// A service principal's OAuth secret has no record of use (`SecretInfo`: id, times, status,
+    /// hash), so `keep_while_used` is refused for this kind.
+    async fn usage(&self, _id: &str) -> Usage {
+        Usage::Untracked
     }
 }

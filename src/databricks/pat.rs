@@ -22,7 +22,7 @@ use super::tags;
 use super::{Auth, Body, CreateFailure, DatabricksWorkspace, errors, wire};
 use crate::error::{Code, Error, Result};
 use crate::rotation::model::{CreateRequest, Credential, NewCredential, Ownership, Profile};
-use crate::rotation::ports::{CreateError, Issuer, Listing, Refusal};
+use crate::rotation::ports::{CreateError, Issuer, Listing, Refusal, Usage};
 use crate::secret::Redacted;
 
 /// What a PAT looks like in the vault (contract §6).
@@ -43,6 +43,8 @@ pub static PROFILE: Profile = Profile {
 const VERIFY_PATH: &str = "/api/2.0/preview/scim/v2/Me";
 /// What a `403` on the Token API asks of the identity.
 const FORBIDDEN: &str = "the identity needs the token CAN_USE permission in the workspace";
+/// What a `403` on the Token Management API asks of the identity.
+const USAGE_FORBIDDEN: &str = "reading a token's last use (Token Management API) needs workspace admin; without it keep_while_used falls back to the plain grace";
 
 /// The first 12 hex digits of the SHA-256 of `<vault host>/<secret name>`, both in lower case
 /// (contract §6). The host is the vault URL's authority: a port appears only when the URL names
@@ -92,6 +94,30 @@ pub fn ownership(comment: Option<&str>, target: &str, secret_key: &str) -> (Owne
     }
 }
 
+/// How many of `tokens` each target holds (by the target named in a `pat-rotator/<target>/…`
+/// comment), largest first, the rest summed: `598 — a: 6, b: 2, … (and 290 more targets with 580),
+/// not pat-rotator's: 10`.
+pub fn tokens_per_target(tokens: &[wire::Token]) -> String {
+    const SHOWN: usize = 20;
+    let mut per: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    let mut others = 0;
+    for t in tokens {
+        match t.comment.as_deref().and_then(|c| c.strip_prefix("pat-rotator/")).and_then(|r| r.split('/').next()) {
+            Some(target) if !target.is_empty() => *per.entry(target).or_default() += 1,
+            _ => others += 1,
+        }
+    }
+    let mut counts: Vec<(&str, usize)> = per.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut parts: Vec<String> = counts.iter().take(SHOWN).map(|(t, n)| format!("{t}: {n}")).collect();
+    if counts.len() > SHOWN {
+        let rest: usize = counts[SHOWN..].iter().map(|(_, n)| n).sum();
+        parts.push(format!("and {} more targets with {rest}", counts.len() - SHOWN));
+    }
+    parts.push(format!("not pat-rotator's: {others}"));
+    format!("{} — {}", tokens.len(), parts.join(", "))
+}
+
 /// One target's PATs: the workspace client of its owner, and what names the target's tokens.
 pub struct PatIssuer {
     ws: Arc<DatabricksWorkspace>,
@@ -138,7 +164,15 @@ impl PatIssuer {
     /// something else.
     async fn refusal(&self, e: Error, lifetime_days: u64) -> CreateError {
         if e.code == Code::DatabricksQuotaExceeded {
-            let e = Error { message: format!("{} (quota: 600 tokens per identity and workspace)", e.message), ..e };
+            // Contract §11: say whose tokens fill the quota, per target of this workspace and owner.
+            let per_target = match self.list_raw().await {
+                Ok((tokens, _)) => format!("; live tokens of this identity here: {}", tokens_per_target(&tokens)),
+                Err(le) => format!("; the tokens could not be listed to say whose ({le})"),
+            };
+            let e = Error {
+                message: format!("{} (quota: 600 tokens per identity and workspace{per_target})", e.message),
+                ..e
+            };
             return CreateError::Refused(Refusal::Full, e);
         }
         // A lifetime above the cap is a 400; its message is not always recognisable.
@@ -165,6 +199,35 @@ impl PatIssuer {
             ),
             _ => CreateError::Refused(Refusal::Other, e),
         }
+    }
+
+    /// A token's last use, from the Token Management API (`GET
+    /// /api/2.0/token-management/tokens/{id}`, workspace admins only), as the identity that
+    /// lists the target's tokens: the UTC day of `last_used_day` and the workspace's `Date`.
+    pub async fn last_used(&self, id: &str) -> Usage {
+        // Token ids are hex; anything else is sent percent-encoded, never as a path.
+        let path = format!(
+            "/api/2.0/token-management/tokens/{}",
+            url::form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+        );
+        match self.ws.call("reading a token's last use", Method::GET, &path, None, USAGE_FORBIDDEN).await {
+            Ok(a) => match wire::parse_last_used_day(&a.body) {
+                Ok(last_used_day) => Usage::Read { last_used_day, at: a.date },
+                Err(e) => Usage::Failed(Error::new(
+                    Code::DatabricksError,
+                    format!("reading a token's last use in {}: {e}", self.ws.base()),
+                )),
+            },
+            Err(e) if e.status == Some(403) => Usage::Forbidden { scope: self.usage_scope(), error: e },
+            // `RESOURCE_DOES_NOT_EXIST`: revoked or expired.
+            Err(e) if e.status == Some(404) => Usage::Gone,
+            Err(e) => Usage::Failed(e),
+        }
+    }
+
+    /// What a `403` of the Token Management API concerns: this workspace, as this owner.
+    fn usage_scope(&self) -> String {
+        format!("workspace {}", self.ws.base())
     }
 
     /// The identity's tokens, as the workspace lists them (for `tokens`).
@@ -248,6 +311,10 @@ impl Issuer for PatIssuer {
         let body = json!({ "token_id": id });
         self.ws.delete("revoking a token", Method::POST, "/api/2.0/token/delete", Some(body), FORBIDDEN).await
     }
+
+    async fn usage(&self, id: &str) -> Usage {
+        self.last_used(id).await
+    }
 }
 
 #[cfg(test)]
@@ -265,6 +332,28 @@ mod tests {
         assert_ne!(a, secret_key("https://other.vault.azure.net", "databricks-pat"));
         assert_ne!(a, secret_key("https://myvault.vault.azure.net", "databricks-pat-2"));
         assert_ne!(secret_key("https://127.0.0.1:8443", "s"), secret_key("https://127.0.0.1:8444", "s"));
+    }
+
+    #[test]
+    fn tokens_per_target_names_the_largest_holders() {
+        let token = |c: Option<&str>| wire::Token {
+            id: "x".into(),
+            comment: c.map(str::to_string),
+            created_at: None,
+            expires_at: None,
+        };
+        let mut tokens = vec![token(Some("Terraform-generated token")), token(None)];
+        for (t, n) in [("a", 3), ("b", 1), ("c", 6)] {
+            for i in 0..n {
+                tokens.push(token(Some(&format!("pat-rotator/{t}/0123456789ab/{i}"))));
+            }
+        }
+        tokens.push(token(Some("pat-rotator/a/old-attempt")));
+        assert_eq!(tokens_per_target(&tokens), "13 — c: 6, a: 4, b: 1, not pat-rotator's: 2");
+        let many: Vec<wire::Token> = (0..25).map(|i| token(Some(&format!("pat-rotator/t{i:02}/k/a")))).collect();
+        let s = tokens_per_target(&many);
+        assert!(s.starts_with("25 — t00: 1, t01: 1"), "{s}");
+        assert!(s.ends_with("and 5 more targets with 5, not pat-rotator's: 0"), "{s}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! JSON shapes of the Token API, the secrets proxy API and SCIM, parsed leniently.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::rotation::model::{from_epoch_ms, parse_rfc3339};
@@ -67,6 +67,23 @@ pub fn parse_list(body: &[u8]) -> Result<Vec<Token>, String> {
     }
     let r: ListResponse = serde_json::from_slice(body).map_err(|e| format!("not a token list ({e})"))?;
     Ok(r.token_infos.unwrap_or_default().into_iter().filter_map(WireTokenInfo::into_info).collect())
+}
+
+#[derive(Deserialize)]
+struct TokenManagementGet {
+    token_info: Option<Map<String, Value>>,
+}
+
+/// The `last_used_day` of a Token Management API answer (`GET
+/// /api/2.0/token-management/tokens/{id}` → `{"token_info": {…, "last_used_day": <epoch ms>}}`),
+/// as the UTC day it falls on: "approximate timestamp for the day the token was last used,
+/// accurate up to 1 day" (the Go SDK's `TokenInfo`). `Ok(None)`: the answer has no such field
+/// (or a negative one). A number given as a string is read too.
+pub fn parse_last_used_day(body: &[u8]) -> Result<Option<time::Date>, String> {
+    let r: TokenManagementGet =
+        serde_json::from_slice(body).map_err(|e| format!("not a token management answer ({})", e.classify_str()))?;
+    let info = r.token_info.ok_or("no token_info")?;
+    Ok(as_i64(&info.get("last_used_day").cloned()).and_then(from_epoch_ms).map(|t| t.date()))
 }
 
 #[derive(Deserialize)]
@@ -208,6 +225,21 @@ pub fn parse_scim_principal(body: &[u8], application_id: &str) -> Result<Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_used_day_of_a_token_management_answer() {
+        use time::macros::date;
+        // 2026-11-26T00:00:00Z in ms, as the Go SDK's TokenInfo.LastUsedDay (int64, epoch ms).
+        let day = br#"{"token_info":{"token_id":"a","last_used_day":1795651200000,"owner_id":7}}"#;
+        assert_eq!(parse_last_used_day(day).unwrap(), Some(date!(2026 - 11 - 26)));
+        // A time inside the day reads as that UTC day; a string number too.
+        let inside = br#"{"token_info":{"last_used_day":"1795737599999"}}"#;
+        assert_eq!(parse_last_used_day(inside).unwrap(), Some(date!(2026 - 11 - 26)));
+        assert_eq!(parse_last_used_day(br#"{"token_info":{"token_id":"a"}}"#).unwrap(), None, "never used");
+        assert_eq!(parse_last_used_day(br#"{"token_info":{"last_used_day":-1}}"#).unwrap(), None);
+        assert!(parse_last_used_day(br#"{}"#).is_err());
+        assert!(parse_last_used_day(b"<html>").is_err());
+    }
 
     #[test]
     fn empty_list_is_an_empty_object() {

@@ -18,7 +18,7 @@ use crate::databricks::pat::{self, PatIssuer};
 use crate::error::{Error, Result};
 use crate::rotation::ports::Issuer;
 use crate::transport::client::Http;
-use crate::transport::pacing::RateLimiter;
+use crate::transport::pacing::{Pace, RateLimiter};
 use crate::transport::retry::RetryPolicy;
 
 /// Long-lived values by key: each built once (outside the lock, since building one may need
@@ -48,7 +48,8 @@ type AppKey = (String, &'static str);
 /// An OAuth-secret issuer per workspace client and application id (it remembers the
 /// principal's SCIM id).
 type SpKey = (WorkspaceKey, String);
-/// Per vault: the write budget and the budget of everything else.
+/// Per vault, and once for all vaults together: the write budget and the budget of everything
+/// else.
 type VaultPacers = (Arc<RateLimiter>, Arc<RateLimiter>);
 
 /// The clients of one engine.
@@ -62,12 +63,19 @@ pub struct Clients {
     workspace_pacers: Cache<String, Arc<RateLimiter>>,
     vaults: Cache<String, Arc<KeyVaultStore>>,
     vault_pacers: Cache<String, VaultPacers>,
+    /// All vaults together (contract §11): `PAT_KEYVAULT_FLEET_FACTOR` × the per-vault budgets.
+    fleet_pacers: VaultPacers,
     sp_issuers: Cache<SpKey, Arc<OAuthSecretIssuer>>,
 }
 
 impl Clients {
     pub fn new(settings: Settings, http: Http, retry: RetryPolicy) -> Clients {
+        let p = &settings.pacing;
+        let fleet =
+            |per_vault: u32| Arc::new(RateLimiter::new(per_vault.saturating_mul(p.kv_fleet_factor), p.kv_window));
+        let fleet_pacers = (fleet(p.kv_writes_per_10s), fleet(p.kv_reads_per_10s));
         Clients {
+            fleet_pacers,
             settings,
             http,
             retry,
@@ -83,6 +91,15 @@ impl Clients {
 
     pub fn retry(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+
+    /// The pacers all vaults share: (writes, other operations).
+    pub fn fleet_pacers(&self) -> &VaultPacers {
+        &self.fleet_pacers
     }
 
     /// The service's own identity.
@@ -141,13 +158,14 @@ impl Clients {
                     Arc::new(RateLimiter::new(p.kv_reads_per_10s, p.kv_window)),
                 ))
             })?;
+            let (fleet_writes, fleet_reads) = self.fleet_pacers.clone();
             Ok(Arc::new(KeyVaultStore::new(
                 &t.key_vault_url,
-                tokens.as_credential(),
+                tokens,
                 &self.http,
                 self.retry.clone(),
-                writes,
-                reads,
+                Pace::new(vec![writes, fleet_writes]),
+                Pace::new(vec![reads, fleet_reads]),
             )?))
         })
     }

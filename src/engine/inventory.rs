@@ -1,8 +1,9 @@
-//! What the inventory commands read and do: `status` (one row per target), `tokens` (every
-//! credential each target's issuer holds, and whose it is) and `tokens --revoke` (guarded by
-//! every configured secret's latest version, contract §10 "Inventory follows §7.4").
+//! What the inventory commands read and do: `tokens` (every credential each target's issuer
+//! holds, whose it is, and when it was last used where the issuer tells) and `tokens --revoke`
+//! (guarded by every configured secret's latest version, contract §10 "Inventory follows
+//! §7.4"). `status` is in [`super::health`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,79 +15,21 @@ use super::guard::{self, PassReads, Unread};
 use crate::azure::keyvault::KeyVaultStore;
 use crate::config::Target;
 use crate::error::{ErrorBody, Result};
-use crate::rotation::model::{Ownership, SecretView, rfc3339};
-use crate::rotation::ports::{Issuer, SecretStore};
+use crate::rotation::model::{Ownership, rfc3339};
+use crate::rotation::ports::{Issuer, SecretStore, Usage};
 use crate::rotation::rotate;
 use crate::transport::retry;
 
 impl Engine {
-    /// Reads (only) what `status` reports for each target.
-    pub async fn status(&self, targets: &[&Target], budget: Duration) -> Vec<StatusRow> {
-        let deadline = Instant::now() + budget;
-        self.each_target(targets, |t| retry::within(deadline, self.status_one(t))).await
+    /// The identity the CLI runs as, by the object id of its vault token for `t`'s vault
+    /// (`tokens` prints it, contract §10).
+    pub async fn identity(&self, t: &Target) -> Option<String> {
+        self.clients.vault(t).ok()?.writer().await
     }
 
     /// The target's issuer and vault, or the error that stops building them.
-    fn clients_of(&self, t: &Target) -> Result<(Arc<dyn Issuer>, Arc<KeyVaultStore>)> {
+    pub(super) fn clients_of(&self, t: &Target) -> Result<(Arc<dyn Issuer>, Arc<KeyVaultStore>)> {
         Ok((self.clients.issuer(t)?, self.clients.vault(t)?))
-    }
-
-    async fn status_one(&self, t: &Target) -> StatusRow {
-        let mut row = StatusRow {
-            target: t.name.clone(),
-            kind: t.kind.name().as_str().to_string(),
-            owner: t.owner(),
-            secret_id: None,
-            secret_version: None,
-            managed: None,
-            token_id: None,
-            expires_at: None,
-            days_left: None,
-            token_exists: None,
-            unrecorded: Vec::new(),
-            error: None,
-        };
-        let inv = match self.inventory_one(t).await {
-            Ok(inv) => inv,
-            Err(e) => {
-                row.error = Some(ErrorBody::from(&e));
-                return row;
-            }
-        };
-        let now = self.clock.now();
-        if let Some(s) = &inv.latest {
-            let v = SecretView::of(s, inv.profile);
-            row.secret_version = Some(s.version().to_string());
-            row.secret_id = Some(s.id.clone());
-            row.managed = Some(v.managed);
-            row.token_id = v.credential_id.clone();
-            row.expires_at = v.expires_at.map(rfc3339);
-            row.days_left = v.expires_at.map(|e| (e - now).whole_days());
-        }
-        match &inv.listed {
-            Ok(creds) => {
-                if let Some(id) = &row.token_id {
-                    let found = creds.iter().find(|c| &c.id == id);
-                    row.token_exists = Some(found.is_some());
-                    if let Some(c) = found {
-                        row.expires_at = c.expires_at.map(rfc3339);
-                        row.days_left = c.expires_at.map(|e| (e - now).whole_days());
-                    }
-                }
-                if inv.profile.reports_unrecorded && inv.settled {
-                    row.unrecorded = creds
-                        .iter()
-                        .filter(|c| c.ownership == Ownership::IfRecorded && !inv.named.contains(&c.id))
-                        .map(|c| c.id.clone())
-                        .collect();
-                }
-            }
-            Err(e) => row.error = Some(ErrorBody::from(e)),
-        }
-        if let Err(e) = &inv.read {
-            row.error = Some(ErrorBody::from(e));
-        }
-        row
     }
 
     /// What one target's issuer holds and what its secret's versions record: reads only.
@@ -96,15 +39,14 @@ impl Engine {
         let (listed, read) = futures::join!(issuer.list(), store.read_latest(&t.secret_name));
         let latest = read.as_ref().ok().and_then(|r| r.latest.clone());
         let tied = read.as_ref().map(|r| r.tied.clone()).unwrap_or_default();
-        let (named, unsettled) = match &listed {
+        let named = match &listed {
             Ok(l) => {
-                rotate::records(store.as_ref(), &t.secret_name, profile, latest.as_ref(), &tied, &l.credentials).await
+                rotate::records(store.as_ref(), &t.secret_name, profile, latest.as_ref(), &tied, &l.credentials).await.0
             }
-            Err(_) => (BTreeSet::new(), None),
+            Err(_) => BTreeSet::new(),
         };
-        let settled = unsettled.is_none();
         let listed = listed.map(|l| l.credentials);
-        Ok(Inventory { profile, listed, read: read.map(|_| ()), latest, tied, named, settled })
+        Ok(Inventory { listed, read: read.map(|_| ()), latest, tied, named })
     }
 
     /// `pat-rotator tokens`: every credential each target's issuer holds, and whose it is.
@@ -142,6 +84,7 @@ impl Engine {
                             .into_iter()
                             .map(|c| TokenRow {
                                 in_vault: in_vault.contains(&c.id),
+                                last_used_day: None,
                                 managed: c.ownership == Ownership::Ours,
                                 token_id: c.id,
                                 comment: c.comment,
@@ -152,10 +95,46 @@ impl Engine {
                     }
                     Err(e) => row.error = Some(ErrorBody::from(&e)),
                 }
+                let ids: Vec<String> = row.tokens.iter().map(|c| c.token_id.clone()).collect();
+                let days = self.last_used_days(t, &ids).await;
+                for c in &mut row.tokens {
+                    c.last_used_day = days.get(&c.token_id).map(|d| d.to_string());
+                }
                 row
             })
         })
         .await
+    }
+
+    /// Contract §10: the day each credential was last used, where the issuer tells (a PAT, when
+    /// the identity is a workspace admin: the Token Management API), a few lookups at a time.
+    /// The first lookup goes alone, so an identity without the right costs one `403`, not one
+    /// per credential; a credential whose lookup fails, or whose answer has no day, is left out.
+    pub(crate) async fn last_used_days(&self, t: &Target, ids: &[String]) -> BTreeMap<String, time::Date> {
+        use futures::StreamExt;
+        let mut out = BTreeMap::new();
+        let (Some(first), Ok(issuer)) = (ids.first(), self.clients.issuer(t)) else { return out };
+        let day = |u: Usage| match u {
+            Usage::Read { last_used_day, .. } => last_used_day,
+            _ => None,
+        };
+        match issuer.usage(first).await {
+            Usage::Untracked | Usage::Forbidden { .. } => return out,
+            u => out.extend(day(u).map(|d| (first.clone(), d))),
+        }
+        let rest: Vec<(String, Option<time::Date>)> = futures::stream::iter(ids[1..].iter().cloned())
+            .map(|id| {
+                let issuer = issuer.clone();
+                async move {
+                    let u = issuer.usage(&id).await;
+                    (id, day(u))
+                }
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        out.extend(rest.into_iter().filter_map(|(id, d)| d.map(|d| (id, d))));
+        out
     }
 
     /// `pat-rotator tokens --revoke ID…`: revokes each id in every selected target's issuer that
@@ -277,7 +256,6 @@ impl Engine {
 
 /// What one target's issuer holds and what its secret records.
 struct Inventory {
-    profile: &'static crate::rotation::Profile,
     listed: Result<Vec<crate::rotation::model::Credential>>,
     read: Result<()>,
     latest: Option<crate::rotation::model::StoredSecret>,
@@ -285,32 +263,6 @@ struct Inventory {
     tied: Vec<crate::rotation::model::StoredSecret>,
     /// Ids some version names.
     named: BTreeSet<String>,
-    /// Whether every credential that only a record could attribute was looked up.
-    settled: bool,
-}
-
-/// One row of `pat-rotator status`.
-#[derive(Debug, Clone, Serialize)]
-pub struct StatusRow {
-    pub target: String,
-    /// `pat` or `sp_oauth_secret`.
-    pub kind: String,
-    /// Who owns the target's tokens: `service identity` or `app <client_id>` (contract §8).
-    pub owner: String,
-    pub secret_id: Option<String>,
-    pub secret_version: Option<String>,
-    /// Whether the latest version was written by pat-rotator.
-    pub managed: Option<bool>,
-    pub token_id: Option<String>,
-    pub expires_at: Option<String>,
-    pub days_left: Option<i64>,
-    /// Whether the token still exists in the workspace (`None` when it could not be checked).
-    pub token_exists: Option<bool>,
-    /// OAuth secrets of the principal that no version records (contract §9): left by a run
-    /// that stopped between create and write, or someone else's. Never deleted by a rotation.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unrecorded: Vec<String>,
-    pub error: Option<ErrorBody>,
 }
 
 /// One target of `pat-rotator tokens`.
@@ -336,6 +288,9 @@ pub struct TokenRow {
     pub managed: bool,
     /// The latest version of the target's secret names it.
     pub in_vault: bool,
+    /// `YYYY-MM-DD`, the UTC day of its last use (contract §10; PATs, when the identity may read
+    /// the Token Management API), else `null`.
+    pub last_used_day: Option<String>,
 }
 
 /// What `tokens --revoke` did.

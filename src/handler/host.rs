@@ -59,11 +59,11 @@ pub async fn rotate_pat(body: Result<Vec<u8>, BodyError>, state: &State, invocat
         Ok(b) => parse_timer(b),
         Err(_) => TimerInfo::default(),
     };
-    let engine = match state.engine() {
+    let engine = match state.engine().await {
         Ok(e) => e,
         Err(ce) => {
             // The host discards this body (non-2xx), but it is no place for the detail either.
-            tracing::error!(code = %Code::ConfigInvalid, "RotatePat answered 500 config_invalid: configuration invalid: {ce}");
+            tracing::error!(code = %Code::ConfigInvalid, "RotatePat answered 500 config_invalid: {}", ce.message);
             let error = public::error_body(Code::ConfigInvalid, invocation_id)["error"].take();
             let logs = [format!("RotatePat: {}", public::sentence(Code::ConfigInvalid))];
             return host_json(
@@ -78,7 +78,14 @@ pub async fn rotate_pat(body: Result<Vec<u8>, BodyError>, state: &State, invocat
     let outcomes = engine
         .run(
             &targets,
-            RunOptions { force: false, dry_run: false, revoke_superseded: false, caller: Caller::Timer, budget },
+            RunOptions {
+                force: false,
+                dry_run: false,
+                revoke_superseded: false,
+                take_ownership: false,
+                caller: Caller::Timer,
+                budget,
+            },
         )
         .await;
     let logs: Vec<String> = outcomes.iter().map(|o| o.log_line()).collect();
@@ -142,6 +149,17 @@ pub async fn provision_pat(body: Result<Vec<u8>, BodyError>, state: &State, invo
         StatusCode::OK,
         json!({ "Outputs": { "res": { "statusCode": answer.status.as_u16(), "headers": headers, "body": answer.body } },
                 "Logs": [answer.log], "ReturnValue": null }),
+    )
+}
+
+/// `Status` in the host's envelope (a host that does not forward): the answer goes to the `res`
+/// output binding.
+pub async fn status(state: &State) -> HttpResponse {
+    let (status, body) = super::status::answer(state).await;
+    host_json(
+        StatusCode::OK,
+        json!({ "Outputs": { "res": { "statusCode": status.as_u16(), "headers": { "Content-Type": "application/json" }, "body": body } },
+                "Logs": [format!("Status answered {}", status.as_u16())], "ReturnValue": null }),
     )
 }
 

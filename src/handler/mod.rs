@@ -3,10 +3,13 @@
 //! Routes (paths are matched case-insensitively, as the Functions host routes):
 //! - `GET /` — readiness and health ping; answered at once, no I/O.
 //! - `POST /RotatePat` — the timer function, host JSON protocol ([`host`]).
+//! - `POST /SecretEvent` — Key Vault's Event Grid events, host JSON protocol ([`event`]).
 //! - `POST /api/ProvisionPat` — the HTTP function, forwarded as the caller sent it
 //!   (`enableForwardingHttpRequest`), see [`provision`].
 //! - `POST /ProvisionPat` — the same function in the host's JSON envelope, for hosts that
 //!   do not forward (the body is taken from `Data.req.Body`, the answer goes to `Outputs.res`).
+//! - `GET /api/Status` — the health check, forwarded ([`status`]); `POST /Status` is the same
+//!   in the host's envelope.
 //!
 //! This layer only translates: host JSON or an HTTP request in, a call of the [`Engine`] out,
 //! and the result back in the host's shape. It never logs a request's query string (the
@@ -20,9 +23,11 @@
 //! request alike (`DefaultHttpWorkerService.AddHeaders`, called for both); when it is missing
 //! (a direct call), a fresh UUID stands in.
 
+pub mod event;
 pub mod host;
 pub mod provision;
 pub mod public;
+pub mod status;
 
 use std::sync::{Arc, OnceLock};
 
@@ -34,16 +39,24 @@ use tracing::Instrument;
 
 use crate::config::{Config, ConfigError};
 use crate::engine::Engine;
+use crate::error::{Code, Error};
+
+/// How long `serve` lets invocations in flight finish after SIGTERM (their targets' writes or
+/// compensation; nothing new starts). Below the 10 minutes a platform update grants and the
+/// 60 minutes of a Flex Consumption scale-in (docs/SCALE.md).
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Shared by all workers.
 pub struct State {
     config: Result<Config, ConfigError>,
     engine: OnceLock<Arc<Engine>>,
+    /// The `Status` function's last answer ([`status`]).
+    status_cache: tokio::sync::Mutex<status::Cached>,
 }
 
 impl State {
     pub fn new(config: Result<Config, ConfigError>) -> Arc<State> {
-        Arc::new(State { config, engine: OnceLock::new() })
+        Arc::new(State { config, engine: OnceLock::new(), status_cache: tokio::sync::Mutex::new(None) })
     }
 
     /// A state around an engine built elsewhere: the simulator's (sim/), whose engine talks to
@@ -52,16 +65,28 @@ impl State {
         let cell = OnceLock::new();
         let config = Ok(engine.config().clone());
         let _ = cell.set(engine);
-        Arc::new(State { config, engine: cell })
+        Arc::new(State { config, engine: cell, status_cache: tokio::sync::Mutex::new(None) })
     }
 
-    /// The engine, built on first use (its HTTP client loads the system's CA store, which
-    /// would otherwise delay the first `GET /`), or the configuration error.
-    pub fn engine(&self) -> Result<Arc<Engine>, &ConfigError> {
+    /// The process's engine, built on first use (its HTTP client loads the system's CA store,
+    /// which would otherwise delay the first `GET /`), or the configuration error.
+    pub fn base_engine(&self) -> Result<Arc<Engine>, &ConfigError> {
         match &self.config {
             Err(e) => Err(e),
             Ok(c) => Ok(self.engine.get_or_init(|| Arc::new(Engine::new(c.clone()))).clone()),
         }
+    }
+
+    /// The engine of one invocation: the process's, over the targets this invocation reads
+    /// (`PAT_TARGETS_BLOB` is read now; contract §2). `config_invalid` when the configuration
+    /// is invalid or the blob cannot be read; the message is for the log only.
+    pub async fn engine(&self) -> Result<Arc<Engine>, Error> {
+        let base =
+            self.base_engine().map_err(|ce| Error::new(Code::ConfigInvalid, format!("configuration invalid: {ce}")))?;
+        if base.config().blob().is_none() {
+            return Ok(base);
+        }
+        base.for_invocation().await.map(Arc::new)
     }
 }
 
@@ -71,6 +96,7 @@ pub async fn serve(port: u16, state: Arc<State>) -> std::io::Result<()> {
     let server = HttpServer::new(move || App::new().app_data(data.clone()).default_service(web::to(dispatch)))
         .workers(2)
         .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
         .tcp_nodelay(true)
         .bind(("127.0.0.1", port))?
         .run();
@@ -79,13 +105,18 @@ pub async fn serve(port: u16, state: Arc<State>) -> std::io::Result<()> {
     if state.config.is_ok() {
         let s = state.clone();
         actix_web::rt::task::spawn_blocking(move || {
-            let _ = s.engine();
+            let _ = s.base_engine();
         });
     }
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down");
+        // Passes in flight start no new target and no new create (contract §11); their
+        // invocations answer with what finished, then the server stops.
+        if let Ok(engine) = state.base_engine() {
+            engine.start_draining();
+        }
+        tracing::info!("shutting down: no new target or credential is started; waiting for the work in flight");
         handle.stop(true).await;
     });
     server.await
@@ -119,6 +150,11 @@ async fn dispatch(req: HttpRequest, body: web::Payload, state: web::Data<State>)
             let work = async { host::rotate_pat(read_body(body, host::MAX_HOST_BODY).await, &state, &id).await };
             work.instrument(tracing::info_span!("RotatePat", invocation_id = %id)).await
         }
+        ("/secretevent", &Method::POST) => {
+            let id = invocation_id(&req);
+            let work = async { event::secret_event(read_body(body, host::MAX_HOST_BODY).await, &state, &id).await };
+            work.instrument(tracing::info_span!("SecretEvent", invocation_id = %id)).await
+        }
         ("/api/provisionpat", &Method::POST) => {
             let id = invocation_id(&req);
             let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -139,11 +175,21 @@ async fn dispatch(req: HttpRequest, body: web::Payload, state: web::Data<State>)
             let work = async { host::provision_pat(read_body(body, host::MAX_HOST_BODY).await, &state, &id).await };
             work.instrument(tracing::info_span!("ProvisionPat", invocation_id = %id)).await
         }
-        ("" | "/rotatepat" | "/api/provisionpat" | "/provisionpat", _) => error_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request",
-            &format!("method {method} is not allowed here"),
-        ),
+        ("/api/status", &Method::GET) => {
+            let id = invocation_id(&req);
+            status::handle(&state).instrument(tracing::info_span!("Status", invocation_id = %id)).await
+        }
+        ("/status", &Method::POST) => {
+            let id = invocation_id(&req);
+            host::status(&state).instrument(tracing::info_span!("Status", invocation_id = %id)).await
+        }
+        ("" | "/rotatepat" | "/secretevent" | "/api/provisionpat" | "/provisionpat" | "/api/status" | "/status", _) => {
+            error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request",
+                &format!("method {method} is not allowed here"),
+            )
+        }
         _ => error_response(StatusCode::NOT_FOUND, "not_found", "no such function"),
     }
 }

@@ -142,20 +142,19 @@ pub async fn handle(
     state: &State,
     invocation_id: &str,
 ) -> Answer {
-    let engine = match state.engine() {
-        Ok(e) => e,
-        Err(ce) => {
-            let r = Rejection::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Code::ConfigInvalid,
-                format!("configuration invalid: {ce}"),
-            );
-            return fail(r, None, None, invocation_id);
-        }
-    };
+    let config_invalid =
+        |message: String| Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, Code::ConfigInvalid, message);
+    if let Err(ce) = state.base_engine() {
+        return fail(config_invalid(format!("configuration invalid: {ce}")), None, None, invocation_id);
+    }
+    // A bad request is refused before anything is read, the targets blob included.
     let req = match parse(content_type, body) {
         Ok(r) => r,
         Err(r) => return fail(r, None, None, invocation_id),
+    };
+    let engine = match state.engine().await {
+        Ok(e) => e,
+        Err(ce) => return fail(config_invalid(ce.message), None, None, invocation_id),
     };
     let Some(target) = engine.config().target(&req.target) else {
         let r = Rejection::new(
@@ -173,6 +172,7 @@ pub async fn handle(
                 force: req.force,
                 dry_run: req.dry_run,
                 revoke_superseded: false,
+                take_ownership: false,
                 caller: Caller::Provision,
                 budget,
             },

@@ -50,6 +50,9 @@ pub fn sentence(code: Code) -> &'static str {
         Code::DatabricksPrincipalNotFound => {
             "The target's service principal does not exist in the Databricks workspace."
         }
+        Code::RotatedByAnotherIdentity => {
+            "The latest version of the secret was written by another identity; run as that identity or take ownership explicitly."
+        }
     }
 }
 
@@ -86,6 +89,17 @@ pub fn warning_sentence(kind: WarningKind) -> &'static str {
         }
         WarningKind::Protected => "A credential named by a configured secret's latest version was kept.",
         WarningKind::RevokeSuperseded => "Superseded credentials were revoked at once.",
+        WarningKind::KeptInUse => "A superseded credential still in use was kept past its grace.",
+        WarningKind::UsageUnknown => {
+            "A superseded credential was kept this run because its last use could not be read."
+        }
+        WarningKind::UsageUnreadable => {
+            "The identity cannot read when credentials were last used; superseded ones got the plain grace."
+        }
+        WarningKind::TakeOwnership => "A version another identity wrote was replaced on request.",
+        WarningKind::RotatedByAnotherIdentity => {
+            "Another identity wrote the latest version; this run left the target to that identity."
+        }
     }
 }
 
@@ -157,6 +171,11 @@ mod tests {
             ProtectionUnreadable,
             Protected,
             RevokeSuperseded,
+            KeptInUse,
+            UsageUnknown,
+            UsageUnreadable,
+            TakeOwnership,
+            RotatedByAnotherIdentity,
         ];
         let mut seen = std::collections::HashSet::new();
         for k in all {

@@ -37,4 +37,4 @@ pub mod rules;
 pub mod spec;
 
 pub use model::{Action, Outcome, Profile, Reason, SecretView};
-pub use spec::{Force, Request, Spec};
+pub use spec::{Force, OtherWriter, Request, Spec};

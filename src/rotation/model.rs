@@ -18,6 +18,12 @@ pub mod tags {
     pub const MANAGED_BY_VALUE: &str = "pat-rotator";
     pub const TARGET: &str = "target";
     pub const ROTATED_AT: &str = "rotated-at";
+    /// The lower-case object id of the identity that wrote the version (contract §10).
+    pub const ROTATED_BY: &str = "rotated-by";
+    /// `rotated-by` when the writer's object id could not be read.
+    pub const UNKNOWN_WRITER: &str = "unknown";
+    /// Who started the run that wrote it: `RotatePat`, `ProvisionPat`, `SecretEvent` or `cli`.
+    pub const ROTATED_VIA: &str = "rotated-via";
 }
 
 /// What one kind of credential looks like to the rotation: how it is named, recorded and
@@ -166,6 +172,9 @@ pub struct SecretView {
     pub previous_id: Option<String>,
     pub expires_at: Option<OffsetDateTime>,
     pub rotated_at: Option<OffsetDateTime>,
+    /// Its `rotated-by` tag, lower case (`None`: written before the tag existed, or not by
+    /// pat-rotator).
+    pub rotated_by: Option<String>,
 }
 
 impl SecretView {
@@ -181,6 +190,7 @@ impl SecretView {
             previous_id,
             expires_at: profile.expires_tag.and_then(time).or(s.expires),
             rotated_at: time(tags::ROTATED_AT),
+            rotated_by: s.tag(tags::ROTATED_BY).map(|v| v.to_ascii_lowercase()),
         }
     }
 }
@@ -283,6 +293,20 @@ pub enum WarningKind {
     Protected,
     /// `--revoke-superseded` (CLI only).
     RevokeSuperseded,
+    /// A superseded credential past its grace was kept because a consumer still uses it
+    /// (`keep_while_used`, contract §10).
+    KeptInUse,
+    /// A superseded credential past its grace was kept this run because its use could not be
+    /// told (`keep_while_used`).
+    UsageUnknown,
+    /// The identity may not read how credentials are used, so `keep_while_used` fell back to
+    /// the plain grace.
+    UsageUnreadable,
+    /// `--take-ownership` wrote over a version another identity wrote (CLI only).
+    TakeOwnership,
+    /// An event-started run left a target whose latest version another identity wrote
+    /// (contract §10).
+    RotatedByAnotherIdentity,
 }
 
 /// One warning of a run: its kind and the operator's text.
@@ -329,6 +353,10 @@ pub struct Outcome {
     /// The full error, for the HTTP layer (status code, `Retry-After`); not serialised.
     #[serde(skip)]
     pub failure: Option<Error>,
+    /// The issuer refused to tell how credentials were used (contract §10 "Usage": a `403`),
+    /// naming what it refused; the engine warns once per pass for it. Not serialised.
+    #[serde(skip)]
+    pub usage_unreadable: Option<String>,
 }
 
 impl Outcome {
@@ -344,6 +372,7 @@ impl Outcome {
             error: Some(ErrorBody::from(&err)),
             warnings: Vec::new(),
             failure: Some(err),
+            usage_unreadable: None,
         }
     }
 

@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 use super::model::{CreateRequest, Credential, NewCredential, Profile, SecretWrite, StoredSecret};
 use crate::error::{Error, Result};
@@ -68,6 +68,27 @@ pub trait Issuer: Send + Sync {
     async fn verify(&self, value: &Redacted) -> Result<Option<OffsetDateTime>>;
     /// Revokes a credential; one that is already gone counts as revoked.
     async fn revoke(&self, id: &str) -> Result<()>;
+    /// When the credential was last used, as far as the issuer records it (contract §10
+    /// "Usage"). Kinds without such a record answer [`Usage::Untracked`]. No default: a wrapper
+    /// that forgot to pass it on would silently turn `keep_while_used` off.
+    async fn usage(&self, id: &str) -> Usage;
+}
+
+/// What an issuer says about a credential's last use (contract §10 "Usage").
+#[derive(Debug, Clone)]
+pub enum Usage {
+    /// This kind of credential has no record of use (a service principal's OAuth secret).
+    Untracked,
+    /// The identity may not read usage (a `403`: it is no workspace admin). `scope` names what
+    /// it may not read (the workspace and whose tokens), for one warning per pass.
+    Forbidden { scope: String, error: Error },
+    /// The issuer holds no such live credential (revoked, or expired).
+    Gone,
+    /// The lookup failed otherwise.
+    Failed(Error),
+    /// The issuer's answer: the UTC day of the last use (`None` when the answer had none) and
+    /// the issuer's clock when it answered (its `Date`; `None` when it sent none).
+    Read { last_used_day: Option<Date>, at: Option<OffsetDateTime> },
 }
 
 /// The latest version of a secret and Key Vault's clock when it answered (its `Date` header).
@@ -129,6 +150,12 @@ pub trait SecretStore: Send + Sync {
     /// An error of this store, with its stable code, for a state of the secret the rotation
     /// cannot accept (say, a version written by someone else in the middle of a run).
     fn error(&self, message: String) -> Error;
+    /// The identity this store reads and writes as: the lower-case object id that a new
+    /// version's `rotated-by` tag records (contract §10). `None` when it cannot be read (the
+    /// tag then says `unknown`). The default is a store that cannot tell.
+    async fn writer(&self) -> Option<String> {
+        None
+    }
 }
 
 /// What the latest versions of the other configured secrets name (contract §7.4(a)), for the

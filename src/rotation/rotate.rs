@@ -52,9 +52,9 @@ use super::model::{
     Action, CreateRequest, Credential, NewCredential, Outcome, Ownership, Profile, Reason, SecretView, SecretWrite,
     StoredSecret, Warning, WarningKind, rfc3339, short_id, tags,
 };
-use super::ports::{Backoff, Clock, CreateError, Issuer, OtherSecrets, Refusal, SecretStore, WriteError};
-use super::rules::{self, Capped, Decision, Evidence, Latest};
-use super::spec::{Force, Owner, Request, Spec};
+use super::ports::{Backoff, Clock, CreateError, Issuer, OtherSecrets, Refusal, SecretStore, Usage, WriteError};
+use super::rules::{self, Capped, Decision, Evidence, Latest, Supersession, UseVerdict};
+use super::spec::{Force, OtherWriter, Owner, Request, Spec};
 use crate::error::{Code, Error, Result};
 use crate::secret::Redacted;
 
@@ -150,6 +150,7 @@ pub async fn rotate(spec: &Spec, req: Request, ports: &Ports<'_>) -> Outcome {
         warnings: Mutex::new(Vec::new()),
         held: Mutex::new(Vec::new()),
         told_unread: AtomicBool::new(false),
+        usage_unreadable: Mutex::new(None),
     };
     let mut out = run.rotate().await;
     // Upstream texts were scrubbed where they were read; this is the last look before the
@@ -161,6 +162,7 @@ pub async fn rotate(spec: &Spec, req: Request, ports: &Ports<'_>) -> Outcome {
         e.message = run.clean(&e.message);
     }
     out.warnings = run.warnings.into_inner().unwrap_or_default();
+    out.usage_unreadable = run.usage_unreadable.into_inner().unwrap_or_default();
     out
 }
 
@@ -234,6 +236,15 @@ impl Observed {
         }
     }
 
+    /// Every version that counts as the latest, for the guard of contract §10 (another identity
+    /// if any of them names one): the one read and, where several versions share the newest
+    /// `created` second (contract §7.4), each of them.
+    fn latest_views(&self, profile: &Profile) -> Vec<SecretView> {
+        let mut views: Vec<SecretView> = self.view.iter().cloned().collect();
+        views.extend(self.tied.iter().map(|s| SecretView::of(s, profile)));
+        views
+    }
+
     /// The listed credential the latest version names (the one a rotation supersedes; of tied
     /// versions, the one with the greatest id, contract §7.4).
     fn current(&self) -> Option<&Credential> {
@@ -247,7 +258,7 @@ impl Observed {
 
     /// What this evidence proves revocable, plus what is over `limit` (with `extra` live
     /// credentials not in the list) when the kind revokes over its cap; never anything in
-    /// `protected`.
+    /// `protected`, nor what `u` keeps for its use (whose use is known go last over the cap).
     fn sweep(
         &self,
         profile: &Profile,
@@ -255,11 +266,13 @@ impl Observed {
         extra: usize,
         limit: usize,
         protected: &BTreeSet<String>,
+        u: &InUse,
     ) -> (Vec<String>, Capped) {
         let named = self.named_ids();
-        let proven = rules::revocable(&self.evidence(&named, protected), grace);
+        let mut proven = rules::revocable(&self.evidence(&named, protected), grace);
+        proven.retain(|id| !u.kept.contains(id));
         let capped = if profile.revokes_over_cap && self.latest.is_some() {
-            rules::over_cap(&self.creds, protected, &proven, extra, limit)
+            rules::over_cap_unused_first(&self.creds, protected, &proven, &u.in_use, extra, limit)
         } else {
             Capped::default()
         };
@@ -311,6 +324,15 @@ impl Verified {
     }
 }
 
+/// What the guard of contract §10 lets a run do.
+enum Guard {
+    Proceed,
+    /// The target fails, before anything is created.
+    Fail(Error),
+    /// The target is left as it is (`unchanged`, with a warning).
+    Leave,
+}
+
 /// How a write ended when it did not fail.
 enum Written {
     Recorded(StoredSecret),
@@ -332,6 +354,27 @@ struct Run<'a> {
     held: Mutex<Vec<Redacted>>,
     /// Whether the run already said that another secret's failed read stops its revocations.
     told_unread: AtomicBool,
+    /// The issuer refused to say how credentials were used (contract §10 "Usage": a `403`):
+    /// what it refused, for the engine's one warning per pass.
+    usage_unreadable: Mutex<Option<String>>,
+}
+
+/// What the usage lookups found (contract §10 "Usage"), for a plan: `kept` stay out of what is
+/// proven revocable; over the cap, `in_use` go last.
+#[derive(Debug, Default)]
+struct InUse {
+    kept: BTreeSet<String>,
+    in_use: BTreeSet<String>,
+}
+
+/// Where a plan's credentials are judged by their use (contract §10 "Usage"): the run's reads,
+/// the credential this run just superseded with the new version's `created`, and Key Vault's
+/// clock for the `renew_before_days` bound.
+#[derive(Clone, Copy)]
+struct UseCheck<'o> {
+    obs: &'o Observed,
+    successor: Option<(&'o str, Option<OffsetDateTime>)>,
+    vault_now: Option<OffsetDateTime>,
 }
 
 /// How many credentials of the run's kind would be revoked by one plan, before and after the
@@ -409,13 +452,21 @@ impl Run<'_> {
     /// secrets name (contract §7.4(a)). `plan` gets the protected ids (the secret's own latest
     /// versions' always); they are read only when the plan without them revokes anything, so a
     /// run with nothing to revoke reads nothing more.
+    ///
+    /// With `keep_while_used` and a `check` (contract §10 "Usage"), what the plan would revoke
+    /// past its grace is first looked up and a credential a consumer still uses is kept
+    /// ([`Run::spare_in_use`]); when the cap still has to act, the use of its candidates orders
+    /// it ([`Run::learn_in_use`]). Without a `check` (`--revoke-superseded`) usage is ignored.
+    /// What the cap would revoke is counted again right before ([`Run::recount_cap`]).
     async fn revoke_planned(
         &self,
         own: &BTreeSet<String>,
         recount: Recount<'_>,
-        plan: impl Fn(&BTreeSet<String>) -> Plan,
+        check: Option<UseCheck<'_>>,
+        plan: impl Fn(&BTreeSet<String>, &InUse) -> Plan,
     ) -> Vec<String> {
-        let first = plan(own);
+        let unknown = InUse::default();
+        let first = plan(own, &unknown);
         if first.is_empty() {
             if first.capped.held > 0 {
                 self.warn_held(first.capped.held);
@@ -425,19 +476,159 @@ impl Run<'_> {
         let Some(named) = self.others_named().await else { return Vec::new() };
         let mut protected = own.clone();
         protected.extend(named.keys().cloned());
-        let plan = plan(&protected);
+        let mut chosen = plan(&protected, &unknown);
+        let mut in_use = BTreeSet::new();
+        if let Some(check) = check.filter(|_| self.spec.keep_while_used && !self.req.revoke_superseded) {
+            let kept = self.spare_in_use(check, &chosen.proven).await;
+            let mut u = InUse { in_use: kept.clone(), kept };
+            if !u.kept.is_empty() {
+                chosen = plan(&protected, &u);
+            }
+            if !chosen.capped.revoke.is_empty()
+                && self.learn_in_use(check.obs, &protected, &chosen.proven, &mut u.in_use).await
+            {
+                chosen = plan(&protected, &u);
+            }
+            in_use = u.in_use;
+        }
         for id in first.proven.iter().chain(&first.capped.revoke) {
             if let Some(by) = named.get(id) {
                 self.tell_protected(id, by);
             }
         }
-        if plan.capped.held > 0 {
-            self.warn_held(plan.capped.held);
+        if chosen.capped.held > 0 {
+            self.warn_held(chosen.capped.held);
         }
-        let mut done = self.revoke_all(&plan.proven, plan.why).await;
-        let capped = self.recount_cap(plan.capped.revoke, recount, &protected, &plan.proven).await;
+        let mut done = self.revoke_all(&chosen.proven, chosen.why).await;
+        let capped = self.recount_cap(chosen.capped.revoke, recount, &protected, &chosen.proven, &in_use).await;
         done.extend(self.revoke_all(&capped, "over_cap").await);
         done
+    }
+
+    /// Contract §10 "Usage": each credential of `proven` (past its grace) is looked up, and one a
+    /// consumer still uses is kept ([`rules::use_verdict`]): returned, with a `kept_in_use`
+    /// warning naming its `last_used_day`; one whose use cannot be told this run is kept too,
+    /// with a warning. A `403` (no workspace admin) keeps nothing: the plain grace applies.
+    ///
+    /// It only ever keeps more than the grace alone would.
+    async fn spare_in_use(&self, check: UseCheck<'_>, proven: &[String]) -> BTreeSet<String> {
+        let mut kept = BTreeSet::new();
+        let (issuer, target, noun, obs) = (self.ports.issuer, &self.spec.target, self.noun(), check.obs);
+        // When each credential was superseded: the one the read version names as its
+        // predecessor at that version's `created`, the one this run superseded at the new
+        // version's; any other from the versions list, read once when needed.
+        let mut known: BTreeMap<String, Supersession> = BTreeMap::new();
+        if let Some(l) = &obs.latest
+            && let Some(prev) = l.names(self.profile).1
+        {
+            known.insert(prev, l.created.map_or(Supersession::Unknown, Supersession::At));
+        }
+        if let Some((id, created)) = check.successor {
+            known.insert(id.to_string(), created.map_or(Supersession::Unknown, Supersession::At));
+        }
+        let mut versions: Option<Result<Vec<StoredSecret>>> = None;
+        for id in proven {
+            let usage = issuer.usage(id).await;
+            match &usage {
+                Usage::Untracked => return BTreeSet::new(),
+                Usage::Forbidden { scope, error } => {
+                    info!(target_name = %target, error = %self.clean(&error.to_string()), "the last use of superseded {noun}s cannot be read ({scope}); keep_while_used is off for this run: the plain grace applies");
+                    *self.usage_unreadable.lock().expect("usage lock") = Some(scope.clone());
+                    return BTreeSet::new();
+                }
+                Usage::Gone | Usage::Failed(_) | Usage::Read { .. } => {}
+            }
+            let superseded = match known.get(id) {
+                Some(s) => *s,
+                None => {
+                    if versions.is_none() {
+                        versions = Some(self.ports.store.versions(&self.spec.secret_name).await);
+                    }
+                    match versions.as_ref() {
+                        Some(Ok(v)) => rules::supersession(v, id, self.profile),
+                        _ => Supersession::Unknown,
+                    }
+                }
+            };
+            let cred = obs.creds.iter().find(|c| &c.id == id);
+            let verdict = rules::use_verdict(
+                &usage,
+                cred.and_then(|c| c.expires_at),
+                obs.creds_at,
+                superseded,
+                check.vault_now,
+                self.spec.renew_before,
+            );
+            match verdict {
+                UseVerdict::Revoke => {}
+                UseVerdict::InUse(day) => {
+                    // The line the workbook reads: `action` = `kept_in_use`, `token_id_prefix`,
+                    // and `last_used_day=YYYY-MM-DD` in the message.
+                    let msg = format!(
+                        "superseded {noun} {} kept: in use (last_used_day={day}); a consumer still reads an old version of the secret (it is kept at most {} days after it was superseded)",
+                        short_id(id),
+                        self.spec.renew_before.whole_days()
+                    );
+                    warn!(target_name = %target, action = "kept_in_use", token = %short_id(id), "{msg}");
+                    self.warnings
+                        .lock()
+                        .expect("warnings lock")
+                        .push(Warning { kind: WarningKind::KeptInUse, message: msg });
+                    kept.insert(id.clone());
+                }
+                UseVerdict::Unknown => {
+                    let why = match (&usage, &superseded, &versions) {
+                        (Usage::Failed(e), _, _) => format!("looking up its last use failed ({e})"),
+                        (_, Supersession::Unknown, Some(Err(e))) => {
+                            format!("when it was superseded could not be read ({e})")
+                        }
+                        (_, Supersession::Unknown, _) => "when it was superseded is unknown".to_string(),
+                        _ => "the answer about its last use had no last_used_day or no Date".to_string(),
+                    };
+                    self.warn(
+                        WarningKind::UsageUnknown,
+                        format!("superseded {noun} {} kept for this run: {why}", short_id(id)),
+                    );
+                    kept.insert(id.clone());
+                }
+            }
+        }
+        kept
+    }
+
+    /// Over the cap with `keep_while_used` (contract §10: those not in use go first): looks up
+    /// the use of every live candidate not yet known (not `going`, not `protected`) and adds
+    /// those in use — or whose use cannot be told — to `in_use`. A credential created by a
+    /// rotation in flight was used by its verification, so it counts as in use. Returns whether
+    /// it learnt anything (false also on a `403`: the plain order applies).
+    async fn learn_in_use(
+        &self,
+        obs: &Observed,
+        protected: &BTreeSet<String>,
+        going: &[String],
+        in_use: &mut BTreeSet<String>,
+    ) -> bool {
+        let candidates: Vec<String> = rules::ours(&obs.creds)
+            .filter(|c| !going.contains(&c.id) && !protected.contains(&c.id) && !in_use.contains(&c.id))
+            .map(|c| c.id.clone())
+            .collect();
+        let mut learnt = false;
+        for id in candidates {
+            match self.ports.issuer.usage(&id).await {
+                Usage::Untracked => return false,
+                Usage::Forbidden { scope, .. } => {
+                    *self.usage_unreadable.lock().expect("usage lock") = Some(scope);
+                    return false;
+                }
+                u => {
+                    if rules::in_use(&u) != Some(false) {
+                        in_use.insert(id);
+                        learnt = true;
+                    }
+                }
+            }
+        }
+        learnt
     }
 
     fn tell_protected(&self, id: &str, by: &str) {
@@ -589,7 +780,15 @@ impl Run<'_> {
         };
         let now = obs.creds_at.or(obs.vault_at).unwrap_or_else(|| self.ports.clock.now());
         let tied: Vec<SecretView> = obs.tied.iter().map(|s| SecretView::of(s, profile)).collect();
-        let decision = rules::decide(obs.view.as_ref(), &tied, &obs.creds, spec.renew_before, now, force);
+        let mut decision = rules::decide(obs.view.as_ref(), &tied, &obs.creds, spec.renew_before, now, force);
+        // Contract §10: a near-expiry or expired event rotates within 30 days of the latest
+        // version's `exp` as Key Vault states it, whatever `renew_before_days` says.
+        if decision == Decision::Keep
+            && let Some(window) = self.req.expiry_window
+            && rules::expires_within(obs.latest.as_ref().and_then(|s| s.expires), obs.vault_at.unwrap_or(now), window)
+        {
+            decision = Decision::Rotate(Reason::Expiring);
+        }
         let current = obs.current();
 
         // The outcome that describes the secret as it is (unchanged, or planned in a dry run).
@@ -604,6 +803,7 @@ impl Run<'_> {
             error: None,
             warnings: Vec::new(),
             failure: None,
+            usage_unreadable: None,
         };
 
         let reason = match decision {
@@ -615,9 +815,10 @@ impl Run<'_> {
                 }
                 let mut out = as_is(Action::Unchanged, reason);
                 if !self.req.dry_run {
+                    let check = UseCheck { obs: &obs, successor: None, vault_now: obs.vault_at };
                     out.revoked_token_ids = self
-                        .revoke_planned(&obs.own_protected(profile), obs.recount(profile.cap), |p| {
-                            let (proven, capped) = obs.sweep(profile, spec.grace, 0, profile.cap, p);
+                        .revoke_planned(&obs.own_protected(profile), obs.recount(profile.cap), Some(check), |p, u| {
+                            let (proven, capped) = obs.sweep(profile, spec.grace, 0, profile.cap, p, u);
                             Plan { proven, why: "superseded", capped }
                         })
                         .await;
@@ -627,6 +828,15 @@ impl Run<'_> {
             Decision::Rotate(reason) => reason,
         };
 
+        // Contract §10: who wrote the latest version decides whether this run may replace it,
+        // before anything is created (a dry run reports the same).
+        let me = self.ports.store.writer().await;
+        match self.other_writer(&obs, me.as_deref()) {
+            Guard::Proceed => {}
+            Guard::Fail(e) => return Outcome::failed(&spec.target, Some(reason), e),
+            Guard::Leave => return as_is(Action::Unchanged, reason),
+        }
+
         if reason == Reason::RevokedInWorkspace
             && let Some(change) = self.owner_change(&obs)
         {
@@ -634,7 +844,8 @@ impl Run<'_> {
         }
 
         if self.req.dry_run {
-            let (proven, capped) = obs.sweep(profile, spec.grace, 1, profile.cap, &obs.own_protected(profile));
+            let (proven, capped) =
+                obs.sweep(profile, spec.grace, 1, profile.cap, &obs.own_protected(profile), &InUse::default());
             info!(target_name = %spec.target, reason = reason.as_str(), would_revoke = proven.len() + capped.revoke.len(), "dry run: rotation planned");
             return as_is(Action::Planned, reason);
         }
@@ -660,7 +871,7 @@ impl Run<'_> {
                 }
                 Err(e) => return failed(revoked, e),
             };
-            let write = self.secret_write(&new, superseded.as_deref());
+            let write = self.secret_write(&new, superseded.as_deref(), me.as_deref());
             match self.write_recorded(&write, &new.info, &verified, based_on).await {
                 Ok(Written::Recorded(stored)) => break (stored, new.info),
                 Ok(Written::Stale) => {
@@ -694,7 +905,7 @@ impl Run<'_> {
                         let own: BTreeSet<String> = latest.protects(profile).into_iter().collect();
                         let going = revoked.clone();
                         let capped = self
-                            .revoke_planned(&own, obs.recount(profile.cap), |p| Plan {
+                            .revoke_planned(&own, obs.recount(profile.cap), None, |p, _| Plan {
                                 proven: Vec::new(),
                                 why: "over_cap",
                                 capped: rules::over_cap(&obs.creds, p, &going, kept as usize, profile.cap),
@@ -721,7 +932,7 @@ impl Run<'_> {
                 .filter(|id| *id != new.id && !revoked.contains(id))
                 .collect();
             let gone = self
-                .revoke_planned(&own_now, obs.recount(profile.cap), |p| Plan {
+                .revoke_planned(&own_now, obs.recount(profile.cap), None, |p, _| Plan {
                     proven: others.iter().filter(|id| !p.contains(*id)).cloned().collect(),
                     why: "revoke_superseded",
                     capped: Capped::default(),
@@ -737,8 +948,13 @@ impl Run<'_> {
             let named = obs.named_ids();
             let own_then = obs.own_protected(profile);
             let going_before = revoked.clone();
+            let check = UseCheck {
+                obs: &obs,
+                successor: superseded.as_deref().map(|id| (id, stored.created)),
+                vault_now: stored.created.or(obs.vault_at),
+            };
             let gone = self
-                .revoke_planned(&own_now, obs.recount(profile.cap), |p| {
+                .revoke_planned(&own_now, obs.recount(profile.cap), Some(check), |p, u| {
                     let then: BTreeSet<String> = p.union(&own_then).cloned().collect();
                     let after = Evidence {
                         creds: &obs.creds,
@@ -754,10 +970,10 @@ impl Run<'_> {
                             proven.push(id);
                         }
                     }
-                    proven.retain(|id| !going_before.contains(id));
+                    proven.retain(|id| !going_before.contains(id) && !u.kept.contains(id));
                     let capped = if profile.revokes_over_cap {
                         let going: Vec<String> = proven.iter().chain(&going_before).cloned().collect();
-                        rules::over_cap(&obs.creds, p, &going, 1, profile.cap)
+                        rules::over_cap_unused_first(&obs.creds, p, &going, &u.in_use, 1, profile.cap)
                     } else {
                         Capped::default()
                     };
@@ -778,6 +994,7 @@ impl Run<'_> {
             error: None,
             warnings: Vec::new(),
             failure: None,
+            usage_unreadable: None,
         }
     }
 
@@ -814,8 +1031,68 @@ impl Run<'_> {
         })
     }
 
-    /// The new version of contract §6 / §9.
-    fn secret_write(&self, new: &NewCredential, superseded: Option<&str>) -> SecretWrite {
+    /// Contract §10: what this run does when the latest managed version was written by another
+    /// identity than `me` (the one it writes as), by the request's [`OtherWriter`] policy.
+    fn other_writer(&self, obs: &Observed, me: Option<&str>) -> Guard {
+        let views = obs.latest_views(self.profile);
+        let latest: Vec<&SecretView> = views.iter().collect();
+        let Some(other) = rules::written_by_another(&latest, me) else { return Guard::Proceed };
+        let noun = self.noun();
+        let version = obs.latest.as_ref().map(|s| s.version()).unwrap_or_default();
+        let me = me.unwrap_or("unknown (its object id could not be read)");
+        // A PAT of the service's own identity (no `client_id`) belongs to whoever creates it; an
+        // app's PAT or a principal's OAuth secret does not depend on the caller.
+        let callers_own = self.spec.owner.as_ref().is_some_and(|o| o.client_id.is_none());
+        let code = Code::RotatedByAnotherIdentity;
+        if self.req.revoke_superseded {
+            return Guard::Fail(Error::new(
+                code,
+                format!(
+                    "--revoke-superseded acts on the {noun}s of the identity it runs as ({me}), but the latest version {version} was written by identity {other}: that identity's {noun}s are not in this identity's list and could not be revoked, so nothing was created or revoked (--take-ownership does not change this). Run it as the identity that wrote the version, the service's (docs/RUNBOOK.md, \"A token leaked\")"
+                ),
+            ));
+        }
+        let consequence = if callers_own {
+            format!(
+                "; the new {noun} would belong to the caller ({me}), not to the service, and the service could not revoke it"
+            )
+        } else {
+            String::new()
+        };
+        match self.req.other_writer {
+            OtherWriter::Overwrite => Guard::Proceed,
+            OtherWriter::Refuse => Guard::Fail(Error::new(
+                code,
+                format!(
+                    "the latest version {version} of the secret was written by identity {other}, and this run is identity {me}: a new version would replace that identity's {noun}{consequence}. Nothing was created. Run as the identity that wrote it, the service's (docs/RUNBOOK.md, \"Running the CLI as the service's identity\"), or pass --take-ownership to write anyway"
+                ),
+            )),
+            OtherWriter::TakeOwnership => {
+                let cleanup = if callers_own {
+                    format!(
+                        "; the new {noun} belongs to this identity ({me}): when the service next replaces it, revoke it as this identity (pat-rotator tokens --target {} --revoke ID)",
+                        self.spec.target
+                    )
+                } else {
+                    String::new()
+                };
+                self.warn(
+                    WarningKind::TakeOwnership,
+                    format!("--take-ownership: writing over version {version}, which identity {other} wrote{cleanup}"),
+                );
+                Guard::Proceed
+            }
+            OtherWriter::Leave => {
+                self.warn(WarningKind::RotatedByAnotherIdentity, format!(
+                    "rotated_by_another_identity: the latest version {version} was written by identity {other}, not by this identity ({me}); the target is left to RotatePat and ProvisionPat"
+                ));
+                Guard::Leave
+            }
+        }
+    }
+
+    /// The new version of contract §6 / §9, and the writer's tags of §10.
+    fn secret_write(&self, new: &NewCredential, superseded: Option<&str>, me: Option<&str>) -> SecretWrite {
         let p = self.profile;
         let mut t: BTreeMap<String, String> = self.spec.tags.clone();
         t.insert(tags::MANAGED_BY.to_string(), tags::MANAGED_BY_VALUE.to_string());
@@ -825,6 +1102,8 @@ impl Run<'_> {
             t.insert(exp_tag.to_string(), new.info.expires_at.map(rfc3339).unwrap_or_else(|| "never".to_string()));
         }
         t.insert(tags::ROTATED_AT.to_string(), rfc3339(self.ports.clock.now()));
+        t.insert(tags::ROTATED_BY.to_string(), me.unwrap_or(tags::UNKNOWN_WRITER).to_ascii_lowercase());
+        t.insert(tags::ROTATED_VIA.to_string(), self.req.via.to_string());
         if let Some(prev) = superseded {
             t.insert(p.previous_tag.to_string(), prev.to_string());
         }
@@ -862,6 +1141,7 @@ impl Run<'_> {
             error: None,
             warnings: Vec::new(),
             failure: None,
+            usage_unreadable: None,
         }
     }
 
@@ -976,9 +1256,10 @@ impl Run<'_> {
             )));
         }
         let (profile, grace) = (self.profile, self.spec.grace);
+        let check = UseCheck { obs: &fresh, successor: None, vault_now: fresh.vault_at };
         let done = self
-            .revoke_planned(&fresh.own_protected(profile), fresh.recount(profile.cap.saturating_sub(1)), |p| {
-                let (proven, capped) = fresh.sweep(profile, grace, 0, profile.cap.saturating_sub(1), p);
+            .revoke_planned(&fresh.own_protected(profile), fresh.recount(profile.cap.saturating_sub(1)), Some(check), |p, u| {
+                let (proven, capped) = fresh.sweep(profile, grace, 0, profile.cap.saturating_sub(1), p, u);
                 Plan { proven, why: "room", capped }
             })
             .await;
@@ -1232,6 +1513,7 @@ impl Run<'_> {
         recount: Recount<'_>,
         protected: &BTreeSet<String>,
         going: &[String],
+        in_use: &BTreeSet<String>,
     ) -> Vec<String> {
         if planned.is_empty() {
             return planned;
@@ -1244,7 +1526,7 @@ impl Run<'_> {
         match self.ports.issuer.list().await {
             Ok(now) => {
                 let creds = rules::resolve(&now.credentials, recount.named);
-                rules::over_cap(&creds, protected, going, 0, recount.limit).revoke
+                rules::over_cap_unused_first(&creds, protected, going, in_use, 0, recount.limit).revoke
             }
             Err(e) => {
                 self.warn(

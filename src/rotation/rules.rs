@@ -7,9 +7,10 @@
 
 use std::collections::BTreeSet;
 
-use time::{Duration, OffsetDateTime};
+use time::{Date, Duration, OffsetDateTime};
 
-use super::model::{Credential, Ownership, Reason, SecretView};
+use super::model::{Credential, Ownership, Profile, Reason, SecretView, StoredSecret};
+use super::ports::Usage;
 
 /// A credential of this target that no version is known to name is left alone for this long,
 /// so that a rotation in flight elsewhere (created, not yet written) is never broken.
@@ -69,6 +70,32 @@ pub fn decide(
     if force { Decision::Rotate(Reason::Forced) } else { Decision::Keep }
 }
 
+/// Contract §10 ("Key Vault events"): a run started by `SecretNearExpiry` or `SecretExpired`
+/// rotates a target whose latest version expires within this, whatever `renew_before_days`
+/// says.
+pub const EVENT_EXPIRY_WINDOW: Duration = Duration::days(30);
+
+/// Whether a version whose `attributes.exp` is `exp` expires within `window` of `now` (or has
+/// expired). A version without `exp` never does.
+pub fn expires_within(exp: Option<OffsetDateTime>, now: OffsetDateTime, window: Duration) -> bool {
+    exp.is_some_and(|e| e - now <= window)
+}
+
+/// Contract §10: the identity that wrote a managed latest version, when it is not `me` (the
+/// identity this run writes as; `None` when its object id could not be read). `latest` holds
+/// every version that counts as the latest: one, or several when they share the newest
+/// `created` second — then another identity if any of them names one.
+///
+/// A version that is not managed (foreign) is no one's to protect; one without `rotated-by`
+/// (written before the tag) is accepted; `unknown`, or any tag while `me` is unknown, cannot be
+/// proven to be this identity, so it is another's.
+pub fn written_by_another<'a>(latest: &[&'a SecretView], me: Option<&str>) -> Option<&'a str> {
+    let mine = |by: &str| {
+        !by.eq_ignore_ascii_case(super::model::tags::UNKNOWN_WRITER) && me.is_some_and(|me| by.eq_ignore_ascii_case(me))
+    };
+    latest.iter().filter(|v| v.managed).filter_map(|v| v.rotated_by.as_deref()).find(|by| !mine(by))
+}
+
 /// Contract §3: a forced ProvisionPat is evaluated as an unforced one while the latest version
 /// is younger than the cooldown (an unknown age counts as inside), or when the target already
 /// holds one credential below its cap.
@@ -79,10 +106,13 @@ pub fn force_declined(
     live_ours: usize,
     cap: usize,
 ) -> bool {
-    let inside = match (latest_created, vault_at) {
-        (Some(c), Some(at)) => at - c < cooldown,
-        _ => true,
-    };
+    // A cooldown of 0 is none (contract §2): not even a `Date` a second behind `created` (a
+    // front end's cached clock) or a missing one puts a version inside it.
+    let inside = cooldown > Duration::ZERO
+        && match (latest_created, vault_at) {
+            (Some(c), Some(at)) => at - c < cooldown,
+            _ => true,
+        };
     inside || live_ours + 1 >= cap
 }
 
@@ -225,6 +255,139 @@ pub fn over_cap(
     Capped { held: (count - limit - revoke.len()).min(named), revoke }
 }
 
+/// [`over_cap`] when some credentials are known to be in use (contract §10 "Usage"): those not
+/// in use go first, oldest first, then those in use, oldest first. As many go, and as many are
+/// held, as [`over_cap`] says.
+pub fn over_cap_unused_first(
+    creds: &[Credential],
+    protected: &BTreeSet<String>,
+    going: &[String],
+    in_use: &BTreeSet<String>,
+    extra: usize,
+    limit: usize,
+) -> Capped {
+    let plain = over_cap(creds, protected, going, extra, limit);
+    if plain.revoke.is_empty() || in_use.is_empty() {
+        return plain;
+    }
+    let mut live: Vec<&Credential> =
+        ours(creds).filter(|c| !going.contains(&c.id) && !protected.contains(&c.id)).collect();
+    // Unknown creation times sort first within each group, as in `over_cap`.
+    live.sort_by(|a, b| {
+        (in_use.contains(&a.id), a.created_at, &a.id).cmp(&(in_use.contains(&b.id), b.created_at, &b.id))
+    });
+    Capped { revoke: live.into_iter().take(plain.revoke.len()).map(|c| c.id.clone()).collect(), held: plain.held }
+}
+
+/// When a credential stopped being the one a secret names (contract §10 "Usage": it is kept
+/// no longer than `renew_before_days` after that).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Supersession {
+    /// Superseded at this moment (the successor version's `created`, Key Vault's clock).
+    At(OffsetDateTime),
+    /// No version names it: it never reached the vault (a run stopped before its write), so no
+    /// consumer can hold it.
+    NeverRecorded,
+    /// The versions do not tell (the latest still names it, or no `created`).
+    Unknown,
+}
+
+/// When the versions of a secret say `id` was superseded: the `created` of the first version
+/// after the last one naming it (`profile`'s id tag; a version of the same second counts as
+/// after it, the earlier reading); without any version naming it by the id tag, the first
+/// version naming it as its predecessor.
+pub fn supersession(versions: &[StoredSecret], id: &str, profile: &Profile) -> Supersession {
+    let names = |v: &StoredSecret| v.names(profile);
+    let named: Vec<&StoredSecret> = versions.iter().filter(|v| names(v).0.as_deref() == Some(id)).collect();
+    if named.is_empty() {
+        return versions
+            .iter()
+            .filter(|v| names(v).1.as_deref() == Some(id))
+            .filter_map(|v| v.created)
+            .min()
+            .map_or(Supersession::NeverRecorded, Supersession::At);
+    }
+    let Some(last) = named.iter().map(|v| v.created).collect::<Option<Vec<_>>>().and_then(|c| c.into_iter().max())
+    else {
+        return Supersession::Unknown;
+    };
+    versions
+        .iter()
+        .filter(|v| names(v).0.as_deref() != Some(id))
+        .filter_map(|v| v.created)
+        .filter(|c| *c >= last)
+        .min()
+        .map_or(Supersession::Unknown, Supersession::At)
+}
+
+/// What to do with a superseded credential that would be revoked after its grace, for a target
+/// with `keep_while_used` (contract §10 "Usage").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UseVerdict {
+    /// Revoke it as the grace says.
+    Revoke,
+    /// Keep it: a consumer used it on this UTC day, today or yesterday by the issuer's clock.
+    InUse(Date),
+    /// Keep it for this run: the lookup failed, or its answer lacked the day or a `Date`, or
+    /// when it was superseded is unknown.
+    Unknown,
+}
+
+/// Contract §10 "Usage", for one credential past its grace.
+///
+/// - `usage`: the issuer's answer; a credential is in use while its `last_used_day` falls on
+///   the current or the previous UTC day by the `Date` of the same answer. A `403` (or a kind
+///   without usage) means the plain grace: revoke. Any other failure, or an answer without
+///   `last_used_day` or `Date`, keeps it for this run.
+/// - Never kept past its own expiry (`expires_at`, by the answer's `Date`, else by `issuer_now`)
+///   nor more than `bound` (`renew_before_days`) after it was `superseded` (Key Vault's clock:
+///   `vault_now`); one no version ever named is an orphan no consumer holds: revoked.
+pub fn use_verdict(
+    usage: &Usage,
+    expires_at: Option<OffsetDateTime>,
+    issuer_now: Option<OffsetDateTime>,
+    superseded: Supersession,
+    vault_now: Option<OffsetDateTime>,
+    bound: Duration,
+) -> UseVerdict {
+    let (day, at) = match usage {
+        // Already gone: revoking it changes nothing.
+        Usage::Untracked | Usage::Forbidden { .. } | Usage::Gone => return UseVerdict::Revoke,
+        Usage::Failed(_) => (None, None),
+        Usage::Read { last_used_day, at } => (*last_used_day, *at),
+    };
+    if let (Some(exp), Some(now)) = (expires_at, at.or(issuer_now))
+        && exp <= now
+    {
+        return UseVerdict::Revoke;
+    }
+    match (superseded, vault_now) {
+        (Supersession::NeverRecorded, _) => return UseVerdict::Revoke,
+        (Supersession::At(s), Some(now)) if now - s > bound => return UseVerdict::Revoke,
+        (Supersession::At(_), Some(_)) => {}
+        _ => return UseVerdict::Unknown,
+    }
+    match (in_use(usage), day) {
+        (Some(true), Some(day)) => UseVerdict::InUse(day),
+        (Some(false), _) => UseVerdict::Revoke,
+        _ => UseVerdict::Unknown,
+    }
+}
+
+/// Whether an answer says the credential is in use: its `last_used_day` falls on the current
+/// or the previous UTC day by the `Date` of the same answer (contract §10). `None`: the answer
+/// does not tell (a failed lookup, no `last_used_day`, no `Date`).
+pub fn in_use(usage: &Usage) -> Option<bool> {
+    match usage {
+        Usage::Read { last_used_day: Some(day), at: Some(at) } => {
+            let today = at.to_offset(time::UtcOffset::UTC).date();
+            Some(*day >= today.previous_day().unwrap_or(today))
+        }
+        Usage::Untracked | Usage::Forbidden { .. } | Usage::Gone => Some(false),
+        Usage::Failed(_) | Usage::Read { .. } => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +419,34 @@ mod tests {
             previous_id: None,
             expires_at: None,
             rotated_at: None,
+            rotated_by: None,
+        }
+    }
+
+    #[test]
+    fn another_identity_wrote_the_latest_version() {
+        let by =
+            |who: Option<&str>, managed: bool| SecretView { rotated_by: who.map(str::to_string), managed, ..view("a") };
+        let (me, other, untagged, unknown) =
+            (by(Some("me"), true), by(Some("other"), true), by(None, true), by(Some("unknown"), true));
+        let foreign = by(Some("other"), false);
+        let cases: &[(&[&SecretView], Option<&str>, Option<&str>)] = &[
+            (&[], Some("me"), None),
+            (&[&me], Some("me"), None),
+            (&[&me], Some("ME"), None),
+            (&[&untagged], Some("me"), None),
+            (&[&untagged], None, None),
+            (&[&foreign], Some("me"), None),
+            (&[&other], Some("me"), Some("other")),
+            (&[&unknown], Some("me"), Some("unknown")),
+            (&[&unknown], Some("unknown"), Some("unknown")),
+            (&[&me], None, Some("me")),
+            // Tied latest versions: another identity if any of them names one.
+            (&[&me, &other], Some("me"), Some("other")),
+            (&[&me, &untagged], Some("me"), None),
+        ];
+        for (i, (latest, me, want)) in cases.iter().enumerate() {
+            assert_eq!(written_by_another(latest, *me), *want, "case {i}");
         }
     }
 
@@ -312,6 +503,12 @@ mod tests {
         assert!(!force_declined(ago(Duration::days(1)), Some(NOW), m15, 4, 6));
         assert!(force_declined(ago(Duration::days(1)), Some(NOW), m15, 4, 5), "OAuth secrets: 4 of 5");
         assert!(!force_declined(ago(Duration::days(1)), Some(NOW), Duration::ZERO, 0, 6), "cooldown 0");
+        assert!(
+            !force_declined(Some(NOW + Duration::seconds(1)), Some(NOW), Duration::ZERO, 0, 6),
+            "cooldown 0, Date behind"
+        );
+        assert!(!force_declined(None, None, Duration::ZERO, 0, 6), "cooldown 0, no Date");
+        assert!(force_declined(None, None, Duration::ZERO, 5, 6), "cooldown 0 still keeps the room below the cap");
     }
 
     #[test]
@@ -494,5 +691,140 @@ mod tests {
             Decision::Rotate(Reason::RevokedInWorkspace),
             "a tied version names a credential that is not listed"
         );
+    }
+
+    #[test]
+    fn an_event_rotates_within_thirty_days_of_the_vaults_exp() {
+        let w = EVENT_EXPIRY_WINDOW;
+        assert!(expires_within(Some(NOW + Duration::days(30)), NOW, w), "the boundary is inside");
+        assert!(!expires_within(Some(NOW + Duration::days(30) + Duration::seconds(1)), NOW, w));
+        assert!(expires_within(Some(NOW - Duration::days(2)), NOW, w), "expired");
+        assert!(!expires_within(None, NOW, w), "no exp: never");
+    }
+
+    static TEST_PROFILE: Profile = Profile {
+        noun: "credential",
+        content_type: "test",
+        id_tag: "credential-id",
+        previous_tag: "previous-credential-id",
+        expires_tag: None,
+        cap: 6,
+        revokes_over_cap: true,
+        labels_attempts: true,
+        reports_unrecorded: false,
+        naming_tags: &["credential-id"],
+    };
+
+    fn version(id: &str, tag: Option<&str>, prev: Option<&str>, created: Option<OffsetDateTime>) -> StoredSecret {
+        let mut tags = std::collections::BTreeMap::new();
+        if let Some(t) = tag {
+            tags.insert(TEST_PROFILE.id_tag.to_string(), t.to_string());
+        }
+        if let Some(p) = prev {
+            tags.insert(TEST_PROFILE.previous_tag.to_string(), p.to_string());
+        }
+        StoredSecret {
+            id: format!("https://v/secrets/s/{id}"),
+            tags,
+            content_type: Some("test".into()),
+            created,
+            enabled: true,
+            expires: None,
+        }
+    }
+
+    #[test]
+    fn when_a_credential_was_superseded() {
+        let p = &TEST_PROFILE;
+        let at = |d: i64| Some(NOW - Duration::days(d));
+        // Shuffled, as Key Vault may list them.
+        let vs = [
+            version("3", Some("c"), Some("b"), at(1)),
+            version("1", Some("a"), None, at(9)),
+            version("2", Some("b"), Some("a"), at(5)),
+            version("4", Some("b"), Some("c"), at(0)), // b copied back later
+        ];
+        assert_eq!(supersession(&vs, "a", p), Supersession::At(NOW - Duration::days(5)));
+        assert_eq!(supersession(&vs, "c", p), Supersession::At(NOW));
+        assert_eq!(supersession(&vs, "b", p), Supersession::Unknown, "the latest names it again");
+        assert_eq!(supersession(&vs, "z", p), Supersession::NeverRecorded);
+        // Named only as a predecessor (the version naming it lost its tag).
+        let vs = [version("1", None, None, at(9)), version("2", Some("b"), Some("a"), at(5))];
+        assert_eq!(supersession(&vs, "a", p), Supersession::At(NOW - Duration::days(5)));
+        // Same second: the version of that second counts as the successor.
+        let vs = [version("1", Some("a"), None, at(2)), version("2", Some("b"), Some("a"), at(2))];
+        assert_eq!(supersession(&vs, "a", p), Supersession::At(NOW - Duration::days(2)));
+        // No created: unknown.
+        let vs = [version("1", Some("a"), None, None), version("2", Some("b"), Some("a"), at(2))];
+        assert_eq!(supersession(&vs, "a", p), Supersession::Unknown);
+    }
+
+    #[test]
+    fn usage_keeps_a_superseded_credential_while_used_within_its_bounds() {
+        let today = NOW.date();
+        let read = |days_ago: i64| Usage::Read { last_used_day: Some(today - Duration::days(days_ago)), at: Some(NOW) };
+        let bound = Duration::days(30);
+        let sup = |d: i64| Supersession::At(NOW - Duration::days(d));
+        let exp = Some(NOW + Duration::days(20));
+        let err = || crate::error::Error::new(crate::error::Code::Timeout, "x");
+        let forbidden = Usage::Forbidden { scope: "w".into(), error: err() };
+        type Case = (Usage, Option<OffsetDateTime>, Supersession, Option<OffsetDateTime>, UseVerdict);
+        let cases: Vec<Case> = vec![
+            (read(0), exp, sup(2), Some(NOW), UseVerdict::InUse(today)),
+            (read(1), exp, sup(2), Some(NOW), UseVerdict::InUse(today - Duration::days(1))),
+            (read(2), exp, sup(2), Some(NOW), UseVerdict::Revoke),
+            // the bound: renew_before_days after it was superseded (Key Vault's clock)
+            (read(0), exp, sup(30), Some(NOW), UseVerdict::InUse(today)),
+            (
+                read(0),
+                exp,
+                Supersession::At(NOW - Duration::days(30) - Duration::seconds(1)),
+                Some(NOW),
+                UseVerdict::Revoke,
+            ),
+            // never past its own expiry
+            (read(0), Some(NOW), sup(2), Some(NOW), UseVerdict::Revoke),
+            (read(0), None, sup(2), Some(NOW), UseVerdict::InUse(today)),
+            // never recorded: an orphan, revoked whatever its use (verification counts as one)
+            (read(0), exp, Supersession::NeverRecorded, Some(NOW), UseVerdict::Revoke),
+            // what cannot be judged keeps it for this run
+            (read(0), exp, Supersession::Unknown, Some(NOW), UseVerdict::Unknown),
+            (read(0), exp, sup(2), None, UseVerdict::Unknown),
+            (Usage::Read { last_used_day: None, at: Some(NOW) }, exp, sup(2), Some(NOW), UseVerdict::Unknown),
+            (Usage::Read { last_used_day: Some(today), at: None }, exp, sup(2), Some(NOW), UseVerdict::Unknown),
+            (Usage::Failed(err()), exp, sup(2), Some(NOW), UseVerdict::Unknown),
+            (Usage::Failed(err()), exp, sup(31), Some(NOW), UseVerdict::Revoke),
+            // 403, or a kind without usage: the plain grace
+            (forbidden, exp, sup(2), Some(NOW), UseVerdict::Revoke),
+            (Usage::Untracked, exp, sup(2), Some(NOW), UseVerdict::Revoke),
+            (Usage::Gone, exp, sup(2), Some(NOW), UseVerdict::Revoke),
+        ];
+        for (i, (u, e, s, v, want)) in cases.into_iter().enumerate() {
+            assert_eq!(use_verdict(&u, e, Some(NOW), s, v, bound), want, "case {i}");
+        }
+        // The day is judged by the answer's Date, not by any other clock: just after midnight
+        // UTC, yesterday's use still counts and the day before's does not.
+        let just_after = datetime!(2026-11-27 00:00:01 UTC);
+        let u = Usage::Read { last_used_day: Some(datetime!(2026-11-26 00:00 UTC).date()), at: Some(just_after) };
+        assert!(matches!(use_verdict(&u, None, None, sup(1), Some(NOW), bound), UseVerdict::InUse(_)));
+        let u = Usage::Read { last_used_day: Some(datetime!(2026-11-25 00:00 UTC).date()), at: Some(just_after) };
+        assert_eq!(use_verdict(&u, None, None, sup(1), Some(NOW), bound), UseVerdict::Revoke);
+    }
+
+    #[test]
+    fn over_the_cap_those_not_in_use_go_first() {
+        let t: Vec<Credential> = (0..8).map(|i| ours_cred(&format!("t{i}"), Duration::hours(10 - i as i64))).collect();
+        let t0: BTreeSet<String> = ["t0".to_string()].into();
+        let in_use: BTreeSet<String> = ["t1".to_string(), "t2".to_string()].into();
+        assert_eq!(over_cap_unused_first(&t, &t0, &[], &in_use, 0, 6).revoke, vec!["t3", "t4"]);
+        assert_eq!(over_cap_unused_first(&t, &t0, &[], &BTreeSet::new(), 0, 6), over_cap(&t, &t0, &[], 0, 6));
+        // When everything left is in use, the oldest in use go.
+        let all: BTreeSet<String> = t.iter().map(|c| c.id.clone()).collect();
+        assert_eq!(over_cap_unused_first(&t, &t0, &[], &all, 0, 6).revoke, vec!["t1", "t2"]);
+        assert!(over_cap_unused_first(&t[..6], &BTreeSet::new(), &[], &in_use, 0, 6).revoke.is_empty());
+        // What a latest version names is never taken, in use or not; the shortfall is held.
+        let named: BTreeSet<String> = (0..7).map(|i| format!("t{i}")).collect();
+        let c = over_cap_unused_first(&t, &named, &[], &in_use, 0, 6);
+        assert_eq!((c.revoke, c.held), (vec!["t7".to_string()], 1));
     }
 }

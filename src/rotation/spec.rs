@@ -21,6 +21,9 @@ pub struct Spec {
     /// Who owns the target's credentials, for the "owner changed" explanation of a vanished
     /// credential (contract §8); `None` when a change of owner cannot explain it.
     pub owner: Option<Owner>,
+    /// `keep_while_used` (contract §10 "Usage"): a superseded credential still in use is kept
+    /// past its grace, at most `renew_before` after it was superseded.
+    pub keep_while_used: bool,
 }
 
 /// The owner of a target's credentials, as its versions record it.
@@ -55,6 +58,28 @@ pub enum Force {
     },
 }
 
+/// What a run does when the latest managed version was written by another identity than the
+/// one this run writes as (its `rotated-by` tag, contract §10). The run writes `rotated-by` (the
+/// store's [`writer`](super::ports::SecretStore::writer)) and `rotated-via` on every version.
+///
+/// A version without `rotated-by` (written before the tag existed) is never another identity's;
+/// `unknown`, or any tag while this run's own identity cannot be read, is. Whatever the policy,
+/// `--revoke-superseded` refuses over another identity's version: that identity's credentials
+/// are not in this identity's list, so they could not be revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtherWriter {
+    /// The deployment (RotatePat, ProvisionPat): writes as itself, whoever wrote before.
+    Overwrite,
+    /// The CLI: the target fails with `rotated_by_another_identity` before anything is created
+    /// (a dry run reports the same).
+    Refuse,
+    /// The CLI with `--take-ownership`: writes anyway, with a warning.
+    TakeOwnership,
+    /// A run started by a Key Vault event: warns and leaves the target as it is (two writers
+    /// would otherwise answer each other's events); the outcome is `unchanged`.
+    Leave,
+}
+
 /// What one run was asked to do for one target.
 #[derive(Debug, Clone, Copy)]
 pub struct Request {
@@ -63,4 +88,12 @@ pub struct Request {
     /// Incident response (CLI only): once the new version is written, every other credential
     /// of the target is revoked at once, grace or not.
     pub revoke_superseded: bool,
+    /// What to do over a version another identity wrote.
+    pub other_writer: OtherWriter,
+    /// The `rotated-via` tag of a version this run writes: who started it (`RotatePat`,
+    /// `ProvisionPat`, `SecretEvent`, `cli`).
+    pub via: &'static str,
+    /// A run started by a Key Vault near-expiry or expired event (contract §10): rotate when
+    /// the latest version's `exp` is within this, whatever `renew_before` says.
+    pub expiry_window: Option<Duration>,
 }

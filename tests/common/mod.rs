@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 #[allow(unused_imports)]
 pub use pat_rotator_emulators::{Fault, identity, keyvault::Role};
 
+pub mod azurite;
+
 /// The binary under test: the one cargo built, or `PAT_ROTATOR_BIN` (to run today's tests
 /// against an older build and watch them fail).
 pub fn bin() -> String {
@@ -449,6 +451,63 @@ impl Handler {
         )
     }
 
+    /// A `SecretEvent` invocation exactly as the Functions host sends it for an Event Grid
+    /// trigger with single dispatch: `Data.event` is `event` as given (an object, a string
+    /// holding its JSON, or an array), `Metadata` the binding data (`data`: the event's data)
+    /// and `sys`. Sources: `ScriptInvocationContextExtensions.ToHttpScriptInvocationContext`
+    /// (Azure/azure-functions-host) and the Event Grid extension's
+    /// `EventGridTriggerAttributeBindingProvider` / `EventGridExtensionConfigProvider`
+    /// (Azure/azure-sdk-for-net); see `src/handler/event.rs`.
+    pub fn invoke_event(&self, event: Value) -> Reply {
+        self.send(self.event_request(event, "5d0c9e1a-7b3f-4c2d-9e8a-1f2b3c4d5e6f"))
+    }
+
+    fn event_request(&self, event: Value, invocation_id: &str) -> reqwest::RequestBuilder {
+        let first = match &event {
+            Value::Array(a) => a.first().cloned().unwrap_or(Value::Null),
+            Value::String(s) => serde_json::from_str(s).unwrap_or(Value::Null),
+            other => other.clone(),
+        };
+        let body = json!({
+            "Data": { "event": event },
+            "Metadata": {
+                "data": first.get("data").cloned().unwrap_or(Value::Null),
+                "sys": { "MethodName": "SecretEvent", "UtcNow": "2026-11-26T03:00:00.0132177Z", "RandGuid": "0f9e8d7c-6b5a-4c3d-2e1f-0a9b8c7d6e5f" }
+            }
+        });
+        self.client
+            .post(format!("{}/SecretEvent", self.base))
+            .header("Content-Type", "application/json; charset=utf-8")
+            .header("X-Azure-Functions-InvocationId", invocation_id)
+            .header("X-Azure-Functions-HostVersion", "4.1037.0.0")
+            .header("User-Agent", "Azure-Functions-Host/4.1037.0.0")
+            .body(body.to_string())
+    }
+
+    /// Several `SecretEvent` invocations at once (as several deliveries of Event Grid would
+    /// arrive); the replies in the order given.
+    pub fn invoke_events_concurrently(&self, events: Vec<Value>) -> Vec<Reply> {
+        let reqs: Vec<_> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| self.event_request(e, &format!("00000000-0000-4000-8000-{i:012}")))
+            .collect();
+        let replies = self.rt.block_on(async {
+            let mut out = Vec::new();
+            for r in futures::future::join_all(reqs.into_iter().map(|r| r.send())).await {
+                let resp = r.expect("answered");
+                let status = resp.status().as_u16();
+                let headers = resp.headers().clone();
+                out.push(Reply { status, headers, text: resp.text().await.unwrap_or_default() });
+            }
+            out
+        });
+        for r in &replies {
+            self.captured.lock().unwrap().push(r.text.clone());
+        }
+        replies
+    }
+
     /// A forwarded `ProvisionPat` request (enableForwardingHttpRequest): the caller's request
     /// as sent, with the function key in the query and the host's two headers added.
     pub fn provision_raw(&self, content_type: Option<&str>, body: Vec<u8>) -> Reply {
@@ -531,6 +590,17 @@ impl Handler {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// [`Handler::stop`], and everything the handler logged (also what it logged while
+    /// shutting down).
+    pub fn stop_keeping_log(self) -> (i32, String) {
+        let log = self.log.clone();
+        let code = self.stop();
+        // The reader threads drain the pipes after the exit.
+        std::thread::sleep(Duration::from_millis(100));
+        let text = log.lock().unwrap().clone();
+        (code, text)
     }
 
     /// SIGKILL, no cleanup.

@@ -34,6 +34,9 @@ locals {
 
   pat_workspace_keys   = toset([for t in var.targets : t.workspace if t.kind == "pat"])
   oauth_workspace_keys = toset([for t in var.targets : t.workspace if t.kind == "sp_oauth_secret"])
+  # Contract section 10, "Usage": the Token Management lookup of keep_while_used targets is
+  # admin-only (such targets never have client_id, modules/targets refuses that).
+  usage_workspace_keys = toset([for t in var.targets : t.workspace if t.keep_while_used])
 
   # The AUTHORITATIVE tokens ACL: in a workspace created here when a PAT target there
   # needs token CAN_USE (its ACL grants CAN_USE to no non-admin principal yet, so
@@ -43,8 +46,18 @@ locals {
     (local.provider_workspace_is_new && contains(local.pat_workspace_keys, "new"))
   )
 
+  # The group's token CAN_USE without replacing the ACL: in an existing workspace the
+  # databricks provider serves, when a PAT target there (the identity's own, or a
+  # client_id target's app in the group) needs it and the ACL is not managed here.
+  # Granted by scripts/grant-token-use.sh (Permissions API PATCH, which adds entries)
+  # as the deploying identity, a workspace admin there.
+  grant_token_use = (
+    local.manage_group && !local.manage_token_acl && !local.provider_workspace_is_new &&
+    contains(local.pat_workspace_keys, coalesce(local.databricks_workspace_key, "-"))
+  )
+
   # Workspace admin for the identity only where an OAuth-secret target (contract section
-  # 9) needs it, in service-principal mode; in azure_contributor mode the management
-  # headers already make it an admin.
-  identity_is_admin = local.sp_mode && contains(local.oauth_workspace_keys, coalesce(local.databricks_workspace_key, "-"))
+  # 9) or a keep_while_used target (section 10) needs it, in service-principal mode; in
+  # azure_contributor mode the management headers already make it an admin.
+  identity_is_admin = local.sp_mode && contains(setunion(local.oauth_workspace_keys, local.usage_workspace_keys), coalesce(local.databricks_workspace_key, "-"))
 }

@@ -48,8 +48,13 @@ output "bootstrap_token_acl" {
   value       = local.manage_token_acl && local.provider_workspace_is_new
 }
 
+output "grant_token_use" {
+  description = "The group pat-rotator is given token CAN_USE in the provider's (existing) workspace by adding one ACL entry (scripts/grant-token-use.sh), without replacing the ACL."
+  value       = local.grant_token_use
+}
+
 output "identity_is_admin" {
-  description = "The identity is put in the provider's workspace's admins group (an sp_oauth_secret target there)."
+  description = "The identity is put in the provider's workspace's admins group (an sp_oauth_secret or keep_while_used target there)."
   value       = local.identity_is_admin
 }
 

@@ -22,12 +22,13 @@ variable "new_workspace_created" {
 }
 
 variable "targets" {
-  description = "name, workspace key, kind (\"pat\" or \"sp_oauth_secret\") and federated (has or gets a client_id) of every target."
+  description = "name, workspace key, kind (\"pat\" or \"sp_oauth_secret\"), federated (has or gets a client_id) and keep_while_used (needs the Token Management API) of every target."
   type = list(object({
-    name      = string
-    workspace = string
-    kind      = string
-    federated = bool
+    name            = string
+    workspace       = string
+    kind            = string
+    federated       = bool
+    keep_while_used = optional(bool, false)
   }))
   nullable = false
 }

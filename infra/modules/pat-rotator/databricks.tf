@@ -25,9 +25,11 @@
 #    grant token access there through databricks_token_usage_extra_acl, not by hand;
 #  * in an existing workspace only with manage_databricks_token_permissions = true
 #    (opt-in; list everyone who must keep token access in databricks_token_usage_extra_acl).
-# Otherwise an operator adds the group to the ACL once (infra/README.md); the singular
-# databricks_permission resource that adds one principal without replacing the ACL is in
-# no released provider version (infra/README.md, "Databricks token permissions").
+# Otherwise, in an existing workspace, the group's CAN_USE is ADDED to the ACL, nothing
+# removed: terraform_data.grant_token_use (below) sends the Permissions API's PATCH as the
+# deploying identity, a workspace admin there. The singular databricks_permission resource
+# that would do the same is in no released provider version (infra/README.md,
+# "Databricks token permissions").
 
 locals {
   sp_mode                     = module.access.sp_mode
@@ -152,4 +154,30 @@ resource "databricks_permissions" "token_usage_authoritative" {
   }
 
   depends_on = [terraform_data.tokens_acl_bootstrap]
+}
+
+# An existing workspace in workspace_service_principal mode (or the workspace of a client_id
+# target): the group pat-rotator gets token CAN_USE by one added ACL entry
+# (PATCH /api/2.0/permissions/authorization/tokens, which adds entries, unlike PUT), so no
+# one else's token access changes and no Azure role on the workspace is needed. Runs as the
+# Azure CLI login, which must be a workspace admin there (the databricks provider runs as
+# the same identity to add the principals). Once per workspace and group; re-running is
+# harmless (the entry is added again).
+resource "terraform_data" "grant_token_use" {
+  count = module.access.grant_token_use ? 1 : 0
+
+  triggers_replace = [local.sp_workspace_resource_id, databricks_group.pat_rotator[0].id]
+
+  provisioner "local-exec" {
+    command = "bash \"${path.module}/../../scripts/grant-token-use.sh\""
+    environment = {
+      GRANT_WORKSPACE_URL = local.sp_workspace_url
+      GRANT_GROUP_NAME    = databricks_group.pat_rotator[0].display_name
+    }
+  }
+
+  depends_on = [
+    databricks_group_member.function,
+    databricks_group_member.target,
+  ]
 }

@@ -71,7 +71,7 @@ resource "terraform_data" "provision" {
   triggers_replace = {
     target_settings = module.targets.settings_hash[each.key]
     function_app_id = azurerm_function_app_flex_consumption.this.id
-    key_vault_id    = azurerm_key_vault.this.id
+    key_vault_id    = local.vaults[local.target_key_vault[each.key]].id
     identity        = azurerm_user_assigned_identity.function.principal_id
   }
 
@@ -89,11 +89,16 @@ resource "terraform_data" "provision" {
     }
   }
 
-  # ProvisionPat needs: the code deployed, the vault role, the workspace access of
-  # either mode, and the host storage role. All of them, not only some.
+  # ProvisionPat needs: the code deployed, the vault role on every vault, the workspace
+  # access of either mode, the host storage role, and with targets_source = "blob" the
+  # blob and the right to read it. All of them, not only some.
   depends_on = [
     terraform_data.deploy_package,
     azurerm_role_assignment.key_vault_secrets_officer,
+    azurerm_role_assignment.existing_key_vault,
+    azurerm_storage_blob.targets,
+    azurerm_role_assignment.targets_blob_reader,
+    terraform_data.grant_token_use,
     azurerm_role_assignment.storage_blob_data_owner,
     azurerm_role_assignment.storage_table_data_contributor,
     azurerm_role_assignment.workspace_contributor,

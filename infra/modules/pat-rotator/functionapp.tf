@@ -42,18 +42,21 @@ locals {
       issuer_authority        = "https://login.microsoftonline.com"
       token_exchange_audience = "api://AzureADTokenExchange"
       management_resource     = "https://management.core.windows.net/"
+      key_vault_suffix        = "vault.azure.net"
     }
     usgovernment = {
       authority               = "https://login.microsoftonline.us"
       issuer_authority        = "https://login.microsoftonline.us"
       token_exchange_audience = "api://AzureADTokenExchangeUSGov"
       management_resource     = "https://management.core.usgovcloudapi.net/"
+      key_vault_suffix        = "vault.usgovcloudapi.net"
     }
     china = {
       authority               = "https://login.chinacloudapi.cn"
       issuer_authority        = "https://login.partner.microsoftonline.cn"
       token_exchange_audience = "api://AzureADTokenExchangeChina"
       management_resource     = "https://management.core.chinacloudapi.cn/"
+      key_vault_suffix        = "vault.azure.cn"
     }
   }
   cloud = local.clouds[var.azure_cloud]
@@ -67,7 +70,6 @@ locals {
   # declared by runtime_name = "custom" below (functionAppConfig.runtime), and Flex
   # rejects/ignores the legacy setting (Flex Consumption plan deprecations).
   base_app_settings = {
-    PAT_TARGETS         = module.targets.pat_targets_json
     ROTATION_SCHEDULE   = var.rotation_schedule
     PAT_CREDENTIAL      = "managed_identity"
     PAT_MAX_CONCURRENCY = tostring(var.max_concurrency)
@@ -85,6 +87,10 @@ locals {
     AZURE_TENANT_ID      = data.azurerm_client_config.current.tenant_id
     AZURE_AUTHORITY_HOST = local.cloud.authority
 
+    # The identity's object id: `status` run by a person judges rotated_by_another_identity
+    # against the service, not against that person (contract sections 2 and 10).
+    PAT_SERVICE_OBJECT_ID = azurerm_user_assigned_identity.function.principal_id
+
     # Identity-based host storage (no connection string, no key) with the
     # user-assigned identity.
     AzureWebJobsStorage__accountName = azurerm_storage_account.host.name
@@ -95,10 +101,21 @@ locals {
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "Authorization=AAD;ClientId=${azurerm_user_assigned_identity.function.client_id}"
   }
 
+  # Where the targets come from (contract section 2; at most one of PAT_TARGETS,
+  # PAT_TARGETS_FILE, PAT_TARGETS_BLOB is set). "blob": the blob's https URL (no SAS: it is
+  # read with the identity), and PAT_ALLOWED_VAULTS, the targets' vault hosts, so that
+  # whoever can write the blob still cannot point a target at any other vault.
+  targets_settings = var.targets_source == "blob" ? {
+    PAT_TARGETS_BLOB   = azurerm_storage_blob.targets[0].url
+    PAT_ALLOWED_VAULTS = join(",", module.targets.vault_hosts)
+    } : {
+    PAT_TARGETS = module.targets.pat_targets_json
+  }
+
   # RUST_LOG only when the operator asks: unset, the program logs at info and keeps the
   # Azure SDK, HTTP and server crates at warn (contract section 2). A plain "info" here
   # would mean the same; leaving it out keeps one place (the program) for the default.
-  app_settings = merge(local.base_app_settings, var.rust_log == null ? {} : { RUST_LOG = var.rust_log })
+  app_settings = merge(local.base_app_settings, local.targets_settings, var.rust_log == null ? {} : { RUST_LOG = var.rust_log })
 }
 
 resource "azurerm_function_app_flex_consumption" "this" {

@@ -23,15 +23,17 @@ locals {
   suffix = coalesce(var.name_suffix, substr(sha256("${data.azurerm_client_config.current.subscription_id}/${lower(var.resource_group_name)}/${var.name_prefix}"), 0, 6))
 
   names = {
-    storage      = "${var.name_prefix}st${local.suffix}"   # 3-24, [a-z0-9]
-    key_vault    = "${var.name_prefix}-kv-${local.suffix}" # 3-24
-    function_app = "${var.name_prefix}-func-${local.suffix}"
-    plan         = "${var.name_prefix}-plan-${local.suffix}"
-    insights     = "${var.name_prefix}-appi-${local.suffix}"
-    logs         = "${var.name_prefix}-log-${local.suffix}"
-    workspace    = "${var.name_prefix}-dbw-${local.suffix}"
-    identity     = "${var.name_prefix}-id-${local.suffix}"
-    action_group = "${var.name_prefix}-ag-${local.suffix}"
+    storage         = "${var.name_prefix}st${local.suffix}"   # 3-24, [a-z0-9]
+    targets_storage = "${var.name_prefix}tg${local.suffix}"   # 3-24, [a-z0-9]
+    key_vault       = "${var.name_prefix}-kv-${local.suffix}" # 3-24
+    function_app    = "${var.name_prefix}-func-${local.suffix}"
+    plan            = "${var.name_prefix}-plan-${local.suffix}"
+    insights        = "${var.name_prefix}-appi-${local.suffix}"
+    logs            = "${var.name_prefix}-log-${local.suffix}"
+    workspace       = "${var.name_prefix}-dbw-${local.suffix}"
+    identity        = "${var.name_prefix}-id-${local.suffix}"
+    action_group    = "${var.name_prefix}-ag-${local.suffix}"
+    workbook        = "${var.name_prefix}-wb-${local.suffix}"
   }
 
   tags = merge(var.tags, { "managed-by" = "terraform", "application" = "pat-rotator" })
@@ -103,10 +105,11 @@ module "access" {
   )
   new_workspace_created = var.new_databricks_workspace != null
   targets = [for t in var.targets : {
-    name      = t.name
-    workspace = t.workspace
-    kind      = t.kind
-    federated = t.client_id != null || t.create_app_registration
+    name            = t.name
+    workspace       = t.workspace
+    kind            = t.kind
+    federated       = t.client_id != null || t.create_app_registration
+    keep_while_used = coalesce(t.keep_while_used, false)
   }]
   manage_databricks_token_permissions = var.manage_databricks_token_permissions
 }
@@ -133,7 +136,10 @@ module "targets" {
     federated          = t.client_id != null || t.create_app_registration
     kind               = t.kind
     service_principal  = t.service_principal
+    key_vault          = t.key_vault
+    keep_while_used    = t.keep_while_used
   }]
-  workspaces    = local.workspaces
-  key_vault_url = azurerm_key_vault.this.vault_uri
+  workspaces              = local.workspaces
+  key_vault_url           = azurerm_key_vault.this.vault_uri
+  existing_key_vault_urls = { for k, v in local.existing_vaults : k => v.url }
 }

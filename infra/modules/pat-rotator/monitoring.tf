@@ -49,6 +49,26 @@ resource "azurerm_monitor_diagnostic_setting" "host_blob" {
   }
 }
 
+# targets_source = "blob": who read or wrote the targets blob (every change of the
+# target list, by whom).
+resource "azurerm_monitor_diagnostic_setting" "targets_blob" {
+  count = var.targets_source == "blob" ? 1 : 0
+
+  name                       = "pat-rotator-audit"
+  target_resource_id         = "${azurerm_storage_account.targets[0].id}/blobServices/default"
+  log_analytics_workspace_id = azurerm_log_analytics_workspace.this.id
+
+  enabled_log {
+    category = "StorageRead"
+  }
+  enabled_log {
+    category = "StorageWrite"
+  }
+  enabled_log {
+    category = "StorageDelete"
+  }
+}
+
 # ---------------------------------------------------------------------------
 # The alarm: an action group and two log alerts on the RotatePat invocations in
 # Application Insights (the `requests` table: one row per function invocation, with
@@ -183,4 +203,71 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "rotation_missing" {
   }
 
   tags = local.tags
+}
+
+# ---------------------------------------------------------------------------
+# The workbook: per target, the last result, days left, failures over 30 days and
+# superseded credentials still in use, from the handler's JSON log lines in traces
+# (PAT_LOG_FORMAT=json). Its queries are files (queries/workbook-*.kql), so the same text
+# is parsed and bound by Kusto.Language and evaluated by duckdb-kql on the real binary's
+# output (infra/tests/test_workbook.py). Azure Monitor > Workbooks, or the Application
+# Insights component > Workbooks.
+# ---------------------------------------------------------------------------
+
+locals {
+  workbook = {
+    version = "Notebook/1.0"
+    items = [
+      {
+        type = 1
+        name = "about"
+        content = {
+          json = "## pat-rotator: ${local.names.function_app}\nOne row per target from the handler's JSON log lines (PAT_LOG_FORMAT=json). **days_left**: whole days until the credential the last run reported expires (negative: expired). **failures_30d**: failed runs of the target (RotatePat, ProvisionPat, SecretEvent) in 30 days; a failed run's lines: queries/failed-invocation-logs.kql. **superseded_in_use**: superseded credentials kept in the last two days because a consumer still uses them (keep_while_used); the table below names them."
+        }
+      },
+      {
+        type = 3
+        name = "targets"
+        content = {
+          version       = "KqlItem/1.0"
+          title         = "Targets: last result, days left, failures (30 days), superseded credentials in use"
+          query         = file("${path.module}/../../queries/workbook-targets.kql")
+          size          = 0
+          queryType     = 0
+          resourceType  = "microsoft.insights/components"
+          visualization = "table"
+        }
+      },
+      {
+        type = 3
+        name = "superseded-in-use"
+        content = {
+          version       = "KqlItem/1.0"
+          title         = "Superseded credentials still in use (keep_while_used)"
+          query         = file("${path.module}/../../queries/workbook-superseded-in-use.kql")
+          size          = 0
+          queryType     = 0
+          resourceType  = "microsoft.insights/components"
+          visualization = "table"
+          noDataMessage = "No superseded credential was kept for being in use in the last two days."
+        }
+      },
+    ]
+    fallbackResourceIds = [azurerm_application_insights.this.id]
+    "$schema"           = "https://github.com/Microsoft/Application-Insights-Workbooks/blob/master/schema/workbook.json"
+  }
+}
+
+resource "azurerm_application_insights_workbook" "this" {
+  # A workbook's name is a GUID; derived from names known at plan time, so it is stable.
+  name                = uuidv5("url", "https://pat-rotator.invalid/${data.azurerm_client_config.current.subscription_id}/${lower(local.resource_group_name)}/${local.names.workbook}")
+  resource_group_name = local.resource_group_name
+  location            = var.location
+  display_name        = "pat-rotator (${local.names.function_app})"
+  description         = "pat-rotator: per target, the last result, days left, failures over 30 days and superseded credentials still in use."
+  category            = "workbook"
+  # azurerm: the source id must not contain upper-case letters.
+  source_id = lower(azurerm_application_insights.this.id)
+  data_json = jsonencode(local.workbook)
+  tags      = local.tags
 }

@@ -50,12 +50,12 @@ output "databricks_manual_steps" {
 }
 
 output "key_vault_id" {
-  description = "ARM id of the Key Vault that holds the PATs."
+  description = "ARM id of the Key Vault created here (\"default\"), which holds the secrets of the targets without key_vault."
   value       = azurerm_key_vault.this.id
 }
 
 output "key_vault_url" {
-  description = "URL of the Key Vault that holds the PATs."
+  description = "URL of the Key Vault created here (\"default\"), which holds the secrets of the targets without key_vault."
   value       = azurerm_key_vault.this.vault_uri
 }
 
@@ -70,7 +70,7 @@ output "secret_names" {
 }
 
 output "pat_targets_json" {
-  description = "The PAT_TARGETS setting (no secret), e.g. for `PAT_TARGETS=... pat-rotator rotate --target NAME`."
+  description = "The targets' JSON (no secret): the PAT_TARGETS setting, or with targets_source = \"blob\" the blob's content; e.g. for `PAT_TARGETS=... pat-rotator rotate --target NAME`."
   value       = module.targets.pat_targets_json
 }
 
@@ -100,7 +100,7 @@ output "databricks_workspace" {
 }
 
 output "identity_is_workspace_admin" {
-  description = "Per workspace key, whether the Function App identity is a workspace admin there: true in azure_contributor mode (management headers) and where an sp_oauth_secret target made it one; false where it is a plain member."
+  description = "Per workspace key, whether the Function App identity is a workspace admin there: true in azure_contributor mode (management headers) and where an sp_oauth_secret or keep_while_used target made it one; false where it is a plain member."
   value       = module.access.identity_admin_by_workspace
 }
 
@@ -110,4 +110,34 @@ output "new_databricks_workspace" {
     url         = local.workspaces["new"].workspace_url
     resource_id = local.workspaces["new"].resource_id
   }
+}
+
+output "status_url" {
+  description = "URL of the Status function (GET with the function key in x-functions-key: 200 with one object per target, contract section 3); what the release workflow checks after a deployment."
+  value       = "https://${azurerm_function_app_flex_consumption.this.default_hostname}/api/Status"
+}
+
+output "key_vault_ids" {
+  description = "ARM id of every vault of the targets, by key (\"default\" = the vault created here)."
+  value       = { for k, v in local.vaults : k => v.id }
+}
+
+output "event_system_topic_ids" {
+  description = "Per vault key, the Event Grid system topic its Key Vault events go to (created here, or the one named in existing_system_topic_ids)."
+  value       = { for k, t in local.system_topics : k => t.id }
+}
+
+output "event_subscriptions_enabled" {
+  description = "Whether SecretEvent is subscribed to the vaults' events (enable_event_subscriptions, the second stage)."
+  value       = length(azurerm_eventgrid_system_topic_event_subscription.secret_event) > 0
+}
+
+output "targets_blob_url" {
+  description = "targets_source = \"blob\": the https URL of the targets blob (PAT_TARGETS_BLOB); null otherwise."
+  value       = try(azurerm_storage_blob.targets[0].url, null)
+}
+
+output "workbook_id" {
+  description = "ARM id of the workbook (per target: last result, days left, failures over 30 days, superseded credentials in use)."
+  value       = azurerm_application_insights_workbook.this.id
 }

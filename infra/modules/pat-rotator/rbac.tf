@@ -8,23 +8,30 @@ locals {
   function_principal_id = azurerm_user_assigned_identity.function.principal_id
 }
 
-# Write new secret versions (and read the current one) in the vault: data plane only.
+# Read and write secret versions in every vault of the targets: data plane only.
 #
-# Why Key Vault Secrets Officer: pat-rotator reads the latest version of a secret (get),
-# lists a secret's versions (readMetadata) and writes new versions (set). No built-in role
-# grants set without delete: Key Vault Secrets User only reads, Secrets Officer holds
-# every secrets data action (Microsoft.KeyVault/vaults/secrets/*: also delete, backup,
-# restore, recover). So the built-in choice is Secrets Officer, on this one vault (which
-# holds only pat-rotator's secrets). key_vault_role = "custom" instead creates a role with
-# exactly the three data actions pat-rotator uses, assignable only on this vault; creating
-# a role definition needs Owner or User Access Administrator (Microsoft.Authorization/
-# roleDefinitions/write), which Role Based Access Control Administrator does not have.
+# pat-rotator reads the latest version of a secret (getSecret), lists a secret's versions
+# (readMetadata: "list or view the properties of a secret, but not its value"; there is no
+# separate list action) and writes new versions (setSecret); it never updates, deletes,
+# backs up, restores, recovers or purges. No built-in role grants set without delete: Key
+# Vault Secrets User only reads, Secrets Officer holds every secrets data action
+# (Microsoft.KeyVault/vaults/secrets/*). So the default (key_vault_role = "custom") is a
+# role definition with exactly those three data actions, assignable only on the vaults of
+# this deployment. Creating a role definition needs Microsoft.Authorization/
+# roleDefinitions/write on its assignable scopes (Owner or User Access Administrator; Role
+# Based Access Control Administrator does not have it): where the deployer may not,
+# key_vault_role = "builtin" assigns Key Vault Secrets Officer instead (the fallback).
+#
+# Assignable scopes are the vaults themselves, not a resource group: Microsoft recommends
+# resource groups or above ("Understand role definitions", AssignableScopes) to save
+# custom roles (5000 per tenant); this deployment creates one, and a vault-level scope keeps
+# it from being assignable anywhere else.
 resource "azurerm_role_definition" "secrets_writer" {
   count = var.key_vault_role == "custom" ? 1 : 0
 
   name        = "pat-rotator secrets writer (${local.names.key_vault})"
   scope       = azurerm_key_vault.this.id
-  description = "pat-rotator: read, list and write secret versions in one vault; no delete, backup, restore, recover or purge."
+  description = "pat-rotator: read, list and write secret versions in the vaults of one deployment; no update, delete, backup, restore, recover or purge."
 
   permissions {
     data_actions = [
@@ -34,9 +41,11 @@ resource "azurerm_role_definition" "secrets_writer" {
     ]
   }
 
-  assignable_scopes = [azurerm_key_vault.this.id]
+  assignable_scopes = concat([azurerm_key_vault.this.id], [for k, v in local.existing_vaults : v.id])
 }
 
+# The vault created here. (The address keeps its historical name; the role is the custom
+# one unless key_vault_role = "builtin".)
 resource "azurerm_role_assignment" "key_vault_secrets_officer" {
   scope                = azurerm_key_vault.this.id
   role_definition_name = var.key_vault_role == "custom" ? null : "Key Vault Secrets Officer"
@@ -44,6 +53,18 @@ resource "azurerm_role_assignment" "key_vault_secrets_officer" {
   principal_id         = local.function_principal_id
   principal_type       = "ServicePrincipal"
   description          = "pat-rotator: read and write the secrets in this vault"
+}
+
+# Each existing vault a target names, with the same role.
+resource "azurerm_role_assignment" "existing_key_vault" {
+  for_each = local.existing_vaults
+
+  scope                = each.value.id
+  role_definition_name = var.key_vault_role == "custom" ? null : "Key Vault Secrets Officer"
+  role_definition_id   = var.key_vault_role == "custom" ? azurerm_role_definition.secrets_writer[0].role_definition_resource_id : null
+  principal_id         = local.function_principal_id
+  principal_type       = "ServicePrincipal"
+  description          = "pat-rotator: read and write its targets' secrets in this vault"
 }
 
 # Identity-based AzureWebJobsStorage (timer locks, host keys) and the Flex Consumption
@@ -54,6 +75,18 @@ resource "azurerm_role_assignment" "storage_blob_data_owner" {
   principal_id         = local.function_principal_id
   principal_type       = "ServicePrincipal"
   description          = "pat-rotator: Functions host storage and deployment package"
+}
+
+# targets_source = "blob": read the targets blob (PAT_TARGETS_BLOB), on its container only.
+# The only data role on that container that this configuration grants.
+resource "azurerm_role_assignment" "targets_blob_reader" {
+  count = var.targets_source == "blob" ? 1 : 0
+
+  scope                = azurerm_storage_container.targets[0].id
+  role_definition_name = "Storage Blob Data Reader"
+  principal_id         = local.function_principal_id
+  principal_type       = "ServicePrincipal"
+  description          = "pat-rotator: read the targets blob (PAT_TARGETS_BLOB)"
 }
 
 # The Functions host writes diagnostic events to Table storage; without a table data

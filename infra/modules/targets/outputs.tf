@@ -22,3 +22,8 @@ output "secret_ids" {
   description = "Per target, the versionless Key Vault secret id that holds its PAT."
   value       = { for t in local.pat_targets : t.name => "${t.key_vault_url}/secrets/${t.secret_name}" }
 }
+
+output "vault_hosts" {
+  description = "The distinct Key Vault hosts of the targets (lower case, sorted): PAT_ALLOWED_VAULTS when the targets come from a blob (contract section 2)."
+  value       = sort(distinct([for t in local.pat_targets : lower(split("/", t.key_vault_url)[2])]))
+}

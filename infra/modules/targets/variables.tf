@@ -26,6 +26,11 @@ variable "targets" {
                            application id (GUID) of that service principal; written in
                            lower case. Such a target takes no scopes, autoscope or
                            client_id, and lifetime_days is at most 730.
+      key_vault          - "default" (the vault in key_vault_url) or a key of
+                           existing_key_vault_urls: the vault that holds this target's secret
+      keep_while_used    - optional bool, kind "pat" only and not with client_id: a
+                           superseded token still in use is kept past its grace (contract
+                           section 10, "Usage")
   EOT
   type = list(object({
     name               = string
@@ -40,6 +45,8 @@ variable "targets" {
     federated          = optional(bool, false)
     kind               = optional(string, "pat")
     service_principal  = optional(string)
+    key_vault          = optional(string, "default")
+    keep_while_used    = optional(bool)
   }))
   nullable = false
 
@@ -64,10 +71,24 @@ variable "targets" {
   }
 
   validation {
-    # All targets share the vault created by this configuration, and Key Vault secret
-    # names are case-insensitive: two targets must never write the same secret.
-    condition     = length(distinct([for t in var.targets : lower(t.secret_name)])) == length(var.targets)
-    error_message = "targets[*].secret_name: secret names must be unique (case-insensitive) because all targets share one vault; duplicated: ${jsonencode(distinct([for i, t in var.targets : t.secret_name if index([for u in var.targets : lower(u.secret_name)], lower(t.secret_name)) != i]))}."
+    # Key Vault secret names are case-insensitive: two targets must never write the same
+    # secret of the same vault.
+    condition     = length(distinct([for t in var.targets : "${t.key_vault}/${lower(t.secret_name)}"])) == length(var.targets)
+    error_message = "targets[*].secret_name: secret names must be unique (case-insensitive) within a vault; duplicated: ${jsonencode(distinct([for i, t in var.targets : "${t.key_vault}/${t.secret_name}" if index([for u in var.targets : "${u.key_vault}/${lower(u.secret_name)}"], "${t.key_vault}/${lower(t.secret_name)}") != i]))}."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.targets : t.key_vault == "default" || contains(keys(var.existing_key_vault_urls), t.key_vault)])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d].key_vault: %q is neither \"default\" (the vault created here) nor a key of existing_key_vaults (known: %s)", i, t.key_vault, jsonencode(sort(keys(var.existing_key_vault_urls)))) if !(t.key_vault == "default" || contains(keys(var.existing_key_vault_urls), t.key_vault))])
+  }
+
+  validation {
+    # Contract section 10, "Usage": keep_while_used is a PAT setting, and the usage lookup
+    # runs as the identity that lists the target's tokens, which must be a workspace admin.
+    # For a client_id target that is the app's service principal, which this configuration
+    # never makes an admin (contract section 8: a plain member), so it is refused here.
+    condition     = alltrue([for t in var.targets : t.keep_while_used == null || (t.kind == "pat" && !t.federated)])
+    error_message = join("; ", [for i, t in var.targets : format("targets[%d].keep_while_used: only for kind = \"pat\" targets without client_id (the usage lookup needs the token owner to be a workspace admin; a client_id target's app principal is never made one)", i) if !(t.keep_while_used == null || (t.kind == "pat" && !t.federated))])
   }
 
   validation {
@@ -174,12 +195,24 @@ variable "workspaces" {
 }
 
 variable "key_vault_url" {
-  description = "https:// URL of the Key Vault that holds every target's secret."
+  description = "https:// URL of the vault \"default\": the one the pat-rotator module creates, which holds the secret of every target whose key_vault is \"default\"."
   type        = string
   nullable    = false
 
   validation {
     condition     = can(regex("^https://[A-Za-z0-9.-]+/?$", var.key_vault_url))
     error_message = "key_vault_url: ${jsonencode(var.key_vault_url)} must be an https:// URL."
+  }
+}
+
+variable "existing_key_vault_urls" {
+  description = "https:// URLs of the existing vaults targets may name in key_vault, by key (the key \"default\" is the vault in key_vault_url)."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition     = !contains(keys(var.existing_key_vault_urls), "default") && alltrue([for k, u in var.existing_key_vault_urls : can(regex("^https://[A-Za-z0-9.-]+/?$", u))])
+    error_message = "existing_key_vault_urls: the key \"default\" is reserved, and every value must be an https:// URL of a vault."
   }
 }

@@ -417,6 +417,8 @@ pub struct World {
     pub start: Instant,
     /// Time the world skipped while a process was suspended (see [`World::jump`]).
     pub jumped: Duration,
+    /// Each jump: the true time it started at, and how long it was.
+    pub jumps: Vec<(Duration, Duration)>,
     pub rng: Rng,
     pub log: Log,
     pub vaults: BTreeMap<String, Vault>,
@@ -456,6 +458,7 @@ impl World {
         let mut w = World {
             start: Instant::now(),
             jumped: Duration::ZERO,
+            jumps: Vec::new(),
             rng: runtime_rng,
             log: Log { keep: keep_log, lines: Vec::new() },
             vaults: BTreeMap::new(),
@@ -526,7 +529,11 @@ impl World {
     }
     /// A process's wall clock.
     pub fn local_now(&self, process: u32) -> OffsetDateTime {
-        let now = self.now();
+        self.local_at(process, self.now())
+    }
+
+    /// Process `process`'s wall clock at true time `now`.
+    pub fn local_at(&self, process: u32, now: Duration) -> OffsetDateTime {
         let base = match self.sc.local_jump {
             Some((at, to)) if now >= at => to,
             _ => self.sc.local_skew,
@@ -538,6 +545,7 @@ impl World {
     /// `d` ahead while the process's monotonic clock — tokio's, which the deadline and the
     /// timeouts use — does not. Every other actor stands still meanwhile, as if suspended too.
     pub fn jump(&mut self, d: Duration) {
+        self.jumps.push((self.now(), d));
         self.jumped += d;
         // The vault did not stand still: what was to land meanwhile has landed.
         let now = self.now();

@@ -22,7 +22,7 @@ run "created_workspace_is_least_privilege_by_default" {
     error_message = "the identity must be a service principal in the created workspace"
   }
   assert {
-    condition     = output.manage_token_acl && output.bootstrap_token_acl
+    condition     = output.manage_token_acl && output.bootstrap_token_acl && !output.grant_token_use
     error_message = "a created workspace's tokens ACL (nobody else in it) is managed here, after a bootstrap token"
   }
   assert {
@@ -43,6 +43,14 @@ run "existing_workspace_acl_is_never_replaced_by_default" {
     condition     = output.sp_mode && output.manage_group && !output.manage_token_acl && !output.bootstrap_token_acl
     error_message = "an existing workspace's tokens ACL must not be managed without the opt-in"
   }
+  assert {
+    condition     = output.grant_token_use
+    error_message = "an existing workspace's group gets token CAN_USE by one added ACL entry, without replacing the ACL"
+  }
+  assert {
+    condition     = length(output.contributor_workspace_keys) == 0 && output.identity_admin_by_workspace == { ml = false }
+    error_message = "the existing workspace is wired without Contributor and without admin"
+  }
 }
 
 run "existing_workspace_acl_only_on_opt_in_and_without_bootstrap" {
@@ -57,6 +65,10 @@ run "existing_workspace_acl_only_on_opt_in_and_without_bootstrap" {
   assert {
     condition     = output.manage_token_acl && !output.bootstrap_token_acl
     error_message = "opt-in manages the ACL; the bootstrap token is only for a created workspace"
+  }
+  assert {
+    condition     = !output.grant_token_use
+    error_message = "a managed (authoritative) ACL already holds the group: no second grant"
   }
 }
 
@@ -157,4 +169,63 @@ run "rejects_unknown_access_mode" {
     workspace_modes = { new = "admin" }
   }
   expect_failures = [var.workspace_modes]
+}
+
+run "existing_workspace_with_only_oauth_targets_needs_no_token_grant" {
+  command = plan
+  variables {
+    workspace_modes       = { ml = "workspace_service_principal" }
+    new_workspace_created = false
+    targets               = [{ name = "etl", workspace = "ml", kind = "sp_oauth_secret", federated = false }]
+  }
+
+  assert {
+    condition     = !output.grant_token_use && output.identity_is_admin
+    error_message = "no PAT target: no token CAN_USE; the OAuth-secret target needs admin"
+  }
+}
+
+run "federated_target_on_an_existing_contributor_workspace_gets_the_grant" {
+  command = plan
+  variables {
+    workspace_modes       = { analytics = "azure_contributor" }
+    new_workspace_created = false
+    targets               = [{ name = "bi", workspace = "analytics", kind = "pat", federated = true }]
+  }
+
+  assert {
+    condition     = output.databricks_workspace_key == "analytics" && output.manage_group && output.grant_token_use
+    error_message = "the app's principal joins the group, which needs token CAN_USE there"
+  }
+}
+
+run "keep_while_used_makes_the_identity_admin_of_its_workspace_only" {
+  command = plan
+  variables {
+    workspace_modes       = { ml = "workspace_service_principal", analytics = "azure_contributor" }
+    new_workspace_created = false
+    targets = [
+      { name = "ml", workspace = "ml", kind = "pat", federated = false, keep_while_used = true },
+      { name = "a", workspace = "analytics", kind = "pat", federated = false },
+    ]
+  }
+
+  assert {
+    condition     = output.identity_is_admin && output.identity_admin_by_workspace == { ml = true, analytics = true }
+    error_message = "keep_while_used needs the Token Management API (admin): ${jsonencode(output.identity_admin_by_workspace)}"
+  }
+}
+
+run "no_admin_without_keep_while_used" {
+  command = plan
+  variables {
+    workspace_modes       = { ml = "workspace_service_principal" }
+    new_workspace_created = false
+    targets               = [{ name = "ml", workspace = "ml", kind = "pat", federated = false, keep_while_used = false }]
+  }
+
+  assert {
+    condition     = !output.identity_is_admin
+    error_message = "keep_while_used = false needs no admin"
+  }
 }

@@ -438,3 +438,96 @@ run "rejects_oauth_secret_lifetime_over_730" {
   variables { targets = [{ name = "a", workspace = "ml", secret_name = "s", kind = "sp_oauth_secret", service_principal = "11111111-2222-3333-4444-555555555555", lifetime_days = 731 }] }
   expect_failures = [var.targets]
 }
+
+# ---------------------------------------------------------------------------
+# Targets in existing vaults (key_vault), keep_while_used (contract section 10)
+# ---------------------------------------------------------------------------
+
+run "targets_in_existing_vaults_get_their_vaults_url" {
+  command = plan
+  variables {
+    existing_key_vault_urls = { shared = "https://kv-shared.vault.azure.net/" }
+    targets = [
+      { name = "a", workspace = "analytics", secret_name = "pat" },
+      # the same secret name in another vault is another secret
+      { name = "b", workspace = "ml", secret_name = "PAT", key_vault = "shared" },
+    ]
+  }
+
+  assert {
+    condition     = output.by_name["a"].key_vault_url == "https://kv-example.vault.azure.net" && output.by_name["b"].key_vault_url == "https://kv-shared.vault.azure.net"
+    error_message = "unexpected vault URLs: ${output.pat_targets_json}"
+  }
+  assert {
+    condition     = output.secret_ids["b"] == "https://kv-shared.vault.azure.net/secrets/PAT"
+    error_message = "unexpected secret id ${output.secret_ids["b"]}"
+  }
+  assert {
+    condition     = jsonencode(output.vault_hosts) == jsonencode(["kv-example.vault.azure.net", "kv-shared.vault.azure.net"])
+    error_message = "vault_hosts (PAT_ALLOWED_VAULTS) must list each vault host once: ${jsonencode(output.vault_hosts)}"
+  }
+}
+
+run "vault_hosts_lists_a_shared_vault_once" {
+  command = plan
+
+  assert {
+    condition     = jsonencode(output.vault_hosts) == jsonencode(["kv-example.vault.azure.net"])
+    error_message = "two targets in one vault: one host, got ${jsonencode(output.vault_hosts)}"
+  }
+}
+
+run "rejects_shared_secret_name_in_an_existing_vault" {
+  command = plan
+  variables {
+    existing_key_vault_urls = { shared = "https://kv-shared.vault.azure.net/" }
+    targets = [
+      { name = "a", workspace = "analytics", secret_name = "pat", key_vault = "shared" },
+      { name = "b", workspace = "ml", secret_name = "Pat", key_vault = "shared" },
+    ]
+  }
+  expect_failures = [var.targets]
+}
+
+run "rejects_unknown_key_vault" {
+  command = plan
+  variables { targets = [{ name = "a", workspace = "analytics", secret_name = "pat", key_vault = "nope" }] }
+  expect_failures = [var.targets]
+}
+
+run "rejects_default_as_an_existing_vault_key" {
+  command = plan
+  variables { existing_key_vault_urls = { default = "https://kv-shared.vault.azure.net/" } }
+  expect_failures = [var.existing_key_vault_urls]
+}
+
+run "keep_while_used_is_rendered_only_when_set" {
+  command = plan
+  variables {
+    targets = [
+      { name = "a", workspace = "analytics", secret_name = "pat-a", keep_while_used = true },
+      { name = "b", workspace = "ml", secret_name = "pat-b" },
+    ]
+  }
+
+  assert {
+    condition     = output.by_name["a"].keep_while_used == true && !contains(keys(output.by_name["b"]), "keep_while_used")
+    error_message = "keep_while_used must be sent only when set: ${output.pat_targets_json}"
+  }
+}
+
+run "rejects_keep_while_used_with_oauth_secret" {
+  command = plan
+  variables {
+    targets = [{ name = "etl", workspace = "ml", secret_name = "etl", kind = "sp_oauth_secret", service_principal = "3f2a9c1e-5b7d-4e21-9a0c-1d2e3f405162", keep_while_used = true }]
+  }
+  expect_failures = [var.targets]
+}
+
+run "rejects_keep_while_used_with_client_id" {
+  command = plan
+  variables {
+    targets = [{ name = "bi", workspace = "ml", secret_name = "bi", client_id = "3f2a9c1e-5b7d-4e21-9a0c-1d2e3f405162", federated = true, keep_while_used = true }]
+  }
+  expect_failures = [var.targets]
+}
