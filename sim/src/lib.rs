@@ -22,6 +22,7 @@
 
 pub mod capture;
 pub mod checker;
+pub mod events;
 #[cfg(feature = "hunt")]
 pub mod hunt;
 pub mod leak;

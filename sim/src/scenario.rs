@@ -46,6 +46,8 @@ pub struct TargetSpec {
     pub lifetime_days: u32,
     pub renew_before_days: u32,
     pub grace_hours: u32,
+    /// `keep_while_used` (PATs, contract §10 "Usage").
+    pub keep_while_used: bool,
 }
 
 /// The settings of one deployment (contract §2).
@@ -94,6 +96,60 @@ pub struct CliRotate {
     pub force: bool,
     pub dry_run: bool,
     pub revoke_superseded: bool,
+    /// Run as the operator's own identity rather than the service's (contract §10's guard).
+    pub as_operator: bool,
+    pub take_ownership: bool,
+}
+
+impl CliRotate {
+    /// `rotate --force` of the given targets, as the service.
+    pub fn forced(targets: Vec<usize>) -> CliRotate {
+        CliRotate {
+            targets,
+            force: true,
+            dry_run: false,
+            revoke_superseded: false,
+            as_operator: false,
+            take_ownership: false,
+        }
+    }
+}
+
+/// The Key Vault events pat-rotator acts on (contract §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    NewVersion,
+    NearExpiry,
+    Expired,
+}
+
+impl EventKind {
+    pub fn near_expiry(self) -> bool {
+        matches!(self, EventKind::NearExpiry | EventKind::Expired)
+    }
+
+    pub fn event_type(self) -> &'static str {
+        match self {
+            EventKind::NewVersion => "Microsoft.KeyVault.SecretNewVersionCreated",
+            EventKind::NearExpiry => "Microsoft.KeyVault.SecretNearExpiry",
+            EventKind::Expired => "Microsoft.KeyVault.SecretExpired",
+        }
+    }
+}
+
+/// An event that is none of pat-rotator's business, or malformed (answered `200`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stray {
+    /// A certificate's new version in a configured vault.
+    Certificate,
+    /// An event type Key Vault has but pat-rotator does not act on.
+    OtherType,
+    /// A secret of a vault no target uses.
+    Unconfigured,
+    /// `ObjectName` that differs from the name in `Id`.
+    Malformed,
+    /// `Data.event` a string that is not JSON.
+    NotJson,
 }
 
 /// What an invocation of pat-rotator is.
@@ -105,16 +161,18 @@ pub enum Invoke {
     Provision { target: usize, force: bool, dry_run: bool, instance: usize },
     /// `pat-rotator rotate …` (a new process).
     Cli(CliRotate),
-    /// `pat-rotator status` (reads only).
-    Status,
+    /// `pat-rotator status` (reads only), as the service or as the operator.
+    Status { as_operator: bool },
     /// `pat-rotator tokens` (reads only).
-    Tokens,
+    Tokens { as_operator: bool },
     /// `pat-rotator tokens --revoke ID`: an id the operator picks while the schedule runs (a
     /// live credential of one of the deployment's issuers — sometimes one a configured secret
     /// names, which the guard must refuse).
     TokensRevoke { protected: bool },
-    // `SecretEvent` (branch `events`, contract §10) comes here: an Event Grid event for one
-    // secret, evaluated as an unforced run of the targets it matches.
+    /// `SecretEvent` on an instance: the host's invocation `body` carrying Key Vault's event(s)
+    /// as Event Grid delivers them; `targets` those it matches (the checker's own reading of
+    /// contract §10), which it evaluates as unforced runs.
+    Event { kind: EventKind, body: String, targets: Vec<usize>, instance: usize },
 }
 
 /// One thing that happens at a moment of the schedule.
@@ -173,6 +231,11 @@ pub enum What {
     Consume,
     /// The workspaces' inactivity rule (the 90-day revocation, compressed) sweeps.
     InactivitySweep,
+    /// Key Vault raises `SecretNearExpiry` or `SecretExpired` for the latest version of a
+    /// target's secret (it raises `SecretNewVersionCreated` for every version it stores).
+    Expiry { dep: usize, target: usize, kind: EventKind },
+    /// Event Grid delivers an event pat-rotator does not act on.
+    StrayEvent { dep: usize, kind: Stray },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -288,6 +351,9 @@ pub struct Scenario {
     pub bursts: Vec<Burst>,
     /// Credentials unused this long are revoked by the workspace (Databricks: 90 days).
     pub inactivity: Option<Duration>,
+    /// Per workspace: the service is no admin of its Token Management API (usage lookups
+    /// answer `403`).
+    pub usage_forbidden: [bool; 2],
     pub acts: Vec<Act>,
 }
 
@@ -344,6 +410,7 @@ impl Scenario {
             lifetime_days: l,
             renew_before_days: rb,
             grace_hours: g,
+            keep_while_used: false,
         });
         if r.chance(550) {
             // A second target sharing the first one's issuer: the same identity and workspace
@@ -361,6 +428,7 @@ impl Scenario {
                 lifetime_days: l,
                 renew_before_days: rb,
                 grace_hours: g,
+                keep_while_used: false,
             });
         }
         if r.chance(250) {
@@ -376,6 +444,7 @@ impl Scenario {
                 lifetime_days: l,
                 renew_before_days: rb,
                 grace_hours: g,
+                keep_while_used: false,
             });
         }
         let settings = |r: &mut Rng| Settings {
@@ -477,13 +546,68 @@ impl Scenario {
             faults,
             bursts: Vec::new(),
             inactivity,
+            usage_forbidden: [false; 2],
             acts: Vec::new(),
         };
         let mut a = root.fork();
         let (acts, clusters, storm) = sc.draw_acts(&mut a, knobs);
         sc.acts = acts;
         sc.bursts = sc.draw_bursts(&mut root.fork(), &clusters, storm);
+        // Drawn last, from a stream of their own: what the operator's identity, usage and Key
+        // Vault's events add to a schedule.
+        let mut x = root.fork();
+        for d in &mut sc.deployments {
+            for t in &mut d.targets {
+                t.keep_while_used = t.kind == Kind::Pat && x.chance(450);
+            }
+        }
+        sc.usage_forbidden = [x.chance(200), x.chance(200)];
+        let mut more = sc.draw_identity_and_events(&mut x);
+        sc.acts.append(&mut more);
+        sc.acts.sort_by_key(|a| a.at);
         sc
+    }
+
+    /// The operator's CLI as its own identity (with and without `--take-ownership`, now and
+    /// then `--revoke-superseded`), `status` and `tokens` as the operator, Key Vault's
+    /// near-expiry and expired events, and events pat-rotator does not act on.
+    fn draw_identity_and_events(&self, r: &mut Rng) -> Vec<Act> {
+        let len = self.length.whole_seconds() as u64;
+        let mut acts = Vec::new();
+        for _ in 0..(r.chance(500) as u32 + r.chance(250) as u32 + r.chance(100) as u32) {
+            let at = secs(r.below(len));
+            let dep = *r.pick(&self.deps_at(at));
+            let n = self.deployments[dep].targets.len();
+            let revoke_superseded = r.chance(150);
+            let invoke = Invoke::Cli(CliRotate {
+                targets: if r.chance(400) && !revoke_superseded { Vec::new() } else { vec![r.below(n as u64) as usize] },
+                force: r.chance(800) || revoke_superseded,
+                dry_run: !revoke_superseded && r.chance(100),
+                revoke_superseded,
+                as_operator: true,
+                take_ownership: r.chance(500),
+            });
+            acts.push(Act { at, what: What::Run { dep, invoke, kill_after: None } });
+        }
+        for invoke in [Invoke::Status { as_operator: true }, Invoke::Tokens { as_operator: true }] {
+            if r.chance(150) {
+                let at = secs(r.below(len));
+                acts.push(Act { at, what: What::Run { dep: *r.pick(&self.deps_at(at)), invoke, kill_after: None } });
+            }
+        }
+        for _ in 0..(r.chance(400) as u32 + r.chance(150) as u32) {
+            let at = secs(r.below(len));
+            let dep = *r.pick(&self.deps_at(at));
+            let target = r.below(self.deployments[dep].targets.len() as u64) as usize;
+            let kind = if r.chance(700) { EventKind::NearExpiry } else { EventKind::Expired };
+            acts.push(Act { at, what: What::Expiry { dep, target, kind } });
+        }
+        if r.chance(300) {
+            let at = secs(r.below(len));
+            let kind = *r.pick(&[Stray::Certificate, Stray::OtherType, Stray::Unconfigured, Stray::Malformed, Stray::NotJson]);
+            acts.push(Act { at, what: What::StrayEvent { dep: *r.pick(&self.deps_at(at)), kind } });
+        }
+        acts
     }
 
     /// Every deployment present at `at`.
@@ -547,7 +671,14 @@ impl Scenario {
         let cli = |r: &mut Rng, dep: usize, force: bool, dry_run: bool| {
             let n = self.deployments[dep].targets.len();
             let targets = if r.chance(500) { Vec::new() } else { vec![r.below(n as u64) as usize] };
-            Invoke::Cli(CliRotate { targets, force, dry_run, revoke_superseded: false })
+            Invoke::Cli(CliRotate {
+                targets,
+                force,
+                dry_run,
+                revoke_superseded: false,
+                as_operator: false,
+                take_ownership: false,
+            })
         };
         let provision = |r: &mut Rng, dep: usize, force: bool| Invoke::Provision {
             target: r.below(self.deployments[dep].targets.len() as u64) as usize,
@@ -594,8 +725,7 @@ impl Scenario {
             let at = any_time(r);
             let dep = dep_at(r, at);
             let target = target_of(r, dep);
-            let invoke =
-                Invoke::Cli(CliRotate { targets: vec![target], force: true, dry_run: false, revoke_superseded: true });
+            let invoke = Invoke::Cli(CliRotate { revoke_superseded: true, ..CliRotate::forced(vec![target]) });
             acts.push(Act { at, what: What::Run { dep, invoke, kill_after: kill(r) } });
         }
         if r.chance(200) {
@@ -604,7 +734,7 @@ impl Scenario {
             let target = target_of(r, dep);
             acts.push(Act { at, what: What::ForceLoop { dep, target, runs: r.range(3, 9) as u32 } });
         }
-        for invoke in [Invoke::Status, Invoke::Tokens] {
+        for invoke in [Invoke::Status { as_operator: false }, Invoke::Tokens { as_operator: false }] {
             if r.chance(200) {
                 let at = any_time(r);
                 acts.push(Act { at, what: What::Run { dep: dep_at(r, at), invoke, kill_after: None } });
@@ -633,18 +763,8 @@ impl Scenario {
                         dry_run: false,
                         instance: r.below(self.deployments[dep].instances as u64) as usize,
                     },
-                    3 => Invoke::Cli(CliRotate {
-                        targets: vec![target],
-                        force: true,
-                        dry_run: false,
-                        revoke_superseded: false,
-                    }),
-                    _ => Invoke::Cli(CliRotate {
-                        targets: Vec::new(),
-                        force: false,
-                        dry_run: false,
-                        revoke_superseded: false,
-                    }),
+                    3 => Invoke::Cli(CliRotate::forced(vec![target])),
+                    _ => Invoke::Cli(CliRotate { force: false, ..CliRotate::forced(Vec::new()) }),
                 };
                 let offset = if i < 2 { 0 } else { r.range(0, 2000) as i64 };
                 acts.push(Act {
@@ -763,11 +883,12 @@ impl Scenario {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "seed {} · active {} then quiet · quotas {:?} · secrets pages of {}",
+            "seed {} · active {} then quiet · quotas {:?} · secrets pages of {} · usage forbidden {:?}",
             self.seed,
             crate::log::span(self.length),
             self.quotas,
-            self.sp_page
+            self.sp_page,
+            self.usage_forbidden
         );
         for (i, d) in self.deployments.iter().enumerate() {
             let _ = writeln!(
@@ -782,7 +903,7 @@ impl Scenario {
             for t in &d.targets {
                 let _ = writeln!(
                     s,
-                    "  target {} · {:?} · {} · {}/{} · lifetime {}d, renew before {}d, grace {}h",
+                    "  target {} · {:?} · {} · {}/{} · lifetime {}d, renew before {}d, grace {}h{}",
                     t.name,
                     t.kind,
                     if t.kind == Kind::Pat { WORKSPACES[t.workspace] } else { PRINCIPALS[t.principal] },
@@ -790,7 +911,8 @@ impl Scenario {
                     t.secret,
                     t.lifetime_days,
                     t.renew_before_days,
-                    t.grace_hours
+                    t.grace_hours,
+                    if t.keep_while_used { " · keep_while_used" } else { "" }
                 );
             }
         }

@@ -160,7 +160,7 @@ struct Procs {
 impl Procs {
     /// The configuration a deployment's processes read (contract §2), from the world's view of
     /// its targets.
-    fn config(&self, dep: usize) -> Config {
+    fn config(&self, dep: usize, operator: bool) -> Config {
         let (targets, s) = {
             let g = lock(&self.w);
             (g.deployments[dep].targets.clone(), g.sc.deployments[dep].settings.clone())
@@ -181,10 +181,13 @@ impl Procs {
                     o["kind"] = json!("sp_oauth_secret");
                     o["service_principal"] = json!(t.app);
                 }
+                if t.keep_while_used {
+                    o["keep_while_used"] = json!(true);
+                }
                 o
             })
             .collect();
-        let vars: Vec<(String, String)> = [
+        let mut vars: Vec<(String, String)> = [
             ("PAT_TARGETS", Value::Array(json).to_string()),
             ("PAT_CREDENTIAL", "managed_identity".into()),
             ("IDENTITY_ENDPOINT", IDENTITY_ENDPOINT.into()),
@@ -199,13 +202,19 @@ impl Procs {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        if operator {
+            // The operator's own identity: a user-assigned one, by its client id.
+            vars.push(("AZURE_CLIENT_ID".into(), world::OPERATOR_CLIENT_ID.into()));
+        }
         Config::from_vars(vars).unwrap_or_else(|e| panic!("the scenario's configuration is invalid: {e}"))
     }
 
-    /// A new pat-rotator process of deployment `dep` and its engine.
-    fn process(&self, dep: usize, cli: bool) -> Instance {
-        let config = self.config(dep);
-        let process = lock(&self.w).new_process(dep, cli);
+    /// A new pat-rotator process of deployment `dep` and its engine, running as the service's
+    /// identity or the operator's.
+    fn process(&self, dep: usize, cli: bool, operator: bool) -> Instance {
+        let config = self.config(dep, operator);
+        let identity = if operator { world::OPERATOR_OID } else { world::SERVICE_OID };
+        let process = lock(&self.w).new_process(dep, cli, identity);
         let runtime = Runtime {
             http: crate::wire::http(&self.w, process),
             clock: Arc::new(crate::wire::SimClock { w: self.w.clone(), process }),
@@ -219,7 +228,7 @@ impl Procs {
     /// (Re)starts a deployment's Function App instances with its current configuration.
     fn deploy(&self, dep: usize) {
         let n = lock(&self.w).sc.deployments[dep].instances;
-        let instances: Vec<Instance> = (0..n).map(|_| self.process(dep, false)).collect();
+        let instances: Vec<Instance> = (0..n).map(|_| self.process(dep, false, false)).collect();
         let mut deps = self.deps.borrow_mut();
         while deps.len() <= dep {
             deps.push(Vec::new());
@@ -235,12 +244,15 @@ impl Procs {
 
 /// What an invocation produced, as [`World::end`] takes it: per target (name, ok, action),
 /// its outputs, a caller's body.
-pub(crate) type Produced = (Vec<(String, bool, String)>, Vec<(&'static str, String)>, Option<Value>);
+pub(crate) type Produced = (Vec<PerOutcome>, Vec<(&'static str, String)>, Option<Value>);
+
+/// One target's outcome: its name, whether it ended well, its action, its error code.
+pub(crate) type PerOutcome = (String, bool, String, Option<String>);
 
 /// What an invocation produced: per target (name, ok, action), its outputs, a caller's body.
 #[derive(Default)]
 struct Out {
-    per: Vec<(String, bool, String)>,
+    per: Vec<PerOutcome>,
     outputs: Vec<(&'static str, String)>,
     body: Option<Value>,
 }
@@ -248,7 +260,8 @@ struct Out {
 fn outcomes_out(outcomes: &[pat_rotator::rotation::Outcome]) -> Out {
     let mut out = Out::default();
     for o in outcomes {
-        out.per.push((o.target.clone(), o.ok(), o.action.as_str().to_string()));
+        let code = o.error.as_ref().map(|e| e.code.as_str().to_string());
+        out.per.push((o.target.clone(), o.ok(), o.action.as_str().to_string(), code));
         out.outputs
             .push(("result", format!("{}\n{o:?}\n{}", serde_json::to_string(o).unwrap_or_default(), o.log_line())));
     }
@@ -271,6 +284,8 @@ async fn simulate(sc: Scenario, keep_log: bool) -> Report {
     for d in present {
         procs.deploy(d);
     }
+    let deliveries: Deliveries = Rc::new(RefCell::new(Vec::new()));
+    let grid = tokio::task::spawn_local(event_grid(procs.clone(), deliveries.clone()));
 
     let mut tasks = Vec::new();
     for (dep, at) in later {
@@ -294,14 +309,34 @@ async fn simulate(sc: Scenario, keep_log: bool) -> Report {
             panic_report(&w, e);
         }
     }
-    // Writes without an answer land within minutes.
-    let pending = {
-        let g = lock(&w);
-        g.last_landing - g.now()
-    };
-    if pending > Duration::ZERO {
-        sleep(pending + Duration::seconds(1)).await;
+    // Writes without an answer land within minutes; the events they raise are delivered.
+    loop {
+        let pending = {
+            let g = lock(&w);
+            g.last_landing - g.now()
+        };
+        if pending > Duration::ZERO {
+            sleep(pending + Duration::seconds(1)).await;
+        }
+        let running: Vec<_> = deliveries.borrow_mut().drain(..).collect();
+        if running.is_empty() {
+            let settled = {
+                let g = lock(&w);
+                g.events_out.is_empty() && g.last_landing <= g.now()
+            };
+            if settled {
+                break;
+            }
+            sleep(Duration::seconds(1)).await;
+            continue;
+        }
+        for t in running {
+            if let Err(e) = t.await {
+                panic_report(&w, e);
+            }
+        }
     }
+    grid.abort();
     quiet(&procs).await;
 
     let mut g = lock(&w);
@@ -314,6 +349,93 @@ async fn simulate(sc: Scenario, keep_log: bool) -> Report {
         exceptions: g.checker.exceptions.clone(),
         observations: g.checker.observations.clone(),
         stats: g.stats.clone(),
+    }
+}
+
+/// Event Grid's deliveries in flight (awaited before the quiet phase).
+type Deliveries = Rc<RefCell<Vec<tokio::task::JoinHandle<()>>>>;
+
+/// Event Grid: every event Key Vault raises goes to each deployment whose configuration names
+/// a secret in that vault (infra/ subscribes every vault it configures), to one of its
+/// instances, after a delay; now and then twice (at-least-once delivery). A delivery that
+/// fails (`500`) or is not answered within 30 s is delivered again, at most 3 times within an
+/// hour — the first may still be running (then the handler coalesces).
+async fn event_grid(procs: Rc<Procs>, deliveries: Deliveries) {
+    let ready = lock(&procs.w).events_ready.clone();
+    loop {
+        ready.notified().await;
+        let mut todo = Vec::new();
+        {
+            let mut g = lock(&procs.w);
+            for ev in std::mem::take(&mut g.events_out) {
+                for dep in 0..g.deployments.len() {
+                    let d = &g.deployments[dep];
+                    if d.present && d.targets.iter().any(|t| t.vault.eq_ignore_ascii_case(&ev.host)) {
+                        let copies = 1 + u32::from(g.rng.chance(80));
+                        for _ in 0..copies {
+                            let delay = if g.rng.chance(800) {
+                                Duration::milliseconds(g.rng.range(300, 20_000) as i64)
+                            } else {
+                                Duration::milliseconds(g.rng.range(20_000, 300_000) as i64)
+                            };
+                            todo.push((dep, ev.clone(), delay));
+                        }
+                    }
+                }
+            }
+        }
+        for (dep, ev, delay) in todo {
+            let p = procs.clone();
+            let d = deliveries.clone();
+            deliveries.borrow_mut().push(tokio::task::spawn_local(deliver(p, d, dep, ev, delay)));
+        }
+    }
+}
+
+/// One event to one deployment, with Event Grid's redeliveries.
+async fn deliver(procs: Rc<Procs>, deliveries: Deliveries, dep: usize, ev: world::KvEvent, delay: Duration) {
+    let w = procs.w.clone();
+    sleep(delay).await;
+    let first = lock(&w).now();
+    for _ in 0..3 {
+        let invoke = {
+            let mut g = lock(&w);
+            if !g.deployments[dep].present {
+                return;
+            }
+            let targets = crate::events::matching(&g.deployments[dep].targets, &ev);
+            let body = crate::events::body(&mut g, &ev);
+            let n = g.sc.deployments[dep].instances as u64;
+            let instance = g.rng.below(n) as usize;
+            Invoke::Event { kind: ev.kind, body, targets, instance }
+        };
+        let p = procs.clone();
+        let done = Rc::new(std::cell::Cell::new(None));
+        let d = done.clone();
+        let mut run = tokio::task::spawn_local(async move {
+            d.set(Some(invocation(&p, dep, invoke, None).await));
+        });
+        // Event Grid waits 30 s for the answer.
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(30), &mut run).await;
+        let ok = match answered {
+            Ok(Ok(())) => done.get().and_then(|i| lock(&w).event_status.get(&i).copied()) == Some(200),
+            Ok(Err(e)) => {
+                panic_report(&w, e);
+                return;
+            }
+            Err(_) => {
+                deliveries.borrow_mut().push(run);
+                false
+            }
+        };
+        if ok {
+            return;
+        }
+        let again = Duration::milliseconds(lock(&w).rng.range(10_000, 600_000) as i64);
+        if lock(&w).now() + again - first > Duration::hours(1) {
+            return;
+        }
+        sleep(again).await;
     }
 }
 
@@ -346,16 +468,35 @@ async fn perform(procs: &Rc<Procs>, what: What, n: u32) {
                 invocation(procs, dep, invoke, kill_after).await;
             }
         }
+        What::Expiry { dep, target, kind } => {
+            let mut g = lock(w);
+            let t = g.deployments[dep].targets[target].clone();
+            let (h, _) = t.secret_key();
+            let latest = g.secret(&h, &t.secret).filter(|s| s.state == SecretState::Live).and_then(|s| {
+                s.versions.last().map(|v| (s.name.clone(), v.clone()))
+            });
+            if let Some((name, v)) = latest {
+                g.note("vault", |_| format!("raises {} for {} {}", kind.event_type(), t.where_(), v.short()));
+                g.raise(kind, &h, &name, &v);
+            }
+        }
+        What::StrayEvent { dep, kind } => {
+            if lock(w).deployments[dep].present {
+                let (body, instance) = {
+                    let mut g = lock(w);
+                    let n = g.sc.deployments[dep].instances as u64;
+                    (crate::events::stray(&mut g, dep, kind), g.rng.below(n) as usize)
+                };
+                let invoke =
+                    Invoke::Event { kind: crate::scenario::EventKind::NewVersion, body, targets: Vec::new(), instance };
+                invocation(procs, dep, invoke, None).await;
+            }
+        }
         What::ForceLoop { dep, target, runs } => {
             lock(w)
                 .note("operator", |_| format!("forces target {target} of {} {runs} times in a row", ["A", "B"][dep]));
             for _ in 0..runs {
-                let invoke = Invoke::Cli(crate::scenario::CliRotate {
-                    targets: vec![target],
-                    force: true,
-                    dry_run: false,
-                    revoke_superseded: false,
-                });
+                let invoke = Invoke::Cli(crate::scenario::CliRotate::forced(vec![target]));
                 invocation(procs, dep, invoke, None).await;
             }
         }
@@ -492,7 +633,7 @@ fn copy(w: &Shared, dep: usize, from: usize, to: usize) {
         return;
     }
     let id = g.new_version_id(&h, &b.secret);
-    let v = Version { id, landed: Duration::ZERO, late: false, by: 0, ..src };
+    let v = Version { id, landed: Duration::ZERO, late: false, by: 0, writer: None, ..src };
     let v = g.store_copy(&h, &b.secret, v);
     g.note("operator", |w| format!("copies {} into {}: {}", a.where_(), b.where_(), w.describe_version(&v)));
 }
@@ -504,19 +645,23 @@ fn selected(targets: &[TargetView], invoke: &Invoke) -> Vec<TargetView> {
         Invoke::Cli(c) if !c.targets.is_empty() => {
             c.targets.iter().map(|i| targets[(*i).min(targets.len() - 1)].clone()).collect()
         }
+        Invoke::Event { targets: ts, .. } => ts.iter().filter_map(|i| targets.get(*i).cloned()).collect(),
         _ => targets.to_vec(),
     }
 }
 
-/// One invocation of pat-rotator: on a Function App instance (the timer, ProvisionPat through
-/// the handler) or as a new CLI process; dropped at `kill_after` if it has not ended.
-async fn invocation(procs: &Rc<Procs>, dep: usize, invoke: Invoke, kill_after: Option<Duration>) {
+/// One invocation of pat-rotator: on a Function App instance (the timer, ProvisionPat and
+/// SecretEvent through the handler) or as a new CLI process; dropped at `kill_after` if it has
+/// not ended. Returns its id.
+async fn invocation(procs: &Rc<Procs>, dep: usize, invoke: Invoke, kill_after: Option<Duration>) -> u32 {
     let w = &procs.w;
     let kind = InvKind::of(&invoke);
     let inst = match &invoke {
         Invoke::Timer => procs.instance(dep, 0),
-        Invoke::Provision { instance, .. } => procs.instance(dep, *instance),
-        _ => procs.process(dep, true),
+        Invoke::Provision { instance, .. } | Invoke::Event { instance, .. } => procs.instance(dep, *instance),
+        Invoke::Cli(c) => procs.process(dep, true, c.as_operator),
+        Invoke::Status { as_operator } | Invoke::Tokens { as_operator } => procs.process(dep, true, *as_operator),
+        Invoke::TokensRevoke { .. } => procs.process(dep, true, false),
     };
     let configured = lock(w).deployments[dep].targets.clone();
     let targets = selected(&configured, &invoke);
@@ -554,8 +699,9 @@ async fn invocation(procs: &Rc<Procs>, dep: usize, invoke: Invoke, kill_after: O
                 .await;
                 let ok = answer.status.as_u16() == 200 && answer.body["action"].as_str() != Some("failed");
                 let action = answer.body["action"].as_str().unwrap_or("failed").to_string();
+                let code = answer.body["error"]["code"].as_str().map(str::to_string);
                 Out {
-                    per: vec![(names[0].clone(), ok, action)],
+                    per: vec![(names[0].clone(), ok, action, code)],
                     outputs: vec![("ProvisionPat log", answer.log.clone())],
                     body: Some(answer.body),
                 }
@@ -565,25 +711,41 @@ async fn invocation(procs: &Rc<Procs>, dep: usize, invoke: Invoke, kill_after: O
                     force: c.force,
                     dry_run: c.dry_run,
                     revoke_superseded: c.revoke_superseded,
-                    take_ownership: false,
+                    take_ownership: c.take_ownership,
                     caller: Caller::Cli,
                     budget: settings.timer_budget,
                 };
                 let outcomes = engine.run(&selected, opts).await;
                 outcomes_out(&outcomes)
             }
-            Invoke::Status => {
+            Invoke::Status { .. } => {
                 let rows = engine.status(&selected, settings.http_budget).await;
                 let mut out = Out::default();
                 out.outputs.push(("status rows", serde_json::to_string(&rows).unwrap_or_default()));
                 out.outputs.push(("status table", pat_rotator::cli::status_table(&rows)));
                 out
             }
-            Invoke::Tokens => {
+            Invoke::Tokens { .. } => {
                 let rows = engine.inventory(&selected, settings.http_budget).await;
                 let mut out = Out::default();
                 out.outputs.push(("tokens rows", serde_json::to_string(&rows).unwrap_or_default()));
                 out.outputs.push(("tokens table", pat_rotator::cli::tokens_table(&rows)));
+                out
+            }
+            Invoke::Event { body, .. } => {
+                let inv_id = format!("inv-{id}");
+                let span = tracing::info_span!("SecretEvent", invocation_id = %inv_id);
+                let resp = tracing::Instrument::instrument(
+                    pat_rotator::handler::event::secret_event(Ok(body.into_bytes()), &inst.state, &inv_id),
+                    span,
+                )
+                .await;
+                let status = resp.status().as_u16();
+                let bytes = actix_web::body::to_bytes(resp.into_body()).await.map(|b| b.to_vec()).unwrap_or_default();
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                lock(w).event_answered(id, status);
+                let mut out = Out::default();
+                out.outputs.push(("SecretEvent answer", text));
                 out
             }
             Invoke::TokensRevoke { .. } => {
@@ -614,6 +776,7 @@ async fn invocation(procs: &Rc<Procs>, dep: usize, invoke: Invoke, kill_after: O
         }
     };
     lock(w).end(id, out.map(|o| (o.per, o.outputs, o.body)));
+    id
 }
 
 /// The id `tokens --revoke` is asked for: a live credential of one of the deployment's issuers;
@@ -682,10 +845,15 @@ impl World {
                 if let Some(b) = &body {
                     self.check_caller_body(inv, b);
                 }
-                for (name, ok, action) in per {
+                for (name, ok, action, code) in per {
                     *self.stats.actions.entry(action.clone()).or_default() += 1;
-                    if let Some(p) = self.invs.get_mut(&inv).and_then(|x| x.per.get_mut(&name)) {
-                        p.ok = Some(ok);
+                    if let Some(x) = self.invs.get_mut(&inv) {
+                        if let Some(p) = x.per.get_mut(&name) {
+                            p.ok = Some(ok);
+                        }
+                        if let Some(c) = code {
+                            x.codes.insert(name.clone(), c);
+                        }
                     }
                     self.note(&World::who(inv), |_| format!("ends: {name} {action}"));
                 }
@@ -700,6 +868,8 @@ impl World {
         v.landed = self.now();
         let s = self.secret_mut(host, name);
         s.versions.push(v.clone());
+        let stored = s.name.clone();
+        self.raise(crate::scenario::EventKind::NewVersion, host, &stored, &v);
         v
     }
 }

@@ -117,6 +117,12 @@ pub enum Delivered {
     Listing { holder: crate::world::Holder, ids: Vec<String>, from: usize, req: u32 },
     /// A read's answer arrived (one that never does leaves the invocation blind).
     ReadAnswered,
+    /// What a usage lookup of token `id` told it (contract §10 "Usage").
+    Usage { id: String, seen: crate::world::UsageSeen },
+    /// A write of these targets' secret was refused (a 4xx other than 408): not stored.
+    WriteRefused { targets: Vec<String> },
+    /// Credential `id` is gone, as its revocation's answer said.
+    Deleted { id: String },
 }
 
 impl Answer {

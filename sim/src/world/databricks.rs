@@ -7,7 +7,10 @@
 //! - the Token API (`/api/2.0/token/{create,list,delete}`): the caller's own tokens, comment
 //!   and times in milliseconds, a per-identity quota (`400 QUOTA_EXCEEDED`), an empty list as
 //!   `{}`, a missing id as `404 RESOURCE_DOES_NOT_EXIST`;
-//! - SCIM `Me` (how a new PAT is verified) and SCIM `ServicePrincipals?filter=…`;
+//! - SCIM `Me` (how a new PAT is verified; it counts as the token's use) and SCIM
+//!   `ServicePrincipals?filter=…`;
+//! - the Token Management API's `GET /api/2.0/token-management/tokens/{id}` (`last_used_day`;
+//!   `403` where the identity is no admin of it);
 //! - the service principal secrets API (account-wide: a principal's secrets are the same in
 //!   every workspace), at most five, paged by `next_page_token`, times in RFC 3339;
 //! - `/oidc/v1/token` (client credentials, HTTP Basic): a new secret may be refused for a few
@@ -22,7 +25,7 @@ use time::Duration;
 use time::format_description::well_known::Rfc3339;
 
 use super::{Holder, SERVICE_APPID, World};
-use crate::scenario::{BurstKind, PRINCIPALS, Service};
+use crate::scenario::{BurstKind, PRINCIPALS, Service, WORKSPACES};
 use crate::wire::{After, Answer, Call, Delivered, http_date};
 
 /// Azure Databricks' first-party application: the audience of an Entra ID token for it.
@@ -57,6 +60,16 @@ impl World {
         let f = self.sc.faults.clone();
         let date = (!self.fault(Service::Workspace, Some(BurstKind::NoDate), f.ws_no_date)).then(|| self.ws_now(&ws));
         let mut answer = self.databricks_inner(inv, sent, call, &ws);
+        if date.is_none() {
+            // A usage answer without `Date` cannot say which day is today: the token is kept.
+            for d in &mut answer.delivered {
+                if let Delivered::Usage { seen, .. } = d
+                    && matches!(seen, super::UsageSeen::InUse | super::UsageSeen::NotInUse)
+                {
+                    *seen = super::UsageSeen::Keep("no Date");
+                }
+            }
+        }
         if answer.after != After::Refused {
             if let Some(d) = date {
                 answer = answer.header("date", http_date(d));
@@ -132,6 +145,18 @@ impl World {
         let is_delete =
             (method == "POST" && path == "/api/2.0/token/delete") || (method == "DELETE" && sp_holder.is_some());
         let is_verify = path == "/api/2.0/preview/scim/v2/Me";
+        // A usage lookup (contract §10 "Usage"): until an answer reaches the invocation, the
+        // token is kept for the run (a lookup that never answers is a failed one).
+        let usage_id = (method == "GET")
+            .then(|| path.strip_prefix("/api/2.0/token-management/tokens/"))
+            .flatten()
+            .filter(|id| !id.is_empty() && !id.contains('/'))
+            .map(str::to_string);
+        if let Some(id) = &usage_id
+            && let Some(x) = self.invs.get_mut(&inv)
+        {
+            x.usage.insert(id.clone(), super::UsageSeen::Keep("no answer"));
+        }
         if is_create && self.fault(Service::Workspace, None, f.ws_create_refused) {
             self.note(&who, |_| format!("{short} {method} {path} → connection refused (nothing sent)"));
             return Answer::refused();
@@ -143,7 +168,7 @@ impl World {
                 self.read_failed(inv);
             }
             let a = self.activity();
-            return if self.rng.chance(500) {
+            let answer = if self.rng.chance(500) {
                 self.note(&who, |_| format!("{short} {method} {path} → 429"));
                 db_error(
                     429,
@@ -156,6 +181,13 @@ impl World {
                 self.note(&who, |_| format!("{short} {method} {path} → {s}"));
                 db_error(s, "TEMPORARILY_UNAVAILABLE", &format!("The service is temporarily unavailable. ({a})"))
             };
+            return match usage_id {
+                Some(id) => answer.deliver(Delivered::Usage { id, seen: super::UsageSeen::Keep("a failed lookup") }),
+                None => answer,
+            };
+        }
+        if let Some(id) = usage_id {
+            return self.usage_answer(inv, ws, &short, &id);
         }
 
         match (method, path.as_str()) {
@@ -234,6 +266,7 @@ impl World {
                     }
                     let now = self.now();
                     self.creds[i].last_used = now;
+                    self.creds[i].used = Some(now);
                     self.called(inv, i);
                     self.note(&who, |w| format!("{short} scim/Me with {} → 200", w.creds[i].id));
                 }
@@ -260,6 +293,61 @@ impl World {
             }
             _ => db_error(404, "ENDPOINT_NOT_FOUND", &format!("No API found for '{method} {path}'")),
         }
+    }
+
+    /// `GET /api/2.0/token-management/tokens/{id}` (workspace admins; any identity's token):
+    /// `{"token_info": TokenInfo}` with `last_used_day` (epoch milliseconds of the day, UTC,
+    /// by the workspace's clock) once the token was used; `403` where the identity is no admin
+    /// of the workspace's Token Management; `404 RESOURCE_DOES_NOT_EXIST` for a revoked or
+    /// expired token. What it told the invocation is recorded for the checker (invariant 11).
+    fn usage_answer(&mut self, inv: u32, ws: &str, short: &str, id: &str) -> Answer {
+        let who = Self::who(inv);
+        let ix = WORKSPACES.iter().position(|w| *w == ws).unwrap_or(0);
+        if self.sc.usage_forbidden[ix] {
+            if let Some(x) = self.invs.get_mut(&inv) {
+                x.usage_forbidden.insert(ws.to_string());
+                x.usage.remove(id);
+            }
+            self.note(&who, |_| format!("{short} token-management/tokens/{id} → 403"));
+            return db_error(403, "PERMISSION_DENIED", "Only Admins can access token management APIs.");
+        }
+        let found = self
+            .creds
+            .iter()
+            .position(|c| c.id == id && matches!(&c.holder, Holder::Pat { ws: w, .. } if w == ws) && self.live(c));
+        let Some(i) = found else {
+            self.note(&who, |_| format!("{short} token-management/tokens/{id} → 404"));
+            return db_error(404, "RESOURCE_DOES_NOT_EXIST", &format!("Token with id {id} does not exist."))
+                .deliver(Delivered::Usage { id: id.to_string(), seen: super::UsageSeen::Gone });
+        };
+        let c = self.creds[i].clone();
+        let ms = |t: time::OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+        let mut info = json!({
+            "token_id": c.id,
+            "creation_time": ms(c.created),
+            "expiry_time": c.expires.map(ms).unwrap_or(-1),
+            "comment": c.comment,
+            "owner_id": 4200000000000001u64,
+            "created_by_username": SERVICE_APPID,
+        });
+        // The day of its last use by the workspace's clock (Databricks: "accurate up to 1
+        // day"); never used, no field. Whether it counts as in use is judged against the
+        // `Date` this answer carries — which a fault may drop (decided in `databricks`, after
+        // this): the checker hears of it through `dated_usage`.
+        let day = c.used.map(|u| self.ws_at(ws, u).date());
+        if let Some(d) = day {
+            info["last_used_day"] = json!(ms(d.midnight().assume_utc()));
+        }
+        let today = self.ws_now(ws).date();
+        let seen = match day {
+            None => super::UsageSeen::Keep("no last_used_day"),
+            Some(d) if d >= today.previous_day().unwrap_or(today) => super::UsageSeen::InUse,
+            Some(_) => super::UsageSeen::NotInUse,
+        };
+        self.note(&who, |_| {
+            format!("{short} token-management/tokens/{id} → last used {}", day.map(|d| d.to_string()).unwrap_or("never".into()))
+        });
+        Answer::json(200, json!({"token_info": info})).deliver(Delivered::Usage { id: id.to_string(), seen })
     }
 
     /// A create, as the workspace may act on it: answered, answered 5xx or not at all (each
@@ -338,6 +426,11 @@ impl World {
     ) -> Answer {
         let who = Self::who(inv);
         let f = self.sc.faults.clone();
+        // Until its answer says it is gone, the revocation may have failed.
+        if let Some(x) = self.invs.get_mut(&inv) {
+            x.delete_failed.insert(id.to_string());
+        }
+        let gone = crate::wire::Delivered::Deleted { id: id.to_string() };
         let failed = self.fault(Service::Workspace, Some(BurstKind::Errors), f.ws_revoke_error);
         let before = failed && self.rng.chance(500);
         if before {
@@ -348,15 +441,16 @@ impl World {
         }
         let Some(i) = found else {
             self.note(&who, |_| format!("{short} {what} {id} → 404 (already gone)"));
-            return db_error(404, "RESOURCE_DOES_NOT_EXIST", &format!("Token with id {id} does not exist."));
+            return db_error(404, "RESOURCE_DOES_NOT_EXIST", &format!("Token with id {id} does not exist."))
+                .deliver(gone);
         };
         self.kill_by_inv(inv, i);
         if failed {
             let a = self.activity();
             self.note(&who, |_| format!("{short} {what} {id} → revoked, but answered 500"));
-            return db_error(500, "INTERNAL_ERROR", &format!("An internal error occurred. ({a})"));
+            return db_error(500, "INTERNAL_ERROR", &format!("An internal error occurred. ({a})")).deliver(gone);
         }
-        Answer::json(200, json!({}))
+        Answer::json(200, json!({})).deliver(gone)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -1,5 +1,5 @@
 //! The App Service managed-identity endpoint (`IDENTITY_ENDPOINT`, api-version 2019-08-01):
-//! `GET ?resource=…&api-version=2019-08-01` with `X-IDENTITY-HEADER`, answering
+//! `GET ?resource=…&api-version=2019-08-01[&client_id=…]` with `X-IDENTITY-HEADER`, answering
 //! `{access_token, expires_on (epoch seconds as a string), resource, token_type, client_id}`.
 //!
 //! The token is a JWT-shaped string with the identity's `oid` and `tid` (what Key Vault and a
@@ -10,7 +10,7 @@
 
 use serde_json::json;
 
-use super::{IDENTITY_HEADER, Issued, SERVICE_APPID, SERVICE_OID, TENANT, World};
+use super::{IDENTITY_HEADER, Issued, OPERATOR_CLIENT_ID, OPERATOR_OID, SERVICE_APPID, SERVICE_OID, TENANT, World};
 use crate::scenario::Service;
 use crate::wire::{After, Answer, Call};
 
@@ -31,10 +31,23 @@ impl World {
             a.after = After::Answer(self.delay_after());
             return a;
         }
+        // The system-assigned identity, or a user-assigned one by `client_id` (App Service's
+        // 2019-08-01 protocol): the operator's.
+        let (oid, appid) = match call.param("client_id") {
+            None => (SERVICE_OID, SERVICE_APPID),
+            Some(c) if c.eq_ignore_ascii_case(OPERATOR_CLIENT_ID) => (OPERATOR_OID, OPERATOR_CLIENT_ID),
+            Some(_) => {
+                self.note(&who, |_| "identity endpoint → 400 (no identity with that client_id)".into());
+                return Answer::json(
+                    400,
+                    json!({"statusCode": 400, "message": "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId."}),
+                );
+            }
+        };
         let n = self.issued.len();
         let payload = json!({
-            "aud": resource, "iss": format!("https://sts.windows.net/{TENANT}/"), "oid": SERVICE_OID,
-            "tid": TENANT, "appid": SERVICE_APPID, "uti": format!("u{n}"),
+            "aud": resource, "iss": format!("https://sts.windows.net/{TENANT}/"), "oid": oid,
+            "tid": TENANT, "appid": appid, "uti": format!("u{n}"),
         });
         let sig: Vec<u8> = (0..4).flat_map(|_| self.rng.next_u64().to_le_bytes()).collect();
         let token = format!(
@@ -44,7 +57,7 @@ impl World {
             azure_core::base64::encode_url_safe(sig)
         );
         self.leaks.add(&token);
-        self.issued.insert(token.clone(), Issued { identity: SERVICE_OID.to_string(), audience: resource.clone() });
+        self.issued.insert(token.clone(), Issued { identity: oid.to_string(), audience: resource.clone() });
         let expires = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() + 86_400)
@@ -54,7 +67,7 @@ impl World {
             200,
             json!({
                 "access_token": token, "expires_on": expires.to_string(), "resource": resource,
-                "token_type": "Bearer", "client_id": SERVICE_APPID,
+                "token_type": "Bearer", "client_id": appid,
             }),
         );
         a.after = After::Answer(self.delay_after());

@@ -291,6 +291,12 @@ impl World {
         let content_type = body["contentType"].as_str().map(str::to_string);
         let exp = body["attributes"]["exp"].as_i64();
         self.check_write(inv, host, name, sent, &value, &tags);
+        if let Some(x) = self.invs.get_mut(&inv) {
+            for t in &targets {
+                x.writes.entry(t.clone()).or_default().push(false);
+            }
+        }
+        let refused_answer = Delivered::WriteRefused { targets: targets.clone() };
 
         let state = self.secret(host, name).map(|s| s.state).unwrap_or(SecretState::Live);
         if state != SecretState::Live {
@@ -309,7 +315,7 @@ impl World {
                 )
             };
             self.note(&who, |_| format!("{short} PUT {name} → 409 {inner}"));
-            return dated(kv_error(409, "Conflict", &text, Some(inner)), self);
+            return dated(kv_error(409, "Conflict", &text, Some(inner)).deliver(refused_answer), self);
         }
         let version = Version {
             id: self.new_version_id(host, name),
@@ -322,6 +328,7 @@ impl World {
             landed: Duration::ZERO,
             late: false,
             by: inv,
+            writer: call.bearer.as_deref().and_then(|t| self.issued.get(t)).map(|i| i.identity.clone()),
         };
         // The fault: refused (not stored), a 5xx or 408 answer, or no answer at all.
         let refused = self.fault(Service::Vault, Some(BurstKind::Errors), f.kv_write_refused);
@@ -349,7 +356,7 @@ impl World {
                 )
                 .header("retry-after", "1")
             };
-            return dated(answer, self);
+            return dated(answer.deliver(refused_answer), self);
         }
         if !(hang || fivexx) {
             let v = self.store(host, name, version, false);
@@ -403,9 +410,28 @@ impl World {
         let by = v.by;
         let s = self.secret_mut(host, name);
         s.versions.push(v.clone());
+        let stored_name = s.name.clone();
         let idx = s.versions.len() - 1;
         self.check_landing(by, host, name, idx);
+        self.check_tags(by, host, name, &v);
+        // Key Vault raises `SecretNewVersionCreated` for it (not in the quiet phase).
+        if !self.quiet {
+            self.raise(crate::scenario::EventKind::NewVersion, host, &stored_name, &v);
+        }
         v
+    }
+
+    /// Key Vault raises an event about version `v` of a secret: Event Grid delivers it to the
+    /// deployments subscribed to the vault (`crate::sim`).
+    pub fn raise(&mut self, kind: crate::scenario::EventKind, host: &str, name: &str, v: &Version) {
+        self.events_out.push(super::KvEvent {
+            kind,
+            host: host.to_string(),
+            name: name.to_string(),
+            id: v.id.clone(),
+            exp: v.exp,
+        });
+        self.events_ready.notify_one();
     }
 
     /// A write that had no (good) answer lands now, unless the secret was deleted meanwhile.

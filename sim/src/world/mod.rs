@@ -44,9 +44,15 @@ pub fn lock(w: &Shared) -> MutexGuard<'_, World> {
 /// True time at the start of every schedule.
 pub const EPOCH: OffsetDateTime = datetime!(2026-11-26 03:00 UTC);
 pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
-/// The service's managed identity (every deployment and the operator's CLI run as it).
+/// The service's managed identity (every deployment, and the operator's CLI when it runs as
+/// the service).
 pub const SERVICE_OID: &str = "5a1c0e9d-3b2f-4c6a-8e7d-9f0a1b2c3d4e";
 pub const SERVICE_APPID: &str = "c0ffee00-1111-4222-8333-444455556666";
+/// Another identity the operator's CLI may run as (contract §10's guard): a user-assigned
+/// identity here (`AZURE_CLIENT_ID`), so that its tokens come from the same endpoint; to Key
+/// Vault and the workspaces it is simply another object id, an admin like the service.
+pub const OPERATOR_OID: &str = "9e8d7c6b-5a49-4838-a271-605f4e3d2c1b";
+pub const OPERATOR_CLIENT_ID: &str = "0be7a7e5-3c1d-4f2a-9b8e-7d6c5b4a3f21";
 /// `IDENTITY_ENDPOINT`: a host only the world answers (no socket is ever opened).
 pub const IDENTITY_HOST: &str = "msi.sim.invalid";
 pub const IDENTITY_ENDPOINT: &str = "http://msi.sim.invalid/msi/token";
@@ -78,6 +84,10 @@ pub struct TargetView {
     pub grace: Duration,
     pub renew_before: Duration,
     pub lifetime_days: u32,
+    pub keep_while_used: bool,
+    /// The identity whose PATs are the target's (§6: the identity that lists them): the
+    /// service's, or within an invocation the identity its process runs as.
+    pub owner: String,
 }
 
 impl TargetView {
@@ -95,6 +105,8 @@ impl TargetView {
             grace: Duration::hours(t.grace_hours as i64),
             renew_before: Duration::days(t.renew_before_days as i64),
             lifetime_days: t.lifetime_days,
+            keep_while_used: t.keep_while_used,
+            owner: SERVICE_OID.to_string(),
         }
     }
 
@@ -117,7 +129,7 @@ impl TargetView {
     /// The issuer that holds this target's credentials.
     pub fn holder(&self) -> Holder {
         match self.kind {
-            Kind::Pat => Holder::Pat { ws: self.ws.clone(), owner: SERVICE_OID.to_string() },
+            Kind::Pat => Holder::Pat { ws: self.ws.clone(), owner: self.owner.clone() },
             Kind::OAuth => Holder::OAuth { app: self.app.clone() },
         }
     }
@@ -149,6 +161,8 @@ pub struct Version {
     pub late: bool,
     /// The invocation that wrote it (0: the operator, the starting state).
     pub by: u32,
+    /// The object id of the identity whose token wrote it (None: the starting state).
+    pub writer: Option<String>,
 }
 
 impl Version {
@@ -207,8 +221,12 @@ pub struct Cred {
     /// On the issuer's clock (milliseconds).
     pub created: OffsetDateTime,
     pub expires: Option<OffsetDateTime>,
-    /// True time of the last use (a consumer's read, the verification).
+    /// True time of the last use (a consumer's read, the verification) or its creation: the
+    /// workspaces' inactivity rule counts from it.
     pub last_used: Duration,
+    /// True time of the last use (a consumer's, the verification): what the Token Management
+    /// API's `last_used_day` reports (contract §10 "Usage").
+    pub used: Option<Duration>,
     /// The invocation that created it.
     pub made_by: Option<u32>,
     pub death: Option<Death>,
@@ -251,7 +269,9 @@ pub struct Issued {
 pub enum InvKind {
     Timer,
     Provision { force: bool, dry_run: bool },
-    Cli { force: bool, dry_run: bool, revoke_superseded: bool },
+    Cli { force: bool, dry_run: bool, revoke_superseded: bool, take_ownership: bool },
+    /// `SecretEvent`: an unforced run of the targets an event matched.
+    Event { near_expiry: bool },
     Status,
     Tokens,
     TokensRevoke,
@@ -262,11 +282,15 @@ impl InvKind {
         match i {
             Invoke::Timer => InvKind::Timer,
             Invoke::Provision { force, dry_run, .. } => InvKind::Provision { force: *force, dry_run: *dry_run },
-            Invoke::Cli(c) => {
-                InvKind::Cli { force: c.force, dry_run: c.dry_run, revoke_superseded: c.revoke_superseded }
-            }
-            Invoke::Status => InvKind::Status,
-            Invoke::Tokens => InvKind::Tokens,
+            Invoke::Cli(c) => InvKind::Cli {
+                force: c.force,
+                dry_run: c.dry_run,
+                revoke_superseded: c.revoke_superseded,
+                take_ownership: c.take_ownership,
+            },
+            Invoke::Event { kind, .. } => InvKind::Event { near_expiry: kind.near_expiry() },
+            Invoke::Status { .. } => InvKind::Status,
+            Invoke::Tokens { .. } => InvKind::Tokens,
             Invoke::TokensRevoke { .. } => InvKind::TokensRevoke,
         }
     }
@@ -278,11 +302,20 @@ impl InvKind {
             InvKind::Provision { force: true, dry_run: false } => "ProvisionPat force",
             InvKind::Provision { force: false, dry_run: true } => "ProvisionPat dry-run",
             InvKind::Provision { .. } => "ProvisionPat",
+            InvKind::Cli { revoke_superseded: true, take_ownership: true, .. } => {
+                "cli rotate --force --revoke-superseded --take-ownership"
+            }
             InvKind::Cli { revoke_superseded: true, .. } => "cli rotate --force --revoke-superseded",
+            InvKind::Cli { force: true, dry_run: false, take_ownership: true, .. } => {
+                "cli rotate --force --take-ownership"
+            }
+            InvKind::Cli { force: false, dry_run: false, take_ownership: true, .. } => "cli rotate --take-ownership",
             InvKind::Cli { force: true, dry_run: true, .. } => "cli rotate --force --dry-run",
             InvKind::Cli { force: false, dry_run: true, .. } => "cli rotate --dry-run",
             InvKind::Cli { force: true, .. } => "cli rotate --force",
             InvKind::Cli { .. } => "cli rotate",
+            InvKind::Event { near_expiry: true } => "SecretEvent (near expiry)",
+            InvKind::Event { near_expiry: false } => "SecretEvent",
             InvKind::Status => "cli status",
             InvKind::Tokens => "cli tokens",
             InvKind::TokensRevoke => "cli tokens --revoke",
@@ -292,14 +325,25 @@ impl InvKind {
     /// Whether it may change anything at all.
     pub fn may_change(self) -> bool {
         match self {
-            InvKind::Timer | InvKind::TokensRevoke => true,
+            InvKind::Timer | InvKind::TokensRevoke | InvKind::Event { .. } => true,
             InvKind::Provision { dry_run, .. } | InvKind::Cli { dry_run, .. } => !dry_run,
             InvKind::Status | InvKind::Tokens => false,
         }
     }
 
     pub fn rotates(self) -> bool {
-        matches!(self, InvKind::Timer | InvKind::Provision { .. } | InvKind::Cli { .. })
+        matches!(self, InvKind::Timer | InvKind::Provision { .. } | InvKind::Cli { .. } | InvKind::Event { .. })
+    }
+
+    /// Whether contract §10's guard holds its runs back from a managed latest version another
+    /// identity wrote (`--revoke-superseded`: even with `--take-ownership`).
+    pub fn guarded(self) -> bool {
+        match self {
+            InvKind::Cli { revoke_superseded: true, .. } => true,
+            InvKind::Cli { take_ownership, .. } => !take_ownership,
+            InvKind::Event { .. } => true,
+            _ => false,
+        }
     }
 }
 
@@ -327,6 +371,29 @@ pub struct PerTarget {
     pub cap_ids: Vec<String>,
     /// The invocation's outcome for this target: Some(ok).
     pub ok: Option<bool>,
+    /// One of its successful reads of the target's secret found the latest version absent,
+    /// not managed, or written by its own identity (or untagged): contract §10's guard cannot
+    /// be what held it back.
+    pub guard_clear: bool,
+    /// One of them found a managed latest version another identity wrote.
+    pub guarded: Option<Version>,
+    /// Every answer its reads of the target's secret got, in order (`None`: absent or a
+    /// disabled version): the observe read, and the protection reads of other targets.
+    pub reads: Vec<Option<SeenRead>>,
+}
+
+/// What an invocation learnt of a token's last use (contract §10 "Usage").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsageSeen {
+    /// `last_used_day` on the current or the previous UTC day of the answer's `Date`.
+    InUse,
+    /// Used before that.
+    NotInUse,
+    /// An answer without `last_used_day` or without `Date`, or a failure (or no answer yet):
+    /// the token is kept for the run.
+    Keep(&'static str),
+    /// `404`: the token is gone.
+    Gone,
 }
 
 #[derive(Debug, Clone)]
@@ -361,6 +428,21 @@ pub struct Inv {
     /// Issuers that refused one of its creates as full (it then makes room for the credential
     /// it is about to create).
     pub full: BTreeSet<Holder>,
+    /// The object id its process runs as.
+    pub identity: String,
+    /// Per token id: what its last usage lookup told it (contract §10 "Usage").
+    pub usage: BTreeMap<String, UsageSeen>,
+    /// Workspaces whose Token Management API refused it (`403`): usage is not judged there.
+    pub usage_forbidden: BTreeSet<String>,
+    /// The kinds of trouble the world answered it with (see [`World::classify`]).
+    pub trouble: BTreeSet<&'static str>,
+    /// Per target: how each of its writes ended for it, as far as the answer reached it
+    /// (`Some(true)`: refused by a 4xx it received; `Some(false)`: stored or unknown).
+    pub writes: BTreeMap<String, Vec<bool>>,
+    /// Credentials whose revocation it asked for and that failed or went unanswered.
+    pub delete_failed: BTreeSet<String>,
+    /// Per target: the error code of its outcome, when it failed.
+    pub codes: BTreeMap<String, String>,
 }
 
 impl Inv {
@@ -374,6 +456,8 @@ impl Inv {
 pub struct Process {
     pub dep: usize,
     pub cli: bool,
+    /// The object id it runs as.
+    pub identity: String,
     /// Its wall clock's offset from true time.
     pub skew: Duration,
 }
@@ -446,6 +530,24 @@ pub struct World {
     pub pending: BTreeMap<u32, (Duration, Landing)>,
     next_landing: u32,
     pub stats: Stats,
+    /// Key Vault's events not yet handed to Event Grid (see `crate::sim`'s event grid).
+    pub events_out: Vec<KvEvent>,
+    /// Wakes the event grid when `events_out` fills.
+    pub events_ready: Arc<tokio::sync::Notify>,
+    /// What each `SecretEvent` invocation answered (Event Grid redelivers after a failure).
+    pub event_status: BTreeMap<u32, u16>,
+}
+
+/// An event Key Vault raises (contract §10 "Key Vault events").
+#[derive(Debug, Clone)]
+pub struct KvEvent {
+    pub kind: crate::scenario::EventKind,
+    pub host: String,
+    /// The secret's name as stored.
+    pub name: String,
+    /// The version's id (its full URL).
+    pub id: String,
+    pub exp: Option<i64>,
 }
 
 /// A value nobody can guess: `prefix` and 32 hex digits.
@@ -481,6 +583,9 @@ impl World {
             pending: BTreeMap::new(),
             next_landing: 1,
             stats: Stats::default(),
+            events_out: Vec::new(),
+            events_ready: Arc::new(tokio::sync::Notify::new()),
+            event_status: BTreeMap::new(),
             sc,
         };
         w.leaks.add(IDENTITY_HEADER);
@@ -690,7 +795,56 @@ impl World {
             Answer::refused()
         };
         self.absorb();
+        self.classify(inv, call, &answer);
         if read { answer.deliver(crate::wire::Delivered::ReadAnswered) } else { answer }
+    }
+
+    /// What kind of trouble an answer is, for the checker's judgement of error codes
+    /// (invariant 12): recorded on the invocation whether or not the answer reaches it.
+    fn classify(&mut self, inv: u32, call: &Call, a: &Answer) {
+        use crate::wire::After;
+        let mut tags: Vec<&'static str> = Vec::new();
+        match a.after {
+            After::Refused => tags.push("refused"),
+            After::Hang => tags.push("hang"),
+            After::Answer(d) if d >= std::time::Duration::from_secs(9) => tags.push("slow"),
+            After::Answer(_) => {}
+        }
+        let status = a.status;
+        if a.after != After::Refused && status >= 400 {
+            let body: serde_json::Value = serde_json::from_slice(&a.body).unwrap_or_default();
+            if call.host == IDENTITY_HOST {
+                tags.push("mi_error");
+            } else if self.vaults.contains_key(&call.host) {
+                let inner = body["error"]["innererror"]["code"].as_str().unwrap_or_default();
+                match status {
+                    401 => {}
+                    429 => tags.push("throttle"),
+                    503 => tags.extend(["throttle", "5xx"]),
+                    408 | 500..=599 => tags.push("5xx"),
+                    409 if inner == "ObjectIsDeletedButRecoverable" => tags.push("kv_deleted"),
+                    403 if inner == "SecretDisabled" => {}
+                    // A read's 404 says "absent"; a 404 elsewhere is an error.
+                    404 if call.method == azure_core::http::Method::Get && !call.path.ends_with("/versions") => {}
+                    _ => tags.push("kv_4xx"),
+                }
+            } else {
+                let code = body["error_code"].as_str().or(body["error"].as_str()).unwrap_or_default();
+                match status {
+                    429 => tags.push("throttle"),
+                    503 => tags.extend(["throttle", "5xx"]),
+                    500..=599 => tags.push("5xx"),
+                    400 if code == "QUOTA_EXCEEDED" => tags.push("db_quota"),
+                    401 => tags.push("db_401"),
+                    403 => tags.push("db_403"),
+                    404 => tags.push("db_404"),
+                    _ => tags.push("db_4xx"),
+                }
+            }
+        }
+        if let Some(x) = self.invs.get_mut(&inv) {
+            x.trouble.extend(tags);
+        }
     }
 
     /// Files the log lines and warnings the code under test emitted since the last effect.
@@ -716,13 +870,40 @@ impl World {
         let Some(x) = self.invs.get_mut(&inv) else { return };
         match d {
             crate::wire::Delivered::Read { targets, read } => {
+                // Contract §10's guard, by the checker's reading: a managed latest version whose
+                // `rotated-by` is not this identity (`unknown` included); no tag is accepted.
+                let other = read.as_ref().filter(|r| {
+                    let v = &r.version;
+                    v.tag(pat_rotator::rotation::model::tags::MANAGED_BY)
+                        == Some(pat_rotator::rotation::model::tags::MANAGED_BY_VALUE)
+                        && v.tag(pat_rotator::rotation::model::tags::ROTATED_BY)
+                            .is_some_and(|by| !by.eq_ignore_ascii_case(&x.identity))
+                });
                 for t in targets {
-                    if let Some(p) = x.per.get_mut(&t)
-                        && p.first_read.is_none()
-                    {
-                        p.first_read = Some(read.clone());
+                    if let Some(p) = x.per.get_mut(&t) {
+                        if p.first_read.is_none() {
+                            p.first_read = Some(read.clone());
+                        }
+                        p.reads.push(read.clone());
+                        match other {
+                            Some(r) => p.guarded = Some(r.version.clone()),
+                            None => p.guard_clear = true,
+                        }
                     }
                 }
+            }
+            crate::wire::Delivered::Usage { id, seen } => {
+                x.usage.insert(id, seen);
+            }
+            crate::wire::Delivered::WriteRefused { targets } => {
+                for t in targets {
+                    if let Some(last) = x.writes.entry(t).or_default().last_mut() {
+                        *last = true;
+                    }
+                }
+            }
+            crate::wire::Delivered::Deleted { id } => {
+                x.delete_failed.remove(&id);
             }
             crate::wire::Delivered::ReadAnswered => x.unanswered_reads = x.unanswered_reads.saturating_sub(1),
             crate::wire::Delivered::Listing { holder, ids, from, req } => {
@@ -740,11 +921,11 @@ impl World {
 
     // ---- processes and invocations -----------------------------------------------------
 
-    pub fn new_process(&mut self, dep: usize, cli: bool) -> u32 {
+    pub fn new_process(&mut self, dep: usize, cli: bool, identity: &str) -> u32 {
         let id = self.next_process;
         self.next_process += 1;
         let skew = if cli { Duration::seconds(self.rng.range(0, 120) as i64 - 60) } else { Duration::ZERO };
-        self.processes.insert(id, Process { dep, cli, skew });
+        self.processes.insert(id, Process { dep, cli, skew, identity: identity.to_string() });
         id
     }
 
@@ -760,6 +941,12 @@ impl World {
         let id = self.next_inv;
         self.next_inv += 1;
         self.stats.invocations += 1;
+        // Its targets as its identity sees them: the PATs of that identity.
+        let identity = self.processes.get(&process).map(|p| p.identity.clone()).unwrap_or_default();
+        let as_identity = |ts: Vec<TargetView>| -> Vec<TargetView> {
+            ts.into_iter().map(|t| TargetView { owner: identity.clone(), ..t }).collect()
+        };
+        let (targets, configured) = (as_identity(targets), as_identity(configured));
         *self.stats.kinds.entry(kind.label()).or_default() += 1;
         let now = self.now();
         let per = targets
@@ -785,6 +972,13 @@ impl World {
             listing_req: BTreeMap::new(),
             last_call: BTreeMap::new(),
             full: BTreeSet::new(),
+            identity: identity.clone(),
+            usage: BTreeMap::new(),
+            usage_forbidden: BTreeSet::new(),
+            trouble: BTreeSet::new(),
+            writes: BTreeMap::new(),
+            delete_failed: BTreeSet::new(),
+            codes: BTreeMap::new(),
         };
         for t in &inv.targets {
             let active = self
@@ -839,6 +1033,11 @@ impl World {
                 x.last_call.insert(n, req);
             }
         }
+    }
+
+    pub fn event_answered(&mut self, inv: u32, status: u16) {
+        self.event_status.insert(inv, status);
+        self.note(&Self::who(inv), |_| format!("SecretEvent answered {status}"));
     }
 
     pub fn read_failed(&mut self, inv: u32) {
@@ -900,6 +1099,7 @@ impl World {
             created,
             expires: Some(created + lifetime),
             last_used: now,
+            used: None,
             made_by,
             death: None,
             accepted_from: Duration::ZERO,
@@ -984,6 +1184,19 @@ impl World {
     // ---- consumers ---------------------------------------------------------------------
 
     pub fn consume(&mut self, consumer: u32) {
+        // Now and then a consumer that has not read again uses what it read earlier: a
+        // superseded credential still in use (contract §10 "Usage").
+        if !self.holdings.is_empty() && self.rng.chance(300) {
+            let k = self.rng.below(self.holdings.len() as u64) as usize;
+            let h = self.holdings[k].clone();
+            if let Some(i) = self.cred_index(&h.cred).filter(|i| self.live(&self.creds[*i])) {
+                let now = self.now();
+                self.creds[i].last_used = now;
+                self.creds[i].used = Some(now);
+                self.note(&format!("consumer {}", h.consumer), |_| format!("uses {} again", h.cred));
+            }
+            return;
+        }
         // Any secret that holds a version: mostly a configured one, sometimes one left behind.
         let mut all: Vec<(String, String)> = Vec::new();
         for (host, v) in &self.vaults {
@@ -1024,6 +1237,7 @@ impl World {
         self.note(&who, |_| format!("reads {name} {} → {cred}", v.short()));
         if self.live(&self.creds[i]) {
             self.creds[i].last_used = now;
+            self.creds[i].used = Some(now);
         }
         self.check_consumer_read(&who, &host, &name, &v, i);
         self.holdings.push(Holding { consumer, cred, at: now });
@@ -1068,6 +1282,7 @@ impl World {
             landed: -age,
             late: false,
             by: 0,
+            writer: None,
         };
         self.secret_mut(&host, &name).versions.push(v);
     }
