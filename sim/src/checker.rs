@@ -791,10 +791,17 @@ impl World {
             }
             let (h, n) = t.secret_key();
             let Some(s) = self.secret(&h, &n) else { continue };
-            // When its version of the target's own secret was superseded (the last naming it).
-            let Some(i) = s.versions.iter().rposition(|v| v.value == c.value) else { continue };
-            let Some(next) = s.versions.get(i + 1) else { continue };
-            let since = now - next.landed;
+            // When its version of the target's own secret was superseded, by the contract's
+            // measure (the successor's `created`, Key Vault's whole seconds) and its earliest
+            // reading: a version of the same second may be taken as the successor.
+            let Some(last) = s.versions.iter().filter(|v| v.value == c.value).map(|v| v.created).max() else {
+                continue;
+            };
+            let Some(next) = s.versions.iter().filter(|v| v.value != c.value && v.created >= last).map(|v| v.created).min()
+            else {
+                continue;
+            };
+            let since = self.vault_now(&h) - time::OffsetDateTime::from_unix_timestamp(next).unwrap_or(crate::world::EPOCH);
             if since >= t.renew_before - Duration::minutes(2) {
                 continue;
             }
@@ -1052,10 +1059,15 @@ impl World {
         // So is one whose use cannot be told (never used: no `last_used_day`), for at most
         // `renew_before` after it was superseded.
         let (h, n) = t.secret_key();
+        // Its latest reading: the version after the last naming it, or one that names it as
+        // the previous credential (a same-second tie may order them either way).
+        let prev_tag = t.profile().previous_tag;
         let superseded_at = |c: &Cred| {
             let s = self.secret(&h, &n)?;
             let i = s.versions.iter().rposition(|v| v.value == c.value)?;
-            s.versions.get(i + 1).map(|v| v.landed)
+            let next = s.versions.get(i + 1).map(|v| v.landed);
+            let named_prev = s.versions.iter().find(|v| v.tag(prev_tag) == Some(c.id.as_str())).map(|v| v.landed);
+            next.into_iter().chain(named_prev).max()
         };
         let now = self.now();
         let in_use: BTreeSet<String> = self
@@ -1063,7 +1075,8 @@ impl World {
             .iter()
             .filter(|c| {
                 t.keep_while_used
-                    && superseded_at(c).is_some_and(|at| now - at < t.renew_before)
+                    // (a run judges by the `Date` of a read made up to minutes before now)
+                    && superseded_at(c).is_some_and(|at| now - at < t.renew_before + Duration::minutes(10))
                     && c.used.is_none_or(|u| self.ws_at(&t.ws, u).date() >= yesterday)
             })
             .map(|c| c.id.clone())
