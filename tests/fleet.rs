@@ -173,10 +173,8 @@ fn a_credential_is_created_only_once_its_write_may_go() {
     let mut w = world(1, 1, Duration::from_secs(2), 2, None);
     let targets: Vec<Value> = (0..10).map(|i| w.target(&format!("c{i:02}"), 0, 0)).collect();
     w.targets(&targets);
-    let (code, r) = w.rotate(
-        &[],
-        &[("PAT_KV_WRITES_PER_10S", "2"), ("PAT_KV_WINDOW_MS", "2000"), ("PAT_MAX_CONCURRENCY", "8")],
-    );
+    let (code, r) =
+        w.rotate(&[], &[("PAT_KV_WRITES_PER_10S", "2"), ("PAT_KV_WINDOW_MS", "2000"), ("PAT_MAX_CONCURRENCY", "8")]);
     assert_eq!(code, 0, "{r:?}");
     let ws = w.emu.workspace(0);
     let mut gaps = Vec::new();

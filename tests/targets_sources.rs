@@ -251,6 +251,17 @@ fn an_unreadable_blob_rotates_nothing() {
     assert_eq!(o.code, 2);
     assert_eq!(kv_ws_calls(&w), 0);
 
+    // A copy that is not a targets array, and one above the size limit (16 MiB).
+    az.put("targets", "fleet.json", "{\"name\": \"not an array\"}");
+    let o = w.cli(&["rotate", "--json"], &[]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("PAT_TARGETS_BLOB: must be a JSON array of target objects"), "{}", o.stderr);
+    az.put("targets", "fleet.json", &" ".repeat(16 * 1024 * 1024 + 1));
+    let o = w.cli(&["rotate", "--json"], &[]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("the blob is larger than 16 MiB"), "{}", o.stderr);
+    assert_eq!(kv_ws_calls(&w), 0);
+
     // 403: Storage refuses the caller's token (here: an Azure CLI identity whose issuer Azurite
     // does not know).
     az.put("targets", "fleet.json", &json!([w.target("c1", 0, 0)]).to_string());

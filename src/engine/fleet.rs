@@ -130,15 +130,17 @@ impl Issuer for Paced<'_> {
     /// Waits for room for the secret write first (unless a slot is still held from an earlier
     /// create of this run), then creates. A shutdown before the create stops the run here.
     async fn create(&self, req: &CreateRequest) -> std::result::Result<NewCredential, CreateError> {
-        if self.drain.draining() {
-            return Err(CreateError::Refused(Refusal::Other, not_created()));
-        }
-        if !self.has_slot() {
-            let slot = tokio::select! {
-                slot = self.store.reserve_write() => slot,
-                _ = self.drain.started() => return Err(CreateError::Refused(Refusal::Other, not_created())),
-            };
-            *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(slot);
+        let reserve = async {
+            if !self.has_slot() {
+                let slot = self.store.reserve_write().await;
+                *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(slot);
+            }
+        };
+        // A shutdown that has begun wins over a slot that is ready.
+        tokio::select! {
+            biased;
+            _ = self.drain.started() => return Err(CreateError::Refused(Refusal::Other, not_created())),
+            _ = reserve => {}
         }
         self.issuer.create(req).await
     }
