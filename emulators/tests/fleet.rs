@@ -82,7 +82,7 @@ file descriptors {fds1}",
     // threads per fake (one server per fake had 305 for this fleet).
     assert!(threads_idle - threads0 <= 8, "{} threads for the idle fleet", threads_idle - threads0);
     assert!(threads1 - threads0 <= 12, "{} threads for the busy fleet", threads1 - threads0);
-    // Idle: the listeners and a few for the server's runtimes, not 7 per fake (1,114 before).
+    // Idle: the listeners and a few for the server's runtimes, not 7 per fake (1,118 with one server per fake).
     assert!(fds_idle - fds0 <= listeners + 24, "{} descriptors for the idle fleet", fds_idle - fds0);
     // Busy: plus both ends of each open connection (a vault's: client and server; a
     // workspace's: client, relay, relay's hop and server).
