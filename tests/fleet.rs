@@ -386,6 +386,30 @@ fn a_pass_takes_the_most_urgent_targets_first() {
     );
 }
 
+/// A vault whose secrets cannot be listed before the pass puts its targets first (they may have
+/// no secret); the pass still runs every target.
+#[test]
+fn a_vault_that_cannot_be_listed_puts_its_targets_first() {
+    let mut w = World::with(EmulatorOptions { vaults: 2, ..Default::default() });
+    let targets = vec![w.target("a-expiring", 0, 0), w.target("a-fresh", 0, 0), w.target("b-fresh", 0, 1)];
+    w.targets(&targets);
+    w.seed_managed(0, 0, "a-expiring", 80 * DAY, 90 * DAY, None);
+    w.seed_managed(0, 0, "a-fresh", DAY, 90 * DAY, None);
+    w.seed_managed(1, 0, "b-fresh", DAY, 90 * DAY, None);
+    w.emu.vault(1).faults().inject("list", pat_rotator_emulators::Fault::status(403), 10);
+    let o = w.cli(&["rotate", "--json"], &[("PAT_MAX_CONCURRENCY", "1"), ("PAT_LOG_FORMAT", "json")]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let taken: Vec<String> = o
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["action"].is_string() && v["target"].is_string())
+        .filter(|v| v["message"].as_str().unwrap_or("").starts_with(v["target"].as_str().unwrap()))
+        .map(|v| v["target"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(taken, ["b-fresh", "a-expiring", "a-fresh"], "{}", o.stderr);
+}
+
 /// Contract §11: more than 100 `pat` targets of one owner in one workspace is a warning, more
 /// than 300 a configuration error; OAuth-secret targets and other workspaces do not count.
 #[test]

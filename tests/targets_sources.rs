@@ -6,6 +6,7 @@
 mod common;
 
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::azurite::{self, Azurite};
 use common::{Output, World, bin};
@@ -113,7 +114,11 @@ fn two_sources_are_a_configuration_error_and_change_nothing() {
     let h = w.serve(&[("PAT_TARGETS", one.as_str()), ("PAT_TARGETS_BLOB", blob)]);
     let r = h.invoke_timer(true);
     assert_eq!(r.status, 500);
-    assert!(h.log().contains("at most one of them may be set"), "{}", h.log());
+    assert!(
+        common::eventually(Duration::from_secs(3), || h.log().contains("at most one of them may be set")),
+        "{}",
+        h.log()
+    );
     drop(h);
     assert_eq!(w.upstream_calls(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -216,7 +221,13 @@ fn targets_blob_is_read_every_invocation_and_revalidated_with_its_etag() {
     let r = h.invoke_timer(true);
     assert_eq!(r.status, 500);
     assert_eq!(r.json()["error"]["code"], "config_invalid");
-    assert!(h.log().contains("vault host stray.vault.azure.net is not in PAT_ALLOWED_VAULTS"), "{}", h.log());
+    assert!(
+        common::eventually(Duration::from_secs(3), || h
+            .log()
+            .contains("vault host stray.vault.azure.net is not in PAT_ALLOWED_VAULTS")),
+        "{}",
+        h.log()
+    );
     assert_eq!(kv_ws_calls(&w), 0, "nothing was rotated");
 
     // The CLI reads it too, as its caller.
@@ -249,6 +260,17 @@ fn an_unreadable_blob_rotates_nothing() {
     );
     let o = w.cli(&["check-config", "--json"], &[]);
     assert_eq!(o.code, 2);
+    assert_eq!(kv_ws_calls(&w), 0);
+
+    // A copy that is not a targets array, and one above the size limit (16 MiB).
+    az.put("targets", "fleet.json", "{\"name\": \"not an array\"}");
+    let o = w.cli(&["rotate", "--json"], &[]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("PAT_TARGETS_BLOB: must be a JSON array of target objects"), "{}", o.stderr);
+    az.put("targets", "fleet.json", &" ".repeat(16 * 1024 * 1024 + 1));
+    let o = w.cli(&["rotate", "--json"], &[]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("the blob is larger than 16 MiB"), "{}", o.stderr);
     assert_eq!(kv_ws_calls(&w), 0);
 
     // 403: Storage refuses the caller's token (here: an Azure CLI identity whose issuer Azurite
@@ -300,7 +322,11 @@ fn an_unreadable_blob_rotates_nothing() {
     assert_eq!(r.json()["error"]["code"], "config_invalid");
     let p = h.provision(json!({"target": "c1", "force": true}));
     assert_eq!((p.status, p.json()["error"]["code"].as_str()), (500, Some("config_invalid")));
-    assert!(h.log().contains("answered 404 BlobNotFound"), "{}", h.log());
+    assert!(
+        common::eventually(Duration::from_secs(3), || h.log().contains("answered 404 BlobNotFound")),
+        "{}",
+        h.log()
+    );
     assert_eq!(kv_ws_calls(&w), 0, "nothing was rotated");
     assert_eq!(w.emu.vault(0).versions("c1-pat").len(), before);
     drop(h);

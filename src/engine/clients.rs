@@ -97,11 +97,6 @@ impl Clients {
         &self.http
     }
 
-    /// The pacers all vaults share: (writes, other operations).
-    pub fn fleet_pacers(&self) -> &VaultPacers {
-        &self.fleet_pacers
-    }
-
     /// The service's own identity.
     pub fn tokens(&self) -> Result<Arc<TokenSource>> {
         self.tokens

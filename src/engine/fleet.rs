@@ -134,15 +134,17 @@ impl Issuer for Paced<'_> {
     /// Waits for room for the secret write first (unless a slot is still held from an earlier
     /// create of this run), then creates. A shutdown before the create stops the run here.
     async fn create(&self, req: &CreateRequest) -> std::result::Result<NewCredential, CreateError> {
-        if self.drain.draining() {
-            return Err(CreateError::Refused(Refusal::Other, not_created()));
-        }
-        if !self.has_slot() {
-            let slot = tokio::select! {
-                slot = self.store.reserve_write() => slot,
-                _ = self.drain.started() => return Err(CreateError::Refused(Refusal::Other, not_created())),
-            };
-            *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(slot);
+        let reserve = async {
+            if !self.has_slot() {
+                let slot = self.store.reserve_write().await;
+                *self.slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(slot);
+            }
+        };
+        // A shutdown that has begun wins over a slot that is ready.
+        tokio::select! {
+            biased;
+            _ = self.drain.started() => return Err(CreateError::Refused(Refusal::Other, not_created())),
+            _ = reserve => {}
         }
         self.issuer.create(req).await
     }
@@ -189,6 +191,9 @@ impl Urgency {
 /// At most this many secrets are listed per vault before the pass, or four per target of the
 /// pass in that vault if that is more; targets not seen in a list cut short count as most urgent.
 const LIST_AT_LEAST: usize = 1_000;
+/// How long a vault's listing may take before the pass goes on without it (its targets then
+/// count as most urgent): the order must not hold the pass back.
+const LIST_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The order a pass of `targets` takes them in: the indices of `targets`, most urgent first,
 /// ties in configuration order (contract §11). Each vault of the pass is listed once (one
@@ -206,7 +211,12 @@ pub async fn urgency_order(clients: &Clients, targets: &[&Target], concurrency: 
                 idx.iter().map(|i| clients.issuer(targets[*i]).ok().map(|x| x.profile())).collect();
             let wanted: HashSet<String> = idx.iter().map(|i| targets[*i].secret_name.to_ascii_lowercase()).collect();
             let listed = match clients.vault(first) {
-                Ok(store) => store.latest_of(&wanted, LIST_AT_LEAST.max(4 * idx.len())).await,
+                Ok(store) => {
+                    let list = store.latest_of(&wanted, LIST_AT_LEAST.max(4 * idx.len()));
+                    tokio::time::timeout(LIST_TIME_LIMIT, list).await.unwrap_or_else(|_| {
+                        Err(Error::new(Code::Timeout, "listing the vault's secrets took longer than 30 s"))
+                    })
+                }
                 Err(e) => Err(e),
             };
             // A name missing from a list cut short may still exist; it counts as absent too.

@@ -290,7 +290,7 @@ impl Engine {
                             tracing::warn!("configuration: {w}");
                         }
                     }
-                    Err(e) => tracing::error!("PAT_TARGETS_BLOB: configuration invalid: {e}"),
+                    Err(e) => tracing::error!("configuration invalid (PAT_TARGETS_BLOB): {e}"),
                 }
                 if let Some(etag) = new_etag {
                     *self.blob.lock().expect("blob lock") = Some(BlobCopy { etag, parsed: parsed.clone() });
@@ -300,7 +300,7 @@ impl Engine {
         };
         match parsed {
             Ok(c) => Ok(self.with_config(c)),
-            Err(e) => Err(Error::new(Code::ConfigInvalid, format!("PAT_TARGETS_BLOB: configuration invalid: {e}"))),
+            Err(e) => Err(Error::new(Code::ConfigInvalid, format!("configuration invalid (PAT_TARGETS_BLOB): {e}"))),
         }
     }
 
@@ -455,9 +455,6 @@ impl Engine {
                 (Ok(i), Ok(v)) => (i, v),
                 (Err(e), _) | (_, Err(e)) => return Outcome::failed(&t.name, None, e),
             };
-            if self.draining() {
-                return Outcome::failed(&t.name, None, fleet::not_started());
-            }
             let backoff = PolicyBackoff(self.clients.retry());
             let others = guard::Siblings::of(self, t, reads);
             let paced = fleet::Paced::new(store.as_ref(), issuer.as_ref(), &self.drain);

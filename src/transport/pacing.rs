@@ -103,11 +103,6 @@ impl RateLimiter {
         RateLimiter { max: max.max(1) as usize, window: window + MARGIN, state: Mutex::new(State::default()) }
     }
 
-    /// The most requests admitted in any window.
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -229,21 +224,12 @@ impl Drop for Reservation {
 /// Limiters a request passes together, narrowest first (a vault's own, then the one all
 /// vaults share): the room of each is reserved in that order, so a request never holds the
 /// shared room while it waits for its own vault's.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Pace(Vec<Arc<RateLimiter>>);
 
 impl Pace {
     pub fn new(layers: Vec<Arc<RateLimiter>>) -> Pace {
         Pace(layers)
-    }
-
-    /// Unpaced.
-    pub fn none() -> Pace {
-        Pace(Vec::new())
-    }
-
-    pub fn layers(&self) -> &[Arc<RateLimiter>] {
-        &self.0
     }
 
     /// Room in every layer, held until stamped or dropped.

@@ -597,8 +597,17 @@ impl Handler {
     pub fn stop_keeping_log(self) -> (i32, String) {
         let log = self.log.clone();
         let code = self.stop();
-        // The reader threads drain the pipes after the exit.
-        std::thread::sleep(Duration::from_millis(100));
+        // The reader threads drain the pipes after the exit: wait until the log stops growing.
+        let mut len = usize::MAX;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = log.lock().unwrap().len();
+            if now == len {
+                break;
+            }
+            len = now;
+        }
         let text = log.lock().unwrap().clone();
         (code, text)
     }
