@@ -10,6 +10,7 @@
 #                                   mutants the simulator missed (cargo-mutants --iterate);
 #                                   results in target/mutants-out/all
 #   scripts/mutants.sh list         the mutants, without running anything
+#   MUTANTS_SHARD=0/4 scripts/mutants.sh sim   a round-robin quarter of them (a spread sample)
 #
 # cargo-mutants is installed from crates.io into .tools/ (gitignored) on first use. Each mutant
 # is built in cargo-mutants' own copy of the tree (never in place) with the profile `mutants`
@@ -59,6 +60,11 @@ done
 # here instead of taken from it.
 COMMON=(-p pat-rotator "${FILES[@]}" "${EXCLUDE[@]}" --profile mutants --baseline=skip
   --build-timeout 1200 --jobs 1 --no-shuffle)
+# MUTANTS_SHARD=k/n runs every n-th mutant from the k-th (round robin: a sample spread over
+# every file), when the whole list does not fit the time there is.
+if [ -n "${MUTANTS_SHARD:-}" ]; then
+  COMMON+=(--shard "$MUTANTS_SHARD" --sharding round-robin)
+fi
 
 case "${1:-sim}" in
   list)
