@@ -36,15 +36,15 @@
 //!    `rotated-by` the object id of the identity whose token wrote it, `rotated-via` what
 //!    started the run; and its id tag names the credential its value holds.
 //! 10. Contract §10's guard: the CLI without `--take-ownership` (with `--revoke-superseded`,
-//!    even with it) and a SecretEvent run create nothing for, and write nothing to, a target
-//!    whose latest version (as every read of it showed) is managed and was written by another
-//!    identity. An invocation writes only its own targets' secrets.
+//!     even with it) and a SecretEvent run create nothing for, and write nothing to, a target
+//!     whose latest version (as every read of it showed) is managed and was written by another
+//!     identity. An invocation writes only its own targets' secrets.
 //! 11. Contract §10 "Usage": a run of a `keep_while_used` target does not revoke a superseded
-//!    token past its grace that its last lookup said was used on the current or the previous
-//!    day, or whose use it could not tell (a failed lookup, no `last_used_day`, no `Date`), or
-//!    that it never looked up — unless the token was superseded `renew_before` ago, the
-//!    Token Management API refused the identity (`403`), or the cap excuses it;
-//!    `--revoke-superseded` and `tokens --revoke` ignore usage.
+//!     token past its grace that its last lookup said was used on the current or the previous
+//!     day, or whose use it could not tell (a failed lookup, no `last_used_day`, no `Date`), or
+//!     that it never looked up — unless the token was superseded `renew_before` ago, the
+//!     Token Management API refused the identity (`403`), or the cap excuses it;
+//!     `--revoke-superseded` and `tokens --revoke` ignore usage.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -274,7 +274,11 @@ impl World {
                 self.violate(
                     10,
                     Some(format!("foreign write {inv} {name}")),
-                    format!("{} ({}) wrote {short}/{name}, the secret of none of its targets", Self::who(inv), x.label()),
+                    format!(
+                        "{} ({}) wrote {short}/{name}, the secret of none of its targets",
+                        Self::who(inv),
+                        x.label()
+                    ),
                 );
             }
             for t in mine {
@@ -486,7 +490,10 @@ impl World {
                     Self::who(inv),
                     x.label(),
                     if forced_inside {
-                        format!("it is forced inside the {} cooldown and the target is not due", crate::log::span(cooldown))
+                        format!(
+                            "it is forced inside the {} cooldown and the target is not due",
+                            crate::log::span(cooldown)
+                        )
                     } else {
                         "it is not forced and the target is not due".to_string()
                     }
@@ -797,11 +804,13 @@ impl World {
             let Some(last) = s.versions.iter().filter(|v| v.value == c.value).map(|v| v.created).max() else {
                 continue;
             };
-            let Some(next) = s.versions.iter().filter(|v| v.value != c.value && v.created >= last).map(|v| v.created).min()
+            let Some(next) =
+                s.versions.iter().filter(|v| v.value != c.value && v.created >= last).map(|v| v.created).min()
             else {
                 continue;
             };
-            let since = self.vault_now(&h) - time::OffsetDateTime::from_unix_timestamp(next).unwrap_or(crate::world::EPOCH);
+            let since =
+                self.vault_now(&h) - time::OffsetDateTime::from_unix_timestamp(next).unwrap_or(crate::world::EPOCH);
             if since >= t.renew_before - Duration::minutes(2) {
                 continue;
             }
@@ -810,7 +819,9 @@ impl World {
             }
             let why = match x.usage.get(&c.id) {
                 Some(crate::world::UsageSeen::NotInUse | crate::world::UsageSeen::Gone) => continue,
-                Some(crate::world::UsageSeen::InUse) => "its lookup said it was used on the current or the previous day".to_string(),
+                Some(crate::world::UsageSeen::InUse) => {
+                    "its lookup said it was used on the current or the previous day".to_string()
+                }
                 Some(crate::world::UsageSeen::Keep(w)) => format!("its use could not be told ({w})"),
                 None => "it never looked its use up".to_string(),
             };
@@ -1281,9 +1292,11 @@ mod tests {
 
     #[test]
     fn a_dry_run_status_or_tokens_that_changes_anything_breaks_invariant_6() {
-        for kind in
-            [InvKind::Cli { force: true, dry_run: true, revoke_superseded: false, take_ownership: false }, InvKind::Status, InvKind::Tokens]
-        {
+        for kind in [
+            InvKind::Cli { force: true, dry_run: true, revoke_superseded: false, take_ownership: false },
+            InvKind::Status,
+            InvKind::Tokens,
+        ] {
             let mut w = pat_world();
             let inv = begin(&mut w, kind);
             let i = new_cred(&mut w, inv, Duration::ZERO);
@@ -1291,7 +1304,10 @@ mod tests {
             assert_eq!(invariants(&w), [6], "{kind:?}");
         }
         let mut w = pat_world();
-        let inv = begin(&mut w, InvKind::Cli { force: false, dry_run: true, revoke_superseded: false, take_ownership: false });
+        let inv = begin(
+            &mut w,
+            InvKind::Cli { force: false, dry_run: true, revoke_superseded: false, take_ownership: false },
+        );
         let t = target(&w);
         w.check_write(inv, &t.vault, &t.secret, w.now(), "dapi-no-such-value", &Default::default());
         assert_eq!(invariants(&w), [6]);

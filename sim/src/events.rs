@@ -16,7 +16,9 @@ use crate::world::{KvEvent, TargetView, World};
 /// The targets of `targets` whose secret `ev` is about.
 pub fn matching(targets: &[TargetView], ev: &KvEvent) -> Vec<usize> {
     (0..targets.len())
-        .filter(|i| targets[*i].vault.eq_ignore_ascii_case(&ev.host) && targets[*i].secret.eq_ignore_ascii_case(&ev.name))
+        .filter(|i| {
+            targets[*i].vault.eq_ignore_ascii_case(&ev.host) && targets[*i].secret.eq_ignore_ascii_case(&ev.name)
+        })
         .collect()
 }
 
@@ -33,7 +35,15 @@ fn guid(w: &mut World) -> String {
 }
 
 /// One event in the Event Grid schema.
-fn event(w: &mut World, event_type: &str, host: &str, name: &str, id: &str, object_type: &str, exp: Option<i64>) -> Value {
+fn event(
+    w: &mut World,
+    event_type: &str,
+    host: &str,
+    name: &str,
+    id: &str,
+    object_type: &str,
+    exp: Option<i64>,
+) -> Value {
     let vault = host.split('.').next().unwrap_or_default().to_string();
     let version = id.rsplit('/').next().unwrap_or_default().to_string();
     let time = w.vault_now(host).format(&Rfc3339).unwrap_or_default();
@@ -76,11 +86,21 @@ pub fn body(w: &mut World, ev: &KvEvent) -> String {
 /// An event pat-rotator does not act on, for deployment `dep`.
 pub fn stray(w: &mut World, dep: usize, kind: Stray) -> String {
     let t = w.deployments[dep].targets[0].clone();
-    let id = |w: &mut World, host: &str, name: &str| format!("https://{host}/secrets/{name}/{}", crate::world::version_hex(&mut w.rng));
+    let id = |w: &mut World, host: &str, name: &str| {
+        format!("https://{host}/secrets/{name}/{}", crate::world::version_hex(&mut w.rng))
+    };
     match kind {
         Stray::Certificate => {
             let i = format!("https://{}/certificates/{}/{}", t.vault, t.secret, crate::world::version_hex(&mut w.rng));
-            let e = event(w, "Microsoft.KeyVault.CertificateNewVersionCreated", &t.vault, &t.secret, &i, "Certificate", None);
+            let e = event(
+                w,
+                "Microsoft.KeyVault.CertificateNewVersionCreated",
+                &t.vault,
+                &t.secret,
+                &i,
+                "Certificate",
+                None,
+            );
             invocation(w, e)
         }
         Stray::OtherType => {
@@ -91,7 +111,15 @@ pub fn stray(w: &mut World, dep: usize, kind: Stray) -> String {
         Stray::Unconfigured => {
             let host = "kv-unrelated.vault.azure.net";
             let i = id(w, host, "someone-elses-secret");
-            let e = event(w, "Microsoft.KeyVault.SecretNewVersionCreated", host, "someone-elses-secret", &i, "Secret", None);
+            let e = event(
+                w,
+                "Microsoft.KeyVault.SecretNewVersionCreated",
+                host,
+                "someone-elses-secret",
+                &i,
+                "Secret",
+                None,
+            );
             invocation(w, e)
         }
         Stray::Malformed => {
@@ -100,6 +128,9 @@ pub fn stray(w: &mut World, dep: usize, kind: Stray) -> String {
             e["data"]["ObjectName"] = json!(format!("{}-other", t.secret));
             invocation(w, e)
         }
-        Stray::NotJson => json!({ "Data": { "event": "{\"eventType\": \"Microsoft.KeyVault.SecretNearExpiry\", " }, "Metadata": {} }).to_string(),
+        Stray::NotJson => {
+            json!({ "Data": { "event": "{\"eventType\": \"Microsoft.KeyVault.SecretNearExpiry\", " }, "Metadata": {} })
+                .to_string()
+        }
     }
 }

@@ -233,9 +233,16 @@ pub enum What {
     InactivitySweep,
     /// Key Vault raises `SecretNearExpiry` or `SecretExpired` for the latest version of a
     /// target's secret (it raises `SecretNewVersionCreated` for every version it stores).
-    Expiry { dep: usize, target: usize, kind: EventKind },
+    Expiry {
+        dep: usize,
+        target: usize,
+        kind: EventKind,
+    },
     /// Event Grid delivers an event pat-rotator does not act on.
-    StrayEvent { dep: usize, kind: Stray },
+    StrayEvent {
+        dep: usize,
+        kind: Stray,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -580,7 +587,11 @@ impl Scenario {
             let n = self.deployments[dep].targets.len();
             let revoke_superseded = r.chance(150);
             let invoke = Invoke::Cli(CliRotate {
-                targets: if r.chance(400) && !revoke_superseded { Vec::new() } else { vec![r.below(n as u64) as usize] },
+                targets: if r.chance(400) && !revoke_superseded {
+                    Vec::new()
+                } else {
+                    vec![r.below(n as u64) as usize]
+                },
                 force: r.chance(800) || revoke_superseded,
                 dry_run: !revoke_superseded && r.chance(100),
                 revoke_superseded,
@@ -604,7 +615,8 @@ impl Scenario {
         }
         if r.chance(300) {
             let at = secs(r.below(len));
-            let kind = *r.pick(&[Stray::Certificate, Stray::OtherType, Stray::Unconfigured, Stray::Malformed, Stray::NotJson]);
+            let kind =
+                *r.pick(&[Stray::Certificate, Stray::OtherType, Stray::Unconfigured, Stray::Malformed, Stray::NotJson]);
             acts.push(Act { at, what: What::StrayEvent { dep: *r.pick(&self.deps_at(at)), kind } });
         }
         acts

@@ -472,9 +472,10 @@ async fn perform(procs: &Rc<Procs>, what: What, n: u32) {
             let mut g = lock(w);
             let t = g.deployments[dep].targets[target].clone();
             let (h, _) = t.secret_key();
-            let latest = g.secret(&h, &t.secret).filter(|s| s.state == SecretState::Live).and_then(|s| {
-                s.versions.last().map(|v| (s.name.clone(), v.clone()))
-            });
+            let latest = g
+                .secret(&h, &t.secret)
+                .filter(|s| s.state == SecretState::Live)
+                .and_then(|s| s.versions.last().map(|v| (s.name.clone(), v.clone())));
             if let Some((name, v)) = latest {
                 g.note("vault", |_| format!("raises {} for {} {}", kind.event_type(), t.where_(), v.short()));
                 g.raise(kind, &h, &name, &v);

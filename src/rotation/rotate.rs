@@ -1258,10 +1258,15 @@ impl Run<'_> {
         let (profile, grace) = (self.profile, self.spec.grace);
         let check = UseCheck { obs: &fresh, successor: None, vault_now: fresh.vault_at };
         let done = self
-            .revoke_planned(&fresh.own_protected(profile), fresh.recount(profile.cap.saturating_sub(1)), Some(check), |p, u| {
-                let (proven, capped) = fresh.sweep(profile, grace, 0, profile.cap.saturating_sub(1), p, u);
-                Plan { proven, why: "room", capped }
-            })
+            .revoke_planned(
+                &fresh.own_protected(profile),
+                fresh.recount(profile.cap.saturating_sub(1)),
+                Some(check),
+                |p, u| {
+                    let (proven, capped) = fresh.sweep(profile, grace, 0, profile.cap.saturating_sub(1), p, u);
+                    Plan { proven, why: "room", capped }
+                },
+            )
             .await;
         if !done.is_empty() {
             return Ok(done);

@@ -345,7 +345,10 @@ impl World {
             Some(_) => super::UsageSeen::NotInUse,
         };
         self.note(&who, |_| {
-            format!("{short} token-management/tokens/{id} → last used {}", day.map(|d| d.to_string()).unwrap_or("never".into()))
+            format!(
+                "{short} token-management/tokens/{id} → last used {}",
+                day.map(|d| d.to_string()).unwrap_or("never".into())
+            )
         });
         Answer::json(200, json!({"token_info": info})).deliver(Delivered::Usage { id: id.to_string(), seen })
     }

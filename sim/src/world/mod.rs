@@ -268,10 +268,20 @@ pub struct Issued {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvKind {
     Timer,
-    Provision { force: bool, dry_run: bool },
-    Cli { force: bool, dry_run: bool, revoke_superseded: bool, take_ownership: bool },
+    Provision {
+        force: bool,
+        dry_run: bool,
+    },
+    Cli {
+        force: bool,
+        dry_run: bool,
+        revoke_superseded: bool,
+        take_ownership: bool,
+    },
     /// `SecretEvent`: an unforced run of the targets an event matched.
-    Event { near_expiry: bool },
+    Event {
+        near_expiry: bool,
+    },
     Status,
     Tokens,
     TokensRevoke,
