@@ -5,31 +5,16 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::azurite::{self, Azurite};
-use common::{Output, World, bin};
+use common::{Output, World};
 use serde_json::{Value, json};
 
 /// Runs the CLI with the world's environment in `dir`.
 fn cli_in(w: &World, dir: &std::path::Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let out = Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .envs(w.env(extra))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run pat-rotator");
-    let o = Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-    };
-    w.record(&o.stdout);
-    w.record(&o.stderr);
-    o
+    w.cli_at(Some(dir), args, extra)
 }
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {

@@ -156,27 +156,7 @@ mod tests {
 
     #[test]
     fn warning_sentences_are_short_distinct_and_name_nothing() {
-        use WarningKind::*;
-        let all = [
-            VersionsUnreadable,
-            Unrecorded,
-            OwnerChanged,
-            LifetimeShortened,
-            LeftBehind,
-            Stale,
-            CreateOutcomeUnknown,
-            OverCap,
-            OverCapProtected,
-            CapUncounted,
-            ProtectionUnreadable,
-            Protected,
-            RevokeSuperseded,
-            KeptInUse,
-            UsageUnknown,
-            UsageUnreadable,
-            TakeOwnership,
-            RotatedByAnotherIdentity,
-        ];
+        let all = WarningKind::ALL;
         let mut seen = std::collections::HashSet::new();
         for k in all {
             let s = warning_sentence(k);

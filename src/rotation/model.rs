@@ -309,6 +309,33 @@ pub enum WarningKind {
     RotatedByAnotherIdentity,
 }
 
+impl WarningKind {
+    /// Every kind, for what must cover them all (ProvisionPat's sentence per kind).
+    pub const ALL: [WarningKind; 18] = {
+        use WarningKind::*;
+        [
+            VersionsUnreadable,
+            Unrecorded,
+            OwnerChanged,
+            LifetimeShortened,
+            LeftBehind,
+            Stale,
+            CreateOutcomeUnknown,
+            OverCap,
+            OverCapProtected,
+            CapUncounted,
+            ProtectionUnreadable,
+            Protected,
+            RevokeSuperseded,
+            KeptInUse,
+            UsageUnknown,
+            UsageUnreadable,
+            TakeOwnership,
+            RotatedByAnotherIdentity,
+        ]
+    };
+}
+
 /// One warning of a run: its kind and the operator's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {

@@ -125,13 +125,17 @@ impl World {
 
     /// Runs `pat-rotator ARGS` to completion.
     pub fn cli(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
-        let out = Command::new(bin())
-            .args(args)
-            .env_clear()
-            .envs(self.env(extra))
-            .stdin(Stdio::null())
-            .output()
-            .expect("run pat-rotator");
+        self.cli_at(None, args, extra)
+    }
+
+    /// [`World::cli`] with `dir` as the working directory (a relative `PAT_TARGETS_FILE`).
+    pub fn cli_at(&self, dir: Option<&std::path::Path>, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(bin());
+        if let Some(dir) = dir {
+            cmd.current_dir(dir);
+        }
+        let out =
+            cmd.args(args).env_clear().envs(self.env(extra)).stdin(Stdio::null()).output().expect("run pat-rotator");
         let o = Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).to_string(),
