@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the Rust unit and integration tests (engine, findings, OAuth secrets, faults,
 # concurrency, fuzz corpus, Python interop, targets from a blob read from Azurite), the
-# emulators' own tests, the deterministic simulator (2,000 schedules, and its hunt of five old
+# emulators' own tests, the deterministic simulator (2,000 schedules, and its hunt of nine old
 # defects), and the offline Terraform and release checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,10 +44,10 @@ fi
 echo "== cargo test (workspace: unit, integration, emulators, bench pacing, the simulator's 2,000 schedules)"
 cargo test --workspace --locked
 
-echo "== the five old defects of the core, switched back on, each break the in-memory scenario that guards it"
+echo "== the old defects of the core (old_defects), switched back on, each break the in-memory scenario that guards it"
 cargo test --features sim-bugs --test rotation_core --locked old_defects
 
-echo "== the simulator's hunt: each of five old defects, switched back on, is found from generic schedules"
+echo "== the simulator's hunt: each of nine old defects, switched back on, is found from generic schedules"
 cargo test -p pat-rotator-sim --features hunt --test hunt --locked
 
 echo "== Terraform and packaging checks (offline)"
