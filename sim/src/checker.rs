@@ -45,6 +45,11 @@
 //!     that it never looked up — unless the token was superseded `renew_before` ago, the
 //!     Token Management API refused the identity (`403`), or the cap excuses it;
 //!     `--revoke-superseded` and `tokens --revoke` ignore usage.
+//! 12. An error code that names an upstream condition (contract §5: `throttled`,
+//!     `upstream_unavailable`, `identity_unavailable`, `keyvault_forbidden`,
+//!     `keyvault_secret_deleted`, `databricks_quota_exceeded`, `databricks_unauthorized`,
+//!     `databricks_forbidden`) is one the world's answers to that invocation showed, by the
+//!     checker's own classification of each answer.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -502,6 +507,46 @@ impl World {
         }
     }
 
+    /// Invariant 12: every error code a target of invocation `inv` ended with that names an
+    /// upstream condition (contract §5) is one the world's answers to that invocation showed —
+    /// a throttle for `throttled`, a soft-deleted secret for `keyvault_secret_deleted`, a
+    /// refusal of the workspace for `databricks_*` — by the checker's own classification of
+    /// each answer ([`World::classify`]), never the code's.
+    fn check_codes(&mut self, inv: u32) {
+        let Some(x) = self.invs.get(&inv).cloned() else { return };
+        for (name, code) in &x.codes {
+            let shown: &[&str] = match code.as_str() {
+                "throttled" => &["throttle"],
+                "upstream_unavailable" => &["5xx", "throttle", "refused", "hang", "slow", "mi_error"],
+                "identity_unavailable" => &["mi_error", "5xx", "refused", "hang", "slow"],
+                "keyvault_forbidden" => &["kv_4xx"],
+                "keyvault_secret_deleted" => &["kv_deleted"],
+                "databricks_quota_exceeded" => &["db_quota"],
+                // Databricks answers 403 for a token it no longer accepts, as the issuers read it.
+                "databricks_unauthorized" => &["db_401", "db_403"],
+                "databricks_forbidden" => &["db_403"],
+                // Also the code's own judgements, not only readings of an answer: `timeout` (the
+                // invocation's deadline, on a process that may have been suspended),
+                // `keyvault_error` (a version another writer put there during a write),
+                // `databricks_error`, and decisions judged by invariants 7 and 10.
+                _ => continue,
+            };
+            if !shown.iter().any(|t| x.trouble.contains(t)) {
+                let seen: Vec<&str> = x.trouble.iter().copied().collect();
+                self.violate(
+                    12,
+                    Some(format!("code {inv} {name}")),
+                    format!(
+                        "{} ({}) ended {name} with {code}, which no answer the world gave it shows (it saw: {})",
+                        Self::who(inv),
+                        x.label(),
+                        if seen.is_empty() { "no trouble".to_string() } else { seen.join(", ") }
+                    ),
+                );
+            }
+        }
+    }
+
     /// A version that pat-rotator's invocation `by` stored (invariant 9).
     pub(crate) fn check_tags(&mut self, by: u32, host: &str, name: &str, v: &Version) {
         let Some(x) = self.invs.get(&by).cloned() else { return };
@@ -928,6 +973,7 @@ impl World {
     // ---- at the end of an invocation: invariants 2 and 3 --------------------------------
 
     pub(crate) fn check_inv_end(&mut self, inv: u32) {
+        self.check_codes(inv);
         let Some(x) = self.invs.get(&inv).cloned() else { return };
         if !x.kind.rotates() || !x.kind.may_change() || x.killed {
             return;
@@ -1421,6 +1467,23 @@ mod tests {
         }
         w.end(inv, Some((vec![(t.name.clone(), true, "rotated".into(), None)], Vec::new(), None)));
         assert_eq!(invariants(&w), [3], "{:?}", w.checker.violations);
+    }
+
+    #[test]
+    fn an_upstream_code_no_answer_showed_breaks_invariant_12() {
+        for (trouble, broken) in [(None, vec![12u8]), (Some("throttle"), vec![])] {
+            let mut w = pat_world();
+            let inv = begin(&mut w, CLI);
+            if let Some(t) = trouble {
+                w.invs.get_mut(&inv).unwrap().trouble.insert(t);
+            }
+            let t = target(&w);
+            w.end(
+                inv,
+                Some((vec![(t.name.clone(), false, "failed".into(), Some("throttled".into()))], Vec::new(), None)),
+            );
+            assert_eq!(invariants(&w), broken, "{:?}", w.checker.violations);
+        }
     }
 
     #[test]
