@@ -6,6 +6,8 @@
 #
 #   scripts/mutants.sh sim          the simulator alone: its 2,000 CI schedules (the figure that
 #                                   must be >= 90 %); results in target/mutants-out/sim
+#   scripts/mutants.sh core         then the service's unit tests and tests/rotation_core.rs on
+#                                   the mutants the simulator missed (--iterate); fast
 #   scripts/mutants.sh all          then every test of the service and the simulator on the
 #                                   mutants the simulator missed (cargo-mutants --iterate);
 #                                   results in target/mutants-out/all
@@ -72,8 +74,16 @@ case "${1:-sim}" in
     ;;
   sim)
     mkdir -p target/mutants-out
-    cargo mutants "${COMMON[@]}" --output target/mutants-out/sim --timeout 300 \
+    cargo mutants "${COMMON[@]}" --output target/mutants-out/sim --timeout 150 \
       --test-package pat-rotator-sim -- --test schedules
+    ;;
+  core)
+    # The mutants the simulator missed, against the service's fast tests: its unit tests and
+    # the rotation against in-memory ports (tests/rotation_core.rs), seconds per mutant.
+    mkdir -p target/mutants-out/core
+    cp -r target/mutants-out/sim/mutants.out target/mutants-out/core/ 2>/dev/null || true
+    cargo mutants "${COMMON[@]}" --output target/mutants-out/core --iterate --timeout 300 \
+      --test-package pat-rotator -- --lib --test rotation_core
     ;;
   all)
     # The mutants the simulator missed, against every test of the workspace: the service's
@@ -85,7 +95,7 @@ case "${1:-sim}" in
       --test-workspace=true
     ;;
   *)
-    echo "usage: scripts/mutants.sh [sim|all|list]" >&2
+    echo "usage: scripts/mutants.sh [sim|core|all|list]" >&2
     exit 2
     ;;
 esac
