@@ -234,6 +234,26 @@ impl World {
         }
     }
 
+    /// Invariant 0 for the `Status` function's body (contract §3): no secret, no upstream
+    /// detail, no object id of any identity.
+    pub fn check_status_body(&mut self, inv: u32, body: &serde_json::Value) {
+        let text = body.to_string();
+        self.check_output(inv, "Status body", &text);
+        let oids = [crate::world::SERVICE_OID, crate::world::OPERATOR_OID];
+        let found = UPSTREAM.iter().chain(oids.iter()).find(|m| text.contains(**m));
+        if let Some(m) = found {
+            self.violate(
+                0,
+                Some(format!("status body {inv} {m}")),
+                format!(
+                    "{} ({}): the Status body carries upstream detail or an object id ({m:?}): {text}",
+                    Self::who(inv),
+                    self.inv_label(inv)
+                ),
+            );
+        }
+    }
+
     fn inv_label(&self, inv: u32) -> String {
         self.invs.get(&inv).map(|i| i.label()).unwrap_or_else(|| "no invocation".into())
     }

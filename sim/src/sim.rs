@@ -255,6 +255,8 @@ struct Out {
     per: Vec<PerOutcome>,
     outputs: Vec<(&'static str, String)>,
     body: Option<Value>,
+    /// The `Status` function's body for the rows of a status run.
+    status_body: Option<Value>,
 }
 
 fn outcomes_out(outcomes: &[pat_rotator::rotation::Outcome]) -> Out {
@@ -705,6 +707,7 @@ async fn invocation(procs: &Rc<Procs>, dep: usize, invoke: Invoke, kill_after: O
                     per: vec![(names[0].clone(), ok, action, code)],
                     outputs: vec![("ProvisionPat log", answer.log.clone())],
                     body: Some(answer.body),
+                    status_body: None,
                 }
             }
             Invoke::Cli(c) => {
@@ -724,6 +727,10 @@ async fn invocation(procs: &Rc<Procs>, dep: usize, invoke: Invoke, kill_after: O
                 let mut out = Out::default();
                 out.outputs.push(("status rows", serde_json::to_string(&rows).unwrap_or_default()));
                 out.outputs.push(("status table", pat_rotator::cli::status_table(&rows)));
+                // The same rows as the `Status` function's body shapes them for a function-key
+                // holder (contract §3): checked as a caller's body.
+                let public: Vec<Value> = rows.iter().map(pat_rotator::handler::status::public_row).collect();
+                out.status_body = Some(Value::Array(public));
                 out
             }
             Invoke::Tokens { .. } => {
@@ -776,7 +783,11 @@ async fn invocation(procs: &Rc<Procs>, dep: usize, invoke: Invoke, kill_after: O
             }
         }
     };
-    lock(w).end(id, out.map(|o| (o.per, o.outputs, o.body)));
+    let mut w = lock(w);
+    if let Some(b) = out.as_ref().and_then(|o| o.status_body.as_ref()) {
+        w.check_status_body(id, b);
+    }
+    w.end(id, out.map(|o| (o.per, o.outputs, o.body)));
     id
 }
 
