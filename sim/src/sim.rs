@@ -502,6 +502,14 @@ async fn perform(procs: &Rc<Procs>, what: What, n: u32) {
                 let invoke = Invoke::Cli(crate::scenario::CliRotate::forced(vec![target]));
                 invocation(procs, dep, invoke, None).await;
             }
+            // And once more without `--force`, right after: a target the loop left at its cap,
+            // every token inside its grace, is not due — the sweep of an unchanged run must count
+            // exactly what is live (no new credential) and revoke none of them.
+            let invoke = Invoke::Cli(crate::scenario::CliRotate {
+                force: false,
+                ..crate::scenario::CliRotate::forced(vec![target])
+            });
+            invocation(procs, dep, invoke, None).await;
         }
         What::Rename { dep, target } => {
             {
