@@ -215,6 +215,9 @@ fn a_malformed_event_is_logged_at_error_and_answered_200() {
     let r = h.post_raw("/SecretEvent", "application/json", "not json".into());
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(w.upstream_calls(), 0, "a malformed event reads nothing");
+    let malformed =
+        |log: &str| log.lines().filter(|l| l.contains("\"ERROR\"") && l.contains("malformed event")).count();
+    assert!(common::eventually(Duration::from_secs(5), || malformed(&h.log()) >= 7), "{}", h.log());
     let lines: Vec<Value> = h.log().lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let errors: Vec<&Value> = lines
         .iter()

@@ -417,8 +417,20 @@ impl Reply {
 }
 
 impl Handler {
+    /// What the handler has logged so far. The reader threads drain its pipes on their own
+    /// time (a loaded machine lets them trail the answer): this waits until the log has not
+    /// grown for 50 ms, at most a second.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        let mut seen = self.log.lock().unwrap().len();
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = self.log.lock().unwrap().len();
+            if now == seen || std::time::Instant::now() >= deadline {
+                return self.log.lock().unwrap().clone();
+            }
+            seen = now;
+        }
     }
 
     fn send(&self, req: reqwest::RequestBuilder) -> Reply {
