@@ -7,7 +7,7 @@
 #   scripts/mutants.sh sim          the simulator alone: its 2,000 CI schedules (the figure that
 #                                   must be >= 90 %); results in target/mutants-out/sim
 #   scripts/mutants.sh core         then the service's unit tests and tests/rotation_core.rs on
-#                                   the mutants the simulator missed (--iterate); fast
+#                                   exactly the mutants the simulator's run missed; fast
 #   scripts/mutants.sh all          then every test of the service and the simulator on the
 #                                   mutants the simulator missed (cargo-mutants --iterate);
 #                                   results in target/mutants-out/all
@@ -78,11 +78,20 @@ case "${1:-sim}" in
       --test-package pat-rotator-sim -- --test schedules
     ;;
   core)
-    # The mutants the simulator missed, against the service's fast tests: its unit tests and
-    # the rotation against in-memory ports (tests/rotation_core.rs), seconds per mutant.
+    # Exactly the mutants the simulator's run missed or timed out on (their names, from
+    # target/mutants-out/sim), against the service's fast tests: its unit tests and the
+    # rotation against in-memory ports (tests/rotation_core.rs).
     mkdir -p target/mutants-out/core
-    cp -r target/mutants-out/sim/mutants.out target/mutants-out/core/ 2>/dev/null || true
-    cargo mutants "${COMMON[@]}" --output target/mutants-out/core --iterate --timeout 300 \
+    ONLY=()
+    while IFS= read -r name; do
+      [ -n "$name" ] && ONLY+=(-F "^$(printf '%s' "$name" | sed 's/[][\.^$*+?(){}|/]/\\&/g')\$")
+    done < <(cat target/mutants-out/sim/mutants.out/missed.txt target/mutants-out/sim/mutants.out/timeout.txt)
+    [ ${#ONLY[@]} -gt 0 ] || { echo "no missed mutants in target/mutants-out/sim" >&2; exit 2; }
+    BASE=()
+    for a in "${COMMON[@]}"; do BASE+=("$a"); done
+    # (the names already pick the shard's mutants: no --shard here)
+    if [ -n "${MUTANTS_SHARD:-}" ]; then BASE=("${BASE[@]:0:${#BASE[@]}-4}"); fi
+    cargo mutants "${BASE[@]}" "${ONLY[@]}" --output target/mutants-out/core --timeout 300 \
       --test-package pat-rotator -- --lib --test rotation_core
     ;;
   all)

@@ -775,6 +775,22 @@ async fn a_timed_out_write_is_retried_with_the_same_token() {
 }
 
 #[tokio::test]
+async fn an_absent_read_back_over_versions_is_no_reason_to_write_again() {
+    // Found by the simulator's soak (seed 10906): a write without an answer, a read-back that
+    // said "absent" (a 404) although versions exist; the retry buried a concurrent run's newer
+    // version under this run's credential, which that run then revoked.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    seed_current(&ws, &kv, "old", Duration::days(70), Duration::days(20), None);
+    kv.write_faults.lock().unwrap().push_back(WriteFault::TimeoutNeverLands);
+    *kv.absent_after_write.lock().unwrap() = true;
+    let ports = Ports { issuer: &ws, store: &kv, clock: &FixedClock, backoff: &FastBackoff, others: &kv.others };
+    let o = rotate(&t, req(Force::No), &ports).await;
+    assert_eq!(o.action, Action::Failed, "{o:?}");
+    assert_eq!(*kv.writes.lock().unwrap(), 1, "written again after a read-back that proves nothing: {o:?}");
+    assert!(ws.ids().contains(&"new1".to_string()), "the new token of a write that may land was deleted: {o:?}");
+}
+
+#[tokio::test]
 async fn a_5xx_answer_to_a_stored_write_never_deletes_the_token() {
     // Found by the simulator (seed 528): the write was stored, answered 500, and the read-back
     // answered 404; the token the vault names was deleted.

@@ -46,10 +46,10 @@
 //!     Token Management API refused the identity (`403`), or the cap excuses it;
 //!     `--revoke-superseded` and `tokens --revoke` ignore usage.
 //! 12. An error code that names an upstream condition (contract §5: `throttled`,
-//!     `upstream_unavailable`, `identity_unavailable`, `keyvault_forbidden`,
-//!     `keyvault_secret_deleted`, `databricks_quota_exceeded`, `databricks_unauthorized`,
-//!     `databricks_forbidden`) is one the world's answers to that invocation showed, by the
-//!     checker's own classification of each answer.
+//!     `upstream_unavailable`, `keyvault_forbidden`, `keyvault_secret_deleted`,
+//!     `databricks_quota_exceeded`, `databricks_unauthorized`, `databricks_forbidden`) is one the
+//!     world's answers to that invocation showed, by the checker's own classification of each
+//!     answer.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -538,7 +538,6 @@ impl World {
             let shown: &[&str] = match code.as_str() {
                 "throttled" => &["throttle"],
                 "upstream_unavailable" => &["5xx", "throttle", "refused", "hang", "slow", "mi_error"],
-                "identity_unavailable" => &["mi_error", "5xx", "refused", "hang", "slow"],
                 "keyvault_forbidden" => &["kv_4xx"],
                 "keyvault_secret_deleted" => &["kv_deleted"],
                 "databricks_quota_exceeded" => &["db_quota"],
@@ -547,6 +546,7 @@ impl World {
                 "databricks_forbidden" => &["db_403"],
                 // Also the code's own judgements, not only readings of an answer: `timeout` (the
                 // invocation's deadline, on a process that may have been suspended),
+                // `identity_unavailable` (the credential's own time limit, or a cached failure),
                 // `keyvault_error` (a version another writer put there during a write),
                 // `databricks_error`, and decisions judged by invariants 7 and 10.
                 _ => continue,

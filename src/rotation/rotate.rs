@@ -1437,6 +1437,22 @@ impl Run<'_> {
                 )
             };
             match store.read_latest(&self.spec.secret_name).await {
+                // A read-back that says "absent" proves nothing (contract §7.4: Key Vault answers
+                // 404 for a soft-deleted secret, briefly during recovery): it may hide a newer
+                // version another run wrote, which a retry would then bury under this run's
+                // credential while that run revokes it (simulator seed 10906). While a write may
+                // still land, the versions list decides: any version there, and no retry follows.
+                Ok(read)
+                    if read.latest.is_none()
+                        && in_flight.is_some()
+                        && !matches!(store.versions(&self.spec.secret_name).await, Ok(v) if v.is_empty()) =>
+                {
+                    let note = kept(
+                        "the outcome of a write is unknown, and reading the secret back said it is absent while its versions list does not (or could not be read)",
+                    );
+                    self.warn(WarningKind::LeftBehind, note.clone());
+                    return Err(err.context(&format!("writing the secret ({note})")));
+                }
                 Ok(read) => match read.latest {
                     Some(s) if s.names(self.profile).0.as_deref() == Some(new.id.as_str()) => {
                         warn!(target_name = %target, error = %self.clean(&err.to_string()), "the secret write reported an error but the new version is there");
