@@ -1436,86 +1436,87 @@ impl Run<'_> {
                     self.left_behind(&new.id)
                 )
             };
-            match store.read_latest(&self.spec.secret_name).await {
-                // A read-back that says "absent" proves nothing (contract §7.4: Key Vault answers
-                // 404 for a soft-deleted secret, briefly during recovery): it may hide a newer
-                // version another run wrote, which a retry would then bury under this run's
-                // credential while that run revokes it (simulator seed 10906). While a write may
-                // still land, the versions list decides: any version there, and no retry follows.
-                Ok(read)
-                    if read.latest.is_none()
-                        && in_flight.is_some()
-                        && !matches!(store.versions(&self.spec.secret_name).await, Ok(v) if v.is_empty()) =>
-                {
-                    let note = kept(
-                        "the outcome of a write is unknown, and reading the secret back said it is absent while its versions list does not (or could not be read)",
-                    );
+            // A read-back that says "absent" proves nothing (contract §7.4: Key Vault answers
+            // 404 for a soft-deleted secret, briefly during recovery): it may hide a newer
+            // version another run wrote, which a retry would then bury under this run's
+            // credential while that run revokes it (simulator seed 10906). While a write may
+            // still land, the versions list decides: any version there, and no retry follows.
+            // A read-back that tells nothing keeps the credential and ends the run.
+            let read = match store.read_latest(&self.spec.secret_name).await {
+                Ok(read) if read.latest.is_none() && in_flight.is_some() => {
+                    match store.versions(&self.spec.secret_name).await {
+                        Ok(v) if v.is_empty() => Ok(read),
+                        Ok(_) => Err("the outcome of a write is unknown, and reading the secret back said it is absent while its versions list does not".to_string()),
+                        Err(e) => Err(format!("the outcome of a write is unknown, reading the secret back said it is absent, and its versions list could not be read ({e})")),
+                    }
+                }
+                Ok(read) => Ok(read),
+                Err(re) => Err(format!("whether the new version landed is unknown (reading it back failed: {re})")),
+            };
+            let read = match read {
+                Ok(read) => read,
+                Err(why) => {
+                    let note = kept(&why);
                     self.warn(WarningKind::LeftBehind, note.clone());
                     return Err(err.context(&format!("writing the secret ({note})")));
                 }
-                Ok(read) => match read.latest {
-                    Some(s) if s.names(self.profile).0.as_deref() == Some(new.id.as_str()) => {
-                        warn!(target_name = %target, error = %self.clean(&err.to_string()), "the secret write reported an error but the new version is there");
-                        return Ok(Written::Recorded(s));
+            };
+            match read.latest {
+                Some(s) if s.names(self.profile).0.as_deref() == Some(new.id.as_str()) => {
+                    warn!(target_name = %target, error = %self.clean(&err.to_string()), "the secret write reported an error but the new version is there");
+                    return Ok(Written::Recorded(s));
+                }
+                Some(s) if Some(s.id.as_str()) != based_on => {
+                    let mut still_live = false;
+                    if in_flight.is_some() {
+                        still_live = true;
+                        self.warn(
+                            WarningKind::LeftBehind,
+                            kept("another run wrote a newer version, and this run's write may still land"),
+                        );
+                    } else if let Err(de) = issuer.revoke(&new.id).await {
+                        still_live = true;
+                        self.warn(
+                            WarningKind::LeftBehind,
+                            format!(
+                                "could not delete this run's {noun} {} ({de}); {}",
+                                short_id(&new.id),
+                                self.left_behind(&new.id)
+                            ),
+                        );
                     }
-                    Some(s) if Some(s.id.as_str()) != based_on => {
-                        let mut still_live = false;
-                        if in_flight.is_some() {
-                            still_live = true;
-                            self.warn(
-                                WarningKind::LeftBehind,
-                                kept("another run wrote a newer version, and this run's write may still land"),
-                            );
-                        } else if let Err(de) = issuer.revoke(&new.id).await {
-                            still_live = true;
-                            self.warn(
-                                WarningKind::LeftBehind,
-                                format!(
-                                    "could not delete this run's {noun} {} ({de}); {}",
-                                    short_id(&new.id),
-                                    self.left_behind(&new.id)
-                                ),
-                            );
+                    return Ok(Written::Superseded(s, still_live));
+                }
+                _ => {
+                    if (err.transient || unknown)
+                        && !self.past_deadline()
+                        && let Some(wait) = self.ports.backoff.next_wait(attempt, &err)
+                    {
+                        tracing::debug!(target_name = %target, attempt, error = %self.clean(&err.to_string()), "the write did not land (yet); trying again");
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    let attempts = if attempt > 1 { format!(" after {attempt} attempts") } else { String::new() };
+                    let note = if in_flight.is_some() {
+                        kept(
+                            "the outcome of a write is unknown (no answer, or an answer a gateway may give for a write it applies later), so the write may still land",
+                        )
+                    } else {
+                        match issuer.revoke(&new.id).await {
+                            Ok(()) => format!(
+                                "Key Vault refused the write, so the new {noun} {} was deleted; the secret and its {noun} are unchanged",
+                                short_id(&new.id)
+                            ),
+                            Err(de) => format!(
+                                "deleting the new {noun} {} failed too ({de}); {}",
+                                short_id(&new.id),
+                                self.left_behind(&new.id)
+                            ),
                         }
-                        return Ok(Written::Superseded(s, still_live));
-                    }
-                    _ => {
-                        if (err.transient || unknown)
-                            && !self.past_deadline()
-                            && let Some(wait) = self.ports.backoff.next_wait(attempt, &err)
-                        {
-                            tracing::debug!(target_name = %target, attempt, error = %self.clean(&err.to_string()), "the write did not land (yet); trying again");
-                            tokio::time::sleep(wait).await;
-                            attempt += 1;
-                            continue;
-                        }
-                        let attempts = if attempt > 1 { format!(" after {attempt} attempts") } else { String::new() };
-                        let note = if in_flight.is_some() {
-                            kept(
-                                "the outcome of a write is unknown (no answer, or an answer a gateway may give for a write it applies later), so the write may still land",
-                            )
-                        } else {
-                            match issuer.revoke(&new.id).await {
-                                Ok(()) => format!(
-                                    "Key Vault refused the write, so the new {noun} {} was deleted; the secret and its {noun} are unchanged",
-                                    short_id(&new.id)
-                                ),
-                                Err(de) => format!(
-                                    "deleting the new {noun} {} failed too ({de}); {}",
-                                    short_id(&new.id),
-                                    self.left_behind(&new.id)
-                                ),
-                            }
-                        };
-                        warn!(target_name = %target, error = %self.clean(&err.to_string()), "secret write failed; {}", self.clean(&note));
-                        return Err(err.context(&format!("writing the secret{attempts} ({note})")));
-                    }
-                },
-                Err(re) => {
-                    let note =
-                        kept(&format!("whether the new version landed is unknown (reading it back failed: {re})"));
-                    self.warn(WarningKind::LeftBehind, note.clone());
-                    return Err(err.context(&format!("writing the secret ({note})")));
+                    };
+                    warn!(target_name = %target, error = %self.clean(&err.to_string()), "secret write failed; {}", self.clean(&note));
+                    return Err(err.context(&format!("writing the secret{attempts} ({note})")));
                 }
             }
         }
