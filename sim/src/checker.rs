@@ -50,6 +50,12 @@
 //!     `databricks_quota_exceeded`, `databricks_unauthorized`, `databricks_forbidden`) is one the
 //!     world's answers to that invocation showed, by the checker's own classification of each
 //!     answer.
+//! 13. A result object (contract §4) speaks the contract's words (§4's actions and reasons, §5's
+//!     codes; an error exactly when the action is `failed`) and claims only what happened: a
+//!     `created`, `rotated` or `reprovisioned` target had a version stored by the invocation
+//!     (an `unchanged` one may have too: a write whose answer was lost, made moot by another
+//!     run's newer version, is reported as the run saw it), and every id in
+//!     `revoked_token_ids` is gone.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,6 +65,39 @@ use time::Duration;
 use crate::log::at;
 use crate::scenario::Kind;
 use crate::world::{CAP, Cred, InvKind, MAX_UNWRITTEN_AGE, REREAD, SecretState, TargetView, Version, World};
+
+/// Contract §4's actions, reasons and §5's error codes.
+const ACTIONS: [&str; 6] = ["created", "rotated", "unchanged", "reprovisioned", "planned", "failed"];
+const REASONS: [&str; 8] = [
+    "no_secret",
+    "expiring",
+    "revoked_in_workspace",
+    "foreign_secret",
+    "disabled_secret",
+    "forced",
+    "recently_rotated",
+    "fresh",
+];
+const CODES: [&str; 18] = [
+    "config_invalid",
+    "unknown_target",
+    "invalid_request",
+    "identity_unavailable",
+    "databricks_unauthorized",
+    "databricks_forbidden",
+    "databricks_quota_exceeded",
+    "databricks_lifetime_too_long",
+    "databricks_error",
+    "keyvault_forbidden",
+    "keyvault_secret_deleted",
+    "keyvault_error",
+    "throttled",
+    "upstream_unavailable",
+    "timeout",
+    "identity_federation_refused",
+    "databricks_principal_not_found",
+    "rotated_by_another_identity",
+];
 
 /// An exception of contract §7.4 (and out-of-band revocation), counted when it excused what
 /// would otherwise have broken an invariant.
@@ -254,6 +293,223 @@ impl World {
         }
     }
 
+    /// Invariant 13: a result object (contract §4) speaks the contract's words and claims what
+    /// happened: `action` and `reason` from §4's lists, `error` a §5 code with a message exactly
+    /// when the action is `failed`; `created`, `rotated` and `reprovisioned` only when the
+    /// invocation stored a version of the target's secret; every id in `revoked_token_ids` a
+    /// credential that is gone.
+    pub(crate) fn check_result(&mut self, inv: u32, name: &str, r: &serde_json::Value) {
+        let Some(action) = r["action"].as_str() else {
+            // A ProvisionPat answer that is no result object (a refused request): its error only.
+            if let Some(code) = r["error"]["code"].as_str().or(r["code"].as_str())
+                && !CODES.contains(&code)
+            {
+                self.violate(13, Some(format!("code word {inv}")), format!("{} answered the unknown error code {code:?}: {r}", Self::who(inv)));
+            }
+            return;
+        };
+        let mut wrong: Vec<String> = Vec::new();
+        if !ACTIONS.contains(&action) {
+            wrong.push(format!("action {action:?} is not one of §4's"));
+        }
+        match &r["reason"] {
+            serde_json::Value::Null => {}
+            serde_json::Value::String(s) if REASONS.contains(&s.as_str()) => {}
+            other => wrong.push(format!("reason {other} is not one of §4's")),
+        }
+        let error = &r["error"];
+        match (action == "failed", error.is_null()) {
+            (true, true) => wrong.push("a failed result without an error".into()),
+            (false, false) => wrong.push(format!("a {action} result with an error")),
+            _ => {}
+        }
+        if !error.is_null() {
+            let code = error["code"].as_str().unwrap_or_default();
+            if !CODES.contains(&code) {
+                wrong.push(format!("error code {code:?} is not one of §5's"));
+            }
+            if error["message"].as_str().is_none_or(|m| m.trim().is_empty()) {
+                wrong.push("an error without a message".into());
+            }
+        }
+        let wrote = self.invs.get(&inv).and_then(|x| x.per.get(name)).is_some_and(|p| p.wrote);
+        match action {
+            "created" | "rotated" | "reprovisioned" if !wrote => {
+                wrong.push(format!("it says {action}, but it stored no version of the target's secret"))
+            }
+            _ => {}
+        }
+        // `recently_rotated` (contract §3): a forced ProvisionPat declined because the latest
+        // version is younger than the cooldown by Key Vault's clocks, or the target is full.
+        if r["reason"].as_str() == Some("recently_rotated")
+            && let Some(x) = self.invs.get(&inv)
+            && let Some(t) = x.targets.iter().find(|t| t.name == name)
+            && let Some(Some(read)) = x.per.get(name).and_then(|p| p.first_read.clone())
+            && let Some(at) = read.vault_at
+        {
+            let cooldown = Duration::minutes(self.sc.deployments[x.dep].settings.cooldown_minutes as i64);
+            let age = at.unix_timestamp() - read.version.created;
+            // What it held when it decided: what is live now, or was when the invocation began.
+            let held = self
+                .creds
+                .iter()
+                .filter(|c| self.is_targets(t, c) && (self.live(c) || c.death.as_ref().is_some_and(|d| d.at >= x.start)))
+                .count();
+            if age >= cooldown.whole_seconds() && held + 2 < CAP {
+                wrong.push(format!(
+                    "recently_rotated, but the version it read ({}) was {} old by Key Vault's clock (cooldown {}) and the target holds {held} live",
+                    read.version.short(),
+                    crate::log::span(Duration::seconds(age)),
+                    crate::log::span(cooldown)
+                ));
+            }
+        }
+        if let Some(line) = r["_log_line"].as_str()
+            && let Some(id) = r["token_id"].as_str()
+            && !line.contains(&format!("token {}", id.chars().take(12).collect::<String>()))
+        {
+            wrong.push(format!("its log line does not name the token: {line}"));
+        }
+        for id in r["revoked_token_ids"].as_array().into_iter().flatten().filter_map(|v| v.as_str()) {
+            let gone = self.cred_index(id).is_some_and(|i| !self.live(&self.creds[i]));
+            if !gone {
+                wrong.push(format!("it lists {id} as revoked, and {id} is not gone"));
+            }
+        }
+        if !wrong.is_empty() {
+            self.violate(
+                13,
+                Some(format!("result {inv} {name}")),
+                format!("{} ({}): the result for {name} is untrue or outside the contract: {}: {r}", Self::who(inv), self.inv_label(inv), wrong.join("; ")),
+            );
+        }
+    }
+
+    /// Invariant 13 for a JSON log line (contract §2's `PAT_LOG_FORMAT=json`): its `action`,
+    /// `reason` and `code` are the contract's words.
+    pub(crate) fn check_log_words(&mut self, inv: u32, line: &str) {
+        if !line.starts_with('{') {
+            return;
+        }
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { return };
+        // `kept_in_use`: the line of a superseded token kept while used (contract §10 "Usage").
+        let actions: Vec<&str> = ACTIONS.iter().copied().chain(["kept_in_use"]).collect();
+        let words: [(&str, &[&str]); 3] = [("action", &actions), ("reason", &REASONS), ("code", &CODES)];
+        for (key, allowed) in words {
+            if let Some(w) = v[key].as_str()
+                && !allowed.contains(&w)
+            {
+                self.violate(
+                    13,
+                    Some(format!("log word {inv} {key}")),
+                    format!("{} ({}): a JSON log line's {key} {w:?} is not one of the contract's: {line}", Self::who(inv), self.inv_label(inv)),
+                );
+            }
+        }
+    }
+
+    /// Invariant 13 for `tokens` (contract §1, §10): a row without an error lists every
+    /// credential its issuer held throughout the invocation and nothing the issuer never held;
+    /// `in_vault` is true only for a credential a version of the target's secret names, and
+    /// true for the one its latest version names when that version stood throughout.
+    pub(crate) fn check_tokens_rows(&mut self, inv: u32, rows: &serde_json::Value) {
+        let Some(x) = self.invs.get(&inv).cloned() else { return };
+        let mut wrong: Vec<String> = Vec::new();
+        for row in rows.as_array().into_iter().flatten() {
+            let Some(t) = x.targets.iter().find(|t| Some(t.name.as_str()) == row["target"].as_str()) else { continue };
+            if !row["error"].is_null() {
+                continue;
+            }
+            let holder = t.holder();
+            let since = self.issuer_at(&holder, x.start);
+            let listed: BTreeMap<&str, &serde_json::Value> = row["tokens"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["token_id"].as_str().map(|id| (id, r)))
+                .collect();
+            for c in self.creds.iter().filter(|c| c.holder == holder) {
+                if self.live(c) && c.created + Duration::seconds(1) < since && !listed.contains_key(c.id.as_str()) {
+                    wrong.push(format!("{}: omits {}, which its issuer held throughout", t.name, c.id));
+                }
+            }
+            let (h, n) = t.secret_key();
+            let secret = self.secret(&h, &n);
+            let p = t.profile();
+            // (a spurious 404 or a failed read: the row says what its read said)
+            let reads_ok = x.per.get(&t.name).is_some_and(|p| p.reads_ok);
+            // The latest version, when it stood throughout and shares its second with no other.
+            let stood = secret.and_then(|s| {
+                let v = s.versions.last()?;
+                let alone = s.versions.iter().filter(|o| o.created == v.created).count() == 1;
+                (s.state == SecretState::Live && v.enabled && alone && v.landed < x.start).then_some(v)
+            });
+            for (id, r) in &listed {
+                let Some(c) = self.cred_index(id).map(|i| &self.creds[i]) else {
+                    wrong.push(format!("{}: lists {id}, which no issuer ever held", t.name));
+                    continue;
+                };
+                if c.holder != holder {
+                    wrong.push(format!("{}: lists {id}, which is another issuer's", t.name));
+                }
+                let named_by_any =
+                    secret.is_some_and(|s| s.versions.iter().any(|v| trimmed(v, p.id_tag) == Some(*id)));
+                match r["in_vault"].as_bool() {
+                    Some(true) if !named_by_any => {
+                        wrong.push(format!("{}: says {id} is in the vault, and no version of its secret names it", t.name))
+                    }
+                    Some(false)
+                        if reads_ok && stood.is_some_and(|v| trimmed(v, p.id_tag) == Some(*id)) =>
+                    {
+                        wrong.push(format!(
+                        "{}: says {id} is not in the vault, and the latest version {} names it",
+                        t.name,
+                        stood.map(|v| v.short()).unwrap_or_default()
+                    ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !wrong.is_empty() {
+            self.violate(
+                13,
+                Some(format!("tokens {inv}")),
+                format!("{} ({}): its tokens rows are untrue: {}", Self::who(inv), x.label(), wrong.join("; ")),
+            );
+        }
+    }
+
+    /// Invariant 13 for `tokens --revoke` (contract §10): every id it reports revoked is gone;
+    /// an id it reports found nowhere is held by none of the selected targets' issuers.
+    pub(crate) fn check_revoke_report(&mut self, inv: u32, revoked: &[String], errors: &[String]) {
+        let Some(x) = self.invs.get(&inv).cloned() else { return };
+        let mut wrong: Vec<String> = Vec::new();
+        for id in revoked {
+            if self.cred_index(id).is_none_or(|i| self.live(&self.creds[i])) {
+                wrong.push(format!("reports {id} revoked, and it is not gone"));
+            }
+        }
+        for e in errors {
+            let Some(id) = e.strip_suffix(" was found in no selected target's workspace") else { continue };
+            let held = self.cred_index(id).map(|i| &self.creds[i]).is_some_and(|c| {
+                self.live(c)
+                    && x.targets.iter().any(|t| t.holder() == c.holder)
+                    && c.created + Duration::seconds(1) < self.issuer_at(&c.holder, x.start)
+            });
+            if held {
+                wrong.push(format!("reports {id} found nowhere, and a selected target's issuer held it throughout"));
+            }
+        }
+        if !wrong.is_empty() {
+            self.violate(
+                13,
+                Some(format!("revoke report {inv}")),
+                format!("{} ({}): its tokens --revoke report is untrue: {}", Self::who(inv), x.label(), wrong.join("; ")),
+            );
+        }
+    }
+
     fn inv_label(&self, inv: u32) -> String {
         self.invs.get(&inv).map(|i| i.label()).unwrap_or_else(|| "no invocation".into())
     }
@@ -394,8 +650,16 @@ impl World {
     /// Whether invocation `x`, not forced, finds target `t` not due (invariant 7), by the
     /// checker's own reading of §7 on the first read of `t`'s secret `x` got.
     fn not_due(&self, x: &crate::world::Inv, t: &TargetView, near_expiry: bool) -> Option<String> {
-        let reads = &x.per.get(&t.name)?.reads;
+        let per = x.per.get(&t.name)?;
+        let reads = &per.reads;
         if reads.is_empty() {
+            return None;
+        }
+        // Neither service dated its answer: the expiry can only be judged on the local clock
+        // (the contract reserves the services' clocks for ages and grace), and a skewed local
+        // clock may find the target due early. Not judged.
+        let listing_dated = x.listing_dated.get(&t.holder()).copied().unwrap_or(false);
+        if !listing_dated && matches!(&per.first_read, Some(Some(r)) if r.vault_at.is_none()) {
             return None;
         }
         let mut why = None;
@@ -1106,19 +1370,55 @@ impl World {
 
     /// The end of the quiet phase for target `t` (invariant 4): nothing of it is live but what
     /// the latest version of a configured secret names.
-    pub(crate) fn check_quiet_end(&mut self, t: &TargetView) {
-        let Some(latest) = self.latest_of(t).cloned() else {
-            // Never written (a full issuer, say): a read that says "absent" proves nothing, so
-            // nothing is revoked for it (contract §7.4); what is left waits for the operator.
-            let left = self.creds.iter().filter(|c| self.live(c) && self.is_targets(t, c)).count();
-            if left > 0 {
-                self.observe(
-                    "target never written: its orphans stay (an absent secret proves nothing)",
-                    format!("quiet phase: {} was never written; {left} credential(s) of it stay", t.where_()),
-                );
-            }
+    /// Invariant 4, its other half: after the quiet phase the target's latest version is
+    /// enabled, managed, of its kind, and holds a live credential of the target's issuer —
+    /// unless the secret reads as absent (soft-deleted: only an operator settles it) or the
+    /// issuer is full (its quota or a service principal's five secrets: nothing can be created).
+    fn check_quiet_working(&mut self, t: &TargetView, latest: &Version) {
+        if self.quiet_working(t) {
             return;
+        }
+        let live = self.creds.iter().find(|c| c.value == latest.value).is_some_and(|c| c.holder == t.holder() && self.live(c));
+        let (h, n) = t.secret_key();
+        let absent = self.secret(&h, &n).is_none_or(|s| s.state != SecretState::Live);
+        let held = self.creds.iter().filter(|c| c.holder == t.holder() && self.live(c)).count();
+        let limit = match t.kind {
+            Kind::Pat => self.quotas.get(&t.ws).copied().unwrap_or(600),
+            Kind::OAuth => crate::world::SP_LIMIT,
         };
+        let why = format!(
+            "after the quiet phase, the latest version {} of {} (target {}) holds no working credential ({}{}{}; its issuer holds {held} of {limit})",
+            latest.short(),
+            t.where_(),
+            t.name,
+            if latest.enabled { "enabled" } else { "disabled" },
+            if trimmed(latest, tags::MANAGED_BY) == Some(tags::MANAGED_BY_VALUE) { ", managed" } else { ", not managed" },
+            if live { ", names a live credential" } else { ", names no live credential" },
+        );
+        if absent || held >= limit {
+            self.observe(
+                "after the quiet phase a target's secret reads as absent, or its issuer is full: its latest version waits for an operator",
+                why,
+            );
+        } else {
+            self.violate(4, None, why);
+        }
+    }
+
+    /// Whether target `t`'s latest version (if any) is enabled, managed, of its kind, and holds
+    /// a live credential of its issuer.
+    pub(crate) fn quiet_working(&self, t: &TargetView) -> bool {
+        let Some(latest) = self.latest_of(t) else { return true };
+        latest.enabled
+            && latest.content_type.as_deref() == Some(t.profile().content_type)
+            && trimmed(latest, tags::MANAGED_BY) == Some(tags::MANAGED_BY_VALUE)
+            && self.creds.iter().find(|c| c.value == latest.value).is_some_and(|c| c.holder == t.holder() && self.live(c))
+    }
+
+    /// What of target `t` stays live after a pass though no configured secret's latest version
+    /// names it: (how many are kept because they are in use, the others).
+    pub(crate) fn quiet_left(&self, t: &TargetView) -> (usize, Vec<String>) {
+        let Some(latest) = self.latest_of(t).cloned() else { return (0, Vec::new()) };
         let named: BTreeSet<String> = self
             .configured()
             .iter()
@@ -1167,6 +1467,24 @@ impl World {
             .filter(|c| !in_use.contains(&c.id))
             .map(|c| format!("{} {:?}", c.id, c.comment.as_deref().unwrap_or("")))
             .collect();
+        (kept, left)
+    }
+
+    pub(crate) fn check_quiet_end(&mut self, t: &TargetView) {
+        let Some(latest) = self.latest_of(t).cloned() else {
+            // Never written (a full issuer, say): a read that says "absent" proves nothing, so
+            // nothing is revoked for it (contract §7.4); what is left waits for the operator.
+            let left = self.creds.iter().filter(|c| self.live(c) && self.is_targets(t, c)).count();
+            if left > 0 {
+                self.observe(
+                    "target never written: its orphans stay (an absent secret proves nothing)",
+                    format!("quiet phase: {} was never written; {left} credential(s) of it stay", t.where_()),
+                );
+            }
+            return;
+        };
+        self.check_quiet_working(t, &latest);
+        let (kept, left) = self.quiet_left(t);
         if kept > 0 {
             self.observe(
                 "keep_while_used keeps a superseded token in use, or never used (no last_used_day), up to renew_before after its supersession",
@@ -1485,7 +1803,7 @@ mod tests {
         for _ in live..7 {
             new_cred(&mut w, inv, Duration::minutes(1));
         }
-        w.end(inv, Some((vec![(t.name.clone(), true, "rotated".into(), None)], Vec::new(), None)));
+        w.end(inv, Some((vec![(t.name.clone(), true, "rotated".into(), None, serde_json::Value::Null)], Vec::new(), None)));
         assert_eq!(invariants(&w), [3], "{:?}", w.checker.violations);
     }
 
@@ -1500,9 +1818,56 @@ mod tests {
             let t = target(&w);
             w.end(
                 inv,
-                Some((vec![(t.name.clone(), false, "failed".into(), Some("throttled".into()))], Vec::new(), None)),
+                Some((
+                    vec![(t.name.clone(), false, "failed".into(), Some("throttled".into()), serde_json::Value::Null)],
+                    Vec::new(),
+                    None,
+                )),
             );
             assert_eq!(invariants(&w), broken, "{:?}", w.checker.violations);
+        }
+    }
+
+    #[test]
+    fn a_result_outside_the_contract_or_untrue_breaks_invariant_13() {
+        let ok = serde_json::json!({"action": "failed", "reason": null, "error": {"code": "throttled", "message": "m"}, "revoked_token_ids": []});
+        let cases = [
+            (ok.clone(), vec![]),
+            (serde_json::json!({"action": "xyzzy", "error": null}), vec![13u8]),
+            (serde_json::json!({"action": "unchanged", "reason": "", "error": null}), vec![13]),
+            (serde_json::json!({"action": "failed", "error": null}), vec![13]),
+            (serde_json::json!({"action": "failed", "error": {"code": "nope", "message": "m"}}), vec![13]),
+            // claims a rotation, and the invocation stored nothing
+            (serde_json::json!({"action": "rotated", "reason": "forced", "error": null}), vec![13]),
+            // claims the latest version's credential is revoked: it is live
+            (serde_json::json!({"action": "unchanged", "reason": "fresh", "error": null, "revoked_token_ids": ["LIVE"]}), vec![13]),
+        ];
+        for (result, broken) in cases {
+            let mut w = pat_world();
+            let inv = begin(&mut w, CLI);
+            let t = target(&w);
+            let live = w.creds[latest_cred(&w)].id.clone();
+            let result: serde_json::Value =
+                serde_json::from_str(&result.to_string().replace("LIVE", &live)).unwrap();
+            w.end(inv, Some((vec![(t.name.clone(), true, "x".into(), None, result.clone())], Vec::new(), None)));
+            assert_eq!(invariants(&w), broken, "{result}: {:?}", w.checker.violations);
+        }
+    }
+
+    #[test]
+    fn a_json_log_line_outside_the_contract_breaks_invariant_13() {
+        for (line, broken) in [
+            (r#"{"action":"rotated","reason":"expiring","code":"throttled"}"#, vec![]),
+            (r#"{"action":"kept_in_use"}"#, vec![]),
+            (r#"{"action":"xyzzy"}"#, vec![13u8]),
+            (r#"{"action":"failed","reason":""}"#, vec![13]),
+            (r#"{"code":"Throttled"}"#, vec![13]),
+            ("analytics: rotated (xyzzy)", vec![]),
+        ] {
+            let mut w = pat_world();
+            let inv = begin(&mut w, CLI);
+            w.check_log_words(inv, line);
+            assert_eq!(invariants(&w), broken, "{line}: {:?}", w.checker.violations);
         }
     }
 

@@ -247,7 +247,9 @@ impl Procs {
 pub(crate) type Produced = (Vec<PerOutcome>, Vec<(&'static str, String)>, Option<Value>);
 
 /// One target's outcome: its name, whether it ended well, its action, its error code.
-pub(crate) type PerOutcome = (String, bool, String, Option<String>);
+/// Per target: its name, whether it succeeded, its action, its error code, and the result
+/// object as a caller reads it (contract §4).
+pub(crate) type PerOutcome = (String, bool, String, Option<String>, Value);
 
 /// What an invocation produced: per target (name, ok, action), its outputs, a caller's body.
 #[derive(Default)]
@@ -263,7 +265,10 @@ fn outcomes_out(outcomes: &[pat_rotator::rotation::Outcome]) -> Out {
     let mut out = Out::default();
     for o in outcomes {
         let code = o.error.as_ref().map(|e| e.code.as_str().to_string());
-        out.per.push((o.target.clone(), o.ok(), o.action.as_str().to_string(), code));
+        let mut result = serde_json::to_value(o).unwrap_or_default();
+        // (for the checker: the text line the engine logs for it)
+        result["_log_line"] = Value::String(o.log_line());
+        out.per.push((o.target.clone(), o.ok(), o.action.as_str().to_string(), code, result));
         out.outputs
             .push(("result", format!("{}\n{o:?}\n{}", serde_json::to_string(o).unwrap_or_default(), o.log_line())));
     }
@@ -712,7 +717,7 @@ async fn invocation(procs: &Rc<Procs>, dep: usize, invoke: Invoke, kill_after: O
                 let action = answer.body["action"].as_str().unwrap_or("failed").to_string();
                 let code = answer.body["error"]["code"].as_str().map(str::to_string);
                 Out {
-                    per: vec![(names[0].clone(), ok, action, code)],
+                    per: vec![(names[0].clone(), ok, action, code, answer.body.clone())],
                     outputs: vec![("ProvisionPat log", answer.log.clone())],
                     body: Some(answer.body),
                     status_body: None,
@@ -743,6 +748,7 @@ async fn invocation(procs: &Rc<Procs>, dep: usize, invoke: Invoke, kill_after: O
             }
             Invoke::Tokens { .. } => {
                 let rows = engine.inventory(&selected, settings.http_budget).await;
+                lock(w).check_tokens_rows(id, &serde_json::to_value(&rows).unwrap_or_default());
                 let mut out = Out::default();
                 out.outputs.push(("tokens rows", serde_json::to_string(&rows).unwrap_or_default()));
                 out.outputs.push(("tokens table", pat_rotator::cli::tokens_table(&rows)));
@@ -768,6 +774,8 @@ async fn invocation(procs: &Rc<Procs>, dep: usize, invoke: Invoke, kill_after: O
                 let mut out = Out::default();
                 if let Some(rid) = revoke_id {
                     let report = engine.revoke_ids(&selected, std::slice::from_ref(&rid), settings.http_budget).await;
+                    let ids: Vec<String> = report.revoked.iter().map(|(id, _)| id.clone()).collect();
+                    lock(w).check_revoke_report(id, &ids, &report.errors);
                     out.outputs.push((
                         "tokens --revoke report",
                         format!("{:?}\n{}", report.revoked, report.errors.join("\n")),
@@ -865,8 +873,9 @@ impl World {
                 if let Some(b) = &body {
                     self.check_caller_body(inv, b);
                 }
-                for (name, ok, action, code) in per {
+                for (name, ok, action, code, result) in per {
                     *self.stats.actions.entry(action.clone()).or_default() += 1;
+                    self.check_result(inv, &name, &result);
                     if let Some(x) = self.invs.get_mut(&inv) {
                         if let Some(p) = x.per.get_mut(&name) {
                             p.ok = Some(ok);
@@ -929,6 +938,13 @@ async fn quiet(procs: &Rc<Procs>) {
                     .iter()
                     .filter(|u| u.holder() == t.holder())
                     .all(|u| g.latest_of(u).is_none_or(|v| v.landed < start));
+                // A listing in pages is no snapshot: a credential of the issuer created or
+                // revoked during the pass (another target's rotation) shifts the pages, and the
+                // pass may miss one. What such a pass left is judged after the next one.
+                let still = g.creds.iter().filter(|c| c.holder == t.holder()).all(|c| {
+                    c.made_by.is_none_or(|_| c.requested < start) && c.death.as_ref().is_none_or(|d| d.at < start)
+                });
+                let unchanged = unchanged && (still || (g.quiet_left(&t).1.is_empty() && g.quiet_working(&t)));
                 let settled = unchanged
                     && start >= q0 + Duration::hours(1) + margin
                     && g.latest_of(&t).is_none_or(|v| start >= v.landed + t.grace + margin);

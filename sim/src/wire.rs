@@ -113,8 +113,8 @@ pub enum Delivered {
     /// or a disabled version's 403).
     Read { targets: Vec<String>, read: Option<crate::world::SeenRead> },
     /// A listing of an issuer's credentials (`from`: the page's offset; 0 starts afresh;
-    /// `req`: the world's request number when it was taken).
-    Listing { holder: crate::world::Holder, ids: Vec<String>, from: usize, req: u32 },
+    /// `req`: the world's request number when it was taken; `dated`: the page carries `Date`).
+    Listing { holder: crate::world::Holder, ids: Vec<String>, from: usize, req: u32, dated: bool },
     /// A read's answer arrived (one that never does leaves the invocation blind).
     ReadAnswered,
     /// What a usage lookup of token `id` told it (contract §10 "Usage").

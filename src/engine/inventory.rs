@@ -179,11 +179,14 @@ impl Engine {
             })
             .collect();
         let mut holders = Vec::new();
+        // Targets whose issuer could not be listed: an id not found elsewhere may be theirs.
+        let mut unlisted: Vec<&str> = Vec::new();
         for t in targets {
             let (issuer, _) = match self.clients_of(t) {
                 Ok(c) => c,
                 Err(e) => {
                     report.errors.push(format!("{}: {e}", t.name));
+                    unlisted.push(&t.name);
                     continue;
                 }
             };
@@ -191,6 +194,7 @@ impl Engine {
                 Ok(l) => l.credentials.into_iter().map(|c| c.id).collect(),
                 Err(e) => {
                     report.errors.push(format!("{}: listing failed ({e})", t.name));
+                    unlisted.push(&t.name);
                     continue;
                 }
             };
@@ -245,10 +249,15 @@ impl Engine {
                 }
             }
         }
-        for id in ids {
-            if !found.contains(id) {
-                report.errors.push(format!("{id} was found in no selected target's workspace"));
-            }
+        for id in ids.iter().filter(|id| !found.contains(*id)) {
+            report.errors.push(if unlisted.is_empty() {
+                format!("{id} was found in no selected target's workspace")
+            } else {
+                format!(
+                    "{id} was not found where it could be looked for; the credentials of {} could not be listed, so it may be there",
+                    unlisted.join(", ")
+                )
+            });
         }
         report
     }

@@ -522,9 +522,10 @@ fn warn_usage_unreadable(outcomes: &mut [Outcome]) {
     }
 }
 
-/// The one line per target of a pass.
+/// The one line per target of a pass. A result without a reason (a failure before the
+/// decision) logs no `reason` key rather than an empty one (contract §2: keys where they apply).
 fn log_outcome(t: &Target, outcome: &Outcome) {
-    let (action, reason) = (outcome.action.as_str(), outcome.reason.map(|r| r.as_str()).unwrap_or(""));
+    let (action, reason) = (outcome.action.as_str(), outcome.reason.map(|r| r.as_str()));
     match &outcome.error {
         None => tracing::info!(target_name = %t.name, action, reason, "{}", outcome.log_line()),
         Some(e) => {

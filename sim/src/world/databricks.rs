@@ -68,6 +68,9 @@ impl World {
                 {
                     *seen = super::UsageSeen::Keep("no Date");
                 }
+                if let Delivered::Listing { dated, .. } = d {
+                    *dated = false;
+                }
             }
         }
         if answer.after != After::Refused {
@@ -219,7 +222,7 @@ impl World {
                 } else {
                     Answer::json(200, json!({"token_infos": infos}))
                 };
-                a.deliver(Delivered::Listing { holder: holder.clone(), ids, from: 0, req: self.stats.requests })
+                a.deliver(Delivered::Listing { holder: holder.clone(), ids, from: 0, req: self.stats.requests, dated: true })
             }
             ("POST", "/api/2.0/token/create") => {
                 let body = call.json().unwrap_or(Value::Null);
@@ -496,7 +499,7 @@ impl World {
                     body["next_page_token"] = json!(end.to_string());
                 }
                 let req = self.stats.requests;
-                Answer::json(200, body).deliver(Delivered::Listing { holder, ids, from, req })
+                Answer::json(200, body).deliver(Delivered::Listing { holder, ids, from, req, dated: true })
             }
             ("POST", 7) => {
                 let lifetime = call

@@ -34,6 +34,7 @@ use crate::scenario::{BurstKind, Invoke, Kind, PRINCIPALS, Scenario, Service, Ta
 use crate::wire::{Answer, Call};
 
 pub use keyvault::{named_id as keyvault_named_id, version_hex};
+pub use databricks::SP_LIMIT;
 
 pub type Shared = Arc<Mutex<World>>;
 
@@ -433,6 +434,8 @@ pub struct Inv {
     pub unanswered_reads: u32,
     /// Per issuer: the world's request number when its last delivered listing was taken.
     pub listing_req: BTreeMap<Holder, u32>,
+    /// Per issuer: a page of its last delivered listing carried `Date`.
+    pub listing_dated: BTreeMap<Holder, bool>,
     /// Per target: the world's request number of its last create or verification.
     pub last_call: BTreeMap<String, u32>,
     /// Issuers that refused one of its creates as full (it then makes room for the credential
@@ -861,6 +864,7 @@ impl World {
     pub fn absorb(&mut self) {
         for (inv, line) in crate::capture::drain() {
             self.check_output(inv, "log line", &line.text);
+            self.check_log_words(inv, &line.text);
             if let Some(target) = &line.target
                 && let Some(ids) = crate::capture::cap_ids(&line.text)
                 && let Some(p) = self.invs.get_mut(&inv).and_then(|i| i.per.get_mut(target))
@@ -916,9 +920,12 @@ impl World {
                 x.delete_failed.remove(&id);
             }
             crate::wire::Delivered::ReadAnswered => x.unanswered_reads = x.unanswered_reads.saturating_sub(1),
-            crate::wire::Delivered::Listing { holder, ids, from, req } => {
+            crate::wire::Delivered::Listing { holder, ids, from, req, dated } => {
                 if from == 0 {
                     x.listing_req.insert(holder.clone(), req);
+                    x.listing_dated.insert(holder.clone(), dated);
+                } else if dated {
+                    x.listing_dated.insert(holder.clone(), true);
                 }
                 let l = x.listings.entry(holder).or_default();
                 if from == 0 {
@@ -980,6 +987,7 @@ impl World {
             reads_all_ok: true,
             unanswered_reads: 0,
             listing_req: BTreeMap::new(),
+            listing_dated: BTreeMap::new(),
             last_call: BTreeMap::new(),
             full: BTreeSet::new(),
             identity: identity.clone(),
