@@ -429,3 +429,40 @@ fn tokens_revoke_guards_either_tag_after_a_kind_switch() {
     assert!(out.stderr.contains("target b"), "{}", out.stderr);
     assert!(w.emu.workspace(0).is_live(&pat), "the PAT b's latest version names was revoked");
 }
+
+/// Found by the simulator's invariant 13 (a report says only what happened): a `tokens
+/// --revoke` whose listing of the workspace failed said the id "was found in no selected
+/// target's workspace", though it may well be there.
+#[test]
+fn tokens_revoke_after_a_failed_listing_does_not_call_the_id_found_nowhere() {
+    let w = World::one_target(&[]);
+    let (code, r) = w.rotate(&[], &[]);
+    assert_eq!(code, 0, "{r:?}");
+    let id = r[0]["token_id"].as_str().unwrap().to_string();
+    // Another token of the identity, which no version names: revocable, if it can be found.
+    let (other, _) = w.seed_token(0, "someone's notebook", 2 * DAY, 90 * DAY);
+    w.emu.workspace(0).faults().inject("list", Fault::empty(503).header("Retry-After", "0"), usize::MAX);
+    let out = w.cli(&["tokens", "--revoke", &other, "--json"], &[]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.json()["revoked"], json!([]), "{}", out.stdout);
+    let all = format!("{}\n{}", out.stdout, out.stderr);
+    assert!(!all.contains("found in no selected target's workspace"), "claims the id is nowhere: {all}");
+    assert!(all.contains("could not be listed"), "{all}");
+    assert!(w.emu.workspace(0).is_live(&other) && w.emu.workspace(0).is_live(&id));
+}
+
+/// Found by the simulator's invariant 13 (JSON log lines in the contract's words): the line of a
+/// failed result carried `"reason": ""`, a value §4 does not have; a result without a reason
+/// logs no `reason` key.
+#[test]
+fn a_failed_result_logs_no_empty_reason() {
+    let w = World::one_target(&[]);
+    w.emu.workspace(0).faults().inject("list", Fault::empty(503).header("Retry-After", "0"), usize::MAX);
+    let out = w.cli(&["rotate", "--json"], &[("PAT_LOG_FORMAT", "json")]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let lines: Vec<Value> = out.stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let failed: Vec<&Value> = lines.iter().filter(|l| l["action"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "one line for the failed target: {}", out.stderr);
+    assert!(failed[0].get("reason").is_none(), "an empty reason key: {}", failed[0]);
+    assert_eq!(failed[0]["code"], "throttled", "{}", failed[0]);
+}
