@@ -339,6 +339,12 @@ impl World {
             }
             _ => {}
         }
+        // `disabled_secret`: a read answered that the latest version is disabled.
+        if r["reason"].as_str() == Some("disabled_secret")
+            && !self.invs.get(&inv).and_then(|x| x.per.get(name)).is_some_and(|p| p.saw_disabled)
+        {
+            wrong.push("disabled_secret, but no read it made found the latest version disabled".into());
+        }
         // `recently_rotated` (contract §3): a forced ProvisionPat declined because the latest
         // version is younger than the cooldown by Key Vault's clocks, or the target is full.
         if r["reason"].as_str() == Some("recently_rotated")

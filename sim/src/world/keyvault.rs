@@ -147,7 +147,22 @@ impl World {
             self.per_mut(inv, &targets, |p| p.reads_ok = false);
             self.read_failed(inv);
             let a = self.activity();
-            let answer = if self.rng.chance(500) {
+            // One in nine of these (by request number: no draw, so that other schedules stay
+            // as they were) is an RBAC refusal, as while a role assignment propagates: a 403
+            // whose message names the caller.
+            let answer = if self.stats.requests % 9 == 0 {
+                self.note(&who, |_| format!("{short} GET {name} → 403 ForbiddenByRbac"));
+                let action = if matches!(op, Op::Versions(_)) { "listSecretVersions" } else { "getSecret" };
+                kv_error(
+                    403,
+                    "Forbidden",
+                    &format!(
+                        "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid={};oid={};iss=https://sts.windows.net/{}/\r\nAction: 'Microsoft.KeyVault/vaults/secrets/{action}/action'\r\nResource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg/providers/microsoft.keyvault/vaults/{short}/secrets/{name}'\r\nAssignment: (not found)\r\nDecisionReason: 'DeniedWithNoValidRBAC' \r\nVault: {short};location=westeurope\r\n ({a})",
+                        super::SERVICE_OID, super::SERVICE_OID, super::TENANT
+                    ),
+                    Some("ForbiddenByRbac"),
+                )
+            } else if self.rng.chance(500) {
                 self.note(&who, |_| format!("{short} GET {name} → 429"));
                 kv_error(
                     429,
@@ -183,6 +198,7 @@ impl World {
                                 .deliver(Delivered::Read { targets: targets.clone(), read: Some(read) })
                         } else {
                             self.note(&who, |_| format!("{short} GET {name} → 403 SecretDisabled ({})", v.short()));
+                            self.per_mut(inv, &targets, |p| p.saw_disabled = true);
                             kv_error(
                                 403,
                                 "Forbidden",

@@ -388,6 +388,8 @@ pub struct PerTarget {
     pub guard_clear: bool,
     /// One of them found a managed latest version another identity wrote.
     pub guarded: Option<Version>,
+    /// A read of the target's secret answered that its latest version is disabled.
+    pub saw_disabled: bool,
     /// Every answer its reads of the target's secret got, in order (`None`: absent or a
     /// disabled version): the observe read, and the protection reads of other targets.
     pub reads: Vec<Option<SeenRead>>,
