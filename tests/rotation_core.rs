@@ -316,6 +316,8 @@ struct MemStore {
     /// Another run writes a version naming this credential just before the versions list is
     /// answered (after this run read the latest version).
     written_before_versions: Mutex<Option<String>>,
+    /// The same, an OAuth secret's version.
+    oauth_written_before_versions: Mutex<Option<String>>,
     writes: Mutex<u32>,
     /// Versions of the latest version's `created` second, read from the versions list with it
     /// (the latest was disabled): each counts as the latest.
@@ -426,6 +428,14 @@ impl SecretStore for MemStore {
                 &format!("value-{id}"),
                 &[(tags::MANAGED_BY, "pat-rotator"), (db_tags::TOKEN_ID, id.as_str())],
                 "databricks-pat",
+                Duration::ZERO,
+            );
+        }
+        if let Some(id) = self.oauth_written_before_versions.lock().unwrap().take() {
+            self.push(
+                &format!("value-{id}"),
+                &[(tags::MANAGED_BY, "pat-rotator"), (db_tags::SECRET_ID, id.as_str())],
+                "databricks-oauth-secret",
                 Duration::ZERO,
             );
         }
@@ -1516,6 +1526,22 @@ async fn oauth_secrets_nobody_recorded_are_reported_never_deleted() {
         );
     }
     assert!(ws.ids().contains(&"someone-elses".to_string()));
+}
+
+#[tokio::test]
+async fn an_oauth_secret_a_version_names_is_never_called_unrecorded() {
+    // Found by the simulator's invariant 13 (seed 1303): a concurrent run's version, written
+    // after this run read the latest, names a new OAuth secret. It is no evidence of whose the
+    // secret is (it cannot be ordered against the latest), but the warning called the secret
+    // one "that no version of this secret records" and advised `tokens --revoke`.
+    let (ws, kv, t) = (MemIssuer::oauth(), MemStore::default(), oauth_spec(24));
+    seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), None);
+    ws.seed("theirs", "", Duration::minutes(2), Duration::days(90));
+    *kv.oauth_written_before_versions.lock().unwrap() = Some("theirs".into());
+    let o = run(&t, &ws, &kv, false, false).await;
+    assert!(o.ok(), "{o:?}");
+    assert!(!o.warnings.iter().any(|w| w.contains("theirs")), "called unrecorded: {:?}", o.warnings);
+    assert!(ws.ids().contains(&"theirs".to_string()));
 }
 
 #[tokio::test]

@@ -486,6 +486,31 @@ impl World {
         }
     }
 
+    /// Invariant 13 for what `tokens` tells the operator beside its rows: a secret "reads as
+    /// absent" only after a read of it answered 404, and the identity it runs as is the
+    /// invocation's.
+    pub(crate) fn check_tokens_notes(&mut self, inv: u32, notes: &[(String, String)], me: Option<&str>) {
+        let Some(x) = self.invs.get(&inv).cloned() else { return };
+        let mut wrong: Vec<String> = Vec::new();
+        for (target, note) in notes {
+            if note.contains("reads as absent") && !x.per.get(target).is_some_and(|p| p.saw_absent) {
+                wrong.push(format!("{target}: says its secret reads as absent, and no read of it answered 404"));
+            }
+        }
+        if let Some(me) = me
+            && me != x.identity
+        {
+            wrong.push(format!("says it runs as {me:?}, and it runs as {}", x.identity));
+        }
+        if !wrong.is_empty() {
+            self.violate(
+                13,
+                Some(format!("tokens notes {inv}")),
+                format!("{} ({}): tokens says what is not so: {}", Self::who(inv), x.label(), wrong.join("; ")),
+            );
+        }
+    }
+
     /// Invariant 13 for `tokens --revoke` (contract §10): every id it reports revoked is gone;
     /// an id it reports found nowhere is held by none of the selected targets' issuers.
     pub(crate) fn check_revoke_report(&mut self, inv: u32, revoked: &[String], errors: &[String]) {
@@ -495,6 +520,9 @@ impl World {
             if self.cred_index(id).is_none_or(|i| self.live(&self.creds[i])) {
                 wrong.push(format!("reports {id} revoked, and it is not gone"));
             }
+        }
+        if revoked.is_empty() && errors.is_empty() {
+            wrong.push("it says nothing: no id revoked, and no reason".into());
         }
         for e in errors {
             let Some(id) = e.strip_suffix(" was found in no selected target's workspace") else { continue };
@@ -512,6 +540,46 @@ impl World {
                 13,
                 Some(format!("revoke report {inv}")),
                 format!("{} ({}): its tokens --revoke report is untrue: {}", Self::who(inv), x.label(), wrong.join("; ")),
+            );
+        }
+    }
+
+    /// Invariant 13 for a warning of target `target` (contract §9, §10): the credentials it
+    /// calls unrecorded are its issuer's, and no version of a configured secret that stood
+    /// when the invocation began records them.
+    pub(crate) fn check_warning_claims(&mut self, inv: u32, target: &str, text: &str) {
+        const UNRECORDED: &str = "that no version of this secret or of another configured target's records: ";
+        let Some(rest) = text.split_once(UNRECORDED).map(|(_, r)| r) else { return };
+        let Some(list) = rest.split_once(". pat-rotator never deletes").map(|(l, _)| l) else { return };
+        let Some(x) = self.invs.get(&inv).cloned() else { return };
+        let Some(t) = x.targets.iter().find(|t| t.name == target) else { return };
+        let mut wrong: Vec<String> = Vec::new();
+        for id in list.split(", ").filter_map(|p| p.split_whitespace().next()) {
+            let Some(c) = self.cred_index(id).map(|i| &self.creds[i]) else {
+                wrong.push(format!("{id} is no credential any issuer holds"));
+                continue;
+            };
+            if c.holder != t.holder() {
+                wrong.push(format!("{id} is another issuer's"));
+            }
+            let recorded_by = x.configured.iter().filter(|u| u.holder() == t.holder()).find_map(|u| {
+                let (h, n) = u.secret_key();
+                let s = self.secret(&h, &n).filter(|s| s.state == SecretState::Live)?;
+                let p = u.profile();
+                s.versions
+                    .iter()
+                    .find(|v| v.landed < x.start && (trimmed(v, p.id_tag) == Some(id) || trimmed(v, p.previous_tag) == Some(id)))
+                    .map(|v| format!("{}/{} {}", h, n, v.short()))
+            });
+            if let Some(v) = recorded_by {
+                wrong.push(format!("{id} is recorded by {v}"));
+            }
+        }
+        if !wrong.is_empty() {
+            self.violate(
+                13,
+                Some(format!("unrecorded {inv} {target}")),
+                format!("{} ({}): a warning calls credentials unrecorded untruly: {}: {text}", Self::who(inv), x.label(), wrong.join("; ")),
             );
         }
     }

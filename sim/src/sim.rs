@@ -748,7 +748,18 @@ async fn invocation(procs: &Rc<Procs>, dep: usize, invoke: Invoke, kill_after: O
             }
             Invoke::Tokens { .. } => {
                 let rows = engine.inventory(&selected, settings.http_budget).await;
-                lock(w).check_tokens_rows(id, &serde_json::to_value(&rows).unwrap_or_default());
+                // What `tokens` prints as the identity it runs as (contract §10).
+                let me = match selected.first() {
+                    Some(t) => engine.identity(t).await,
+                    None => None,
+                };
+                {
+                    let mut g = lock(w);
+                    g.check_tokens_rows(id, &serde_json::to_value(&rows).unwrap_or_default());
+                    let notes: Vec<(String, String)> =
+                        rows.iter().flat_map(|r| r.notes.iter().map(|n| (r.target.clone(), n.clone()))).collect();
+                    g.check_tokens_notes(id, &notes, me.as_deref());
+                }
                 let mut out = Out::default();
                 out.outputs.push(("tokens rows", serde_json::to_string(&rows).unwrap_or_default()));
                 out.outputs.push(("tokens table", pat_rotator::cli::tokens_table(&rows)));

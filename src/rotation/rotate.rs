@@ -97,7 +97,8 @@ fn absent_is_proof() -> bool {
 /// naming a credential whose grace has not even begun: that is no record. When the latest
 /// version is still `latest`, nothing was written in between; otherwise only versions older
 /// than it (Key Vault's `created` has whole seconds, so one of the same second may be newer)
-/// are evidence.
+/// are evidence. The third set is every credential any listed version names, evidence or not:
+/// what no warning may call unrecorded.
 pub async fn records(
     store: &dyn SecretStore,
     name: &str,
@@ -105,24 +106,28 @@ pub async fn records(
     latest: Option<&StoredSecret>,
     tied: &[StoredSecret],
     listed: &[Credential],
-) -> (BTreeSet<String>, Option<Error>) {
+) -> (BTreeSet<String>, Option<Error>, BTreeSet<String>) {
     let add = |named: &mut BTreeSet<String>, v: &StoredSecret| {
         let (id, prev) = v.names(profile);
         named.extend(id);
         named.extend(prev);
     };
     let mut named = BTreeSet::new();
-    let Some(seen) = latest else { return (named, None) };
+    let Some(seen) = latest else { return (named, None, BTreeSet::new()) };
     add(&mut named, seen);
     for v in tied {
         add(&mut named, v);
     }
     if !listed.iter().any(|c| c.ownership == Ownership::IfRecorded && !named.contains(&c.id)) {
-        return (named, None);
+        let mentioned = named.clone();
+        return (named, None, mentioned);
     }
     let versions = match store.versions(name).await {
         Ok(v) => v,
-        Err(e) => return (named, Some(e)),
+        Err(e) => {
+            let mentioned = named.clone();
+            return (named, Some(e), mentioned);
+        }
     };
     let unchanged = match store.read_latest(name).await {
         Ok(again) => again.latest.as_ref().map(|s| &s.id) == Some(&seen.id),
@@ -134,10 +139,14 @@ pub async fn records(
             || tied.iter().any(|t| t.id == v.id)
             || matches!((v.created, seen.created), (Some(c), Some(l)) if c < l)
     };
-    for v in versions.iter().filter(|v| evidence(v)) {
-        add(&mut named, v);
+    let mut mentioned = named.clone();
+    for v in &versions {
+        add(&mut mentioned, v);
+        if evidence(v) {
+            add(&mut named, v);
+        }
     }
-    (named, None)
+    (named, None, mentioned)
 }
 
 /// One target's rotation.
@@ -679,7 +688,7 @@ impl Run<'_> {
             listed = Instant::now();
         }
 
-        let (named, unsettled) =
+        let (named, unsettled, mentioned) =
             records(store, name, self.profile, read.latest.as_ref(), &read.tied, &listing.credentials).await;
         let settled = unsettled.is_none();
         if let Some(e) = unsettled {
@@ -693,7 +702,9 @@ impl Run<'_> {
         }
         let creds = rules::resolve(&listing.credentials, &named);
         if self.profile.reports_unrecorded && settled && read.latest.is_some() {
-            self.report_unrecorded(&listing.credentials, &named).await;
+            // (one a version names that this run cannot order against the latest is recorded,
+            // though not yet evidence of whose it is: it is not reported)
+            self.report_unrecorded(&listing.credentials, &mentioned).await;
         }
 
         // The listing was answered at most this long after the read was: ages at the read are

@@ -218,6 +218,7 @@ impl World {
                             _ => "no secret",
                         };
                         self.note(&who, |_| format!("{short} GET {name} → 404 ({why})"));
+                        self.per_mut(inv, &targets, |p| p.saw_absent = true);
                         self.not_found(&name).deliver(Delivered::Read { targets: targets.clone(), read: None })
                     }
                 };

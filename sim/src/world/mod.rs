@@ -390,6 +390,8 @@ pub struct PerTarget {
     pub guarded: Option<Version>,
     /// A read of the target's secret answered that its latest version is disabled.
     pub saw_disabled: bool,
+    /// A read of the target's secret answered 404.
+    pub saw_absent: bool,
     /// Every answer its reads of the target's secret got, in order (`None`: absent or a
     /// disabled version): the observe read, and the protection reads of other targets.
     pub reads: Vec<Option<SeenRead>>,
@@ -867,6 +869,11 @@ impl World {
         for (inv, line) in crate::capture::drain() {
             self.check_output(inv, "log line", &line.text);
             self.check_log_words(inv, &line.text);
+            if line.warn
+                && let Some(target) = &line.target
+            {
+                self.check_warning_claims(inv, target, &line.text);
+            }
             if let Some(target) = &line.target
                 && let Some(ids) = crate::capture::cap_ids(&line.text)
                 && let Some(p) = self.invs.get_mut(&inv).and_then(|i| i.per.get_mut(target))
