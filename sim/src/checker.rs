@@ -339,6 +339,31 @@ impl World {
             }
             _ => {}
         }
+        // A full workspace (contract §11) says whose tokens fill it: as many "not pat-rotator's"
+        // as the identity held at most during the invocation.
+        if let Some(m) = error["message"].as_str()
+            && let Some(rest) = m.split_once("not pat-rotator's: ").map(|(_, r)| r)
+            && let Some(said) = rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse::<usize>().ok())
+            && let Some(x) = self.invs.get(&inv)
+            && let Some(t) = x.targets.iter().find(|t| t.name == name)
+        {
+            let holder = t.holder();
+            let theirs = self
+                .creds
+                .iter()
+                .filter(|c| c.holder == holder && c.death.as_ref().is_none_or(|d| d.at >= x.start))
+                .filter(|c| {
+                    c.comment
+                        .as_deref()
+                        .and_then(|m| m.strip_prefix("pat-rotator/"))
+                        .and_then(|r| r.split('/').next())
+                        .is_none_or(str::is_empty)
+                })
+                .count();
+            if said > theirs {
+                wrong.push(format!("it counts {said} tokens not pat-rotator's, and the identity held at most {theirs}"));
+            }
+        }
         // `disabled_secret`: a read answered that the latest version is disabled.
         if r["reason"].as_str() == Some("disabled_secret")
             && !self.invs.get(&inv).and_then(|x| x.per.get(name)).is_some_and(|p| p.saw_disabled)
@@ -526,12 +551,15 @@ impl World {
         }
         for e in errors {
             let Some(id) = e.strip_suffix(" was found in no selected target's workspace") else { continue };
+            // Held from before the invocation began until at least its end, or revoked by it.
             let held = self.cred_index(id).map(|i| &self.creds[i]).is_some_and(|c| {
-                self.live(c)
-                    && x.targets.iter().any(|t| t.holder() == c.holder)
-                    && c.created + Duration::seconds(1) < self.issuer_at(&c.holder, x.start)
+                let since = self.issuer_at(&c.holder, x.start);
+                x.targets.iter().any(|t| t.holder() == c.holder)
+                    && c.created + Duration::seconds(1) < since
+                    && c.expires.is_none_or(|e| e > self.issuer_at(&c.holder, self.now()))
+                    && c.death.as_ref().is_none_or(|d| d.by == Some(inv))
             });
-            if held {
+            if held || revoked.iter().any(|r| r == id) {
                 wrong.push(format!("reports {id} found nowhere, and a selected target's issuer held it throughout"));
             }
         }

@@ -354,6 +354,12 @@ mod tests {
         let s = tokens_per_target(&many);
         assert!(s.starts_with("25 — t00: 1, t01: 1"), "{s}");
         assert!(s.ends_with("and 5 more targets with 5, not pat-rotator's: 0"), "{s}");
+        // Exactly as many targets as are shown: no "more targets" part.
+        let twenty: Vec<wire::Token> = (0..20).map(|i| token(Some(&format!("pat-rotator/t{i:02}/k/a")))).collect();
+        let s = tokens_per_target(&twenty);
+        assert!(s.ends_with("t19: 1, not pat-rotator's: 0"), "{s}");
+        // A comment naming no target is not pat-rotator's.
+        assert_eq!(tokens_per_target(&[token(Some("pat-rotator//k/a"))]), "1 — not pat-rotator's: 1");
     }
 
     #[test]
