@@ -364,6 +364,21 @@ impl World {
                 wrong.push(format!("it counts {said} tokens not pat-rotator's, and the identity held at most {theirs}"));
             }
         }
+        // A create the workspace refused for a lifetime above its cap ends the target
+        // `databricks_lifetime_too_long` when the refusal says so or the cap could be read;
+        // and only such a refusal says the lifetime is above the limit.
+        if let Some(x) = self.invs.get(&inv) {
+            let refused = x.lifetime_refused.get(name).copied();
+            let code = error["code"].as_str();
+            // (the cap is readable unless the world failed the read)
+            let knowable = refused.is_some_and(|worded| worded || !x.lifetime_cap_failed);
+            if knowable && action == "failed" && code != Some("databricks_lifetime_too_long") {
+                wrong.push(format!("its create was refused for a lifetime above the workspace's cap, and it ends {code:?}"));
+            }
+            if refused.is_none() && error["message"].as_str().is_some_and(|m| m.contains("above the workspace's limit")) {
+                wrong.push("it says the lifetime is above the workspace's limit, and no create was refused so".into());
+            }
+        }
         // `disabled_secret`: a read answered that the latest version is disabled.
         if r["reason"].as_str() == Some("disabled_secret")
             && !self.invs.get(&inv).and_then(|x| x.per.get(name)).is_some_and(|p| p.saw_disabled)
@@ -907,6 +922,7 @@ impl World {
                 "keyvault_forbidden" => &["kv_4xx"],
                 "keyvault_secret_deleted" => &["kv_deleted"],
                 "databricks_quota_exceeded" => &["db_quota"],
+                "databricks_lifetime_too_long" => &["db_lifetime"],
                 // Databricks answers 403 for a token it no longer accepts, as the issuers read it.
                 "databricks_unauthorized" => &["db_401", "db_403"],
                 "databricks_forbidden" => &["db_403"],

@@ -166,6 +166,11 @@ impl World {
         }
         let rate = if is_verify { f.ws_verify_error } else { f.ws_error };
         if !is_create && !is_delete && self.fault(Service::Workspace, Some(BurstKind::Errors), rate) {
+            if path == "/api/2.0/workspace-conf"
+                && let Some(x) = self.invs.get_mut(&inv)
+            {
+                x.lifetime_cap_failed = true;
+            }
             if !is_verify {
                 self.per_mut(inv, &targets, |p| p.reads_ok = false);
                 self.read_failed(inv);
@@ -230,6 +235,29 @@ impl World {
                 let Some(lifetime) = body["lifetime_seconds"].as_i64().filter(|l| *l > 0) else {
                     return db_error(400, "INVALID_PARAMETER_VALUE", "requirement failed: Invalid timeout");
                 };
+                // A lifetime above the workspace's `maxTokenLifetimeDays`: refused (the reference
+                // leaves open whether the real service refuses or caps; the emulators refuse).
+                // Half the answers say so in words pat-rotator recognises, half do not.
+                let cap = self.max_lifetime_days(ws);
+                let targets_here = self.targets_of_comment(inv, comment.as_deref());
+                if cap > 0 && lifetime > i64::from(cap) * 86_400 {
+                    let worded = self.stats.requests % 2 == 0;
+                    if let Some(x) = self.invs.get_mut(&inv) {
+                        x.lifetime_refused.extend(targets_here.into_iter().map(|t| (t, worded)));
+                    }
+                    self.note(&who, |_| format!("{short} token/create → 400 lifetime above {cap} days"));
+                    let m = if worded {
+                        format!("Requested token lifetime of {lifetime} seconds exceeds the maximum lifetime of {cap} days set by the workspace admin (maxTokenLifetimeDays).")
+                    } else {
+                        "requirement failed: the requested expiry is beyond what this workspace allows".to_string()
+                    };
+                    return db_error(400, "INVALID_PARAMETER_VALUE", &m);
+                }
+                if let Some(x) = self.invs.get_mut(&inv) {
+                    for t in &targets_here {
+                        x.lifetime_refused.remove(t);
+                    }
+                }
                 let live = self.creds.iter().filter(|c| c.holder == holder && self.live(c)).count();
                 let quota = self.quotas.get(ws).copied().unwrap_or(600);
                 if live >= quota {
@@ -275,7 +303,9 @@ impl World {
                 }
                 Answer::json(200, json!({"id": "4200000000000001", "userName": SERVICE_APPID, "active": true}))
             }
-            ("GET", "/api/2.0/workspace-conf") => Answer::json(200, json!({"maxTokenLifetimeDays": "0"})),
+            ("GET", "/api/2.0/workspace-conf") => {
+                Answer::json(200, json!({"maxTokenLifetimeDays": self.max_lifetime_days(ws).to_string()}))
+            }
             ("GET", "/api/2.0/preview/scim/v2/ServicePrincipals") => {
                 let filter = call.param("filter").unwrap_or_default().to_string();
                 let app = filter.split('"').nth(1).unwrap_or_default().to_ascii_lowercase();

@@ -445,6 +445,11 @@ pub struct Inv {
     /// Issuers that refused one of its creates as full (it then makes room for the credential
     /// it is about to create).
     pub full: BTreeSet<Holder>,
+    /// Per target: its last create was refused for a lifetime above the workspace's cap
+    /// (true: in words that name the lifetime).
+    pub lifetime_refused: BTreeMap<String, bool>,
+    /// Its read of a workspace's `maxTokenLifetimeDays` got a fault (a 5xx or 429).
+    pub lifetime_cap_failed: bool,
     /// The object id its process runs as.
     pub identity: String,
     /// Per token id: what its last usage lookup told it (contract §10 "Usage").
@@ -526,6 +531,10 @@ pub struct World {
     pub ws_skews: BTreeMap<String, Duration>,
     /// Per (workspace, identity): the token quota.
     pub quotas: BTreeMap<String, usize>,
+    /// A workspace admin's `maxTokenLifetimeDays` for a while: (workspace, or "" for both; days;
+    /// from, until: true times), in one schedule of eight (chosen by seed, with no random draw,
+    /// so that the other schedules stay as they were); never in the quiet phase.
+    pub lifetime_cap: Option<(String, u32, Duration, Duration)>,
     /// Every credential ever held, in creation order.
     pub creds: Vec<Cred>,
     pub issued: BTreeMap<String, Issued>,
@@ -583,6 +592,7 @@ impl World {
             vaults: BTreeMap::new(),
             ws_skews: BTreeMap::new(),
             quotas: BTreeMap::new(),
+            lifetime_cap: None,
             creds: Vec::new(),
             issued: BTreeMap::new(),
             deployments: Vec::new(),
@@ -613,6 +623,10 @@ impl World {
         for (i, host) in WORKSPACES.iter().enumerate() {
             w.ws_skews.insert(host.to_string(), w.sc.ws_skews[i]);
             w.quotas.insert(host.to_string(), w.sc.quotas[i]);
+        }
+        if w.sc.seed % 8 == 2 {
+            let hours = 6 + (w.sc.seed / 8 % 3) as i64 * 6;
+            w.lifetime_cap = Some((String::new(), 30, Duration::ZERO, Duration::hours(hours)));
         }
         for (dep, d) in w.sc.deployments.clone().iter().enumerate() {
             let targets = d.targets.iter().map(|t| TargetView::from_spec(dep, t)).collect();
@@ -852,6 +866,10 @@ impl World {
                     503 => tags.extend(["throttle", "5xx"]),
                     500..=599 => tags.push("5xx"),
                     400 if code == "QUOTA_EXCEEDED" => tags.push("db_quota"),
+                    // (the world's own refusal of a lifetime above the workspace's cap)
+                    400 if call.path.ends_with("/token/create") && code == "INVALID_PARAMETER_VALUE" => {
+                        tags.push("db_lifetime")
+                    }
                     401 => tags.push("db_401"),
                     403 => tags.push("db_403"),
                     404 => tags.push("db_404"),
@@ -999,6 +1017,8 @@ impl World {
             listing_dated: BTreeMap::new(),
             last_call: BTreeMap::new(),
             full: BTreeSet::new(),
+            lifetime_refused: BTreeMap::new(),
+            lifetime_cap_failed: false,
             identity: identity.clone(),
             usage: BTreeMap::new(),
             usage_forbidden: BTreeSet::new(),
@@ -1031,6 +1051,16 @@ impl World {
             .filter(|t| t.vault == host && t.secret.eq_ignore_ascii_case(name))
             .map(|t| t.name.clone())
             .collect()
+    }
+
+    /// The targets of invocation `inv` a PAT with `comment` is created for
+    /// (`pat-rotator/<target>/…`).
+    pub fn targets_of_comment(&self, inv: u32, comment: Option<&str>) -> Vec<String> {
+        let Some(i) = self.invs.get(&inv) else { return Vec::new() };
+        let Some(named) = comment.and_then(|m| m.strip_prefix("pat-rotator/")).and_then(|r| r.split('/').next()) else {
+            return Vec::new();
+        };
+        i.targets.iter().filter(|t| t.name == named).map(|t| t.name.clone()).collect()
     }
 
     /// The targets of invocation `inv` whose credentials `holder` holds.
@@ -1084,6 +1114,18 @@ impl World {
     }
 
     // ---- credentials -------------------------------------------------------------------
+
+    /// The workspace's `maxTokenLifetimeDays` now (0: no limit).
+    pub fn max_lifetime_days(&self, ws: &str) -> u32 {
+        match &self.lifetime_cap {
+            Some((w, days, from, until))
+                if (w.is_empty() || w == ws) && !self.quiet && (*from..*until).contains(&self.now()) =>
+            {
+                *days
+            }
+            _ => 0,
+        }
+    }
 
     pub fn live(&self, c: &Cred) -> bool {
         c.death.is_none() && c.expires.is_none_or(|e| e > self.issuer_at(&c.holder, self.now()))
