@@ -56,6 +56,7 @@
 //!     (an `unchanged` one may have too: a write whose answer was lost, made moot by another
 //!     run's newer version, is reported as the run saw it), and every id in
 //!     `revoked_token_ids` is gone.
+//! 14. A run writes one credential at most `PAT_RETRY_ATTEMPTS` times.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -664,6 +665,24 @@ impl World {
         let short = host.split('.').next().unwrap_or_default().to_string();
         if !self.may_change(inv, &format!("wrote {short}/{name}")) {
             return;
+        }
+        // Invariant 14: a run writes one credential at most PAT_RETRY_ATTEMPTS times.
+        if let Some(x) = self.invs.get_mut(&inv) {
+            let n = x.writes_of.entry(value.to_string()).or_default();
+            *n += 1;
+            let (n, dep) = (*n, x.dep);
+            let attempts = self.sc.deployments[dep].settings.retry_attempts.max(1);
+            if n > attempts {
+                let label = self.inv_label(inv);
+                self.violate(
+                    14,
+                    Some(format!("writes {inv} {name}")),
+                    format!(
+                        "{} ({label}) wrote one credential to {short}/{name} {n} times, more than PAT_RETRY_ATTEMPTS ({attempts})",
+                        Self::who(inv)
+                    ),
+                );
+            }
         }
         if let Some(x) = self.invs.get(&inv).cloned() {
             let mine: Vec<&TargetView> =

@@ -461,6 +461,8 @@ pub struct Inv {
     /// Per target: how each of its writes ended for it, as far as the answer reached it
     /// (`Some(true)`: refused by a 4xx it received; `Some(false)`: stored or unknown).
     pub writes: BTreeMap<String, Vec<bool>>,
+    /// How many write requests it sent of each value (invariant 14).
+    pub writes_of: BTreeMap<String, u32>,
     /// Credentials whose revocation it asked for and that failed or went unanswered.
     pub delete_failed: BTreeSet<String>,
     /// Per target: the error code of its outcome, when it failed.
@@ -1024,6 +1026,7 @@ impl World {
             usage_forbidden: BTreeSet::new(),
             trouble: BTreeSet::new(),
             writes: BTreeMap::new(),
+            writes_of: BTreeMap::new(),
             delete_failed: BTreeSet::new(),
             codes: BTreeMap::new(),
         };
