@@ -305,7 +305,11 @@ impl World {
             if let Some(code) = r["error"]["code"].as_str().or(r["code"].as_str())
                 && !CODES.contains(&code)
             {
-                self.violate(13, Some(format!("code word {inv}")), format!("{} answered the unknown error code {code:?}: {r}", Self::who(inv)));
+                self.violate(
+                    13,
+                    Some(format!("code word {inv}")),
+                    format!("{} answered the unknown error code {code:?}: {r}", Self::who(inv)),
+                );
             }
             return;
         };
@@ -362,7 +366,8 @@ impl World {
                 })
                 .count();
             if said > theirs {
-                wrong.push(format!("it counts {said} tokens not pat-rotator's, and the identity held at most {theirs}"));
+                wrong
+                    .push(format!("it counts {said} tokens not pat-rotator's, and the identity held at most {theirs}"));
             }
         }
         // A create the workspace refused for a lifetime above its cap ends the target
@@ -374,9 +379,12 @@ impl World {
             // (the cap is readable unless the world failed the read)
             let knowable = refused.is_some_and(|worded| worded || !x.lifetime_cap_failed);
             if knowable && action == "failed" && code != Some("databricks_lifetime_too_long") {
-                wrong.push(format!("its create was refused for a lifetime above the workspace's cap, and it ends {code:?}"));
+                wrong.push(format!(
+                    "its create was refused for a lifetime above the workspace's cap, and it ends {code:?}"
+                ));
             }
-            if refused.is_none() && error["message"].as_str().is_some_and(|m| m.contains("above the workspace's limit")) {
+            if refused.is_none() && error["message"].as_str().is_some_and(|m| m.contains("above the workspace's limit"))
+            {
                 wrong.push("it says the lifetime is above the workspace's limit, and no create was refused so".into());
             }
         }
@@ -400,7 +408,9 @@ impl World {
             let held = self
                 .creds
                 .iter()
-                .filter(|c| self.is_targets(t, c) && (self.live(c) || c.death.as_ref().is_some_and(|d| d.at >= x.start)))
+                .filter(|c| {
+                    self.is_targets(t, c) && (self.live(c) || c.death.as_ref().is_some_and(|d| d.at >= x.start))
+                })
                 .count();
             if age >= cooldown.whole_seconds() && held + 2 < CAP {
                 wrong.push(format!(
@@ -427,7 +437,12 @@ impl World {
             self.violate(
                 13,
                 Some(format!("result {inv} {name}")),
-                format!("{} ({}): the result for {name} is untrue or outside the contract: {}: {r}", Self::who(inv), self.inv_label(inv), wrong.join("; ")),
+                format!(
+                    "{} ({}): the result for {name} is untrue or outside the contract: {}: {r}",
+                    Self::who(inv),
+                    self.inv_label(inv),
+                    wrong.join("; ")
+                ),
             );
         }
     }
@@ -449,7 +464,11 @@ impl World {
                 self.violate(
                     13,
                     Some(format!("log word {inv} {key}")),
-                    format!("{} ({}): a JSON log line's {key} {w:?} is not one of the contract's: {line}", Self::who(inv), self.inv_label(inv)),
+                    format!(
+                        "{} ({}): a JSON log line's {key} {w:?} is not one of the contract's: {line}",
+                        Self::who(inv),
+                        self.inv_label(inv)
+                    ),
                 );
             }
         }
@@ -499,20 +518,16 @@ impl World {
                 if c.holder != holder {
                     wrong.push(format!("{}: lists {id}, which is another issuer's", t.name));
                 }
-                let named_by_any =
-                    secret.is_some_and(|s| s.versions.iter().any(|v| trimmed(v, p.id_tag) == Some(*id)));
+                let named_by_any = secret.is_some_and(|s| s.versions.iter().any(|v| trimmed(v, p.id_tag) == Some(*id)));
                 match r["in_vault"].as_bool() {
-                    Some(true) if !named_by_any => {
-                        wrong.push(format!("{}: says {id} is in the vault, and no version of its secret names it", t.name))
-                    }
-                    Some(false)
-                        if reads_ok && stood.is_some_and(|v| trimmed(v, p.id_tag) == Some(*id)) =>
-                    {
+                    Some(true) if !named_by_any => wrong
+                        .push(format!("{}: says {id} is in the vault, and no version of its secret names it", t.name)),
+                    Some(false) if reads_ok && stood.is_some_and(|v| trimmed(v, p.id_tag) == Some(*id)) => {
                         wrong.push(format!(
-                        "{}: says {id} is not in the vault, and the latest version {} names it",
-                        t.name,
-                        stood.map(|v| v.short()).unwrap_or_default()
-                    ))
+                            "{}: says {id} is not in the vault, and the latest version {} names it",
+                            t.name,
+                            stood.map(|v| v.short()).unwrap_or_default()
+                        ))
                     }
                     _ => {}
                 }
@@ -583,7 +598,12 @@ impl World {
             self.violate(
                 13,
                 Some(format!("revoke report {inv}")),
-                format!("{} ({}): its tokens --revoke report is untrue: {}", Self::who(inv), x.label(), wrong.join("; ")),
+                format!(
+                    "{} ({}): its tokens --revoke report is untrue: {}",
+                    Self::who(inv),
+                    x.label(),
+                    wrong.join("; ")
+                ),
             );
         }
     }
@@ -612,7 +632,10 @@ impl World {
                 let p = u.profile();
                 s.versions
                     .iter()
-                    .find(|v| v.landed < x.start && (trimmed(v, p.id_tag) == Some(id) || trimmed(v, p.previous_tag) == Some(id)))
+                    .find(|v| {
+                        v.landed < x.start
+                            && (trimmed(v, p.id_tag) == Some(id) || trimmed(v, p.previous_tag) == Some(id))
+                    })
                     .map(|v| format!("{}/{} {}", h, n, v.short()))
             });
             if let Some(v) = recorded_by {
@@ -623,7 +646,12 @@ impl World {
             self.violate(
                 13,
                 Some(format!("unrecorded {inv} {target}")),
-                format!("{} ({}): a warning calls credentials unrecorded untruly: {}: {text}", Self::who(inv), x.label(), wrong.join("; ")),
+                format!(
+                    "{} ({}): a warning calls credentials unrecorded untruly: {}: {text}",
+                    Self::who(inv),
+                    x.label(),
+                    wrong.join("; ")
+                ),
             );
         }
     }
@@ -1515,7 +1543,8 @@ impl World {
         if self.quiet_working(t) {
             return;
         }
-        let live = self.creds.iter().find(|c| c.value == latest.value).is_some_and(|c| c.holder == t.holder() && self.live(c));
+        let live =
+            self.creds.iter().find(|c| c.value == latest.value).is_some_and(|c| c.holder == t.holder() && self.live(c));
         let (h, n) = t.secret_key();
         let absent = self.secret(&h, &n).is_none_or(|s| s.state != SecretState::Live);
         let held = self.creds.iter().filter(|c| c.holder == t.holder() && self.live(c)).count();
@@ -1529,7 +1558,11 @@ impl World {
             t.where_(),
             t.name,
             if latest.enabled { "enabled" } else { "disabled" },
-            if trimmed(latest, tags::MANAGED_BY) == Some(tags::MANAGED_BY_VALUE) { ", managed" } else { ", not managed" },
+            if trimmed(latest, tags::MANAGED_BY) == Some(tags::MANAGED_BY_VALUE) {
+                ", managed"
+            } else {
+                ", not managed"
+            },
             if live { ", names a live credential" } else { ", names no live credential" },
         );
         if absent || held >= limit {
@@ -1549,7 +1582,11 @@ impl World {
         latest.enabled
             && latest.content_type.as_deref() == Some(t.profile().content_type)
             && trimmed(latest, tags::MANAGED_BY) == Some(tags::MANAGED_BY_VALUE)
-            && self.creds.iter().find(|c| c.value == latest.value).is_some_and(|c| c.holder == t.holder() && self.live(c))
+            && self
+                .creds
+                .iter()
+                .find(|c| c.value == latest.value)
+                .is_some_and(|c| c.holder == t.holder() && self.live(c))
     }
 
     /// What of target `t` stays live after a pass though no configured secret's latest version
@@ -1940,7 +1977,10 @@ mod tests {
         for _ in live..7 {
             new_cred(&mut w, inv, Duration::minutes(1));
         }
-        w.end(inv, Some((vec![(t.name.clone(), true, "rotated".into(), None, serde_json::Value::Null)], Vec::new(), None)));
+        w.end(
+            inv,
+            Some((vec![(t.name.clone(), true, "rotated".into(), None, serde_json::Value::Null)], Vec::new(), None)),
+        );
         assert_eq!(invariants(&w), [3], "{:?}", w.checker.violations);
     }
 
@@ -1977,15 +2017,17 @@ mod tests {
             // claims a rotation, and the invocation stored nothing
             (serde_json::json!({"action": "rotated", "reason": "forced", "error": null}), vec![13]),
             // claims the latest version's credential is revoked: it is live
-            (serde_json::json!({"action": "unchanged", "reason": "fresh", "error": null, "revoked_token_ids": ["LIVE"]}), vec![13]),
+            (
+                serde_json::json!({"action": "unchanged", "reason": "fresh", "error": null, "revoked_token_ids": ["LIVE"]}),
+                vec![13],
+            ),
         ];
         for (result, broken) in cases {
             let mut w = pat_world();
             let inv = begin(&mut w, CLI);
             let t = target(&w);
             let live = w.creds[latest_cred(&w)].id.clone();
-            let result: serde_json::Value =
-                serde_json::from_str(&result.to_string().replace("LIVE", &live)).unwrap();
+            let result: serde_json::Value = serde_json::from_str(&result.to_string().replace("LIVE", &live)).unwrap();
             w.end(inv, Some((vec![(t.name.clone(), true, "x".into(), None, result.clone())], Vec::new(), None)));
             assert_eq!(invariants(&w), broken, "{result}: {:?}", w.checker.violations);
         }

@@ -227,7 +227,13 @@ impl World {
                 } else {
                     Answer::json(200, json!({"token_infos": infos}))
                 };
-                a.deliver(Delivered::Listing { holder: holder.clone(), ids, from: 0, req: self.stats.requests, dated: true })
+                a.deliver(Delivered::Listing {
+                    holder: holder.clone(),
+                    ids,
+                    from: 0,
+                    req: self.stats.requests,
+                    dated: true,
+                })
             }
             ("POST", "/api/2.0/token/create") => {
                 let body = call.json().unwrap_or(Value::Null);
@@ -247,7 +253,9 @@ impl World {
                     }
                     self.note(&who, |_| format!("{short} token/create → 400 lifetime above {cap} days"));
                     let m = if worded {
-                        format!("Requested token lifetime of {lifetime} seconds exceeds the maximum lifetime of {cap} days set by the workspace admin (maxTokenLifetimeDays).")
+                        format!(
+                            "Requested token lifetime of {lifetime} seconds exceeds the maximum lifetime of {cap} days set by the workspace admin (maxTokenLifetimeDays)."
+                        )
                     } else {
                         "requirement failed: the requested expiry is beyond what this workspace allows".to_string()
                     };

@@ -158,7 +158,9 @@ impl World {
                     "Forbidden",
                     &format!(
                         "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments or role definitions were changed recently, please observe propagation time.\r\nCaller: appid={};oid={};iss=https://sts.windows.net/{}/\r\nAction: 'Microsoft.KeyVault/vaults/secrets/{action}/action'\r\nResource: '/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg/providers/microsoft.keyvault/vaults/{short}/secrets/{name}'\r\nAssignment: (not found)\r\nDecisionReason: 'DeniedWithNoValidRBAC' \r\nVault: {short};location=westeurope\r\n ({a})",
-                        super::SERVICE_OID, super::SERVICE_OID, super::TENANT
+                        super::SERVICE_OID,
+                        super::SERVICE_OID,
+                        super::TENANT
                     ),
                     Some("ForbiddenByRbac"),
                 )

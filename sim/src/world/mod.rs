@@ -33,8 +33,8 @@ use crate::rng::Rng;
 use crate::scenario::{BurstKind, Invoke, Kind, PRINCIPALS, Scenario, Service, TargetSpec, VAULTS, WORKSPACES};
 use crate::wire::{Answer, Call};
 
-pub use keyvault::{named_id as keyvault_named_id, version_hex};
 pub use databricks::SP_LIMIT;
+pub use keyvault::{named_id as keyvault_named_id, version_hex};
 
 pub type Shared = Arc<Mutex<World>>;
 
