@@ -376,8 +376,10 @@ impl World {
         if let Some(x) = self.invs.get(&inv) {
             let refused = x.lifetime_refused.get(name).copied();
             let code = error["code"].as_str();
-            // (the cap is readable unless the world failed the read)
-            let knowable = refused.is_some_and(|worded| worded || !x.lifetime_cap_failed);
+            // Judged only when the refusal names the lifetime and the run ended on it (an
+            // unworded one depends on a read of the cap that may hang or time out).
+            let knowable = refused == Some(true)
+                && error["message"].as_str().is_some_and(|m| m.contains("creating a token") && m.contains("lifetime"));
             if knowable && action == "failed" && code != Some("databricks_lifetime_too_long") {
                 wrong.push(format!(
                     "its create was refused for a lifetime above the workspace's cap, and it ends {code:?}"
