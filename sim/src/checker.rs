@@ -435,18 +435,17 @@ impl World {
                 wrong.push(format!("it lists {id} as revoked, and {id} is not gone"));
             }
         }
-        if !wrong.is_empty() {
-            self.violate(
-                13,
-                Some(format!("result {inv} {name}")),
-                format!(
-                    "{} ({}): the result for {name} is untrue or outside the contract: {}: {r}",
-                    Self::who(inv),
-                    self.inv_label(inv),
-                    wrong.join("; ")
-                ),
-            );
+        let what = format!("the result for {name} is untrue or outside the contract");
+        self.untrue(inv, format!("result {inv} {name}"), &what, &wrong, &format!(": {r}"));
+    }
+
+    /// Invariant 13, once per `key`: invocation `inv`'s `what` says what is not so.
+    fn untrue(&mut self, inv: u32, key: String, what: &str, wrong: &[String], shown: &str) {
+        if wrong.is_empty() {
+            return;
         }
+        let text = format!("{} ({}): {what}: {}{shown}", Self::who(inv), self.inv_label(inv), wrong.join("; "));
+        self.violate(13, Some(key), text);
     }
 
     /// Invariant 13 for a JSON log line (contract §2's `PAT_LOG_FORMAT=json`): its `action`,
@@ -535,13 +534,7 @@ impl World {
                 }
             }
         }
-        if !wrong.is_empty() {
-            self.violate(
-                13,
-                Some(format!("tokens {inv}")),
-                format!("{} ({}): its tokens rows are untrue: {}", Self::who(inv), x.label(), wrong.join("; ")),
-            );
-        }
+        self.untrue(inv, format!("tokens {inv}"), "its tokens rows are untrue", &wrong, "");
     }
 
     /// Invariant 13 for what `tokens` tells the operator beside its rows: a secret "reads as
@@ -560,13 +553,7 @@ impl World {
         {
             wrong.push(format!("says it runs as {me:?}, and it runs as {}", x.identity));
         }
-        if !wrong.is_empty() {
-            self.violate(
-                13,
-                Some(format!("tokens notes {inv}")),
-                format!("{} ({}): tokens says what is not so: {}", Self::who(inv), x.label(), wrong.join("; ")),
-            );
-        }
+        self.untrue(inv, format!("tokens notes {inv}"), "tokens says what is not so", &wrong, "");
     }
 
     /// Invariant 13 for `tokens --revoke` (contract §10): every id it reports revoked is gone;
@@ -596,18 +583,7 @@ impl World {
                 wrong.push(format!("reports {id} found nowhere, and a selected target's issuer held it throughout"));
             }
         }
-        if !wrong.is_empty() {
-            self.violate(
-                13,
-                Some(format!("revoke report {inv}")),
-                format!(
-                    "{} ({}): its tokens --revoke report is untrue: {}",
-                    Self::who(inv),
-                    x.label(),
-                    wrong.join("; ")
-                ),
-            );
-        }
+        self.untrue(inv, format!("revoke report {inv}"), "its tokens --revoke report is untrue", &wrong, "");
     }
 
     /// Invariant 13 for a warning of target `target` (contract §9, §10): the credentials it
@@ -644,18 +620,8 @@ impl World {
                 wrong.push(format!("{id} is recorded by {v}"));
             }
         }
-        if !wrong.is_empty() {
-            self.violate(
-                13,
-                Some(format!("unrecorded {inv} {target}")),
-                format!(
-                    "{} ({}): a warning calls credentials unrecorded untruly: {}: {text}",
-                    Self::who(inv),
-                    x.label(),
-                    wrong.join("; ")
-                ),
-            );
-        }
+        let what = "a warning calls credentials unrecorded untruly";
+        self.untrue(inv, format!("unrecorded {inv} {target}"), what, &wrong, &format!(": {text}"));
     }
 
     fn inv_label(&self, inv: u32) -> String {
