@@ -832,6 +832,29 @@ async fn a_version_written_after_the_read_is_no_record() {
 }
 
 #[tokio::test]
+async fn a_credential_a_version_written_after_the_read_names_is_no_orphan() {
+    // Found by the simulator (seed 15736): a forced CLI run read the latest version, then
+    // another run wrote a version naming a token created more than an hour earlier (verified,
+    // then written just inside the 30 minutes); the versions list held that version, newer
+    // than the one read, so it was rightly no record, but its token was then judged an
+    // unrecorded orphan (over an hour old) and revoked while consumers read it. A version names
+    // it: it stays, whether the run keeps the secret or writes over it.
+    for (force, grace) in [(false, 24), (true, 24), (true, 0)] {
+        let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(grace));
+        seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), None);
+        ws.seed("legacy", "pat-rotator/t/old-style", Duration::days(40), Duration::days(50));
+        ws.seed("theirs", &ours("theirs"), Duration::minutes(71), Duration::days(90));
+        *kv.written_before_versions.lock().unwrap() = Some("theirs".into());
+        let o = run(&t, &ws, &kv, force, false).await;
+        assert!(!o.revoked_token_ids.contains(&"theirs".to_string()), "force {force}, grace {grace}: {o:?}");
+        assert!(
+            ws.ids().contains(&"theirs".to_string()),
+            "force {force}, grace {grace}: a token a version names was revoked"
+        );
+    }
+}
+
+#[tokio::test]
 async fn lost_create_response_is_cleaned_up_and_retried() {
     let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
     ws.create_faults.lock().unwrap().push_back(CreateFault::LostResponse);

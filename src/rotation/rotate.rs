@@ -191,6 +191,10 @@ struct Observed {
     vault_at: Option<OffsetDateTime>,
     /// Credentials some version this run read names.
     named: BTreeSet<String>,
+    /// Credentials that only versions written after the read name ([`records`]): no evidence
+    /// of whose they are, but a version records them and consumers may read it, so this run
+    /// revokes none of them, as superseded, orphan or over the cap; the next run orders them.
+    unordered: BTreeSet<String>,
 }
 
 impl Observed {
@@ -221,6 +225,7 @@ impl Observed {
         for t in &self.tied {
             p.extend(t.protects(profile));
         }
+        p.extend(self.unordered.iter().cloned());
         p
     }
 
@@ -701,6 +706,7 @@ impl Run<'_> {
             );
         }
         let creds = rules::resolve(&listing.credentials, &named);
+        let unordered = mentioned.difference(&named).cloned().collect();
         if self.profile.reports_unrecorded && settled && read.latest.is_some() {
             // (one a version names that this run cannot order against the latest is recorded,
             // though not yet evidence of whose it is: it is not reported)
@@ -719,7 +725,7 @@ impl Run<'_> {
             creds_at = creds_at.or(Some(local - slack));
             vault_at = vault_at.or(Some(local));
         }
-        Ok(Observed { creds, creds_at, latest: read.latest, view, tied: read.tied, vault_at, named })
+        Ok(Observed { creds, creds_at, latest: read.latest, view, tied: read.tied, vault_at, named, unordered })
     }
 
     /// Credentials that only a record could make the target's and that no version of this
@@ -913,7 +919,8 @@ impl Run<'_> {
                     }
                     // The cap still holds: this run's listing proves what is over it.
                     if profile.revokes_over_cap && obs.latest.is_some() {
-                        let own: BTreeSet<String> = latest.protects(profile).into_iter().collect();
+                        let own: BTreeSet<String> =
+                            latest.protects(profile).into_iter().chain(obs.unordered.iter().cloned()).collect();
                         let going = revoked.clone();
                         let capped = self
                             .revoke_planned(&own, obs.recount(profile.cap), None, |p, _| Plan {
@@ -958,6 +965,7 @@ impl Run<'_> {
             // superseded credential is the one the read version names, so it is recorded.)
             let named = obs.named_ids();
             let own_then = obs.own_protected(profile);
+            let own_now: BTreeSet<String> = own_now.union(&obs.unordered).cloned().collect();
             let going_before = revoked.clone();
             let check = UseCheck {
                 obs: &obs,
