@@ -245,6 +245,43 @@ fn a_502_whose_write_lands_later_keeps_the_token() {
     assert_eq!(r[0]["token_id"].as_str(), Some(now_named.as_str()));
 }
 
+/// Found by the simulator's invariant 13 (seeds 12 and 20): a forced run's first read met a
+/// spurious 404 (Key Vault answers 404 briefly for a secret that exists, during recovery); its
+/// write then failed, and reading back found the version that had been there all along. The run
+/// called it a concurrent rotation's and ended `unchanged`/`fresh` with exit 0: a refused write
+/// went unreported, and a write of unknown outcome was given up instead of retried.
+#[test]
+fn a_version_there_before_a_spurious_404_is_no_concurrent_rotation() {
+    let not_found = || {
+        Fault::status(404).json(json!({"error": {"code": "SecretNotFound", "message": "A secret with (name/id) t-pat was not found in this key vault."}}))
+    };
+    // A refused write: the run fails and says so; the token its secret names stays.
+    let w = World::one_target(&[]);
+    let old = w.seed_managed(0, 0, "t", 70 * DAY, 90 * DAY, None);
+    let kv = w.emu.vault(0);
+    kv.faults().inject("get", not_found(), 1);
+    kv.faults().inject(
+        "set",
+        Fault::status(403).json(json!({"error": {"code": "Forbidden", "message": "Operation set is not allowed."}})),
+        1,
+    );
+    let (code, r) = w.rotate(&["--force"], &[]);
+    assert_eq!((code, r[0]["action"].as_str()), (1, Some("failed")), "{r:?}");
+    assert_eq!(w.assert_secret_works(0, 0, "t-pat"), old);
+    // A write whose outcome is unknown (a gateway's 504, never applied): retried, and written.
+    let w = World::one_target(&[]);
+    let old = w.seed_managed(0, 0, "t", 70 * DAY, 90 * DAY, None);
+    let kv = w.emu.vault(0);
+    kv.faults().inject("get", not_found(), 1);
+    kv.faults().inject("set", Fault::status(504), 1);
+    let (code, r) = w.rotate(&["--force"], &[]);
+    assert_eq!(code, 0, "{r:?}");
+    assert_ne!(r[0]["action"].as_str(), Some("unchanged"), "{r:?}");
+    let named = w.assert_secret_works(0, 0, "t-pat");
+    assert_ne!(named, old, "{r:?}");
+    assert_eq!(r[0]["token_id"].as_str(), Some(named.as_str()), "{r:?}");
+}
+
 /// Finding 4 (tokens side): the secret was soft-deleted (Key Vault answers 404).
 /// `tokens --revoke` revoked the live OAuth secret its consumers read — after a recovery they
 /// held a dead credential. The same for a PAT.

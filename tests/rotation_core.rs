@@ -306,6 +306,8 @@ struct MemStore {
     reads_before_failing: Mutex<Option<u32>>,
     /// Reads answer 404 (soft-deleted, or being recovered) although versions exist.
     reads_absent: Mutex<bool>,
+    /// The first this many reads answer 404 although versions exist (a spurious 404).
+    first_reads_absent: Mutex<u32>,
     /// Reads answer 404 once a write was attempted.
     absent_after_write: Mutex<bool>,
     /// Written by another process when our next write fails: (credential id).
@@ -413,7 +415,14 @@ impl SecretStore for MemStore {
         if *self.read_fails.lock().unwrap() {
             return Err(Error::new(Code::UpstreamUnavailable, "read down"));
         }
-        let absent = *self.reads_absent.lock().unwrap()
+        let spurious = {
+            let mut n = self.first_reads_absent.lock().unwrap();
+            let s = *n > 0;
+            *n = n.saturating_sub(1);
+            s
+        };
+        let absent = spurious
+            || *self.reads_absent.lock().unwrap()
             || (*self.absent_after_write.lock().unwrap() && *self.writes.lock().unwrap() > 0);
         let latest = if absent { None } else { self.latest().map(|v| v.stored()) };
         let tied = if absent { Vec::new() } else { self.tied.lock().unwrap().iter().map(Version::stored).collect() };
@@ -852,6 +861,36 @@ async fn a_credential_a_version_written_after_the_read_names_is_no_orphan() {
             "force {force}, grace {grace}: a token a version names was revoked"
         );
     }
+}
+
+#[tokio::test]
+async fn a_version_there_before_an_absent_read_is_no_concurrent_rotation() {
+    // Found by invariant 13 (simulator seeds 12 and 20): the first read of a forced run got a
+    // spurious 404 for a secret that exists; its write then failed, and reading back found the
+    // version that was there all along. The run called it "a concurrent rotation wrote a newer
+    // version" and ended unchanged/fresh: a refused write went unreported, and an unknown one
+    // was given up instead of retried. A version Key Vault created before that read is no
+    // concurrent rotation.
+    for (fault, want) in [(WriteFault::Refused, Action::Failed), (WriteFault::TimeoutNeverLands, Action::Created)] {
+        let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+        seed_current(&ws, &kv, "cur", Duration::days(3), Duration::days(80), None);
+        *kv.first_reads_absent.lock().unwrap() = 1;
+        kv.write_faults.lock().unwrap().push_back(fault);
+        let o = run(&t, &ws, &kv, true, false).await;
+        assert_eq!(o.action, want, "{o:?}");
+        assert!(ws.ids().contains(&"cur".to_string()), "{o:?}");
+        if want == Action::Created {
+            let latest = kv.latest().unwrap();
+            assert_eq!(latest.tags.get(db_tags::TOKEN_ID), o.token_id.as_ref(), "{o:?}");
+        }
+    }
+    // A version created at the second of that read (or after) may be another run's: kept.
+    let (ws, kv, t) = (MemIssuer::pat(), MemStore::default(), spec(24));
+    seed_current(&ws, &kv, "cur", Duration::ZERO, Duration::days(80), None);
+    *kv.first_reads_absent.lock().unwrap() = 1;
+    kv.write_faults.lock().unwrap().push_back(WriteFault::Refused);
+    let o = run(&t, &ws, &kv, true, false).await;
+    assert_eq!((o.action, o.reason), (Action::Unchanged, Some(Reason::Fresh)), "{o:?}");
 }
 
 #[tokio::test]

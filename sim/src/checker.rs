@@ -423,6 +423,38 @@ impl World {
                 ));
             }
         }
+        // A forced run (CLI `--force`, a forced ProvisionPat it did not decline) ends
+        // `unchanged`/`fresh` only when another run stored a version of the target's secret while
+        // it ran (contract §7.3: the newer version is kept).
+        if action == "unchanged"
+            && r["reason"].as_str() == Some("fresh")
+            && let Some(x) = self.invs.get(&inv)
+            && matches!(
+                x.kind,
+                InvKind::Cli { force: true, dry_run: false, .. } | InvKind::Provision { force: true, dry_run: false }
+            )
+            && let Some(t) = x.targets.iter().find(|t| t.name == name)
+        {
+            let (h, n) = t.secret_key();
+            let other =
+                self.secret(&h, &n).is_some_and(|s| s.versions.iter().any(|v| v.by != inv && v.landed >= x.start));
+            // After a read that said "absent", a version the run finds later was written
+            // meanwhile as far as it can tell unless Key Vault dated that read more than a second
+            // after the version's `created`.
+            let latest_created = self.secret(&h, &n).and_then(|s| s.versions.last()).map(|v| v.created);
+            let undecidable = x.per.get(name).is_some_and(|p| {
+                p.absent_dates.iter().any(|d| match (d, latest_created) {
+                    (Some(d), Some(c)) => c >= d - 1,
+                    _ => true,
+                })
+            });
+            if !other && !undecidable {
+                wrong.push(
+                    "a forced run ends unchanged/fresh, and no other run stored a version of its secret while it ran"
+                        .into(),
+                );
+            }
+        }
         if let Some(line) = r["_log_line"].as_str()
             && let Some(id) = r["token_id"].as_str()
             && !line.contains(&format!("token {}", id.chars().take(12).collect::<String>()))
@@ -590,12 +622,39 @@ impl World {
     /// calls unrecorded are its issuer's, and no version of a configured secret that stood
     /// when the invocation began records them.
     pub(crate) fn check_warning_claims(&mut self, inv: u32, target: &str, text: &str) {
+        let mut wrong: Vec<String> = Vec::new();
+        // "the issuer granted a lifetime of N days, shorter than the M requested": N < M.
+        if let Some(rest) = text.split_once("granted a lifetime of ").map(|(_, r)| r)
+            && let Some((n, rest)) = rest.split_once(" days, shorter than the ")
+            && let (Ok(n), Some(Ok(m))) = (n.parse::<i64>(), rest.split_whitespace().next().map(|m| m.parse::<i64>()))
+            && n >= m
+        {
+            wrong.push(format!("it calls a lifetime of {n} days shorter than {m}"));
+        }
+        // "owner changed: the secret's … belongs to A (tag …), this target's …s now belong to B;":
+        // A is not B.
+        if let Some(rest) = text.split_once("owner changed: ").map(|(_, r)| r)
+            && let Some(a) = rest.split_once(" belongs to ").and_then(|(_, r)| r.split_once(" (tag ")).map(|(a, _)| a)
+            && let Some(b) = rest.split_once(" now belong to ").and_then(|(_, r)| r.split_once(';')).map(|(b, _)| b)
+            && a == b
+        {
+            wrong.push(format!("it says the owner changed, from {a} to {b}"));
+        }
+        if !wrong.is_empty() {
+            self.untrue(
+                inv,
+                format!("claim {inv} {target}"),
+                "a warning says what is not so",
+                &wrong,
+                &format!(": {text}"),
+            );
+            return;
+        }
         const UNRECORDED: &str = "that no version of this secret or of another configured target's records: ";
         let Some(rest) = text.split_once(UNRECORDED).map(|(_, r)| r) else { return };
         let Some(list) = rest.split_once(". pat-rotator never deletes").map(|(l, _)| l) else { return };
         let Some(x) = self.invs.get(&inv).cloned() else { return };
         let Some(t) = x.targets.iter().find(|t| t.name == target) else { return };
-        let mut wrong: Vec<String> = Vec::new();
         for id in list.split(", ").filter_map(|p| p.split_whitespace().next()) {
             let Some(c) = self.cred_index(id).map(|i| &self.creds[i]) else {
                 wrong.push(format!("{id} is no credential any issuer holds"));

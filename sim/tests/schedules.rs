@@ -123,7 +123,7 @@ fn soak_seeds_that_found_a_defect_pass() {
     // 15736: a run wrote over a version written after its read, and its sweep took the token
     // that version names for an hour-old orphan (tests/rotation_core.rs
     // a_credential_a_version_written_after_the_read_names_is_no_orphan).
-    for seed in [15736] {
+    for seed in [15736u64].iter().copied() {
         let r = run(seed, Options::default());
         assert!(!r.failed(), "seed {seed} (invariant {}): {}", r.violations[0].invariant, r.violations[0].text);
     }

@@ -309,6 +309,33 @@ impl Observed {
     }
 }
 
+/// The version a run's write replaces, as its read found it.
+#[derive(Clone, Copy)]
+struct Basis<'a> {
+    /// `None`: the read said "absent".
+    id: Option<&'a str>,
+    /// Key Vault's clock when it answered that read.
+    read_at: Option<OffsetDateTime>,
+}
+
+impl Basis<'_> {
+    /// Whether `latest`, read back after a write of this run failed, is another run's version
+    /// written meanwhile (this run then keeps it). A version other than the one read is, except
+    /// after a read that said "absent": Key Vault answers 404 briefly for a secret that exists
+    /// (during recovery), so a version created before that read by Key Vault's own clock was
+    /// there all along. That read proved nothing, and the write's failure stands (retried when
+    /// transient), rather than being passed off as a concurrent rotation (simulator, seeds 12
+    /// and 20 with invariant 13's check of a forced run's `fresh`).
+    fn superseded_by(&self, latest: &StoredSecret) -> bool {
+        if Some(latest.id.as_str()) == self.id {
+            return false;
+        }
+        let there_before = self.id.is_none()
+            && matches!((latest.created, self.read_at), (Some(c), Some(at)) if c < at - Duration::seconds(1));
+        !there_before
+    }
+}
+
 /// When a new credential was asked for and proven to work, on every clock we have.
 struct Verified {
     /// The issuer's clock at the verification.
@@ -877,7 +904,7 @@ impl Run<'_> {
             out
         };
         let superseded = current.map(|c| c.id.clone());
-        let based_on = obs.latest.as_ref().map(|s| s.id.as_str());
+        let based_on = Basis { id: obs.latest.as_ref().map(|s| s.id.as_str()), read_at: obs.vault_at };
 
         let mut stale = 0;
         let (stored, new) = loop {
@@ -1391,7 +1418,7 @@ impl Run<'_> {
         write: &SecretWrite,
         new: &Credential,
         verified: &Verified,
-        based_on: Option<&str>,
+        based_on: Basis<'_>,
     ) -> Result<Written> {
         let (issuer, store, target, noun) = (self.ports.issuer, self.ports.store, &self.spec.target, self.noun());
         let mut attempt = 1;
@@ -1485,7 +1512,7 @@ impl Run<'_> {
                     warn!(target_name = %target, error = %self.clean(&err.to_string()), "the secret write reported an error but the new version is there");
                     return Ok(Written::Recorded(s));
                 }
-                Some(s) if Some(s.id.as_str()) != based_on => {
+                Some(s) if based_on.superseded_by(&s) => {
                     let mut still_live = false;
                     if in_flight.is_some() {
                         still_live = true;

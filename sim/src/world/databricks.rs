@@ -247,7 +247,7 @@ impl World {
                 let cap = self.max_lifetime_days(ws);
                 let targets_here = self.targets_of_comment(inv, comment.as_deref());
                 if cap > 0 && lifetime > i64::from(cap) * 86_400 {
-                    let worded = self.stats.requests % 2 == 0;
+                    let worded = self.stats.requests.is_multiple_of(2);
                     if let Some(x) = self.invs.get_mut(&inv) {
                         x.lifetime_refused.extend(targets_here.into_iter().map(|t| (t, worded)));
                     }

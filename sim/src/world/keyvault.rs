@@ -150,7 +150,7 @@ impl World {
             // One in nine of these (by request number: no draw, so that other schedules stay
             // as they were) is an RBAC refusal, as while a role assignment propagates: a 403
             // whose message names the caller.
-            let answer = if self.stats.requests % 9 == 0 {
+            let answer = if self.stats.requests.is_multiple_of(9) {
                 self.note(&who, |_| format!("{short} GET {name} → 403 ForbiddenByRbac"));
                 let action = if matches!(op, Op::Versions(_)) { "listSecretVersions" } else { "getSecret" };
                 kv_error(
@@ -220,7 +220,11 @@ impl World {
                             _ => "no secret",
                         };
                         self.note(&who, |_| format!("{short} GET {name} → 404 ({why})"));
-                        self.per_mut(inv, &targets, |p| p.saw_absent = true);
+                        let dated_at = date.map(|d| d.unix_timestamp());
+                        self.per_mut(inv, &targets, |p| {
+                            p.saw_absent = true;
+                            p.absent_dates.push(dated_at);
+                        });
                         self.not_found(&name).deliver(Delivered::Read { targets: targets.clone(), read: None })
                     }
                 };

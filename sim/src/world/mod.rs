@@ -392,6 +392,8 @@ pub struct PerTarget {
     pub saw_disabled: bool,
     /// A read of the target's secret answered 404.
     pub saw_absent: bool,
+    /// The vault's `Date` of each such 404, in whole seconds (`None`: undated).
+    pub absent_dates: Vec<Option<i64>>,
     /// Every answer its reads of the target's secret got, in order (`None`: absent or a
     /// disabled version): the observe read, and the protection reads of other targets.
     pub reads: Vec<Option<SeenRead>>,
