@@ -455,6 +455,33 @@ impl World {
                 );
             }
         }
+        // "not this target's, so never deleted by a rotation: ids)" (a full issuer) and "…s that
+        // appeared meanwhile: ids;" (a create of unknown outcome): neither names what the target's
+        // latest version named throughout the invocation (its read found that one, and a listing
+        // that missed it is taken again).
+        let lists = [
+            ("not this target's, so never deleted by a rotation: ", ')', "not this target's"),
+            ("s that appeared meanwhile: ", ';', "appeared meanwhile"),
+        ];
+        if let Some(m) = error["message"].as_str()
+            && let Some((list, said)) = lists.iter().find_map(|(head, end, said)| {
+                m.split_once(head).and_then(|(_, r)| r.split_once(*end)).map(|(l, _)| (l, *said))
+            })
+            && let Some(x) = self.invs.get(&inv)
+            && let Some(t) = x.targets.iter().find(|t| t.name == name)
+        {
+            let (h, n) = t.secret_key();
+            let p = t.profile();
+            let named = self
+                .secret(&h, &n)
+                .filter(|s| s.state == SecretState::Live)
+                .and_then(|s| s.versions.last())
+                .filter(|v| v.landed < x.start && v.enabled)
+                .and_then(|v| trimmed(v, p.id_tag).map(str::to_string));
+            if let Some(id) = named.filter(|id| list.split(", ").any(|l| l == id)) {
+                wrong.push(format!("it says {id} is {said}, and the target's latest version names it"));
+            }
+        }
         if let Some(line) = r["_log_line"].as_str()
             && let Some(id) = r["token_id"].as_str()
             && !line.contains(&format!("token {}", id.chars().take(12).collect::<String>()))
