@@ -457,8 +457,8 @@ impl World {
         }
         // "not this target's, so never deleted by a rotation: ids)" (a full issuer) and "…s that
         // appeared meanwhile: ids;" (a create of unknown outcome): neither names what the target's
-        // latest version named throughout the invocation (its read found that one, and a listing
-        // that missed it is taken again).
+        // latest version named throughout the invocation (its read found that one, unless a read
+        // said absent, and a listing that missed it is taken again).
         let lists = [
             ("not this target's, so never deleted by a rotation: ", ')', "not this target's"),
             ("s that appeared meanwhile: ", ';', "appeared meanwhile"),
@@ -468,6 +468,7 @@ impl World {
                 m.split_once(head).and_then(|(_, r)| r.split_once(*end)).map(|(l, _)| (l, *said))
             })
             && let Some(x) = self.invs.get(&inv)
+            && !x.per.get(name).is_some_and(|p| p.saw_absent)
             && let Some(t) = x.targets.iter().find(|t| t.name == name)
         {
             let (h, n) = t.secret_key();
@@ -480,6 +481,42 @@ impl World {
                 .and_then(|v| trimmed(v, p.id_tag).map(str::to_string));
             if let Some(id) = named.filter(|id| list.split(", ").any(|l| l == id)) {
                 wrong.push(format!("it says {id} is {said}, and the target's latest version names it"));
+            }
+        }
+        // With grace 0 the credential a rotation supersedes is revoked by that run, right after
+        // its write (README, "What is revoked, and when"), when nothing stood in the way: no
+        // warning, every read and revocation answered, no use to look up, no other configured
+        // secret naming it.
+        if action == "rotated"
+            && r["warnings"].as_array().is_none_or(|w| w.is_empty())
+            && let Some(x) = self.invs.get(&inv)
+            && x.reads_all_ok
+            && x.per.get(name).is_some_and(|p| p.revokes_ok)
+            && let Some(t) = x.targets.iter().find(|t| t.name == name)
+            && t.grace == Duration::ZERO
+            && !t.keep_while_used
+        {
+            let (h, n) = t.secret_key();
+            let p = t.profile();
+            let previous = self
+                .secret(&h, &n)
+                .and_then(|s| s.versions.iter().rev().find(|v| v.by == inv))
+                .and_then(|v| trimmed(v, p.previous_tag).map(str::to_string));
+            let named_elsewhere = |id: &str| {
+                x.configured.iter().filter(|u| u.holder() == t.holder()).any(|u| {
+                    let (h, n) = u.secret_key();
+                    self.secret(&h, &n).and_then(|s| s.versions.last()).is_some_and(|v| {
+                        pat_rotator::databricks::tags::NAMING.iter().any(|tag| trimmed(v, tag) == Some(id))
+                    })
+                })
+            };
+            if let Some(id) = previous
+                && let Some(c) = self.cred_index(&id).map(|i| &self.creds[i])
+                && self.is_targets(t, c)
+                && self.live(c)
+                && !named_elsewhere(&id)
+            {
+                wrong.push(format!("it superseded {id} with grace 0, and {id} is still live"));
             }
         }
         if let Some(line) = r["_log_line"].as_str()
