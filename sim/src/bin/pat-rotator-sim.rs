@@ -14,6 +14,10 @@ use std::time::Instant;
 
 use pat_rotator_sim::{Options, features, run, set_bugs};
 
+/// A schedule allocates much: mimalloc runs the soak about a sixth faster than glibc's malloc.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn usage() -> ExitCode {
     eprintln!(
         "usage: pat-rotator-sim replay SEED [--bug NAME]... [--retag-strips-ids]\n       pat-rotator-sim soak [--from N] [--count N] [--threads N] [--show N] [--bug NAME]...\n       pat-rotator-sim hunt NAME [--max N]"
