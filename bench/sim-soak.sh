@@ -19,6 +19,10 @@
 # changes nothing), so a run stopped between chunks (a session that ends: a million schedules
 # take about 3 hours of two cores) goes on where it stopped when run again at the same commit,
 # with the same COUNT (and the same code and simulator). The wall time printed at the end is the sum of the chunks'.
+# A finished chunk's summary is also copied to bench/soak/<commit>/, which is committed: a later
+# session at the same code (the chunks are keyed to the last commit that changed src, sim,
+# Cargo.toml or Cargo.lock) takes those chunks as run and runs only the rest, on a binary built
+# from the same code (the schedules are deterministic).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +46,7 @@ fi
 # The last commit that changed the code or the simulator: a commit of documents keeps the chunks.
 commit="$(git log -1 --format=%h --abbrev=12 -- src sim Cargo.toml Cargo.lock)$(git diff --quiet HEAD -- src sim Cargo.toml Cargo.lock || echo -dirty)"
 dir="target/bench/sim-soak-$commit"
+kept="bench/soak/$commit"
 mkdir -p "$dir"
 [ -x "$dir/pat-rotator-sim" ] || cp target/sim/pat-rotator-sim "$dir/pat-rotator-sim"
 status=0
@@ -50,6 +55,9 @@ failed=0
 for (( from = 0; from < count; from += chunk )); do
   n=$(( count - from < chunk ? count - from : chunk ))
   out="$dir/seeds-$from-$(( from + n )).txt"
+  if { [ ! -s "$out" ] || ! grep -q '^wall time: ' "$out"; } && [ -s "$kept/${out##*/}" ]; then
+    cp "$kept/${out##*/}" "$out"
+  fi
   if [ ! -s "$out" ] || ! grep -q '^wall time: ' "$out"; then
     start=$(date +%s)
     set +e
@@ -58,6 +66,7 @@ for (( from = 0; from < count; from += chunk )); do
     set -e
     echo "wall time: $(( $(date +%s) - start )) s" >> "$out.part"
     mv "$out.part" "$out"
+    case "$commit" in *-dirty) ;; *) mkdir -p "$kept" && cp "$out" "$kept/" ;; esac
     [ "$s" -ne 0 ] && status="$s"
   fi
   secs=$(sed -n 's/^wall time: \([0-9]*\) s$/\1/p' "$out")
