@@ -951,9 +951,16 @@ async fn quiet(procs: &Rc<Procs>) {
                     .all(|u| g.latest_of(u).is_none_or(|v| v.landed < start));
                 // A listing in pages is no snapshot: a credential of the issuer created or
                 // revoked during the pass (another target's rotation) shifts the pages, and the
-                // pass may miss one. What such a pass left is judged after the next one.
+                // pass may miss one. What such a pass left is judged after the next one. So is
+                // a pass during which one expired: the pass may have found the issuer full
+                // (seed 48391: a create refused at five live secrets, one of them expiring
+                // before the pass ended), and the next pass has the room.
+                let now = g.now();
                 let still = g.creds.iter().filter(|c| c.holder == t.holder()).all(|c| {
-                    c.made_by.is_none_or(|_| c.requested < start) && c.death.as_ref().is_none_or(|d| d.at < start)
+                    c.made_by.is_none_or(|_| c.requested < start)
+                        && c.death.as_ref().is_none_or(|d| d.at < start)
+                        && c.expires
+                            .is_none_or(|e| e <= g.issuer_at(&c.holder, start) || e > g.issuer_at(&c.holder, now))
                 });
                 let unchanged = unchanged && (still || (g.quiet_left(&t).1.is_empty() && g.quiet_working(&t)));
                 let settled = unchanged
