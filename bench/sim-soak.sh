@@ -21,7 +21,7 @@
 # with the same COUNT (and the same code and simulator). The wall time printed at the end is the sum of the chunks'.
 # A finished chunk's summary is also copied to bench/soak/<commit>/, which is committed: a later
 # session at the same code (the chunks are keyed to the last commit that changed src, sim,
-# Cargo.toml or Cargo.lock) takes those chunks as run and runs only the rest, on a binary built
+# Cargo.toml or Cargo.lock, documents aside) takes those chunks as run and runs only the rest, on a binary built
 # from the same code (the schedules are deterministic).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,8 +43,10 @@ if [ -z "$chunk" ]; then
   exit "$status"
 fi
 
-# The last commit that changed the code or the simulator: a commit of documents keeps the chunks.
-commit="$(git log -1 --format=%h --abbrev=12 -- src sim Cargo.toml Cargo.lock)$(git diff --quiet HEAD -- src sim Cargo.toml Cargo.lock || echo -dirty)"
+# The last commit that changed the code or the simulator: a commit of documents (*.md, such as
+# sim/README.md) keeps the chunks.
+code=(src sim Cargo.toml Cargo.lock ':(exclude)*.md')
+commit="$(git log -1 --format=%h --abbrev=12 -- "${code[@]}")$(git diff --quiet HEAD -- "${code[@]}" || echo -dirty)"
 dir="target/bench/sim-soak-$commit"
 kept="bench/soak/$commit"
 mkdir -p "$dir"
