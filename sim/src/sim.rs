@@ -955,13 +955,7 @@ async fn quiet(procs: &Rc<Procs>) {
                 // a pass during which one expired: the pass may have found the issuer full
                 // (seed 48391: a create refused at five live secrets, one of them expiring
                 // before the pass ended), and the next pass has the room.
-                let now = g.now();
-                let still = g.creds.iter().filter(|c| c.holder == t.holder()).all(|c| {
-                    c.made_by.is_none_or(|_| c.requested < start)
-                        && c.death.as_ref().is_none_or(|d| d.at < start)
-                        && c.expires
-                            .is_none_or(|e| e <= g.issuer_at(&c.holder, start) || e > g.issuer_at(&c.holder, now))
-                });
+                let still = g.issuer_still(&t.holder(), start);
                 let unchanged = unchanged && (still || (g.quiet_left(&t).1.is_empty() && g.quiet_working(&t)));
                 let settled = unchanged
                     && start >= q0 + Duration::hours(1) + margin
