@@ -471,7 +471,7 @@ impl World {
             && !x.per.get(name).is_some_and(|p| p.saw_absent)
             && let Some(t) = x.targets.iter().find(|t| t.name == name)
             // (both listings may miss it while a credential of the issuer comes or goes)
-            && self.issuer_still(&t.holder(), x.start)
+            && self.issuer_still(&t.holder(), x.start, Some(inv))
         {
             let (h, n) = t.secret_key();
             let p = t.profile();
@@ -577,11 +577,13 @@ impl World {
     /// now. A listing in pages is no snapshot: such a change shifts the pages, and a listing
     /// made meanwhile may miss a credential (seeds 7737, 48391, 61631, 72133), so what a
     /// listing's completeness decides is judged only when the issuer stood still.
-    pub(crate) fn issuer_still(&self, h: &Holder, start: Duration) -> bool {
+    /// What invocation `own` (if any) created or revoked itself does not count: a run's own
+    /// create comes after its listings, and judging it is the point.
+    pub(crate) fn issuer_still(&self, h: &Holder, start: Duration, own: Option<u32>) -> bool {
         let (from, to) = (self.issuer_at(h, start), self.issuer_at(h, self.now()));
         self.creds.iter().filter(|c| &c.holder == h).all(|c| {
-            c.made_by.is_none_or(|_| c.requested < start)
-                && c.death.as_ref().is_none_or(|d| d.at < start)
+            (c.made_by.is_none_or(|_| c.requested < start) || (own.is_some() && c.made_by == own))
+                && c.death.as_ref().is_none_or(|d| d.at < start || (own.is_some() && d.by == own))
                 && c.expires.is_none_or(|e| e <= from || e > to)
         })
     }
@@ -607,7 +609,7 @@ impl World {
                 .filter_map(|r| r["token_id"].as_str().map(|id| (id, r)))
                 .collect();
             // (pages shifted by a change meanwhile may hide one: judged only when none came)
-            let still = self.issuer_still(&holder, x.start);
+            let still = self.issuer_still(&holder, x.start, Some(inv));
             for c in self.creds.iter().filter(|c| still && c.holder == holder) {
                 if self.live(c) && c.created + Duration::seconds(1) < since && !listed.contains_key(c.id.as_str()) {
                     wrong.push(format!("{}: omits {}, which its issuer held throughout", t.name, c.id));
@@ -689,7 +691,7 @@ impl World {
             let held = self.cred_index(id).map(|i| &self.creds[i]).is_some_and(|c| {
                 let since = self.issuer_at(&c.holder, x.start);
                 x.targets.iter().any(|t| t.holder() == c.holder)
-                    && self.issuer_still(&c.holder, x.start)
+                    && self.issuer_still(&c.holder, x.start, Some(inv))
                     && c.created + Duration::seconds(1) < since
                     && c.expires.is_none_or(|e| e > self.issuer_at(&c.holder, self.now()))
                     && c.death.as_ref().is_none_or(|d| d.by == Some(inv))
@@ -939,7 +941,7 @@ impl World {
         // A listing in pages made while a credential of the issuer came or went may miss the
         // one the latest version names (listed twice, both shifted: seeds 117393, 132843), and
         // the run rightly takes it for revoked in the workspace and reprovisions. Not judged.
-        if !self.issuer_still(&t.holder(), x.start) {
+        if !self.issuer_still(&t.holder(), x.start, Some(x.id)) {
             return None;
         }
         let mut why = None;

@@ -955,7 +955,7 @@ async fn quiet(procs: &Rc<Procs>) {
                 // a pass during which one expired: the pass may have found the issuer full
                 // (seed 48391: a create refused at five live secrets, one of them expiring
                 // before the pass ended), and the next pass has the room.
-                let still = g.issuer_still(&t.holder(), start);
+                let still = g.issuer_still(&t.holder(), start, None);
                 let unchanged = unchanged && (still || (g.quiet_left(&t).1.is_empty() && g.quiet_working(&t)));
                 let settled = unchanged
                     && start >= q0 + Duration::hours(1) + margin
